@@ -1,0 +1,97 @@
+# signin-links: `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+HOST ?= 127.0.0.1
+PORT ?= 3000
+FUNCTION ?= MintLinkFunction
+EVENT ?= events/create_sign_in_token.json
+export SAM_CLI_TELEMETRY := 0
+
+# Used by `sam build` (BuildMethod: makefile): wheels for Lambda's python3.13 on arm64.
+LAMBDA_PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check --platform manylinux2014_aarch64 \
+	--implementation cp --python-version 3.13 --only-binary=:all: --no-deps --upgrade --target "$(ARTIFACTS_DIR)"
+
+define lambda_package
+	$(LAMBDA_PIP) -r functions/$(1)/requirements.txt
+	cp -R src/signin_links "$(ARTIFACTS_DIR)/"
+	cp functions/$(1)/*.py "$(ARTIFACTS_DIR)/"
+	if [ -d functions/$(1)/templates ]; then cp -R functions/$(1)/templates "$(ARTIFACTS_DIR)/"; fi
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+endef
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install the project with its dev tools
+
+.PHONY: chromium
+chromium: ## Install Debian's Chromium for the browser tests (if missing)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+.PHONY: local
+local: install ## Run the local stack (moto + the template's HttpApi routes) on http://$(HOST):$(PORT)
+	HOST=$(HOST) PORT=$(PORT) $(PY) -m local.stack
+
+.PHONY: invoke
+invoke: install ## Run FUNCTION (logical id) on EVENT (a file in events/), as `sam local invoke` would
+	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
+
+.PHONY: test
+test: install chromium ## Run the whole test suite (unit, integration, e2e, browser)
+	$(PY) -m pytest
+
+.PHONY: test-fast
+test-fast: install ## Unit and integration tests only
+	$(PY) -m pytest tests/unit tests/integration
+
+.PHONY: lint
+lint: install ## ruff (lint and format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: format
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: validate
+validate: $(SAM_VENV)/.installed ## sam validate --lint
+	$(SAM) validate --lint
+
+.PHONY: build
+build: $(SAM_VENV)/.installed ## sam build (arm64 python3.13 packages, no Docker needed)
+	$(SAM) build
+
+.PHONY: bench
+bench: install ## Run the benchmarks and print every figure with its ratio
+	$(PY) -m bench
+
+.PHONY: ci
+ci: ## What CI runs (.ci/run)
+	bash .ci/run
+
+build-MintLinkFunction:
+	$(call lambda_package,mint_link)
+
+build-AcceptTokenFunction:
+	$(call lambda_package,accept_token)

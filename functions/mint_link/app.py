@@ -1,0 +1,73 @@
+"""mint_link: the /v1 sign-in token API, and the EventBridge batch entry.
+
+Thin by design: each route reads its inputs, makes one call into the domain, shapes the answer.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signin_links import aws
+from signin_links.auth import authenticate
+from signin_links.config import get_settings
+from signin_links.http import install_error_handlers, json_response
+from signin_links.keyring import HMAC, Keyring, load_keyring
+from signin_links.observability import logger, metrics, tracer
+from signin_links.service import SignInTokens
+from signin_links.store import TokenStore
+from signin_links.wire import parse_mint_request, read_json_object, sign_in_token_json
+
+app = APIGatewayHttpResolver()
+install_error_handlers(app)
+
+
+@cache
+def sign_in_tokens() -> SignInTokens:
+    settings = get_settings()
+
+    def ticket_keyring() -> Keyring:
+        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+
+    return SignInTokens(settings, TokenStore(aws.client("dynamodb"), settings.table_name), ticket_keyring)
+
+
+def own_base_url() -> str:
+    """The API's own URL, the accept base URL when none is configured."""
+    return f"https://{app.current_event.request_context.domain_name}"
+
+
+@app.post("/v1/sign_in_tokens")
+@tracer.capture_method
+def create_sign_in_token() -> Response[str]:
+    service = sign_in_tokens()
+    authenticate(app.current_event.headers.get("authorization"), service.settings)
+    body = read_json_object(app.current_event.decoded_body, service.settings.max_body_bytes)
+    minted = service.create(parse_mint_request(body), fallback_base_url=own_base_url())
+    logger.info("sign-in token minted", extra={"sign_in_token_id": minted.record.id})
+    metrics.add_metric(name="SignInTokensMinted", unit="Count", value=1)
+    return json_response(200, sign_in_token_json(minted.record, token=minted.token, url=minted.url))
+
+
+@app.post("/v1/sign_in_tokens/<sign_in_token_id>/revoke")
+@tracer.capture_method
+def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
+    service = sign_in_tokens()
+    authenticate(app.current_event.headers.get("authorization"), service.settings)
+    # No body is expected; the JS SDK sends an empty JSON one, which is fine, and so is anything small.
+    read_json_object(app.current_event.decoded_body, service.settings.max_body_bytes)
+    record = service.revoke(sign_in_token_id)
+    logger.info("sign-in token revoked", extra={"sign_in_token_id": record.id})
+    metrics.add_metric(name="SignInTokensRevoked", unit="Count", value=1)
+    return json_response(200, sign_in_token_json(record))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

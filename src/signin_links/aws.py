@@ -1,0 +1,31 @@
+"""AWS clients: created lazily, once per execution environment, with deliberate timeouts.
+
+The endpoint follows boto3's own ``AWS_ENDPOINT_URL`` setting, which is how the local stack points
+every client at the emulator. Tests hand clients bound to moto straight to the store/publisher.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+    max_pool_connections=16,
+)
+
+
+@cache
+def client(service: str) -> Any:
+    """The shared client for ``service`` (``dynamodb``, ``events``, ``s3``, ...)."""
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that switch endpoints call this)."""
+    client.cache_clear()

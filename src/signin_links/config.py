@@ -1,0 +1,138 @@
+"""Every setting of signin-links, parsed once from the environment.
+
+No other module reads ``os.environ``. A missing or malformed variable fails at start with a
+message that names it (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit
+
+THIRTY_DAYS = 30 * 24 * 3600
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _origin(url: str, var: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{var}: {url!r} is not an http(s) origin")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    api_keys_secret_id: str = ""
+    ticket_keyring_secret_id: str = ""
+    session_keyring_secret_id: str = ""
+    event_bus_name: str = ""
+    accept_base_url: str = ""
+    allowed_redirect_origins: tuple[str, ...] = ()
+    default_redirect_url: str = ""
+    default_expires_in_seconds: int = THIRTY_DAYS
+    max_expires_in_seconds: int = THIRTY_DAYS
+    secrets_max_age_seconds: int = 300
+    key_activation_delay_seconds: int = 600
+    ticket_leeway_seconds: int = 30
+    session_lifetime_seconds: int = 7 * 24 * 3600
+    session_issuer: str = ""
+    session_cookie_domain: str = ""
+    accept_auto_submit: bool = True
+    token_retention_seconds: int = 7 * 24 * 3600
+    batch_event_source: str = "signin-links.batches"
+    results_bucket: str = ""
+    max_body_bytes: int = 16 * 1024
+
+    def ttl_for(self, expires_at: int) -> int:
+        """DynamoDB TTL (housekeeping only) for a token that expires at ``expires_at``."""
+        return expires_at + self.token_retention_seconds
+
+    def redirect_allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+            return False
+        return f"{parts.scheme}://{parts.netloc.lower()}" in self.allowed_redirect_origins
+
+
+def _int(env: Mapping[str, str], var: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: {raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{var}: {value} is below the minimum of {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
+    raw = env.get(var, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{var}: {raw!r} is not a boolean (true/false)")
+
+
+def _required(env: Mapping[str, str], var: str) -> str:
+    value = env.get(var, "").strip()
+    if not value:
+        raise ConfigError(f"{var} is required but not set")
+    return value
+
+
+def parse_settings(env: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from a mapping shaped like ``os.environ``."""
+    accept_base_url = env.get("ACCEPT_BASE_URL", "").strip().rstrip("/")
+    if accept_base_url:
+        _origin(accept_base_url, "ACCEPT_BASE_URL")
+    origins = tuple(
+        _origin(item.strip(), "ALLOWED_REDIRECT_ORIGINS")
+        for item in env.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")
+        if item.strip()
+    )
+    default_max = _int(env, "MAX_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1)
+    settings = Settings(
+        table_name=_required(env, "TABLE_NAME"),
+        api_keys_secret_id=env.get("API_KEYS_SECRET_ID", "").strip(),
+        ticket_keyring_secret_id=env.get("TICKET_KEYRING_SECRET_ID", "").strip(),
+        session_keyring_secret_id=env.get("SESSION_KEYRING_SECRET_ID", "").strip(),
+        event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
+        accept_base_url=accept_base_url,
+        allowed_redirect_origins=origins,
+        default_redirect_url=env.get("DEFAULT_REDIRECT_URL", "").strip(),
+        default_expires_in_seconds=_int(env, "DEFAULT_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1),
+        max_expires_in_seconds=default_max,
+        secrets_max_age_seconds=_int(env, "SECRETS_MAX_AGE_SECONDS", 300, minimum=1),
+        key_activation_delay_seconds=_int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600),
+        ticket_leeway_seconds=_int(env, "TICKET_LEEWAY_SECONDS", 30),
+        session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 7 * 24 * 3600, minimum=60),
+        session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
+        session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
+        accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
+        token_retention_seconds=_int(env, "TOKEN_RETENTION_SECONDS", 7 * 24 * 3600),
+        batch_event_source=env.get("BATCH_EVENT_SOURCE", "").strip() or "signin-links.batches",
+        results_bucket=env.get("RESULTS_BUCKET", "").strip(),
+    )
+    if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
+        raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
+    if settings.default_redirect_url and not settings.redirect_allowed(settings.default_redirect_url):
+        raise ConfigError("DEFAULT_REDIRECT_URL must be on one of ALLOWED_REDIRECT_ORIGINS")
+    return settings
+
+
+@cache
+def get_settings() -> Settings:
+    """The settings of this execution environment, parsed on first use."""
+    return parse_settings(os.environ)

@@ -1,0 +1,81 @@
+"""The one place that maps errors to HTTP responses, for every function behind the HttpApi.
+
+``install_error_handlers(app)`` registers, on a Powertools resolver, the handlers that turn a
+:class:`SignInLinksError` (and anything unexpected) into the Clerk error envelope with
+``Content-Type: application/json`` exactly, plus ``Retry-After`` on 503s. A function that
+serves HTML (the accept page) passes ``render_html`` to answer browsers with a page instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.observability import logger
+from signin_links.wire import error_envelope
+
+JSON = "application/json"
+
+HtmlRenderer = Callable[[SignInLinksError], Response[str]]
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers or {},
+    )
+
+
+def trace_id(app: APIGatewayHttpResolver) -> str:
+    try:
+        return str(app.current_event.request_context.request_id or "")
+    except (AttributeError, KeyError):
+        return ""
+
+
+def error_response(app: APIGatewayHttpResolver, error: SignInLinksError) -> Response[str]:
+    headers = {"Cache-Control": "no-store"}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return json_response(error.status, error_envelope(error, trace_id(app)), headers)
+
+
+def wants_html(app: APIGatewayHttpResolver) -> bool:
+    accept = (app.current_event.headers or {}).get("accept", "")
+    return "text/html" in accept and JSON not in accept
+
+
+def install_error_handlers(app: APIGatewayHttpResolver, render_html: HtmlRenderer | None = None) -> None:
+    @app.exception_handler(SignInLinksError)  # type: ignore[untyped-decorator]
+    def _domain_error(error: SignInLinksError) -> Response[str]:
+        logger.info("request rejected", extra={"code": error.code.wire_code, "status": error.status})
+        if render_html is not None and wants_html(app):
+            return render_html(error)
+        return error_response(app, error)
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return error_response(app, SignInLinksError(ErrorCode.ROUTE_NOT_FOUND))
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(error: Exception) -> Response[str]:
+        # A bug, not bad input: 500 in the envelope, logged with its type only (a message or
+        # traceback could carry a token).
+        logger.error("unhandled error", extra={"error": type(error).__name__})
+        envelope = {
+            "errors": [
+                {
+                    "message": "Internal error",
+                    "long_message": "An unexpected error occurred; it has been logged.",
+                    "code": "internal_clerk_error",
+                }
+            ],
+            "clerk_trace_id": trace_id(app),
+        }
+        return json_response(500, envelope, {"Cache-Control": "no-store"})

@@ -1,0 +1,222 @@
+"""Keyrings: the signing keys kept in Secrets Manager, and how they are read.
+
+A keyring secret is JSON::
+
+    {"kind": "hmac" | "rsa",
+     "keys": [{"kid": "...", "created_at": 1700000000, "activates_at": 1700000600,
+               "secret": "<base64url>"          # hmac
+               "private_key_pem": "-----BEGIN..."  # rsa
+              }, ...],
+     "bootstrap": "<random string>"}            # optional, hmac only
+
+* Every key in ``keys`` verifies; the *current* key (the one that signs) is the most recently
+  activated key whose ``activates_at`` has passed. Rotation adds a key that activates only after
+  every running function has re-read the secret (see ``rotation.py``), so a key is never used to
+  sign before all verifiers know it.
+* ``bootstrap`` lets CloudFormation's ``GenerateSecretString`` create a usable HMAC keyring with
+  no manual step; the first rotation turns it into an ordinary key.
+
+RSA material is only parsed (and ``cryptography`` only imported) when a session is signed or the
+JWKS is rendered, so the mint path never loads RSA code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from signin_links.errors import unavailable
+from signin_links.observability import logger
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+HMAC = "hmac"
+RSA = "rsa"
+
+
+class KeyringFormatError(ValueError):
+    """The secret does not hold a keyring in the documented format."""
+
+
+def b64url_decode(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def b64url_encode(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, eq=False)
+class Key:
+    kid: str
+    created_at: int
+    activates_at: int
+    secret: bytes = b""
+    private_key_pem: str = ""
+
+    def __repr__(self) -> str:  # never print key material
+        return f"Key(kid={self.kid!r}, activates_at={self.activates_at})"
+
+    @cached_property
+    def private_key(self) -> RSAPrivateKey:
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        key = load_pem_private_key(self.private_key_pem.encode("ascii"), password=None)
+        if not isinstance(key, RSAPrivateKey):
+            raise KeyringFormatError(f"key {self.kid} is not an RSA key")
+        return key
+
+    def public_jwk(self) -> dict[str, str]:
+        numbers = self.private_key.public_key().public_numbers()
+
+        def encode_int(value: int) -> str:
+            return b64url_encode(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+        return {
+            "kty": "RSA",
+            "kid": self.kid,
+            "alg": "RS256",
+            "use": "sig",
+            "n": encode_int(numbers.n),
+            "e": encode_int(numbers.e),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kid": self.kid, "created_at": self.created_at, "activates_at": self.activates_at}
+        if self.secret:
+            data["secret"] = b64url_encode(self.secret)
+        if self.private_key_pem:
+            data["private_key_pem"] = self.private_key_pem
+        return data
+
+
+@dataclass(frozen=True)
+class Keyring:
+    kind: str
+    keys: tuple[Key, ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise KeyringFormatError("keyring holds no key")
+
+    def current(self, now: float | None = None) -> Key:
+        """The key that signs now: the latest activated one (or the earliest, if none has activated)."""
+        now = time.time() if now is None else now
+        active = [key for key in self.keys if key.activates_at <= now]
+        if active:
+            return max(active, key=lambda key: (key.activates_at, key.created_at))
+        return min(self.keys, key=lambda key: key.activates_at)
+
+    def get(self, kid: str) -> Key | None:
+        for key in self.keys:
+            if key.kid == kid:
+                return key
+        return None
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        return tuple(key.kid for key in self.keys)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        if self.kind != RSA:
+            raise KeyringFormatError("only an RSA keyring has public keys")
+        return {"keys": [key.public_jwk() for key in self.keys]}
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "keys": [key.to_json() for key in self.keys]}, sort_keys=True)
+
+
+def bootstrap_key(seed: str) -> Key:
+    kid = "boot-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
+    return Key(kid=kid, created_at=0, activates_at=0, secret=seed.encode())
+
+
+@lru_cache(maxsize=16)
+def parse_keyring(raw: str, expected_kind: str | None = None) -> Keyring:
+    """Parse a keyring secret (cached on the exact text, so a warm call parses nothing)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise KeyringFormatError("keyring secret is not JSON") from None
+    if not isinstance(data, dict):
+        raise KeyringFormatError("keyring secret is not a JSON object")
+    kind = data.get("kind", HMAC)
+    if kind not in (HMAC, RSA) or (expected_kind and kind != expected_kind):
+        raise KeyringFormatError(f"keyring kind {kind!r} is not {expected_kind or 'hmac/rsa'}")
+    keys: list[Key] = []
+    for item in data.get("keys") or []:
+        try:
+            kid = str(item["kid"])
+            created_at = int(item.get("created_at", 0))
+            activates_at = int(item.get("activates_at", created_at))
+            if kind == HMAC:
+                secret = b64url_decode(item["secret"])
+                if len(secret) < 32:
+                    raise KeyringFormatError(f"key {kid}: an HMAC key needs at least 32 bytes")
+                keys.append(Key(kid=kid, created_at=created_at, activates_at=activates_at, secret=secret))
+            else:
+                pem = str(item["private_key_pem"])
+                keys.append(Key(kid=kid, created_at=created_at, activates_at=activates_at, private_key_pem=pem))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, KeyringFormatError):
+                raise
+            raise KeyringFormatError(f"malformed key entry: {type(exc).__name__}") from None
+    seed = data.get("bootstrap")
+    if kind == HMAC and isinstance(seed, str) and len(seed) >= 32 and not keys:
+        keys.append(bootstrap_key(seed))
+    return Keyring(kind=kind, keys=tuple(keys))
+
+
+def fetch_secret(secret_id: str, max_age: int) -> str:
+    """Read a secret through Powertools Parameters (cached for ``max_age`` seconds)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        value = parameters.get_secret(secret_id, max_age=max_age)
+    except parameters.exceptions.GetParameterError as exc:
+        logger.warning("secret read failed", extra={"secret_id": secret_id, "error": str(exc)[:300]})
+        raise unavailable("Secrets Manager") from None
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def load_keyring(secret_id: str, max_age: int, kind: str) -> Keyring:
+    """The keyring held in ``secret_id``; a malformed secret is an operator error (503, logged)."""
+    raw = fetch_secret(secret_id, max_age)
+    try:
+        return parse_keyring(raw, kind)
+    except KeyringFormatError as exc:
+        logger.error("keyring secret is malformed", extra={"secret_id": secret_id, "reason": str(exc)})
+        raise unavailable("The signing keyring") from None
+
+
+def generate_key(kind: str, *, now: int, activates_at: int | None = None) -> Key:
+    """A fresh key: 32 random bytes for HMAC, RSA-2048 with e = 65537 for sessions."""
+    import secrets as random
+
+    kid = f"{kind}-{time.strftime('%Y%m%d', time.gmtime(now))}-{random.token_hex(4)}"
+    activates = now if activates_at is None else activates_at
+    if kind == HMAC:
+        return Key(kid=kid, created_at=now, activates_at=activates, secret=random.token_bytes(32))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+    return Key(kid=kid, created_at=now, activates_at=activates, private_key_pem=pem)
+
+
+def new_keyring_json(kind: str, now: int | None = None) -> str:
+    """A keyring secret holding one key that is active at once (first deploy, local stack)."""
+    now = int(time.time()) if now is None else now
+    return Keyring(kind=kind, keys=(generate_key(kind, now=now),)).to_json()

@@ -1,0 +1,144 @@
+"""Use cases of the /v1 API: mint a sign-in token, revoke one. Composes keyring, tickets and store.
+
+No API Gateway or EventBridge shapes here: handlers turn events into :class:`MintRequest` and
+responses out of :class:`SignInToken`.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from signin_links import ids
+from signin_links.config import Settings
+from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
+from signin_links.keyring import Keyring
+from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
+from signin_links.store import TokenStore
+from signin_links.tickets import sign_ticket
+
+MAX_ID_LENGTH = 256
+MAX_URL_LENGTH = 2048
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class MintRequest:
+    user_id: str
+    expires_in_seconds: int | None = None
+    org_id: str | None = None
+    redirect_url: str | None = None
+
+
+def check_identifier(value: object, name: str, *, required: bool) -> str | None:
+    """A user or org id: a non-empty string of at most 256 characters, no control characters."""
+    if value is None:
+        if required:
+            raise param_missing(name)
+        return None
+    if not isinstance(value, str):
+        raise param_invalid(name, "must be a string.")
+    if not value.strip():
+        raise param_invalid(name, "must not be empty.")
+    if len(value) > MAX_ID_LENGTH:
+        raise param_invalid(name, f"must be at most {MAX_ID_LENGTH} characters.")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029" for ch in value):
+        raise param_invalid(name, "must not contain control characters.")
+    return value
+
+
+def check_mint_request(request: MintRequest, settings: Settings) -> MintRequest:
+    """Apply the bounds and defaults of the contract; returns a request with every field settled."""
+    check_identifier(request.user_id, "user_id", required=True)
+    check_identifier(request.org_id, "org_id", required=False)
+    expires = request.expires_in_seconds
+    if expires is None:
+        expires = settings.default_expires_in_seconds
+    elif isinstance(expires, bool) or not isinstance(expires, int):
+        raise param_invalid("expires_in_seconds", "must be an integer.")
+    elif not 1 <= expires <= settings.max_expires_in_seconds:
+        raise param_invalid("expires_in_seconds", f"must be between 1 and {settings.max_expires_in_seconds} seconds.")
+    redirect = request.redirect_url
+    if redirect is None:
+        redirect = settings.default_redirect_url or None
+    elif not isinstance(redirect, str):
+        raise param_invalid("redirect_url", "must be a string.")
+    elif (
+        len(redirect) > MAX_URL_LENGTH
+        or not redirect.isprintable()
+        or " " in redirect
+        or not settings.redirect_allowed(redirect)
+    ):
+        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
+    return replace(request, expires_in_seconds=expires, redirect_url=redirect)
+
+
+def accept_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/accept-token?token={token}"
+
+
+class SignInTokens:
+    """Minting and revoking sign-in tokens."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: TokenStore,
+        ticket_keyring: Callable[[], Keyring],
+        clock: Clock = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ticket_keyring = ticket_keyring
+        self.clock = clock
+
+    def new_record(
+        self, request: MintRequest, *, token_id: str, now: float, batch_id: str | None = None
+    ) -> SignInTokenRecord:
+        """A pending record for a request already settled by :func:`check_mint_request`."""
+        assert request.expires_in_seconds is not None
+        now_ms = int(now * 1000)
+        return SignInTokenRecord(
+            id=token_id,
+            user_id=request.user_id,
+            status=TokenStatus.PENDING,
+            created_at=now_ms,
+            updated_at=now_ms,
+            expires_at=int(now) + request.expires_in_seconds,
+            expires_in_seconds=request.expires_in_seconds,
+            redirect_url=request.redirect_url,
+            org_id=request.org_id,
+            batch_id=batch_id,
+        )
+
+    def issue(self, record: SignInTokenRecord, keyring: Keyring, base_url: str) -> SignInToken:
+        """Sign the token for a record (deterministic for the same record and key)."""
+        issued_at = record.expires_at - record.expires_in_seconds
+        token = sign_ticket(
+            keyring.current(self.clock()),
+            sid=record.id,
+            issued_at=issued_at,
+            expires_in_seconds=record.expires_in_seconds,
+            redirect_url=record.redirect_url,
+        )
+        return SignInToken(record=record, token=token, url=accept_url(base_url, token))
+
+    def base_url(self, fallback: str) -> str:
+        return self.settings.accept_base_url or fallback
+
+    def create(self, request: MintRequest, *, fallback_base_url: str) -> SignInToken:
+        request = check_mint_request(request, self.settings)
+        keyring = self.ticket_keyring()  # before the write: no key, no stored token
+        now = self.clock()
+        record = self.new_record(request, token_id=ids.new_id(ids.SIGN_IN_TOKEN), now=now)
+        minted = self.issue(record, keyring, self.base_url(fallback_base_url))
+        self.store.create(record, self.settings.ttl_for(record.expires_at))
+        return minted
+
+    def revoke(self, token_id: str) -> SignInTokenRecord:
+        if not ids.is_id(token_id, ids.SIGN_IN_TOKEN):
+            raise SignInLinksError(ErrorCode.RESOURCE_NOT_FOUND, "No sign in token was found with that id.")
+        return self.store.revoke(token_id, int(self.clock() * 1000))

@@ -1,0 +1,138 @@
+"""Shared fixtures. moto is activated before any project module creates a boto3 client."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+SECRET_KEY = "sk_test_local_signin_links_0001"  # the local stack's default key, as in events/*.json
+
+# Never reach real AWS from the tests, whatever the developer's shell holds.
+for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_var, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION=REGION,
+    AWS_REGION=REGION,
+    POWERTOOLS_SERVICE_NAME="signin-links",
+    POWERTOOLS_METRICS_NAMESPACE="SigninLinks",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_DEV="false",
+)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return data
+
+
+def load_function(directory: str) -> ModuleType:
+    """Import ``functions/<directory>/app.py`` under a unique module name (no sys.path edits)."""
+    name = f"functions_{directory}_app"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / directory / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Stack:
+    """The template's resources, created in moto, and the environment the functions see."""
+
+    env: dict[str, str]
+    table_name: str
+    dynamodb: Any
+    secretsmanager: Any
+    events: Any
+    secret_key: str = SECRET_KEY
+
+    def item(self, token_id: str) -> dict[str, Any] | None:
+        response = self.dynamodb.get_item(TableName=self.table_name, Key={"pk": {"S": token_id}})
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+
+def reset_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+
+    from signin_links import aws
+    from signin_links.config import get_settings
+
+    get_settings.cache_clear()
+    aws.reset_clients()
+    parameters.clear_caches()
+    DEFAULT_PROVIDERS.clear()  # their boto3 clients belong to the previous moto session
+    for name, module in list(sys.modules.items()):
+        if name.startswith("functions_"):  # the handlers' cached composition roots
+            for value in vars(module).values():
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """moto with the template's tables, secrets and bus; env vars set as the template sets them."""
+    with mock_aws():
+        from local.template import create_tables
+        from signin_links.keyring import new_keyring_json
+
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        tables = create_tables(dynamodb)
+        api = secrets.create_secret(Name="api-keys", SecretString=json.dumps({"secret_key": SECRET_KEY}))
+        tickets = secrets.create_secret(Name="ticket-keyring", SecretString=new_keyring_json("hmac"))
+        sessions = secrets.create_secret(Name="session-keyring", SecretString=new_keyring_json("rsa"))
+        bus = events.create_event_bus(Name="signin-links-test")
+        env = {
+            "TABLE_NAME": tables["TokensTable"],
+            "API_KEYS_SECRET_ID": api["ARN"],
+            "TICKET_KEYRING_SECRET_ID": tickets["ARN"],
+            "SESSION_KEYRING_SECRET_ID": sessions["ARN"],
+            "EVENT_BUS_NAME": "signin-links-test",
+            "ALLOWED_REDIRECT_ORIGINS": "https://app.example.com,http://127.0.0.1:3000",
+            "ACCEPT_BASE_URL": "https://links.example.com",
+        }
+        assert bus["EventBusArn"]
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reset_caches()
+        yield Stack(env=env, table_name=tables["TokensTable"], dynamodb=dynamodb, secretsmanager=secrets, events=events)
+        reset_caches()
+
+
+class LambdaContext:
+    function_name = "test-function"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:test-function"
+    aws_request_id = "test-request-id"
+    log_group_name = "/aws/lambda/test-function"
+    log_stream_name = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()

@@ -1,0 +1,117 @@
+"""POST /v1/sign_in_tokens and /revoke through the real handler, with the events/ files, on moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.conftest import Stack, load_event, load_function
+
+
+def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
+    app = load_function("mint_link")
+    response = app.lambda_handler(event, context)
+    body = json.loads(response["body"]) if response.get("body") else None
+    return response["statusCode"], response["headers"], body
+
+
+def create_event(body: Any, **headers: str) -> dict[str, Any]:
+    event = load_event("create_sign_in_token.json")
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    event["headers"].update(headers)
+    return event
+
+
+def test_create_returns_the_clerk_object_and_stores_no_token(stack: Stack, context: Any) -> None:
+    status, headers, body = call(create_event({"user_id": "user_123"}), context)
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert set(body) == {"object", "id", "status", "user_id", "token", "url", "created_at", "updated_at"}
+    assert body["object"] == "sign_in_token" and body["status"] == "pending" and body["user_id"] == "user_123"
+    assert body["id"].startswith("sit_")
+    assert body["url"] == f"https://links.example.com/accept-token?token={body['token']}"
+    assert body["created_at"] == body["updated_at"] and body["created_at"] > 1_700_000_000_000
+    header = jwt.get_unverified_header(body["token"])
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert header["alg"] == "HS256" and header["kid"]
+    assert claims["sid"] == body["id"] and claims["st"] == "sign_in_token" and claims["eis"] == 2592000
+    assert claims["exp"] - claims["iat"] == 2592000
+    item = stack.item(body["id"])
+    assert item is not None
+    assert item["status"]["S"] == "pending" and item["user_id"]["S"] == "user_123"
+    assert body["token"] not in json.dumps(item)
+
+
+def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
+    _, _, minted = call(create_event({"user_id": "user_9"}), context)
+    event = load_event("revoke_sign_in_token.json")
+    event["pathParameters"] = {"sign_in_token_id": minted["id"]}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
+    status, _, body = call(event, context)
+    assert status == 200 and body["status"] == "revoked" and body["id"] == minted["id"]
+    assert body["updated_at"] >= minted["updated_at"]
+    status, _, body = call(event, context)
+    assert status == 400 and body["errors"][0]["code"] == "sign_in_token_cannot_be_revoked_code"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({}, 422, "form_param_missing", "user_id"),
+        ({"user_id": None}, 422, "form_param_missing", "user_id"),
+        ({"user_id": ""}, 422, "form_param_value_invalid", "user_id"),
+        ({"user_id": "u" * 257}, 422, "form_param_value_invalid", "user_id"),
+        ({"user_id": "a\u0000b"}, 422, "form_param_value_invalid", "user_id"),
+        ({"user_id": 42}, 422, "form_param_value_invalid", "user_id"),
+        ({"user_id": "u", "expires_in_seconds": 0}, 422, "form_param_value_invalid", "expires_in_seconds"),
+        ({"user_id": "u", "expires_in_seconds": 2592001}, 422, "form_param_value_invalid", "expires_in_seconds"),
+        ({"user_id": "u", "expires_in_seconds": "60"}, 422, "form_param_value_invalid", "expires_in_seconds"),
+        ({"user_id": "u", "expires_in_seconds": 1.5}, 422, "form_param_value_invalid", "expires_in_seconds"),
+        ({"user_id": "u", "expires_in_seconds": True}, 422, "form_param_value_invalid", "expires_in_seconds"),
+        ({"user_id": "u", "redirect_url": "https://evil.example"}, 422, "form_param_value_invalid", "redirect_url"),
+        ({"user_id": "u", "org_id": 7}, 422, "form_param_value_invalid", "org_id"),
+        ({"user_id": "u", "nope": 1}, 422, "form_param_unknown", "nope"),
+        ("{not json", 400, "request_body_invalid", None),
+        ("[1, 2]", 400, "request_body_invalid", None),
+        ('{"user_id": "' + "x" * 17000 + '"}', 413, "request_body_too_large", None),
+    ],
+)
+def test_bad_bodies(stack: Stack, context: Any, body: Any, status: int, code: str, param: str | None) -> None:
+    got, headers, envelope = call(create_event(body), context)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    error = envelope["errors"][0]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and isinstance(error["long_message"], str)
+    assert envelope["clerk_trace_id"] == "req-0001"
+    if param:
+        assert error["meta"] == {"param_name": param}
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        (None, "authorization_header_format_invalid"),
+        ("", "authorization_header_format_invalid"),
+        ("Basic abc", "authorization_header_format_invalid"),
+        ("Bearer", "authorization_header_format_invalid"),
+        ("Bearer two words", "authorization_header_format_invalid"),
+        ("Bearer sk_test_wrong_key_000000000000", "clerk_key_invalid"),
+    ],
+)
+def test_bad_authorization(stack: Stack, context: Any, authorization: str | None, code: str) -> None:
+    event = create_event({"user_id": "user_1"})
+    if authorization is None:
+        del event["headers"]["authorization"]
+    else:
+        event["headers"]["authorization"] = authorization
+    status, _, body = call(event, context)
+    assert status == 401 and body["errors"][0]["code"] == code
+
+
+def test_unknown_id_is_404(stack: Stack, context: Any) -> None:
+    status, _, body = call(load_event("revoke_sign_in_token.json"), context)
+    assert status == 404 and body["errors"][0]["code"] == "resource_not_found"
