@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+
+from signin_links.config import THIRTY_DAYS, ConfigError, parse_settings
+
+
+def test_defaults_follow_the_contract() -> None:
+    settings = parse_settings({"TABLE_NAME": "t"})
+    assert settings.default_expires_in_seconds == THIRTY_DAYS == settings.max_expires_in_seconds
+    assert settings.secrets_max_age_seconds >= 300
+    assert settings.allowed_redirect_origins == ()
+    assert settings.accept_auto_submit is True
+
+
+def test_missing_table_is_named() -> None:
+    with pytest.raises(ConfigError, match="TABLE_NAME"):
+        parse_settings({})
+
+
+@pytest.mark.parametrize(
+    ("env", "var"),
+    [
+        ({"MAX_EXPIRES_IN_SECONDS": "soon"}, "MAX_EXPIRES_IN_SECONDS"),
+        ({"MAX_EXPIRES_IN_SECONDS": "0"}, "MAX_EXPIRES_IN_SECONDS"),
+        ({"ACCEPT_AUTO_SUBMIT": "maybe"}, "ACCEPT_AUTO_SUBMIT"),
+        ({"ALLOWED_REDIRECT_ORIGINS": "ftp://x"}, "ALLOWED_REDIRECT_ORIGINS"),
+        ({"ACCEPT_BASE_URL": "not a url"}, "ACCEPT_BASE_URL"),
+        ({"DEFAULT_REDIRECT_URL": "https://elsewhere.example/x"}, "DEFAULT_REDIRECT_URL"),
+        ({"DEFAULT_EXPIRES_IN_SECONDS": "100", "MAX_EXPIRES_IN_SECONDS": "10"}, "DEFAULT_EXPIRES_IN_SECONDS"),
+    ],
+)
+def test_malformed_settings_name_the_variable(env: dict[str, str], var: str) -> None:
+    with pytest.raises(ConfigError, match=var):
+        parse_settings({"TABLE_NAME": "t", **env})
+
+
+def test_redirect_allow_list_compares_whole_origins() -> None:
+    settings = parse_settings(
+        {"TABLE_NAME": "t", "ALLOWED_REDIRECT_ORIGINS": "https://app.example.com, http://127.0.0.1:3000"}
+    )
+    assert settings.redirect_allowed("https://app.example.com/welcome?x=1")
+    assert settings.redirect_allowed("https://APP.example.com/")
+    assert settings.redirect_allowed("http://127.0.0.1:3000/")
+    assert not settings.redirect_allowed("http://app.example.com/")  # scheme differs
+    assert not settings.redirect_allowed("https://app.example.com.evil.io/")
+    assert not settings.redirect_allowed("https://evil.io@app.example.com/")  # userinfo
+    assert not settings.redirect_allowed("https://app.example.com:8443/")
+    assert not settings.redirect_allowed("//app.example.com/")
+    assert not settings.redirect_allowed("javascript:alert(1)")
