@@ -7,6 +7,7 @@ signed token and re-checked at accept).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import jwt
@@ -16,6 +17,9 @@ from signin_links.keyring import Key, Keyring
 
 TICKET_TYPE = "sign_in_token"
 MAX_TOKEN_LENGTH = 4096
+# Compact JWS: three base64url segments. Anything else (a lone surrogate, padding, stray
+# characters that base64 would silently skip) is rejected before PyJWT sees it.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def verify_ticket(token: str, keyring: Keyring, *, now: float, leeway: int) -> T
     Raises ``ticket_invalid_code`` for anything malformed, unsigned, signed with an unknown key or
     another algorithm, and ``ticket_expired_code`` for a genuine token past its expiry.
     """
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.fullmatch(token):
         raise _invalid()
     try:
         header = jwt.get_unverified_header(token)
