@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws
 from signin_links.auth import authenticate
 from signin_links.config import get_settings
-from signin_links.http import install_error_handlers, json_response
+from signin_links.http import install_error_handlers, json_response, request_body
 from signin_links.keyring import HMAC, Keyring, load_keyring
 from signin_links.observability import logger, metrics, tracer
 from signin_links.service import SignInTokens
@@ -46,7 +46,7 @@ def own_base_url() -> str:
 def create_sign_in_token() -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
-    body = read_json_object(app.current_event.decoded_body, service.settings.max_body_bytes)
+    body = read_json_object(request_body(app), service.settings.max_body_bytes)
     minted = service.create(parse_mint_request(body), fallback_base_url=own_base_url())
     logger.info("sign-in token minted", extra={"sign_in_token_id": minted.record.id})
     metrics.add_metric(name="SignInTokensMinted", unit="Count", value=1)
@@ -59,7 +59,7 @@ def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
     # No body is expected; the JS SDK sends an empty JSON one, which is fine, and so is anything small.
-    read_json_object(app.current_event.decoded_body, service.settings.max_body_bytes)
+    read_json_object(request_body(app), service.settings.max_body_bytes)
     record = service.revoke(sign_in_token_id)
     logger.info("sign-in token revoked", extra={"sign_in_token_id": record.id})
     metrics.add_metric(name="SignInTokensRevoked", unit="Count", value=1)

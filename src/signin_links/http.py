@@ -8,7 +8,9 @@ serves HTML (the accept page) passes ``render_html`` to answer browsers with a p
 
 from __future__ import annotations
 
+import binascii
 import json
+from base64 import b64decode
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,20 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
         body=json.dumps(body, separators=(",", ":")),
         headers=headers or {},
     )
+
+
+def request_body(app: APIGatewayHttpResolver) -> bytes:
+    """The request body as bytes. API Gateway base64-encodes bodies of binary content types, so any
+    bytes may arrive: a body that is not base64 is a 400 (Powertools' ``decoded_body`` would raise
+    on it, and on bytes that are not UTF-8)."""
+    event = app.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The request body is not valid base64.") from None
 
 
 def trace_id(app: APIGatewayHttpResolver) -> str:
