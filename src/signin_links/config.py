@@ -48,6 +48,11 @@ class Settings:
     token_retention_seconds: int = 7 * 24 * 3600
     batch_event_source: str = "signin-links.batches"
     results_bucket: str = ""
+    manifest_bucket: str = ""  # empty: any bucket the function may read (IAM decides)
+    batch_max_users: int = 10_000  # per invocation; beyond it, the Step Functions path
+    batch_max_manifest_bytes: int = 32 * 1024 * 1024
+    batch_concurrency: int = 8  # threads for BatchWriteItem / PutEvents
+    batch_idempotency_seconds: int = 3600
     max_body_bytes: int = 16 * 1024
 
     def ttl_for(self, expires_at: int) -> int:
@@ -124,6 +129,11 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         token_retention_seconds=_int(env, "TOKEN_RETENTION_SECONDS", 7 * 24 * 3600),
         batch_event_source=env.get("BATCH_EVENT_SOURCE", "").strip() or "signin-links.batches",
         results_bucket=env.get("RESULTS_BUCKET", "").strip(),
+        manifest_bucket=env.get("MANIFEST_BUCKET", "").strip(),
+        batch_max_users=_int(env, "BATCH_MAX_USERS", 10_000, minimum=1),
+        batch_max_manifest_bytes=_int(env, "BATCH_MAX_MANIFEST_BYTES", 32 * 1024 * 1024, minimum=1),
+        batch_concurrency=_int(env, "BATCH_CONCURRENCY", 8, minimum=1),
+        batch_idempotency_seconds=_int(env, "BATCH_IDEMPOTENCY_SECONDS", 3600, minimum=60),
     )
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
