@@ -1,0 +1,144 @@
+"""Fault injection on the /v1 API: Secrets Manager and DynamoDB errors, throttling and outages give a
+503 in the error envelope with ``Retry-After``, and nothing is half-written."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Stack, load_event, load_function
+from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, injected
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+
+def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
+    response = load_function("mint_link").lambda_handler(event, context)
+    return response["statusCode"], response.get("headers") or {}, json.loads(response["body"])
+
+
+def mint_event(user_id: str = "user_fault") -> dict[str, Any]:
+    event = load_event("create_sign_in_token.json")
+    event["body"] = json.dumps({"user_id": user_id})
+    return event
+
+
+def revoke_event(token_id: str) -> dict[str, Any]:
+    event = load_event("revoke_sign_in_token.json")
+    event["pathParameters"] = {"sign_in_token_id": token_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{token_id}/revoke"
+    return event
+
+
+def item_count(stack: Stack) -> int:
+    return int(stack.dynamodb.scan(TableName=stack.table_name, Select="COUNT")["Count"])
+
+
+def assert_unavailable(status: int, headers: dict[str, str], body: Any) -> None:
+    assert status == 503, body
+    assert headers["Content-Type"] == "application/json"
+    assert int(headers["Retry-After"]) >= 1
+    assert set(body) == {"errors", "clerk_trace_id"} and body["clerk_trace_id"] == "req-0001"
+    error = body["errors"][0]
+    assert error["code"] == "service_unavailable"
+    assert isinstance(error["message"], str) and isinstance(error["long_message"], str)
+    assert "injected" not in json.dumps(body), "the AWS error leaked into the response"
+
+
+def secret_is(stack: Stack, variable: str) -> Any:
+    return lambda params: params.get("SecretId") == stack.env[variable]
+
+
+@pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
+@pytest.mark.parametrize("secret", ["API_KEYS_SECRET_ID", "TICKET_KEYRING_SECRET_ID"])
+def test_mint_with_secrets_manager_failing_is_503_and_stores_nothing(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory, secret: str
+) -> None:
+    with injected(monkeypatch) as faults:
+        faults.fail("secretsmanager", "GetSecretValue", fault, when=secret_is(stack, secret))
+        assert_unavailable(*call(mint_event(), context))
+        assert faults.failed == [("secretsmanager", "GetSecretValue")]
+        assert faults.count("dynamodb") == 0, "wrote to the table without a key"
+        assert item_count(stack) == 0
+        faults.clear()  # the outage ends: the next request works, nothing was cached from the failure
+        status, _, body = call(mint_event(), context)
+        assert status == 200 and body["status"] == "pending"
+        assert item_count(stack) == 1
+
+
+@pytest.mark.parametrize("fault", DYNAMODB_FAULTS.values(), ids=DYNAMODB_FAULTS.keys())
+def test_mint_with_dynamodb_failing_is_503_and_stores_nothing(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory
+) -> None:
+    with injected(monkeypatch) as faults:
+        faults.fail("dynamodb", "PutItem", fault)
+        status, headers, body = call(mint_event(), context)
+        assert_unavailable(status, headers, body)
+        assert item_count(stack) == 0
+        faults.clear()
+        assert call(mint_event(), context)[0] == 200
+        assert item_count(stack) == 1
+
+
+def test_a_warm_mint_survives_a_secrets_manager_outage(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secrets are cached for max_age: once warm, Secrets Manager is not on the request path."""
+    assert call(mint_event(), context)[0] == 200
+    with injected(monkeypatch) as faults:
+        faults.fail("secretsmanager", None, SECRETS_FAULTS["EndpointConnectionError"])
+        status, _, body = call(mint_event(), context)
+        assert status == 200, body
+        assert faults.count("secretsmanager") == 0 and faults.count("dynamodb", "PutItem") == 1
+
+
+@pytest.mark.parametrize("fault", DYNAMODB_FAULTS.values(), ids=DYNAMODB_FAULTS.keys())
+def test_revoke_with_dynamodb_failing_is_503_and_changes_nothing(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory
+) -> None:
+    status, _, minted = call(mint_event(), context)
+    assert status == 200
+    before = stack.item(minted["id"])
+    with injected(monkeypatch) as faults:
+        faults.fail("dynamodb", "UpdateItem", fault)
+        assert_unavailable(*call(revoke_event(minted["id"]), context))
+        assert stack.item(minted["id"]) == before
+        faults.clear()
+        status, _, body = call(revoke_event(minted["id"]), context)
+        assert status == 200 and body["status"] == "revoked"
+
+
+@pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
+def test_revoke_with_secrets_manager_failing_is_503_and_changes_nothing(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory
+) -> None:
+    status, _, minted = call(mint_event(), context)
+    assert status == 200
+    before = stack.item(minted["id"])
+    from tests.conftest import reset_caches
+
+    reset_caches()  # a cold function: the API keys must be read again
+    with injected(monkeypatch) as faults:
+        faults.fail("secretsmanager", "GetSecretValue", fault)
+        assert_unavailable(*call(revoke_event(minted["id"]), context))
+        assert faults.count("dynamodb") == 0
+        assert stack.item(minted["id"]) == before
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TICKET_KEYRING_SECRET_ID", "not json"),
+        ("TICKET_KEYRING_SECRET_ID", json.dumps({"kind": "hmac", "keys": []})),
+        ("TICKET_KEYRING_SECRET_ID", json.dumps({"kind": "hmac", "keys": [{"kid": "k", "secret": "c2hvcnQ"}]})),
+        ("TICKET_KEYRING_SECRET_ID", json.dumps({"kind": "rsa", "keys": []})),
+        ("API_KEYS_SECRET_ID", json.dumps({"secret_key": "short"})),
+    ],
+    ids=["keyring-not-json", "keyring-empty", "keyring-short-key", "keyring-wrong-kind", "api-keys-unusable"],
+)
+def test_a_malformed_secret_is_503_and_stores_nothing(stack: Stack, context: Any, variable: str, value: str) -> None:
+    stack.secretsmanager.put_secret_value(SecretId=stack.env[variable], SecretString=value)
+    assert_unavailable(*call(mint_event(), context))
+    assert item_count(stack) == 0
