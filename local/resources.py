@@ -1,0 +1,343 @@
+"""Create, in the emulator, the resources that ``template.yaml`` declares, with local names.
+
+One creator per CloudFormation type, registered with :func:`creator`; a type without one is
+skipped quietly and gets a placeholder name (so a ``Ref`` to it still resolves). To support a new
+type, add a function::
+
+    @creator("AWS::SNS::Topic")
+    def _topic(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+        arn = ctx.client("sns").create_topic(Name=props.get("TopicName") or ctx.name(logical_id))["TopicArn"]
+        return Created(ref=arn, attrs={"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]})
+
+Resources are created in dependency order (a queue before the queue whose redrive policy names
+it) and their properties are resolved with :class:`local.template.Resolver` first.
+
+Secrets get local values: ``GenerateSecretString`` is honoured (template, key, length, character
+classes); a secret holding ``secret_key`` gets the local API key; a keyring secret
+(``{"kind": "hmac"|"rsa", "keys": []}``) with no keys is seeded with a fresh key by
+:meth:`LocalResources.seed_keyrings`, once the functions' environment is set.
+
+Nothing here imports ``signin_links`` at module level: its Powertools objects read ``POWERTOOLS_*``
+when first imported, which must happen after the functions' environment is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.emulator import REGION, aws_client
+from local.template import ACCOUNT_ID, Resolver, create_table, creation_order, parameter_values
+
+DEFAULT_SECRET_KEY = "sk_test_local_signin_links_0001"
+STACK_NAME = "signin-links-local"
+PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+@dataclass(frozen=True)
+class Created:
+    """What ``Ref`` and ``Fn::GetAtt`` give for one resource, locally."""
+
+    ref: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    created: bool = True  # False: a placeholder for a type the local stack does not create
+
+
+@dataclass
+class Context:
+    endpoint: str
+    resolver: Resolver
+    secret_key: str = DEFAULT_SECRET_KEY
+    stack_name: str = STACK_NAME
+    region: str = REGION
+    api_url: str = ""
+    empty_keyrings: dict[str, str] = field(default_factory=dict)  # secret ARN -> kind, seeded later
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = aws_client(service, self.endpoint, self.region)
+        return self._clients[service]
+
+    def name(self, logical_id: str) -> str:
+        """CloudFormation's naming habit for resources without an explicit name: stack-LogicalId."""
+        return f"{self.stack_name}-{logical_id}"
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
+
+
+Creator = Callable[[Context, str, dict[str, Any]], Created]
+CREATORS: dict[str, Creator] = {}
+
+
+def creator(kind: str) -> Callable[[Creator], Creator]:
+    def register(function: Creator) -> Creator:
+        CREATORS[kind] = function
+        return function
+
+    return register
+
+
+@dataclass
+class LocalResources:
+    """Every resource of the template, by logical id, with its local ``Ref`` and attributes."""
+
+    kinds: dict[str, str] = field(default_factory=dict)  # logical id -> CloudFormation type
+    created: dict[str, Created] = field(default_factory=dict)
+    empty_keyrings: dict[str, str] = field(default_factory=dict)  # secret ARN -> keyring kind
+
+    def seed_keyrings(self, endpoint: str) -> None:
+        """Put a first key into every keyring secret created empty.
+
+        Separate from creation because it imports ``signin_links`` (whose Powertools Logger and
+        Metrics read ``POWERTOOLS_*`` when first imported): call it once the functions'
+        environment is in place.
+        """
+        from signin_links.keyring import new_keyring_json
+
+        client = aws_client("secretsmanager", endpoint)
+        for arn, kind in self.empty_keyrings.items():
+            client.put_secret_value(SecretId=arn, SecretString=new_keyring_json(kind))
+        self.empty_keyrings.clear()
+
+    def ref(self, logical_id: str) -> str | None:
+        item = self.created.get(logical_id)
+        return item.ref if item else None
+
+    def att(self, logical_id: str, attr: str) -> str | None:
+        item = self.created.get(logical_id)
+        return item.attrs.get(attr) if item else None
+
+    def of_kind(self, kind: str) -> dict[str, str]:
+        """Logical id -> Ref of every created resource of ``kind``."""
+        return {
+            logical_id: item.ref
+            for logical_id, item in self.created.items()
+            if self.kinds[logical_id] == kind and item.created
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            logical_id: {"type": self.kinds[logical_id], "ref": item.ref, "attrs": item.attrs, "created": item.created}
+            for logical_id, item in self.created.items()
+        }
+
+
+def create_resources(
+    template: dict[str, Any],
+    endpoint: str,
+    *,
+    parameters: dict[str, str] | None = None,
+    secret_key: str = DEFAULT_SECRET_KEY,
+    stack_name: str = STACK_NAME,
+    api_url: str = "",
+) -> tuple[LocalResources, Resolver]:
+    """Create the template's resources on the emulator at ``endpoint``.
+
+    Returns the resources and a resolver bound to them (for the functions' environments).
+    """
+    found = LocalResources()
+    resolver = Resolver(
+        template,
+        parameter_values(template, parameters),
+        ref_of=found.ref,
+        att_of=found.att,
+        stack_name=stack_name,
+    )
+    ctx = Context(endpoint=endpoint, resolver=resolver, secret_key=secret_key, stack_name=stack_name, api_url=api_url)
+    for logical_id in creation_order(template):
+        resource = template["Resources"][logical_id]
+        kind = resource["Type"]
+        found.kinds[logical_id] = kind
+        condition = resource.get("Condition")
+        if condition and not resolver.condition(condition):
+            continue
+        make = CREATORS.get(kind)
+        if make is None:
+            found.created[logical_id] = placeholder(ctx, logical_id, kind)
+            continue
+        props = resolver.resolve(resource.get("Properties") or {})
+        found.created[logical_id] = make(ctx, logical_id, props)
+    found.empty_keyrings.update(ctx.empty_keyrings)
+    return found, resolver
+
+
+def placeholder(ctx: Context, logical_id: str, kind: str) -> Created:
+    """A name for a resource the local stack does not create, so references to it still resolve."""
+    name = ctx.name(logical_id)
+    service = kind.split("::")[1].lower() if kind.count("::") >= 2 else "local"
+    arn = ctx.arn(service, name)
+    return Created(ref=name, attrs={"Arn": arn, "Name": name}, created=False)
+
+
+# --- Creators --------------------------------------------------------------------------------------------
+
+
+@creator("AWS::DynamoDB::Table")
+def _table(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    name = str(props.get("TableName") or ctx.name(logical_id))
+    create_table(ctx.client("dynamodb"), name, props)
+    description = ctx.client("dynamodb").describe_table(TableName=name)["Table"]
+    attrs = {"Arn": description["TableArn"]}
+    if description.get("LatestStreamArn"):
+        attrs["StreamArn"] = description["LatestStreamArn"]
+    return Created(ref=name, attrs=attrs)
+
+
+def generate_password(spec: dict[str, Any]) -> str:
+    """A random string following ``GenerateSecretString``'s character rules."""
+    length = int(spec.get("PasswordLength", 32))
+    excluded = set(str(spec.get("ExcludeCharacters", "")))
+    classes = []
+    if not spec.get("ExcludeLowercase"):
+        classes.append(string.ascii_lowercase)
+    if not spec.get("ExcludeUppercase"):
+        classes.append(string.ascii_uppercase)
+    if not spec.get("ExcludeNumbers"):
+        classes.append(string.digits)
+    if not spec.get("ExcludePunctuation"):
+        classes.append(PUNCTUATION)
+    if spec.get("IncludeSpace"):
+        classes.append(" ")
+    classes = ["".join(ch for ch in group if ch not in excluded) for group in classes]
+    classes = [group for group in classes if group]
+    if not classes:
+        raise ValueError("GenerateSecretString excludes every character")
+    alphabet = "".join(classes)
+    chars = [secrets.choice(alphabet) for _ in range(length)]
+    if spec.get("RequireEachIncludedType", True) and length >= len(classes):
+        positions = secrets.SystemRandom().sample(range(length), len(classes))
+        for position, group in zip(positions, classes, strict=True):
+            chars[position] = secrets.choice(group)
+    return "".join(chars)
+
+
+def secret_value(props: dict[str, Any], secret_key: str) -> str | None:
+    """The local value of a secret: as CloudFormation would create it, then made usable locally."""
+    if "SecretString" in props:
+        value = str(props["SecretString"])
+    elif "GenerateSecretString" in props:
+        spec = props["GenerateSecretString"]
+        password = generate_password(spec)
+        if spec.get("SecretStringTemplate") and spec.get("GenerateStringKey"):
+            data = json.loads(spec["SecretStringTemplate"])
+            data[spec["GenerateStringKey"]] = password
+            value = json.dumps(data)
+        else:
+            value = password
+    else:
+        return None
+    return localise_secret(value, secret_key)
+
+
+def localise_secret(value: str, secret_key: str) -> str:
+    """Give the API keys secret (any secret holding ``secret_key``) the local key."""
+    data = _json_object(value)
+    if data is not None and "secret_key" in data:
+        data["secret_key"] = secret_key
+        return json.dumps(data)
+    return value
+
+
+def empty_keyring_kind(value: str) -> str | None:
+    """``hmac`` / ``rsa`` if ``value`` is a keyring secret holding no key yet."""
+    data = _json_object(value)
+    if data is not None and data.get("kind") in ("hmac", "rsa") and not data.get("keys"):
+        return str(data["kind"])
+    return None
+
+
+def _json_object(value: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@creator("AWS::SecretsManager::Secret")
+def _secret(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    kwargs: dict[str, Any] = {"Name": str(props.get("Name") or ctx.name(logical_id))}
+    if props.get("Description"):
+        kwargs["Description"] = str(props["Description"])
+    value = secret_value(props, ctx.secret_key)
+    if value is not None:
+        kwargs["SecretString"] = value
+    arn = ctx.client("secretsmanager").create_secret(**kwargs)["ARN"]
+    kind = empty_keyring_kind(value or "")
+    if kind:
+        ctx.empty_keyrings[arn] = kind
+    return Created(ref=arn, attrs={"Id": arn})
+
+
+@creator("AWS::Events::EventBus")
+def _event_bus(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    name = str(props.get("Name") or ctx.name(logical_id))
+    arn = ctx.client("events").create_event_bus(Name=name)["EventBusArn"]
+    return Created(ref=name, attrs={"Arn": arn, "Name": name})
+
+
+@creator("AWS::S3::Bucket")
+def _bucket(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    name = str(props.get("BucketName") or ctx.name(logical_id).lower())[:63]
+    ctx.client("s3").create_bucket(Bucket=name)
+    return Created(
+        ref=name,
+        attrs={
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{ctx.region}.amazonaws.com",
+        },
+    )
+
+
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+)
+
+
+@creator("AWS::SQS::Queue")
+def _queue(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    fifo = str(props.get("FifoQueue", "")).lower() == "true"
+    name = str(props.get("QueueName") or ctx.name(logical_id) + (".fifo" if fifo else ""))
+    attributes = {}
+    for key in _QUEUE_ATTRIBUTES:
+        if key in props:
+            value = props[key]
+            if isinstance(value, bool):
+                attributes[key] = "true" if value else "false"
+            else:
+                attributes[key] = json.dumps(value) if isinstance(value, dict) else str(value)
+    if fifo:
+        attributes["FifoQueue"] = "true"
+    sqs = ctx.client("sqs")
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return Created(ref=url, attrs={"Arn": arn, "QueueName": name, "QueueUrl": url})
+
+
+@creator("AWS::Serverless::Function")
+def _function(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    """Not created in the emulator (the local stack runs it in-process); names for references."""
+    name = str(props.get("FunctionName") or ctx.name(logical_id))
+    return Created(ref=name, attrs={"Arn": ctx.arn("lambda", f"function:{name}")}, created=False)
+
+
+@creator("AWS::Serverless::HttpApi")
+def _http_api(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    return Created(ref="local", attrs={"ApiEndpoint": ctx.api_url, "ApiId": "local"}, created=False)
