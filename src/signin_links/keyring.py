@@ -141,6 +141,17 @@ def bootstrap_key(seed: str) -> Key:
 @lru_cache(maxsize=16)
 def parse_keyring(raw: str, expected_kind: str | None = None) -> Keyring:
     """Parse a keyring secret (cached on the exact text, so a warm call parses nothing)."""
+    kind, keys = read_keys(raw, expected_kind)
+    return Keyring(kind=kind, keys=keys)
+
+
+def read_keys(raw: str, expected_kind: str | None = None) -> tuple[str, tuple[Key, ...]]:
+    """Kind and keys of a keyring secret, which may hold no key yet (the stack's first RSA keyring).
+
+    A ``bootstrap`` seed with no keys becomes the key ``boot-<hash>``. Rotation reads keyrings
+    through this; signing and verifying code goes through :func:`parse_keyring`, which refuses an
+    empty keyring.
+    """
     try:
         data = json.loads(raw)
     except ValueError:
@@ -171,7 +182,7 @@ def parse_keyring(raw: str, expected_kind: str | None = None) -> Keyring:
     seed = data.get("bootstrap")
     if kind == HMAC and isinstance(seed, str) and len(seed) >= 32 and not keys:
         keys.append(bootstrap_key(seed))
-    return Keyring(kind=kind, keys=tuple(keys))
+    return kind, tuple(keys)
 
 
 def fetch_secret(secret_id: str, max_age: int) -> str:
@@ -179,7 +190,9 @@ def fetch_secret(secret_id: str, max_age: int) -> str:
     from aws_lambda_powertools.utilities import parameters
 
     try:
-        value = parameters.get_secret(secret_id, max_age=max_age)
+        # AWSCURRENT is the default stage; naming it keeps emulators that do not follow a moved
+        # AWSCURRENT label (moto) in step with Secrets Manager after a rotation.
+        value = parameters.get_secret(secret_id, max_age=max_age, VersionStage="AWSCURRENT")
     except parameters.exceptions.GetParameterError as exc:
         logger.warning("secret read failed", extra={"secret_id": secret_id, "error": str(exc)[:300]})
         raise unavailable("Secrets Manager") from None

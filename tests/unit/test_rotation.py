@@ -1,0 +1,165 @@
+"""Pure rotation logic: retention, pruning, adding keys, and what a valid keyring is."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import cache
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from signin_links.config import parse_settings
+from signin_links.keyring import HMAC, RSA, Key, Keyring, generate_key, parse_keyring, read_keys
+from signin_links.rotation import (
+    ACTIVATION_MARGIN_SECONDS,
+    RotationError,
+    RotationPolicy,
+    check_keyring,
+    check_timing,
+    prune,
+    retired_at,
+    rotate,
+)
+
+DAY = 24 * 3600
+POLICY = RotationPolicy(activation_delay=600, retention=30 * DAY)
+
+
+def hmac_key(kid: str, activates_at: int) -> Key:
+    return Key(kid=kid, created_at=activates_at, activates_at=activates_at, secret=kid.encode().ljust(32, b"."))
+
+
+@cache
+def rsa_pem(bits: int = 2048, exponent: int = 65537) -> str:
+    private = rsa.generate_private_key(public_exponent=exponent, key_size=bits)
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def test_policy_retention_follows_what_each_kind_signs() -> None:
+    settings = parse_settings(
+        {
+            "TABLE_NAME": "t",
+            "MAX_EXPIRES_IN_SECONDS": str(30 * DAY),
+            "SESSION_LIFETIME_SECONDS": str(7 * DAY),
+            "TICKET_LEEWAY_SECONDS": "30",
+            "KEY_ACTIVATION_DELAY_SECONDS": "900",
+        }
+    )
+    assert RotationPolicy.for_kind(HMAC, settings) == RotationPolicy(activation_delay=900, retention=30 * DAY + 30)
+    assert RotationPolicy.for_kind(RSA, settings) == RotationPolicy(activation_delay=900, retention=7 * DAY + 30)
+
+
+def test_activation_delay_must_outlast_the_secrets_cache() -> None:
+    ok = parse_settings(
+        {"TABLE_NAME": "t", "SECRETS_MAX_AGE_SECONDS": "300", "KEY_ACTIVATION_DELAY_SECONDS": str(300 + 60)}
+    )
+    check_timing(ok)
+    too_short = replace(ok, key_activation_delay_seconds=300 + ACTIVATION_MARGIN_SECONDS - 1)
+    with pytest.raises(RotationError, match="KEY_ACTIVATION_DELAY_SECONDS"):
+        check_timing(too_short)
+    with pytest.raises(RotationError):
+        RotationPolicy.for_kind(HMAC, too_short)
+
+
+def test_a_key_retires_when_its_successor_activates() -> None:
+    a, b, c = hmac_key("a", 0), hmac_key("b", 1000), hmac_key("c", 5000)
+    keys = [c, a, b]  # order in the secret does not matter
+    assert retired_at(a, keys) == 1000
+    assert retired_at(b, keys) == 5000
+    assert retired_at(c, keys) is None
+
+
+def test_prune_drops_only_keys_retired_for_longer_than_retention() -> None:
+    a, b, c = hmac_key("a", 0), hmac_key("b", 1000), hmac_key("c", 5000)
+    keys = [a, b, c]
+    assert [k.kid for k in prune(keys, now=1000 + 99, retention=100)] == ["a", "b", "c"]
+    assert [k.kid for k in prune(keys, now=1000 + 100, retention=100)] == ["b", "c"]
+    assert [k.kid for k in prune(keys, now=5000 + 100, retention=100)] == ["c"]
+    # The current key is never dropped, however old.
+    assert [k.kid for k in prune([a], now=10**9, retention=1)] == ["a"]
+    # A key whose successor has not activated yet still signs: kept.
+    assert [k.kid for k in prune([a, hmac_key("later", 10**9)], now=10**8, retention=1)] == ["a", "later"]
+
+
+def test_first_key_of_an_empty_keyring_activates_at_once() -> None:
+    keys, added = rotate(HMAC, (), now=1_700_000_000, policy=POLICY)
+    assert keys == (added,)
+    assert added.activates_at == 1_700_000_000 and len(added.secret) == 32
+    assert Keyring(kind=HMAC, keys=keys).current(now=1_700_000_000).kid == added.kid
+
+
+def test_rotation_adds_a_key_that_signs_only_after_the_delay() -> None:
+    old = hmac_key("old", 0)
+    keys, added = rotate(HMAC, (old,), now=10_000, policy=POLICY)
+    assert [k.kid for k in keys] == ["old", added.kid]
+    assert added.activates_at == 10_000 + 600 and added.created_at == 10_000
+    ring = Keyring(kind=HMAC, keys=keys)
+    assert ring.current(now=10_599).kid == "old"
+    assert ring.current(now=10_600).kid == added.kid
+
+
+def test_rotation_prunes_expired_keys_and_keeps_the_rest() -> None:
+    a, b = hmac_key("a", 0), hmac_key("b", 1000)
+    keys, added = rotate(HMAC, (a, b), now=1000 + POLICY.retention, policy=POLICY)
+    assert [k.kid for k in keys] == ["b", added.kid]
+
+
+def test_bootstrap_key_survives_rotation_as_an_ordinary_key() -> None:
+    seed = "s" * 64
+    kind, keys = read_keys(json.dumps({"kind": "hmac", "keys": [], "bootstrap": seed}))
+    (boot,) = keys
+    new_keys, added = rotate(kind, keys, now=50_000, policy=POLICY)
+    raw = Keyring(kind=kind, keys=new_keys).to_json()
+    assert "bootstrap" not in json.loads(raw)
+    ring = parse_keyring(raw, HMAC)
+    assert ring.get(boot.kid) is not None and ring.get(boot.kid).secret == seed.encode()  # type: ignore[union-attr]
+    assert ring.current(now=50_000).kid == boot.kid  # the new key waits for the delay
+    assert added.activates_at == 50_600
+
+
+def test_read_keys_accepts_an_empty_keyring_that_parse_keyring_refuses() -> None:
+    assert read_keys(json.dumps({"kind": "rsa", "keys": []})) == ("rsa", ())
+
+
+def test_check_keyring_accepts_a_rotated_keyring() -> None:
+    keys, _ = rotate(HMAC, (hmac_key("a", 0),), now=10_000, policy=POLICY)
+    check_keyring(HMAC, keys, required_kids=["a"], now=10_000)
+    rsa_keys, _ = rotate(RSA, (), now=10_000, policy=POLICY)
+    check_keyring(RSA, rsa_keys, required_kids=[], now=10_000)
+
+
+@pytest.mark.parametrize(
+    ("keys", "required", "message"),
+    [
+        ((), [], "no key"),
+        ((hmac_key("a", 0), hmac_key("a", 5)), [], "twice"),
+        ((hmac_key("b", 0),), ["a"], "still needed.*a"),
+        ((hmac_key("a", 20_000),), [], "no key .* active"),
+        ((Key(kid="short", created_at=0, activates_at=0, secret=b"x" * 16),), [], "at least 32 bytes"),
+    ],
+)
+def test_check_keyring_refuses_unusable_hmac_keyrings(keys: tuple[Key, ...], required: list[str], message: str) -> None:
+    with pytest.raises(RotationError, match=message):
+        check_keyring(HMAC, keys, required_kids=required, now=10_000)
+
+
+@pytest.mark.parametrize(("bits", "exponent"), [(1024, 65537), (2048, 3), (3072, 65537)])
+def test_check_keyring_refuses_session_keys_of_the_wrong_shape(bits: int, exponent: int) -> None:
+    key = Key(kid="odd", created_at=0, activates_at=0, private_key_pem=rsa_pem(bits, exponent))
+    with pytest.raises(RotationError, match="RSA-2048 with e = 65537"):
+        check_keyring(RSA, (key,), required_kids=[], now=10_000)
+
+
+def test_check_keyring_refuses_an_unreadable_private_key() -> None:
+    key = Key(kid="junk", created_at=0, activates_at=0, private_key_pem="-----BEGIN PRIVATE KEY-----\nAAAA\n")
+    with pytest.raises(RotationError, match="does not load"):
+        check_keyring(RSA, (key,), required_kids=[], now=10_000)
+
+
+def test_generated_keys_have_distinct_kids() -> None:
+    kids = {generate_key(HMAC, now=0).kid for _ in range(50)}
+    assert len(kids) == 50
