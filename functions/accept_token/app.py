@@ -1,0 +1,162 @@
+"""accept_token: the page behind every sign-in link, the one-time redemption, and the JWKS.
+
+Thin by design: each route reads its inputs, makes one call into the domain (``redeem.py``) and
+shapes the answer (``pages.py``). GET and HEAD never change state (mail scanners open links);
+only the POST the page submits consumes a token.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signin_links import aws
+from signin_links.config import Settings, get_settings
+from signin_links.events import EventPublisher
+from signin_links.http import JSON, install_error_handlers, wants_html
+from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
+from signin_links.observability import logger, metrics, tracer
+from signin_links.pages import Pages
+from signin_links.redeem import (
+    Accepted,
+    AuditTrail,
+    Redemptions,
+    Rejected,
+    parse_accept_request,
+    session_cookie_value,
+)
+from signin_links.sessions import COOKIE_NAME
+from signin_links.store import TokenStore
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+app = APIGatewayHttpResolver()
+
+
+@cache
+def pages() -> Pages:
+    settings = get_settings()
+    return Pages(TEMPLATES, auto_submit=settings.accept_auto_submit, redirect_origins=settings.allowed_redirect_origins)
+
+
+install_error_handlers(app, render_html=lambda error: pages().error(error))
+
+
+@cache
+def redemptions() -> Redemptions:
+    settings = get_settings()
+
+    def ticket_keyring() -> Keyring:
+        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+
+    def session_keyring() -> Keyring:
+        return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
+
+    @cache
+    def publisher() -> EventPublisher:
+        # Two attempts at most: the audit trail must not hold a person's sign-in back.
+        return EventPublisher(aws.client("events"), settings.event_bus_name, max_attempts=2)
+
+    audit = AuditTrail(publisher if settings.event_bus_name else None)
+    store = TokenStore(aws.client("dynamodb"), settings.table_name)
+    return Redemptions(settings, store, ticket_keyring, session_keyring, audit=audit)
+
+
+def own_base_url() -> str:
+    """The URL this API answers on (the session issuer when none is configured)."""
+    return f"https://{app.current_event.request_context.domain_name}"
+
+
+def session_cookie(token: str, settings: Settings) -> Cookie:
+    return Cookie(
+        name=COOKIE_NAME,
+        value=token,
+        path="/",
+        domain=settings.session_cookie_domain,
+        secure=True,
+        http_only=True,
+        max_age=settings.session_lifetime_seconds,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def sign_in_json(outcome: Accepted) -> dict[str, Any]:
+    return {
+        "object": "sign_in",
+        "status": "complete",
+        "created_session_id": outcome.session_id,
+        "user_id": outcome.user_id,
+        "session_token": outcome.session_token,
+        "redirect_url": outcome.redirect_url,
+    }
+
+
+@app.get("/accept-token")
+@tracer.capture_method
+def accept_page() -> Response[str]:
+    token = app.current_event.get_query_string_value("token")
+    if not token:  # the script looks in the fragment (#token=...)
+        return pages().accept(None)
+    try:
+        redemptions().check(token)  # signature, expiry, redirect: never the token's state
+    except Rejected as error:
+        return pages().error(error)
+    return pages().accept(token)
+
+
+@app.head("/accept-token")
+def accept_page_head() -> Response[str]:
+    return pages().head()
+
+
+@app.post("/accept-token")
+@tracer.capture_method
+def accept_token() -> Response[str]:
+    service = redemptions()
+    event = app.current_event
+    request = parse_accept_request(
+        event.decoded_body,
+        event.headers.get("content-type"),
+        service.settings.max_body_bytes,
+        session_cookie=session_cookie_value(event.cookies, COOKIE_NAME),
+    )
+    outcome = service.accept(request, fallback_issuer=own_base_url())
+    # A retry already holds its cookie; only a new session sets one.
+    cookies = [] if outcome.retried else [session_cookie(outcome.session_token, service.settings)]
+    if not wants_html(app):
+        return Response(
+            status_code=200,
+            content_type=JSON,
+            body=json.dumps(sign_in_json(outcome), separators=(",", ":")),
+            headers=pages().security_headers(),
+            cookies=cookies,
+        )
+    if outcome.redirect_url:
+        return pages().redirect(outcome.redirect_url, cookies)
+    return pages().signed_in(outcome.user_id, cookies)
+
+
+@app.get("/.well-known/jwks.json")
+@tracer.capture_method
+def jwks() -> Response[str]:
+    service = redemptions()
+    return Response(
+        status_code=200,
+        content_type=JSON,
+        body=json.dumps(service.jwks(), separators=(",", ":")),
+        headers={"Cache-Control": f"public, max-age={service.jwks_max_age()}"},
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return pages().secure(app.resolve(event, context))

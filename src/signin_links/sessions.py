@@ -1,0 +1,125 @@
+"""Session tokens (``__session``): RS256 JWTs in the shape of Clerk's session token.
+
+Pure functions over PyJWT; no I/O. The signing key is the current key of the session keyring
+(RSA-2048, e = 65537, see ``keyring.py``); its public half is served as the JWKS, so any JWT
+library verifies a session without calling this service.
+
+Claims (``wire-format.md``): ``sub``, ``sid`` (``sess_...``), ``iat``, ``nbf`` (iat - 10 s, Clerk's
+habit), ``exp``, ``iss``, ``azp`` (the redirect's origin, when the link has one), ``v: 2``,
+``sts: "active"`` and ``o: {"id": ...}`` when the token carried an organization. No ``aud``:
+Clerk's Python SDK rejects an unexpected audience. Header: ``alg: RS256``, ``typ: JWT``, ``kid``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jwt
+
+from signin_links import ids
+from signin_links.keyring import Key, Keyring
+
+COOKIE_NAME = "__session"
+ALGORITHM = "RS256"
+NOT_BEFORE_SKEW = 10
+MAX_SESSION_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified (or just issued) session."""
+
+    session_id: str
+    user_id: str
+    issued_at: int
+    expires_at: int
+    org_id: str | None = None
+
+
+def issue_session(
+    key: Key,
+    *,
+    session_id: str,
+    user_id: str,
+    issued_at: int,
+    lifetime: int,
+    issuer: str,
+    org_id: str | None = None,
+    authorized_party: str | None = None,
+) -> str:
+    """Sign a session JWT with ``key`` (an RSA key of the session keyring)."""
+    claims: dict[str, object] = {
+        "sub": user_id,
+        "sid": session_id,
+        "iat": issued_at,
+        "nbf": issued_at - NOT_BEFORE_SKEW,
+        "exp": issued_at + lifetime,
+        "iss": issuer,
+        "v": 2,
+        "sts": "active",
+    }
+    if authorized_party:
+        claims["azp"] = authorized_party
+    if org_id:
+        claims["o"] = {"id": org_id}
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"})
+
+
+def _decode(token: str, keyring: Keyring, leeway: int) -> dict[str, object] | None:
+    """The claims of a session JWT signed (RS256) by a key of ``keyring``, or None."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return None
+    kid = header.get("kid")
+    key = keyring.get(kid) if isinstance(kid, str) else None
+    if header.get("alg") != ALGORITHM or key is None or not key.private_key_pem:
+        return None
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=[ALGORITHM],
+            leeway=leeway,
+            # Times are checked against the caller's clock below, not PyJWT's wall clock.
+            options={
+                "require": ["exp", "iat", "sub", "sid"],
+                "verify_aud": False,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def verify_session(token: str, keyring: Keyring, *, now: float, leeway: int = 0) -> Session | None:
+    """The session a ``__session`` value stands for, or None if it is not one of ours and live.
+
+    RS256 only, key chosen by ``kid`` among the session keyring's keys; ``exp`` and ``nbf`` are checked
+    against ``now``. Never raises on bad input: a cookie is a hint, not a request.
+    """
+    if not token or len(token) > MAX_SESSION_TOKEN_LENGTH:
+        return None
+    claims = _decode(token, keyring, leeway)
+    if claims is None:
+        return None
+    sub, sid, iat, exp = claims.get("sub"), claims.get("sid"), claims.get("iat"), claims.get("exp")
+    nbf = claims.get("nbf", iat)
+    if (
+        not isinstance(sub, str)
+        or not isinstance(sid, str)
+        or not ids.is_id(sid, ids.SESSION)
+        or not isinstance(iat, int)
+        or not isinstance(exp, int)
+        or claims.get("sts") != "active"
+        or not isinstance(nbf, int)
+        or exp + leeway < now
+        or nbf - leeway > now
+    ):
+        return None
+    org = claims.get("o")
+    org_id = org.get("id") if isinstance(org, dict) and isinstance(org.get("id"), str) else None
+    return Session(session_id=sid, user_id=sub, issued_at=iat, expires_at=exp, org_id=org_id)

@@ -1,0 +1,287 @@
+"""The accept function's defences: forged and malformed tokens, bad bodies, security headers on
+every response, metrics and audit events for each outcome, and no token in any log line."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from signin_links.observability import logger
+from tests.conftest import Stack, load_event, reset_caches
+from tests.integration.test_accept_token import (
+    HTML_ACCEPT,
+    SECURITY_HEADERS,
+    Answer,
+    get,
+    head,
+    invoke,
+    keyring,
+    mint,
+    post,
+    revoke,
+    status_of,
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def forgeries(stack: Stack, context: Any, token: str) -> dict[str, str]:
+    """Ways to turn a genuine token into one that must be refused (each for the same sid)."""
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    head_b64, payload_b64, signature = token.split(".")
+    longer = {**claims, "exp": claims["exp"] + 3600}
+    session_key = keyring(stack, "SESSION_KEYRING_SECRET_ID").current()
+    public_pem = session_key.private_key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    session = post(context, mint(context)["token"], accept="application/json").json()["session_token"]
+    return {
+        "tampered payload": f"{head_b64}.{b64(json.dumps(longer).encode())}.{signature}",
+        "tampered signature": f"{head_b64}.{payload_b64}.{signature[:-4]}AAAA",
+        "truncated": token[: len(token) // 2],
+        "alg none": jwt.encode(claims, "", algorithm="none", headers={"kid": header["kid"]}),
+        "alg none, no signature": f"{b64(json.dumps({'alg': 'none', 'kid': header['kid']}).encode())}.{payload_b64}.",
+        "unknown kid": hs256({**header, "kid": "hmac-unknown"}, claims, b"k" * 32),
+        "no kid": hs256({"alg": "HS256", "typ": "JWT"}, claims, b"k" * 32),
+        "HS256 with a wrong key": hs256(header, claims, b"not-the-ticket-key-but-32-bytes!"),
+        "HS384 with the right kid": jwt.encode(claims, b"x" * 48, algorithm="HS384", headers={"kid": header["kid"]}),
+        "HS256 keyed with the session public key": hs256({"alg": "HS256", "kid": session_key.kid}, claims, public_pem),
+        "RS256 session JWT as a ticket": session,
+        "RS256 ticket signed by the session key": jwt.encode(
+            claims, session_key.private_key, algorithm="RS256", headers={"kid": header["kid"]}
+        ),
+        "not a JWT": "hello",
+        "oversized": "a" * 5000,
+    }
+
+
+def test_forged_and_malformed_tokens_are_invalid_and_consume_nothing(stack: Stack, context: Any) -> None:
+    minted = mint(context)
+    for name, forged in forgeries(stack, context, minted["token"]).items():
+        for accept in (HTML_ACCEPT, "application/json"):
+            answer = post(context, forged, accept=accept)
+            assert (answer.status, answer.code) == (400, "ticket_invalid_code"), name
+            assert answer.cookies == [], name
+        page = get(context, forged)
+        assert (page.status, page.code) == (400, "ticket_invalid_code"), name
+        assert "This sign-in link is not valid" in page.body and "Ask for a new sign-in link." in page.body
+    assert status_of(stack, minted["id"]) == "pending"
+    assert post(context, minted["token"], accept="application/json").status == 200  # the real one still works
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("", "application/x-www-form-urlencoded", 422, "form_param_missing"),
+        ("token=", "application/x-www-form-urlencoded", 422, "form_param_missing"),
+        ("other=1", "application/x-www-form-urlencoded", 422, "form_param_missing"),
+        ("token=a&token=b", "application/x-www-form-urlencoded", 422, "form_param_missing"),
+        ("{}", "application/json", 422, "form_param_missing"),
+        ('{"token": 12}', "application/json", 400, "ticket_invalid_code"),
+        ('{"token": ["x"]}', "application/json", 400, "ticket_invalid_code"),
+        ("{nope", "application/json", 400, "request_body_invalid"),
+        ("[1]", "application/json; charset=utf-8", 400, "request_body_invalid"),
+        ("token=x", "multipart/form-data; boundary=x", 400, "request_body_invalid"),
+        ("token=" + "a" * 17000, "application/x-www-form-urlencoded", 413, "request_body_too_large"),
+    ],
+)
+def test_bad_bodies_are_clear_4xx(
+    stack: Stack, context: Any, body: str, content_type: str, status: int, code: str
+) -> None:
+    event = load_event("accept_token_post.json")
+    event["body"] = body
+    event["headers"].update({"content-type": content_type, "accept": "application/json"})
+    answer = invoke(event, context)
+    assert (answer.status, answer.code) == (status, code)
+    assert answer.headers["Content-Type"] == "application/json"
+
+
+def test_every_response_carries_the_security_headers(stack: Stack, context: Any) -> None:
+    minted = mint(context, redirect_url="https://app.example.com/x")
+    unknown = load_event("jwks.json")
+    unknown["rawPath"] = unknown["requestContext"]["http"]["path"] = "/nope"
+    answers: dict[str, Answer] = {
+        "page": get(context, minted["token"]),
+        "page without token": get(context),
+        "error page": get(context, "bad"),
+        "head": head(context),
+        "303": post(context, minted["token"]),
+        "already used (html)": post(context, minted["token"]),
+        "already used (json)": post(context, minted["token"], accept="application/json"),
+        "signed in page": post(context, mint(context)["token"]),
+        "json": post(context, mint(context)["token"], accept="application/json"),
+        "jwks": invoke(load_event("jwks.json"), context),
+        "unknown route": invoke(unknown, context),
+    }
+    for name, answer in answers.items():
+        for header in SECURITY_HEADERS:
+            assert header in answer.headers, (name, header)
+        csp = answer.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp, name
+        assert (
+            answer.headers["Referrer-Policy"] == "no-referrer" and answer.headers["X-Content-Type-Options"] == "nosniff"
+        )
+        expected_cache = "public, max-age=300" if name == "jwks" else "no-store"
+        assert answer.headers["Cache-Control"] == expected_cache, name
+
+
+def test_inline_script_and_style_are_allowed_by_hash_only(stack: Stack, context: Any) -> None:
+    page = get(context)
+    csp = page.headers["Content-Security-Policy"]
+    (script,) = re.findall(r"<script>(.*?)</script>", page.body, re.S)
+    (style,) = re.findall(r"<style>(.*?)</style>", page.body, re.S)
+
+    def source(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    assert f"script-src {source(script)};" in csp and f"style-src {source(style)};" in csp
+    assert "unsafe-inline" not in csp and "<script src" not in page.body
+    # The form posts to this origin, and the redirect after it may go to any allowed origin.
+    assert "form-action 'self' https://app.example.com http://127.0.0.1:3000;" in csp
+
+
+# --- metrics, audit events, logs -------------------------------------------------------------
+
+
+@pytest.fixture
+def audit_queue(stack: Stack) -> Iterator[Any]:
+    """An SQS queue receiving every event the functions put on the stack's bus."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="audit")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.env["EVENT_BUS_NAME"]
+    stack.events.put_rule(Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["signin-links"]}))
+    stack.events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def received() -> list[dict[str, Any]]:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(message["Body"]) for message in messages]
+
+    yield received
+
+
+def emitted_metrics(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, dimensions) of every EMF blob printed."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for line in output.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            dims = {name: blob[name] for group in directive["Dimensions"] for name in group}
+            found.extend((metric["Name"], dims) for metric in directive["Metrics"])
+    return found
+
+
+def test_each_outcome_is_counted_and_audited(
+    stack: Stack, context: Any, audit_queue: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accepted = mint(context)
+    revoked = mint(context)
+    revoke(context, revoked["id"])
+    capsys.readouterr()
+    first = post(context, accepted["token"])
+    session = first.session_cookie()["__session"].value
+    post(context, accepted["token"], cookie=session)  # same-browser retry
+    post(context, accepted["token"])  # already used
+    post(context, revoked["token"])
+    post(context, "not-a-token")
+    metrics = emitted_metrics(capsys.readouterr().out)
+    names = [name for name, _ in metrics]
+    assert names.count("SignInTokensAccepted") == 2 and names.count("SignInTokenRetriesAccepted") == 1
+    reasons = sorted(dims["reason"] for name, dims in metrics if name == "SignInTokensRejected")
+    assert reasons == ["already_used", "invalid", "revoked"]
+
+    events = [event for _ in range(3) for event in audit_queue()]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_type.setdefault(event["detail-type"], []).append(event["detail"])
+    accepted_details = by_type["SignInTokenAccepted"]
+    assert sorted(detail["retried"] for detail in accepted_details) == [False, True]
+    assert {detail["sign_in_token_id"] for detail in accepted_details} == {accepted["id"]}
+    assert all(detail["session_id"].startswith("sess_") for detail in accepted_details)
+    rejected = {detail["reason"]: detail for detail in by_type["SignInTokenRejected"]}
+    assert set(rejected) == {"already_used", "revoked", "invalid"}
+    assert rejected["revoked"]["sign_in_token_id"] == revoked["id"] and rejected["invalid"]["sign_in_token_id"] is None
+    assert accepted["token"] not in json.dumps(events) and session not in json.dumps(events)
+
+
+def test_audit_failure_does_not_fail_the_sign_in(stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
+    reset_caches()
+    minted = mint(context, redirect_url="https://app.example.com/")
+    records = capture_logs()
+    try:
+        answer = post(context, minted["token"])
+    finally:
+        release_logs(records)
+    assert answer.status == 303 and status_of(stack, minted["id"]) == "accepted"
+    assert any(record.getMessage() == "audit event not delivered" for record in records.records)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.lines: list[str] = []
+        self.setFormatter(logger.registered_formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.lines.append(self.format(record))
+
+
+def capture_logs() -> _Records:
+    handler = _Records()
+    logging.getLogger(logger.name).addHandler(handler)
+    return handler
+
+
+def release_logs(handler: _Records) -> None:
+    logging.getLogger(logger.name).removeHandler(handler)
+
+
+def test_no_log_line_carries_a_token(stack: Stack, context: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    handler = capture_logs()
+    logger.setLevel("DEBUG")
+    try:
+        minted = mint(context, redirect_url="https://app.example.com/")
+        revoked = mint(context)
+        revoke(context, revoked["id"])
+        get(context, minted["token"])
+        head(context, minted["token"])
+        first = post(context, minted["token"])
+        session = first.session_cookie()["__session"].value
+        post(context, minted["token"], cookie=session)
+        post(context, minted["token"], cookie=session + "x")
+        post(context, revoked["token"], accept="application/json")
+        post(context, minted["token"][:-3], accept="application/json")
+        get(context, minted["token"][:-3])
+    finally:
+        logger.setLevel("INFO")
+        release_logs(handler)
+    output = "\n".join(handler.lines) + capsys.readouterr().out
+    assert "sign-in accepted" in output and "sign-in rejected" in output  # the capture did see the logs
+    for secret in (minted["token"], revoked["token"], session, minted["token"][:-3]):
+        assert secret not in output
+        assert secret.split(".")[2] not in output  # not even the signature part
+    assert "accept-token?token=" not in output

@@ -1,0 +1,390 @@
+"""GET/HEAD/POST /accept-token and the JWKS through the real handler, with the events/ files, on moto.
+
+Every state of a sign-in token and every failure of the accept flow: success (cookie, 303, JSON,
+claims), expired, already used, revoked, invalid, redirect no longer allowed, same-browser retry,
+scanner-safe GET and HEAD.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+import pytest
+
+from signin_links.keyring import Keyring, parse_keyring
+from signin_links.models import SignInTokenRecord, TokenStatus
+from signin_links.store import TokenStore
+from signin_links.tickets import sign_ticket
+from tests.conftest import Stack, load_event, load_function, reset_caches
+
+HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+SECURITY_HEADERS = ("Cache-Control", "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options")
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    cookies: list[str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def code(self) -> str:
+        """The wire code, from the JSON envelope or the HTML error page."""
+        if self.headers.get("Content-Type") == "application/json":
+            return str(self.json()["errors"][0]["code"])
+        match = re.search(r'<code id="error-code">([a-z_]+)</code>', self.body)
+        assert match, self.body
+        return match.group(1)
+
+    def session_cookie(self) -> SimpleCookie:
+        assert len(self.cookies) == 1, self.cookies
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(self.cookies[0])
+        return jar
+
+
+def invoke(event: dict[str, Any], context: Any) -> Answer:
+    response = load_function("accept_token").lambda_handler(event, context)
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return Answer(response["statusCode"], response.get("headers") or {}, response.get("cookies") or [], body)
+
+
+def get(context: Any, token: str | None = None, **headers: str) -> Answer:
+    event = load_event("accept_token_get.json")
+    if token is None:
+        event["rawQueryString"] = ""
+        event.pop("queryStringParameters", None)
+    else:
+        event["rawQueryString"] = f"token={quote(token)}"
+        event["queryStringParameters"] = {"token": token}
+    event["headers"].update(headers)
+    return invoke(event, context)
+
+
+def head(context: Any, token: str = "x") -> Answer:
+    event = load_event("accept_token_head.json")
+    event["rawQueryString"] = f"token={quote(token)}"
+    event["queryStringParameters"] = {"token": token}
+    return invoke(event, context)
+
+
+def post(
+    context: Any,
+    token: str | None,
+    *,
+    accept: str = HTML_ACCEPT,
+    cookie: str | None = None,
+    as_json: bool = False,
+    base64_body: bool = False,
+    body: str | None = None,
+) -> Answer:
+    event = load_event("accept_token_post.json")
+    if body is None:
+        body = json.dumps({"token": token}) if as_json else ("" if token is None else f"token={quote(token)}")
+    if as_json:
+        event["headers"]["content-type"] = "application/json"
+    if base64_body:
+        body = base64.b64encode(body.encode()).decode()
+    event["body"] = body
+    event["isBase64Encoded"] = base64_body
+    event["headers"]["accept"] = accept
+    if cookie:
+        event["cookies"] = ["theme=dark", f"__session={cookie}"]
+    return invoke(event, context)
+
+
+def mint(context: Any, **body: Any) -> dict[str, Any]:
+    event = load_event("create_sign_in_token.json")
+    event["body"] = json.dumps({"user_id": "user_123", **body})
+    response = load_function("mint_link").lambda_handler(event, context)
+    assert response["statusCode"] == 200, response["body"]
+    minted: dict[str, Any] = json.loads(response["body"])
+    return minted
+
+
+def revoke(context: Any, token_id: str) -> None:
+    event = load_event("revoke_sign_in_token.json")
+    event["pathParameters"] = {"sign_in_token_id": token_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{token_id}/revoke"
+    assert load_function("mint_link").lambda_handler(event, context)["statusCode"] == 200
+
+
+def keyring(stack: Stack, variable: str) -> Keyring:
+    raw = stack.secretsmanager.get_secret_value(SecretId=stack.env[variable])["SecretString"]
+    return parse_keyring(raw)
+
+
+def craft(
+    stack: Stack,
+    *,
+    token_id: str = "sit_0000000000000000000042",
+    issued_at: int | None = None,
+    expires_in: int = 600,
+    status: TokenStatus = TokenStatus.PENDING,
+    redirect_url: str | None = None,
+    store: bool = True,
+) -> str:
+    """A token signed with the stack's ticket key, for a record written straight to the table."""
+    issued = int(time.time()) if issued_at is None else issued_at
+    key = keyring(stack, "TICKET_KEYRING_SECRET_ID").current()
+    token = sign_ticket(key, sid=token_id, issued_at=issued, expires_in_seconds=expires_in, redirect_url=redirect_url)
+    if store:
+        record = SignInTokenRecord(
+            id=token_id,
+            user_id="user_crafted",
+            status=status,
+            created_at=issued * 1000,
+            updated_at=issued * 1000,
+            expires_at=issued + expires_in,
+            expires_in_seconds=expires_in,
+            redirect_url=redirect_url,
+        )
+        TokenStore(stack.dynamodb, stack.table_name).create(record, ttl=issued + expires_in + 3600)
+    return token
+
+
+def session_claims(stack: Stack, token: str) -> dict[str, Any]:
+    """Verify a session JWT as an app would: against the JWKS this function serves."""
+    header = jwt.get_unverified_header(token)
+    jwks = keyring(stack, "SESSION_KEYRING_SECRET_ID").jwks()
+    (jwk,) = [key for key in jwks["keys"] if key["kid"] == header["kid"]]
+    claims: dict[str, Any] = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["RS256"])
+    return claims
+
+
+def status_of(stack: Stack, token_id: str) -> str:
+    item = stack.item(token_id)
+    assert item is not None
+    return str(item["status"]["S"])
+
+
+@pytest.fixture
+def dynamodb_calls(stack: Stack) -> Iterator[list[str]]:
+    """Names of the DynamoDB operations the accept function makes."""
+    from signin_links import aws
+
+    calls: list[str] = []
+    client = aws.client("dynamodb")
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    yield calls
+
+
+# --- success -------------------------------------------------------------------------------
+
+
+def test_post_redeems_once_sets_the_session_cookie_and_redirects(stack: Stack, context: Any) -> None:
+    minted = mint(context, redirect_url="https://app.example.com/welcome?x=1")
+    answer = post(context, minted["token"])
+    assert answer.status == 303
+    assert answer.headers["Location"] == "https://app.example.com/welcome?x=1"
+    cookie = answer.session_cookie()["__session"]
+    assert cookie["path"] == "/" and cookie["secure"] and cookie["httponly"]
+    assert cookie["samesite"] == "Lax" and cookie["max-age"] == "604800" and not cookie["domain"]
+    claims = session_claims(stack, cookie.value)
+    assert claims["sub"] == "user_123" and claims["sid"].startswith("sess_")
+    assert claims["v"] == 2 and claims["sts"] == "active" and "aud" not in claims and "o" not in claims
+    assert claims["nbf"] == claims["iat"] - 10 and claims["exp"] == claims["iat"] + 604800
+    assert claims["iss"] == "https://links.example.com" and claims["azp"] == "https://app.example.com"
+    header = jwt.get_unverified_header(cookie.value)
+    assert header["alg"] == "RS256" and header["typ"] == "JWT" and header["kid"]
+    item = stack.item(minted["id"])
+    assert item is not None and item["status"]["S"] == "accepted"
+    assert item["session_id"]["S"] == claims["sid"] and int(item["accepted_at"]["N"]) >= minted["created_at"]
+
+
+def test_json_answer_carries_the_session(stack: Stack, context: Any) -> None:
+    minted = mint(context, org_id="org_7")
+    answer = post(context, minted["token"], accept="application/json", as_json=True)
+    assert answer.status == 200 and answer.headers["Content-Type"] == "application/json"
+    body = answer.json()
+    assert body["object"] == "sign_in" and body["status"] == "complete" and body["user_id"] == "user_123"
+    assert body["created_session_id"].startswith("sess_") and body["redirect_url"] is None
+    claims = session_claims(stack, body["session_token"])
+    assert claims["sid"] == body["created_session_id"] and claims["o"] == {"id": "org_7"} and "azp" not in claims
+    assert answer.session_cookie()["__session"].value == body["session_token"]
+
+
+def test_no_redirect_shows_signed_in_as_the_user_escaped(stack: Stack, context: Any) -> None:
+    minted = mint(context, user_id='<img src=x onerror="alert(1)">&co')
+    answer = post(context, minted["token"])
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/html")
+    assert "Signed in as &lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;co" in answer.body
+    assert "<img" not in answer.body
+    assert answer.session_cookie()["__session"].value
+
+
+def test_form_body_may_arrive_base64_encoded(stack: Stack, context: Any) -> None:
+    minted = mint(context)
+    answer = post(context, minted["token"], accept="application/json", base64_body=True)
+    assert answer.status == 200 and answer.json()["user_id"] == "user_123"
+
+
+def test_session_issuer_and_cookie_domain_come_from_settings(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_ISSUER", "https://clerk.example.com/")
+    monkeypatch.setenv("SESSION_COOKIE_DOMAIN", "example.com")
+    monkeypatch.setenv("SESSION_LIFETIME_SECONDS", "3600")
+    reset_caches()
+    answer = post(context, mint(context)["token"])
+    cookie = answer.session_cookie()["__session"]
+    assert cookie["domain"] == "example.com" and cookie["max-age"] == "3600"
+    claims = session_claims(stack, cookie.value)
+    assert claims["iss"] == "https://clerk.example.com" and claims["exp"] - claims["iat"] == 3600
+
+
+# --- same-browser retry ---------------------------------------------------------------------
+
+
+def test_same_browser_retry_succeeds_again_without_a_write(stack: Stack, context: Any) -> None:
+    minted = mint(context, redirect_url="https://app.example.com/home")
+    first = post(context, minted["token"])
+    session = first.session_cookie()["__session"].value
+    item_before = stack.item(minted["id"])
+    retry = post(context, minted["token"], cookie=session)
+    assert retry.status == 303 and retry.headers["Location"] == "https://app.example.com/home"
+    assert retry.cookies == []  # the browser already holds its session
+    assert stack.item(minted["id"]) == item_before
+    as_json = post(context, minted["token"], cookie=session, accept="application/json")
+    assert as_json.status == 200 and as_json.json()["created_session_id"] == session_claims(stack, session)["sid"]
+
+
+def test_another_browser_gets_already_used(stack: Stack, context: Any) -> None:
+    minted = mint(context)
+    assert post(context, minted["token"]).status == 200
+    other = mint(context)
+    other_session = post(context, other["token"]).session_cookie()["__session"].value
+    for cookie in (None, other_session, "garbage.cookie.value"):
+        answer = post(context, minted["token"], cookie=cookie)
+        assert answer.status == 400 and answer.code == "sign_in_token_already_used_code"
+        assert "already used" in answer.body and "Ask for a new sign-in link." in answer.body
+    envelope = post(context, minted["token"], accept="application/json").json()
+    assert envelope["errors"][0]["code"] == "sign_in_token_already_used_code"
+    assert envelope["clerk_trace_id"] == "req-0103"
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def test_revoked_token(stack: Stack, context: Any) -> None:
+    minted = mint(context)
+    revoke(context, minted["id"])
+    answer = post(context, minted["token"])
+    assert answer.status == 400 and answer.code == "sign_in_token_revoked_code"
+    assert "cancelled" in answer.body and status_of(stack, minted["id"]) == "revoked"
+
+
+def test_expired_by_signature_is_caught_before_any_write(stack: Stack, context: Any, dynamodb_calls: list[str]) -> None:
+    token = craft(stack, issued_at=int(time.time()) - 4000, expires_in=600)
+    page = get(context, token)
+    assert page.status == 400 and page.code == "ticket_expired_code" and "has expired" in page.body
+    answer = post(context, token, accept="application/json")
+    assert answer.status == 400 and answer.code == "ticket_expired_code"
+    assert dynamodb_calls == [] and status_of(stack, "sit_0000000000000000000042") == "pending"
+
+
+def test_expired_within_the_leeway_is_refused_by_the_conditional_write(stack: Stack, context: Any) -> None:
+    # The JWT is still inside the verification leeway; the table's expires_at is not.
+    token = craft(stack, issued_at=int(time.time()) - 610, expires_in=600)
+    answer = post(context, token)
+    assert answer.status == 400 and answer.code == "ticket_expired_code"
+    assert status_of(stack, "sit_0000000000000000000042") == "pending"
+
+
+def test_token_unknown_to_the_table_is_invalid(stack: Stack, context: Any) -> None:
+    answer = post(context, craft(stack, store=False), accept="application/json")
+    assert answer.status == 400 and answer.code == "ticket_invalid_code"
+
+
+def test_redirect_no_longer_allowed_is_refused_and_leaves_the_token_pending(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    minted = mint(context, redirect_url="https://app.example.com/welcome")
+    monkeypatch.setenv("ALLOWED_REDIRECT_ORIGINS", "http://127.0.0.1:3000")
+    reset_caches()
+    page = get(context, minted["token"])
+    assert page.status == 400 and page.code == "ticket_invalid_code" and "no longer allowed" in page.body
+    answer = post(context, minted["token"])
+    assert answer.status == 400 and answer.code == "ticket_invalid_code" and answer.cookies == []
+    assert status_of(stack, minted["id"]) == "pending"
+
+
+def test_missing_session_key_fails_before_consuming(stack: Stack, context: Any) -> None:
+    minted = mint(context)
+    stack.secretsmanager.put_secret_value(
+        SecretId=stack.env["SESSION_KEYRING_SECRET_ID"], SecretString='{"kind": "rsa", "keys": []}'
+    )
+    reset_caches()
+    answer = post(context, minted["token"], accept="application/json")
+    assert answer.status == 503 and answer.code == "service_unavailable" and answer.headers["Retry-After"]
+    assert status_of(stack, minted["id"]) == "pending"
+
+
+# --- GET and HEAD never consume ---------------------------------------------------------------
+
+
+def test_get_renders_the_form_without_touching_the_table(stack: Stack, context: Any, dynamodb_calls: list[str]) -> None:
+    minted = mint(context)
+    dynamodb_calls.clear()
+    before = stack.item(minted["id"])
+    page = get(context, minted["token"])
+    assert page.status == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<form id="accept" method="post" action="accept-token" data-auto-submit="true">' in page.body
+    assert f'<input type="hidden" name="token" value="{minted["token"]}">' in page.body
+    assert '<button type="submit" id="sign-in">Sign in</button>' in page.body
+    assert "Signing you in..." in page.body  # the script's text while it submits
+    assert dynamodb_calls == [] and stack.item(minted["id"]) == before
+
+
+def test_head_answers_200_with_no_body_and_no_side_effect(
+    stack: Stack, context: Any, dynamodb_calls: list[str]
+) -> None:
+    minted = mint(context)
+    dynamodb_calls.clear()
+    answer = head(context, minted["token"])
+    assert answer.status == 200 and answer.body == "" and answer.cookies == []
+    assert dynamodb_calls == [] and status_of(stack, minted["id"]) == "pending"
+
+
+def test_page_without_a_token_waits_for_the_fragment(stack: Stack, context: Any) -> None:
+    page = get(context)
+    assert page.status == 200 and "No token provided." in page.body
+    assert 'data-auto-submit="true" hidden>' in page.body and 'name="token" value=""' in page.body
+    assert "window.location.hash" in page.body
+
+
+def test_auto_submit_can_be_switched_off(stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCEPT_AUTO_SUBMIT", "false")
+    reset_caches()
+    page = get(context, mint(context)["token"])
+    assert 'data-auto-submit="false">' in page.body and "Select \u201cSign in\u201d to continue." in page.body
+
+
+# --- JWKS -----------------------------------------------------------------------------------
+
+
+def test_jwks_lists_the_session_keys_with_cache_headers(stack: Stack, context: Any) -> None:
+    answer = invoke(load_event("jwks.json"), context)
+    assert answer.status == 200 and answer.headers["Content-Type"] == "application/json"
+    assert answer.headers["Cache-Control"] == "public, max-age=300"
+    (key,) = answer.json()["keys"]
+    assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig" and key["e"] == "AQAB"
+    assert len(base64.urlsafe_b64decode(key["n"] + "==")) == 256  # RSA-2048
+    token = post(context, mint(context)["token"], accept="application/json").json()["session_token"]
+    assert jwt.get_unverified_header(token)["kid"] == key["kid"]
+    assert jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"])["sub"] == "user_123"
