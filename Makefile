@@ -95,3 +95,6 @@ build-MintLinkFunction:
 
 build-AcceptTokenFunction:
 	$(call lambda_package,accept_token)
+
+build-RotateKeysFunction:
+	$(call lambda_package,rotate_keys)
