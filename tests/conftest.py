@@ -16,6 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+# Every test's logs are scanned for tokens, secret keys and accept URLs (see tests/logscan.py).
+pytest_plugins = ["tests.logscan"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 REGION = "us-east-1"
