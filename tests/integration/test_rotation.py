@@ -1,10 +1,9 @@
 """Key rotation through the rotate_keys handler on moto, with links minted and accepted around it.
 
 Secrets Manager's RotateSecret turns rotation on, stages an empty AWSPENDING version named by a
-fresh ClientRequestToken, then invokes the function once per step. moto's own ``rotate_secret``
-would either invoke a Lambda in Docker or, without one, make that empty version AWSCURRENT, so
-:func:`begin_rotation` does the staging the way Secrets Manager does and the tests drive the four
-steps through the handler.
+fresh ClientRequestToken, then invokes the function once per step. ``local.rotation`` does that
+staging on moto (whose own ``rotate_secret`` cannot), and the tests drive the four steps through
+the handler.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from typing import Any
 
 import jwt
 import pytest
-from moto.secretsmanager.models import secretsmanager_backends
 
+from local import rotation as local_rotation
 from signin_links import aws
 from signin_links.config import get_settings
 from signin_links.errors import SignInLinksError
@@ -27,13 +26,12 @@ from signin_links.keyring import HMAC, RSA, Key, Keyring, new_keyring_json, pars
 from signin_links.rotation import RotationError
 from signin_links.secret_rotation import STEPS, KeyringRotation
 from signin_links.tickets import verify_ticket
-from tests.conftest import REGION, Stack, load_event, load_function, reset_caches
+from tests.conftest import Stack, load_event, load_function, reset_caches
 
 DELAY = 600  # KEY_ACTIVATION_DELAY_SECONDS's default
 TICKET_RETENTION = 30 * 24 * 3600 + 30  # MAX_EXPIRES_IN_SECONDS + TICKET_LEEWAY_SECONDS (defaults)
 SESSION_RETENTION = 7 * 24 * 3600 + 30  # SESSION_LIFETIME_SECONDS + TICKET_LEEWAY_SECONDS (defaults)
 OLD = int(time.time()) - 24 * 3600
-ACCOUNT_ID = "123456789012"  # moto's default account
 
 
 class Clock:
@@ -77,14 +75,7 @@ def start_with_an_old_keyring(stack: Stack, secret_id: str, kind: str) -> None:
 
 def begin_rotation(stack: Stack, secret_id: str) -> str:
     """What RotateSecret does before it invokes the function; returns the ClientRequestToken."""
-    name = stack.secretsmanager.describe_secret(SecretId=secret_id)["Name"]
-    secret: Any = secretsmanager_backends[ACCOUNT_ID][REGION].secrets[name]
-    token = str(uuid.uuid4())
-    secret.rotation_requested = secret.rotation_enabled = True
-    secret.rotation_lambda_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:rotate-keys"
-    secret.remove_version_stages_from_old_versions(["AWSPENDING"])
-    secret.versions[token] = {"createdate": int(time.time()), "version_id": token, "version_stages": ["AWSPENDING"]}
-    return token
+    return local_rotation.begin_rotation(secret_id)
 
 
 def step(secret_id: str, token: str, name: str, context: Any) -> dict[str, str]:
