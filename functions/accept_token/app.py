@@ -29,8 +29,8 @@ from signin_links.redeem import (
     AuditTrail,
     Redemptions,
     Rejected,
+    cookie_values,
     parse_accept_request,
-    session_cookie_value,
 )
 from signin_links.sessions import COOKIE_NAME
 from signin_links.store import TokenStore
@@ -125,7 +125,7 @@ def accept_token() -> Response[str]:
         event.decoded_body,
         event.headers.get("content-type"),
         service.settings.max_body_bytes,
-        session_cookie=session_cookie_value(event.cookies, COOKIE_NAME),
+        session_cookies=cookie_values(event.cookies, COOKIE_NAME),
     )
     outcome = service.accept(request, fallback_issuer=own_base_url())
     # A retry already holds its cookie; only a new session sets one.

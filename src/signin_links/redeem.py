@@ -80,7 +80,8 @@ class Rejected(SignInLinksError):
 @dataclass(frozen=True)
 class AcceptRequest:
     token: str
-    session_cookie: str | None = field(default=None, repr=False)
+    # Every ``__session`` value the browser sent (two can arrive, set for different domains).
+    session_cookies: tuple[str, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:  # never print the token
         return "AcceptRequest(<redacted>)"
@@ -100,7 +101,10 @@ class Accepted:
 
 
 def parse_accept_request(
-    body: bytes | str | None, content_type: str | None, max_bytes: int, session_cookie: str | None = None
+    body: bytes | str | None,
+    content_type: str | None,
+    max_bytes: int,
+    session_cookies: tuple[str, ...] = (),
 ) -> AcceptRequest:
     """The token of ``POST /accept-token``: a form (``token=...``) or JSON (``{"token": ...}``) body."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
@@ -132,19 +136,19 @@ def parse_accept_request(
         raise param_missing("token")
     if not isinstance(token, str):
         raise Rejected(ErrorCode.TICKET_INVALID)
-    return AcceptRequest(token=token.strip(), session_cookie=session_cookie or None)
+    return AcceptRequest(token=token.strip(), session_cookies=session_cookies)
 
 
-def session_cookie_value(cookies: list[str] | None, name: str) -> str | None:
-    """The value of cookie ``name`` among API Gateway's ``cookies`` (``["a=b", ...]``), if exactly one."""
+def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple[str, ...]:
+    """The values of cookie ``name`` among API Gateway's ``cookies`` (``["a=b", ...]``), at most ``limit``."""
     found = [
         value.strip()
         for cookie in cookies or []
         for part in cookie.split(";")
         for key, sep, value in [part.strip().partition("=")]
-        if sep and key == name
+        if sep and key == name and value.strip()
     ]
-    return found[0] if len(found) == 1 and found[0] else None
+    return tuple(found[:limit])
 
 
 def origin_of(url: str) -> str:
@@ -300,7 +304,7 @@ class Redemptions:
         try:
             record = self.store.redeem(ticket.sid, session_id, int(now), int(now * 1000))
         except RedeemRejected as rejected:
-            return self._rejected(ticket, rejected.current, request.session_cookie, keyring, now)
+            return self._rejected(ticket, rejected.current, request.session_cookies, keyring, now)
         issued_at = int(now)
         token = issue_session(
             signing_key,
@@ -325,7 +329,7 @@ class Redemptions:
         self,
         ticket: Ticket,
         current: SignInTokenRecord | None,
-        session_cookie: str | None,
+        session_cookies: tuple[str, ...],
         keyring: Keyring,
         now: float,
     ) -> Accepted:
@@ -334,13 +338,15 @@ class Redemptions:
             # Signed by us, but no such token in the table (deleted after expiry, or another stack's).
             raise Rejected(ErrorCode.TICKET_INVALID, sign_in_token_id=ticket.sid)
         if current.status is TokenStatus.ACCEPTED:
-            session = self._same_browser(current, session_cookie, keyring, now)
-            if session is not None and session_cookie:
+            for cookie in session_cookies:
+                session = self._same_browser(current, cookie, keyring, now)
+                if session is None:
+                    continue
                 return Accepted(
                     sign_in_token_id=current.id,
                     user_id=current.user_id,
                     session_id=session.session_id,
-                    session_token=session_cookie,
+                    session_token=cookie,
                     redirect_url=ticket.redirect_url,
                     org_id=current.org_id,
                     retried=True,

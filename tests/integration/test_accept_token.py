@@ -89,6 +89,7 @@ def post(
     *,
     accept: str = HTML_ACCEPT,
     cookie: str | None = None,
+    extra_cookies: tuple[str, ...] = (),
     as_json: bool = False,
     base64_body: bool = False,
     body: str | None = None,
@@ -104,7 +105,7 @@ def post(
     event["isBase64Encoded"] = base64_body
     event["headers"]["accept"] = accept
     if cookie:
-        event["cookies"] = ["theme=dark", f"__session={cookie}"]
+        event["cookies"] = ["theme=dark", *(f"__session={value}" for value in extra_cookies), f"__session={cookie}"]
     return invoke(event, context)
 
 
@@ -260,6 +261,10 @@ def test_same_browser_retry_succeeds_again_without_a_write(stack: Stack, context
     assert retry.status == 303 and retry.headers["Location"] == "https://app.example.com/home"
     assert retry.cookies == []  # the browser already holds its session
     assert stack.item(minted["id"]) == item_before
+    # Two __session cookies (say host-only and Domain=example.com): the one that matches counts.
+    other_session = post(context, mint(context)["token"]).session_cookie()["__session"].value
+    both = post(context, minted["token"], cookie=session, extra_cookies=(other_session,))
+    assert both.status == 303 and both.headers["Location"] == "https://app.example.com/home"
     as_json = post(context, minted["token"], cookie=session, accept="application/json")
     assert as_json.status == 200 and as_json.json()["created_session_id"] == session_claims(stack, session)["sid"]
 
