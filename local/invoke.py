@@ -1,6 +1,6 @@
 """Run one function once on an event file, like ``sam local invoke``, without Docker.
 
-    python -m local.invoke <LogicalId> <event.json | -> [--fresh]
+    python -m local.invoke <LogicalId> <event.json | -> [--fresh] [--template other.yaml]
     make invoke FUNCTION=MintLinkFunction EVENT=events/create_sign_in_token.json
 
 Where the AWS resources come from:
@@ -12,7 +12,10 @@ Where the AWS resources come from:
   the template created as the local stack creates them, and discarded at exit. Its API URL is
   http://127.0.0.1:3000, the ``domainName`` of the events in ``events/``.
 
-Any event works: HTTP API (payload 2.0), EventBridge, Secrets Manager rotation... The handler's
+Any event works: HTTP API (payload 2.0), EventBridge, Secrets Manager rotation... A rotation
+event (``SecretId``, ``ClientRequestToken``, ``Step``) always runs on a private emulator: its
+``SecretId`` may be the secret's logical id, and the rotation is staged first as Secrets Manager
+would (``local.rotation``). The handler's
 return value is printed as JSON on stdout; its logs go to stderr. If the handler raises, the error
 is printed as Lambda reports it (``errorType``, ``errorMessage``, ``stackTrace``) and the exit
 status is 1.
@@ -21,6 +24,7 @@ status is 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import socket
@@ -34,7 +38,7 @@ from local.emulator import MotoServer
 from local.resources import DEFAULT_SECRET_KEY
 from local.runtime import LocalFunction, apply_environment
 from local.stack import LocalStack, state_path
-from local.template import functions, load_template
+from local.template import TEMPLATE, functions, load_template
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -57,6 +61,26 @@ def read_event(source: str) -> Any:
     return json.loads(text)
 
 
+def is_rotation_event(event: Any) -> bool:
+    """Secrets Manager's rotation invocation: ``{"SecretId", "ClientRequestToken", "Step"}``."""
+    return isinstance(event, dict) and {"SecretId", "ClientRequestToken", "Step"} <= set(event)
+
+
+def prepare_rotation(event: dict[str, Any], stack: LocalStack) -> dict[str, Any]:
+    """A rotation event's ``SecretId`` may name the secret's logical id (events/ cannot know the local
+    ARN): it becomes the local ARN. Then Secrets Manager's part of the rotation is staged on the
+    emulator (``local.rotation.prepare_rotation_event``), as ``RotateSecret`` does before it invokes."""
+    secret_id = str(event["SecretId"])
+    if stack.resources.kinds.get(secret_id) == "AWS::SecretsManager::Secret":
+        event = {**event, "SecretId": stack.resources.ref(secret_id)}
+    try:
+        rotation = importlib.import_module("local.rotation")
+    except ModuleNotFoundError:
+        return event
+    rotation.prepare_rotation_event(event)
+    return event
+
+
 def lambda_error(exc: BaseException) -> dict[str, Any]:
     return {
         "errorType": type(exc).__name__,
@@ -65,12 +89,16 @@ def lambda_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def run(function_id: str, event: Any, *, fresh: bool, out: TextIO) -> int:
-    specs = functions(load_template())
+def run(function_id: str, event: Any, *, fresh: bool, out: TextIO, template_path: Path = TEMPLATE) -> int:
+    template = load_template(template_path.resolve())
+    specs = functions(template, root=template_path.resolve().parent)
     if function_id not in specs:
         print(f"unknown function {function_id!r}; the template has: {', '.join(specs)}", file=sys.stderr)
         return 2
-    state = None if fresh else live_state(state_path())
+    rotation = is_rotation_event(event)
+    if rotation:
+        fresh = True  # Secrets Manager's staging is done on an emulator in this process (local.rotation)
+    state = None if fresh or template_path.resolve() != TEMPLATE else live_state(state_path())
     moto: MotoServer | None = None
     try:
         if state is not None:
@@ -81,10 +109,14 @@ def run(function_id: str, event: Any, *, fresh: bool, out: TextIO) -> int:
             print("invoke: starting a private emulator (no running local stack)", file=sys.stderr)
             moto = MotoServer().start()
             secret_key = os.environ.get("LOCAL_SECRET_KEY") or DEFAULT_SECRET_KEY
-            stack = LocalStack.build(url=DEFAULT_URL, endpoint=moto.endpoint, secret_key=secret_key)
+            stack = LocalStack.build(
+                url=DEFAULT_URL, endpoint=moto.endpoint, secret_key=secret_key, template=template, specs=specs
+            )
             apply_environment(stack.environments[function_id])
             stack.resources.seed_keyrings(stack.endpoint)
             function = stack.functions[function_id]
+            if rotation:
+                event = prepare_rotation(event, stack)
         try:
             result = function.invoke(event)
         except Exception as exc:  # reported as Lambda reports a failed invocation
@@ -103,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("function", help="logical id of the function in template.yaml (e.g. MintLinkFunction)")
     parser.add_argument("event", help="event file (JSON), or - for stdin")
     parser.add_argument("--fresh", action="store_true", help="ignore a running local stack; use a private emulator")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE,
+        help="SAM template (default: template.yaml); implies --fresh if another",
+    )
     args = parser.parse_args(argv)
     event = read_event(args.event)
     # Everything the function prints (Powertools logs, metrics) goes to stderr; stdout is the result.
@@ -110,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     sys.stdout = sys.stderr
     try:
-        return run(args.function, event, fresh=args.fresh, out=out)
+        return run(args.function, event, fresh=args.fresh, out=out, template_path=args.template)
     finally:
         sys.stdout = out
 

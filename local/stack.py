@@ -48,7 +48,15 @@ from local.apigw import (
 from local.emulator import REGION, MotoServer
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
 from local.runtime import LocalFunction, apply_environment, function_env, union_environment
-from local.template import ROOT, Route, function_environment, functions, http_routes, load_template
+from local.template import (
+    ROOT,
+    FunctionSpec,
+    Route,
+    function_environment,
+    functions,
+    http_routes,
+    load_template,
+)
 
 DEFAULT_STATE = ROOT / ".local-stack" / "state.json"
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
@@ -105,13 +113,14 @@ class LocalStack:
         secret_key: str = DEFAULT_SECRET_KEY,
         env: dict[str, str] | None = None,
         template: dict[str, Any] | None = None,
+        specs: dict[str, FunctionSpec] | None = None,
     ) -> LocalStack:
         template = template or load_template()
         parameters = local_parameters(template, url, dict(os.environ if env is None else env))
         found, resolver = create_resources(
             template, endpoint, parameters=parameters, secret_key=secret_key, stack_name=STACK_NAME, api_url=url
         )
-        specs = functions(template)
+        specs = specs if specs is not None else functions(template)
         environments = {
             logical_id: function_env(function_environment(spec, resolver), endpoint)
             for logical_id, spec in specs.items()
@@ -285,6 +294,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 resets a burst of concurrent clients
     stack: LocalStack
 
 
