@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -128,6 +129,10 @@ class LocalFunction:
     spec: FunctionSpec
     name: str
     _handler: Handler | None = None
+    # Lambda runs one invocation at a time per execution environment. The threaded HTTP server
+    # must not run two at once in one module: Powertools' resolver keeps ``current_event`` on the
+    # module-level ``app``, so a second request would overwrite the first's event mid-flight.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def handler(self) -> Handler:
         if self._handler is None:
@@ -142,6 +147,7 @@ class LocalFunction:
     def invoke(self, event: Any, context: LambdaContext | None = None) -> Any:
         """Run the handler on a JSON copy of ``event``; the result comes back through JSON too
         (a result Lambda could not serialise raises ``TypeError`` here as well)."""
-        handler = self.handler()
-        result = handler(json.loads(json.dumps(event)), context or self.context())
+        with self._lock:
+            handler = self.handler()
+            result = handler(json.loads(json.dumps(event)), context or self.context())
         return json.loads(json.dumps(result))

@@ -217,6 +217,9 @@ def curl_command(url: str, secret_key: str) -> str:
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle on, a keep-alive client waits for the
+    # peer's delayed ACK (~40 ms) on every request after the first.
+    disable_nagle_algorithm = True
     server: ApiServer
     server_version = "signin-links-local"
     sys_version = ""
