@@ -1,0 +1,121 @@
+"""``python -m bench`` (``make bench``): run every registered benchmark, print a table of every
+figure with its ratio, write ``bench/results/latest.json``.
+
+Options: ``--quick`` (fewer samples: a smoke run), ``--only NAME`` (repeatable),
+``--output PATH`` (default ``bench/results/latest.json``), ``--list``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench import RESULTS, ROOT, Figure, Options, discover
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("group", "figure", "value", "baseline", "baseline value", "ratio", "target", "note")]
+    for figure in figures:
+        rows.append(
+            (
+                figure.group,
+                figure.name,
+                f"{_number(figure.value)} {figure.unit}",
+                figure.baseline or "-",
+                "-" if figure.baseline_value is None else f"{_number(figure.baseline_value)} {figure.unit}",
+                "-" if figure.ratio is None else f"{figure.ratio:.2f}x",
+                figure.target or "-",
+                figure.note,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, object]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this benchmark")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    args = parser.parse_args(argv)
+
+    benchmarks = discover()
+    if args.list:
+        for bench in benchmarks:
+            print(f"{bench.name:20} {bench.module}")
+        return 0
+    unknown = set(args.only) - {bench.name for bench in benchmarks}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    options = Options(quick=args.quick, only=frozenset(args.only))
+    selected = [bench for bench in benchmarks if not options.only or bench.name in options.only]
+
+    started = time.time()
+    figures: list[Figure] = []
+    errors: dict[str, str] = {}
+    durations: dict[str, float] = {}
+    for bench in selected:
+        print(f"== {bench.name} ({bench.module}) ...", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        try:
+            figures.extend(bench.function(options))
+        except Exception as error:  # a broken benchmark is reported, and the others still run
+            errors[bench.name] = f"{type(error).__name__}: {error}"
+            traceback.print_exc()
+        durations[bench.name] = round(time.perf_counter() - began, 1)
+
+    print()
+    print(table(figures))
+    for name, error in errors.items():
+        print(f"\n!! {name} failed: {error.splitlines()[0] if error else ''}")
+
+    result = {
+        "command": "python -m bench" + (" --quick" if args.quick else "") + "".join(f" --only {n}" for n in args.only),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": machine(),
+        "durations_s": durations,
+        "figures": [figure.as_json() for figure in figures],
+        "errors": errors,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.output.with_suffix(".tmp")
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    temporary.replace(args.output)
+    try:
+        shown = args.output.resolve().relative_to(ROOT)
+    except ValueError:
+        shown = args.output
+    print(f"\nresults: {shown}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

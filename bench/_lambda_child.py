@@ -1,0 +1,104 @@
+"""Runs in a fresh ``python -S -s`` process whose ``sys.path`` mirrors one Lambda function.
+
+Usage: ``python -S -s -c <this file's text> <spec.json>``. Prints one line ``BENCH_RESULT {...}``.
+
+``mode: "boto3"``   time ``import boto3`` (the baseline).
+``mode: "handler"`` time ``import app`` (the handler module, as Lambda imports it), then the first
+                    request through ``lambda_handler`` with AWS replaced at botocore's HTTP layer
+                    (``_fake_aws.py``); then, when asked, ``warm`` more requests (CPU time each) and
+                    the bare cryptographic floor of the same work (PyJWT only).
+
+Only the standard library is imported before the timed section.
+"""
+
+import json
+import sys
+import time
+
+spec = json.loads(open(sys.argv[1], encoding="utf-8").read())  # noqa: SIM115 - stdlib only, tiny
+result = {}
+
+wall0, cpu0 = time.perf_counter(), time.process_time()
+if spec["mode"] == "boto3":
+    import boto3  # noqa: F401
+
+    result["import_ms"] = (time.perf_counter() - wall0) * 1000
+    result["import_cpu_ms"] = (time.process_time() - cpu0) * 1000
+else:
+    import app  # the handler module: functions/<dir>/app.py, first on sys.path
+
+    result["import_ms"] = (time.perf_counter() - wall0) * 1000
+    result["import_cpu_ms"] = (time.process_time() - cpu0) * 1000
+
+    # -- not timed: the fake AWS and a context object ------------------------------------------
+    import importlib.util
+
+    loader_spec = importlib.util.spec_from_file_location("_fake_aws", spec["fake_aws"])
+    fake_module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(fake_module)
+    fake = fake_module.FakeAws(spec["secrets"])
+    fake.items.update(spec.get("items") or {})
+    fake.install()
+
+    class Context:
+        function_name = "bench-function"
+        function_version = "$LATEST"
+        memory_limit_in_mb = 512
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-function"
+        aws_request_id = "bench-request"
+        log_group_name = "/aws/lambda/bench-function"
+        log_stream_name = "bench"
+
+        def get_remaining_time_in_millis(self):
+            return 10_000
+
+    context = Context()
+    event = spec["event"]
+
+    wall1, cpu1 = time.perf_counter(), time.process_time()
+    response = app.lambda_handler(json.loads(json.dumps(event)), context)
+    result["first_request_ms"] = (time.perf_counter() - wall1) * 1000
+    result["first_request_cpu_ms"] = (time.process_time() - cpu1) * 1000
+    result["status"] = response.get("statusCode")
+    result["cold_calls"] = dict(fake.calls)
+    result["rsa_loaded"] = any(name.startswith("cryptography.hazmat.primitives.asymmetric") for name in sys.modules)
+    result["cryptography_loaded"] = "cryptography" in sys.modules
+
+    warm = int(spec.get("warm") or 0)
+    if warm:
+        fake.calls.clear()
+        statuses = set()
+        cpu_start = time.process_time()
+        for _ in range(warm):
+            statuses.add(app.lambda_handler(json.loads(json.dumps(event)), context).get("statusCode"))
+        result["warm_cpu_us"] = (time.process_time() - cpu_start) / warm * 1e6
+        result["warm_statuses"] = sorted(statuses)
+        result["warm_calls_per_request"] = {name: count / warm for name, count in fake.calls.items()}
+
+        floor = spec.get("floor")
+        if floor:
+            import jwt
+
+            ticket_secret = floor["ticket_secret"].encode("latin-1")
+            claims = floor["claims"]
+            headers = {"kid": "bench", "typ": "JWT"}
+            if floor["kind"] == "mint":  # the floor of a mint: one HS256 encode
+                cpu_start = time.process_time()
+                for _ in range(warm):
+                    jwt.encode(claims, ticket_secret, algorithm="HS256", headers=headers)
+            else:  # the floor of an accept: HS256 decode + RS256 encode (key parsed once, as we do)
+                from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+                token = jwt.encode(claims, ticket_secret, algorithm="HS256", headers=headers)
+                session_key = load_pem_private_key(floor["session_key_pem"].encode("ascii"), password=None)
+                cpu_start = time.process_time()
+                for _ in range(warm):
+                    jwt.decode(token, ticket_secret, algorithms=["HS256"])
+                    jwt.encode(floor["session_claims"], session_key, algorithm="RS256", headers=headers)
+            elapsed = time.process_time() - cpu_start
+            result["floor_cpu_us"] = elapsed / warm * 1e6
+    fake.uninstall()
+
+result["modules"] = len(sys.modules)
+sys.stdout.flush()
+print("BENCH_RESULT " + json.dumps(result))

@@ -1,0 +1,164 @@
+"""AWS calls per operation, counted on real boto3 clients against moto.
+
+In a child process (a clean import of the handlers): moto's server on loopback, the template's
+resources created in it and the handlers loaded exactly as the local stack does (``local.stack``),
+requests sent through the stack's API Gateway emulation (``LocalStack.call``, no HTTP server). As in
+the local stack, both functions share one process and so one secrets cache: "cold" counts show what
+the first request of the process read, not a fresh Lambda's (the warm counts are the contract). A
+``before-call`` hook is registered on every botocore client as it is created (ours, and Powertools
+Parameters' own), so every API call is counted, per service and operation, once per logical call
+(retries are not calls).
+
+The contract counted: a warm mint makes 1 DynamoDB call and 0 Secrets Manager calls; a warm
+accept makes 1 DynamoDB call (the one conditional write), 0 Secrets Manager calls, and 1
+EventBridge call (the audit event, reported); GET/HEAD of the page never touch DynamoDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+from bench import ROOT, Figure, Options, benchmark
+
+CHILD_FLAG = "--count-calls"
+
+
+# -- the child ---------------------------------------------------------------------------------
+
+
+def _count_calls() -> dict[str, Any]:
+    import botocore.session
+
+    from local.apigw import HttpRequest
+    from local.emulator import MotoServer
+    from local.stack import LocalStack
+
+    calls: Counter[str] = Counter()
+    original_create_client = botocore.session.Session.create_client
+
+    def count(model: Any, **_: Any) -> None:
+        calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original_create_client(self, *args, **kwargs)
+        client.meta.events.register("before-call", count)
+        return client
+
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+
+    def services(snapshot: Counter[str]) -> dict[str, int]:
+        return dict(sorted(snapshot.items()))
+
+    with MotoServer() as moto:
+        url = "http://127.0.0.1:3999"
+        stack = LocalStack.build(url=url, endpoint=moto.endpoint)
+        stack.activate()
+        domain = "127.0.0.1:3999"
+        auth = [("authorization", f"Bearer {stack.secret_key}"), ("content-type", "application/json")]
+
+        def request(method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> tuple[int, Any]:
+            response, _ = stack.call(HttpRequest(method=method, target=target, headers=headers, body=body), domain)
+            text = response.body.decode("utf-8", "replace") if isinstance(response.body, bytes) else response.body
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+        def measured(label: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> Any:
+            calls.clear()
+            status, answer = request(method, target, headers, body)
+            results[label] = {"status": status, "calls": services(calls)}
+            return answer
+
+        results: dict[str, Any] = {}
+        mint_body = json.dumps({"user_id": "user_calls"}).encode()
+        measured("mint (cold)", "POST", "/v1/sign_in_tokens", auth, mint_body)
+        minted = [measured("mint (warm)", "POST", "/v1/sign_in_tokens", auth, mint_body)]
+        minted += [request("POST", "/v1/sign_in_tokens", auth, mint_body)[1] for _ in range(3)]
+        measured("revoke (warm)", "POST", f"/v1/sign_in_tokens/{minted[3]['id']}/revoke", auth, b"")
+        accept_headers = [("content-type", "application/json"), ("accept", "application/json")]
+        measured(
+            "accept GET page (cold)", "GET", f"/accept-token?token={minted[0]['token']}", [("accept", "text/html")]
+        )
+        measured("accept HEAD", "HEAD", f"/accept-token?token={minted[0]['token']}", [])
+        body = json.dumps({"token": minted[0]["token"]}).encode()
+        measured("accept (first POST)", "POST", "/accept-token", accept_headers, body)
+        body = json.dumps({"token": minted[1]["token"]}).encode()
+        measured("accept (warm)", "POST", "/accept-token", accept_headers, body)
+        measured("accept again (already used)", "POST", "/accept-token", accept_headers, body)
+        measured("jwks (warm)", "GET", "/.well-known/jwks.json", [])
+    return results
+
+
+# -- the benchmark -----------------------------------------------------------------------------
+
+
+def _calls(result: dict[str, Any], service: str, operation: str | None = None) -> float:
+    return float(
+        sum(
+            count
+            for key, count in result["calls"].items()
+            if key.split(".")[0] == service and (operation is None or key.split(".")[1] == operation)
+        )
+    )
+
+
+@benchmark("aws calls", order=30)
+def aws_calls(options: Options) -> list[Figure]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.aws_calls", CHILD_FLAG],
+        cwd=ROOT,
+        env={**env, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("CALLS ")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"the call counter failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    results: dict[str, Any] = json.loads(lines[-1].removeprefix("CALLS "))
+    contract = "contract"
+
+    def figure(label: str, service: str, expected: int, operation: str | None = None, note: str = "") -> Figure:
+        result = results[label]
+        value = _calls(result, service, operation)
+        name = f"{label}: {service}" + (f" {operation}" if operation else "") + " calls"
+        status_note = f"HTTP {result['status']}"
+        return Figure(
+            "aws calls",
+            name,
+            value,
+            "calls",
+            contract if expected else None,
+            float(expected) if expected else None,
+            target=f"== {expected}",
+            note=f"{status_note}; {note}".rstrip("; "),
+            detail={"all_calls": result["calls"]},
+        )
+
+    return [
+        figure("mint (warm)", "dynamodb", 1),
+        figure("mint (warm)", "secretsmanager", 0),
+        figure("mint (cold)", "secretsmanager", 2, note="API keys + ticket keyring, then cached for max_age"),
+        figure("revoke (warm)", "dynamodb", 1),
+        figure("accept (warm)", "dynamodb", 1, "UpdateItem"),
+        figure("accept (warm)", "dynamodb", 1),
+        figure("accept (warm)", "secretsmanager", 0),
+        figure("accept (warm)", "events", 1, note="the audit event"),
+        figure("accept (first POST)", "secretsmanager", 1, note="session keyring; the ticket keyring was cached"),
+        figure("accept again (already used)", "dynamodb", 1, note="the failed conditional write tells why"),
+        figure("accept GET page (cold)", "dynamodb", 0),
+        figure("accept HEAD", "dynamodb", 0),
+        figure("jwks (warm)", "dynamodb", 0),
+    ]
+
+
+if __name__ == "__main__" and CHILD_FLAG in sys.argv:
+    print("CALLS " + json.dumps(_count_calls()), flush=True)
