@@ -1,0 +1,98 @@
+"""Accepting links over HTTP against the local stack: scanners never burn a link, exactly one of
+many concurrent redemptions wins, and the session verifies against the stack's JWKS URL."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import jwt
+
+from tests.e2e.conftest import LocalStackHandle
+
+SCANNER_HEADERS = {"user-agent": "Mozilla/5.0 (compatible; SafeLinks-scanner)", "accept": "*/*"}
+PARALLEL = 24
+
+
+def mint(api: httpx.Client, **body: Any) -> dict[str, Any]:
+    response = api.post("/v1/sign_in_tokens", json={"user_id": "user_e2e", **body})
+    assert response.status_code == 200, response.text
+    minted: dict[str, Any] = response.json()
+    return minted
+
+
+def status(local_stack: LocalStackHandle, token_id: str) -> str:
+    item = local_stack.item(token_id)
+    assert item is not None
+    return str(item["status"]["S"])
+
+
+def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHandle, api: httpx.Client) -> None:
+    minted = mint(api)
+    with httpx.Client(headers=SCANNER_HEADERS, follow_redirects=True, timeout=30) as scanner:
+        for _ in range(3):
+            page = scanner.get(minted["url"])
+            assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+            assert 'method="post"' in page.text
+            probe = scanner.head(minted["url"])
+            assert probe.status_code == 200 and probe.content == b""
+        assert "set-cookie" not in page.headers
+    assert status(local_stack, minted["id"]) == "pending"
+    answer = httpx.post(
+        f"{local_stack.base_url}/accept-token", data={"token": minted["token"]}, headers={"accept": "application/json"}
+    )
+    assert answer.status_code == 200 and status(local_stack, minted["id"]) == "accepted"
+
+
+def test_exactly_one_of_many_concurrent_redemptions_wins(local_stack: LocalStackHandle, api: httpx.Client) -> None:
+    minted = mint(api)
+    start = threading.Barrier(PARALLEL)
+
+    def redeem(client: httpx.Client) -> httpx.Response:
+        start.wait(timeout=60)
+        return client.post("/accept-token", json={"token": minted["token"]}, headers={"accept": "application/json"})
+
+    limits = httpx.Limits(max_connections=PARALLEL)
+    with (
+        httpx.Client(base_url=local_stack.base_url, timeout=60, limits=limits) as client,
+        ThreadPoolExecutor(max_workers=PARALLEL) as pool,
+    ):
+        answers = list(pool.map(redeem, [client] * PARALLEL))
+    winners = [answer for answer in answers if answer.status_code == 200]
+    losers = [answer for answer in answers if answer.status_code != 200]
+    assert len(winners) == 1, [answer.status_code for answer in answers]
+    assert {(answer.status_code, answer.json()["errors"][0]["code"]) for answer in losers} == {
+        (400, "sign_in_token_already_used_code")
+    }
+    item = local_stack.item(minted["id"])
+    assert item is not None and item["status"]["S"] == "accepted"
+    assert item["session_id"]["S"] == winners[0].json()["created_session_id"]
+
+
+def test_session_verifies_against_the_jwks_url(local_stack: LocalStackHandle, api: httpx.Client) -> None:
+    minted = mint(api, org_id="org_e2e", redirect_url=f"{local_stack.base_url}/welcome")
+    answer = httpx.post(
+        f"{local_stack.base_url}/accept-token", data={"token": minted["token"]}, headers={"accept": "application/json"}
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    token = body["session_token"]
+    signing_key = jwt.PyJWKClient(f"{local_stack.base_url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], issuer=local_stack.base_url)
+    assert claims["sub"] == "user_e2e" and claims["sid"] == body["created_session_id"]
+    assert claims["o"] == {"id": "org_e2e"} and claims["azp"] == local_stack.base_url and "aud" not in claims
+    assert body["redirect_url"] == f"{local_stack.base_url}/welcome"
+
+
+def test_revoked_and_tampered_links_fail_with_their_codes(local_stack: LocalStackHandle, api: httpx.Client) -> None:
+    minted = mint(api)
+    assert api.post(f"/v1/sign_in_tokens/{minted['id']}/revoke").status_code == 200
+    accept = f"{local_stack.base_url}/accept-token"
+    revoked = httpx.post(accept, data={"token": minted["token"]}, headers={"accept": "text/html"})
+    assert revoked.status_code == 400 and "sign_in_token_revoked_code" in revoked.text
+    assert revoked.headers["content-type"] == "text/html; charset=utf-8"
+    tampered = httpx.post(accept, json={"token": minted["token"][:-2] + "xx"})
+    assert tampered.status_code == 400 and tampered.json()["errors"][0]["code"] == "ticket_invalid_code"
+    assert tampered.headers["content-type"] == "application/json"

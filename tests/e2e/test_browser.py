@@ -1,0 +1,214 @@
+"""A real headless Chromium (Debian's) opens minted links on the local stack.
+
+The links redirect to a landing page served by this module on another origin of 127.0.0.1 (a
+stand-in for the application), which records the cookies each request carried: cookies are per
+host, not per port, so it sees the ``__session`` the accept page set. That second origin also
+proves the page's CSP lets the form's redirect leave for an allowed origin.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import LocalStackHandle, running_stack
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+class Landing:
+    """The application's page the links redirect to; remembers the Cookie header of each visit."""
+
+    def __init__(self) -> None:
+        visits: list[tuple[str, str]] = []
+        self.visits = visits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                visits.append((self.path, self.headers.get("cookie", "")))
+                body = b"<!doctype html><title>Welcome</title><h1>Welcome back</h1>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def cookies_of(self, path: str) -> str:
+        return next(cookie for seen, cookie in reversed(self.visits) if seen == path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def landing() -> Iterator[Landing]:
+    page = Landing()
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def stack(landing: Landing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
+    """A local stack whose allow-list also holds the landing page's origin."""
+    env = {"LOCAL_PARAMETER_AllowedRedirectOrigins": landing.origin}
+    with running_stack(tmp_path_factory.mktemp("browser-stack"), env=env) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+def mint(stack: LocalStackHandle, **body: Any) -> dict[str, Any]:
+    with stack.client() as api:
+        response = api.post("/v1/sign_in_tokens", json={"user_id": "user_browser", **body})
+    assert response.status_code == 200, response.text
+    minted: dict[str, Any] = response.json()
+    return minted
+
+
+def status(stack: LocalStackHandle, token_id: str) -> str:
+    item = stack.item(token_id)
+    assert item is not None
+    return str(item["status"]["S"])
+
+
+def session_cookie(context: Any) -> dict[str, Any]:
+    (cookie,) = [cookie for cookie in context.cookies() if cookie["name"] == "__session"]
+    return dict(cookie)
+
+
+def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
+    stack: LocalStackHandle, landing: Landing, browser: Any
+) -> None:
+    minted = mint(stack, redirect_url=f"{landing.origin}/welcome?from=email")
+    # A mail scanner opens the link first, as Safe Links does: nothing may change.
+    httpx.get(minted["url"], headers={"user-agent": "scanner"})
+    httpx.head(minted["url"], headers={"user-agent": "scanner"})
+    assert status(stack, minted["id"]) == "pending"
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(minted["url"])
+    page.wait_for_url(f"{landing.origin}/welcome?from=email")
+    assert page.locator("h1").inner_text() == "Welcome back"
+    cookie = session_cookie(context)
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+    assert cookie["domain"] == "127.0.0.1" and cookie["expires"] > 0
+    assert f"__session={cookie['value']}" in landing.cookies_of("/welcome?from=email")
+    assert status(stack, minted["id"]) == "accepted"
+
+    # Another browser (a forwarded email, a second device): the link is spent.
+    other = browser.new_context()
+    second = other.new_page()
+    second.goto(minted["url"])
+    second.get_by_text("This sign-in link was already used").wait_for()
+    assert second.locator("#error-code").inner_text() == "sign_in_token_already_used_code"
+    assert "Ask for a new sign-in link." in second.content()
+    assert not [c for c in other.cookies() if c["name"] == "__session"]
+    other.close()
+
+    # The same browser clicking again (a reload, an in-app browser) is signed in again.
+    again = context.new_page()
+    again.goto(minted["url"])
+    again.wait_for_url(f"{landing.origin}/welcome?from=email")
+    assert session_cookie(context)["value"] == cookie["value"]
+    context.close()
+
+
+def test_without_javascript_the_button_signs_in(stack: LocalStackHandle, landing: Landing, browser: Any) -> None:
+    minted = mint(stack, redirect_url=f"{landing.origin}/no-js")
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(minted["url"])
+    page.get_by_text("Select \u201cSign in\u201d to continue.").wait_for()
+    assert status(stack, minted["id"]) == "pending"  # nothing happens until the click
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{landing.origin}/no-js")
+    assert session_cookie(context)["value"]
+    assert status(stack, minted["id"]) == "accepted"
+    context.close()
+
+
+def test_token_in_the_fragment_is_submitted_by_the_script(
+    stack: LocalStackHandle, landing: Landing, browser: Any
+) -> None:
+    minted = mint(stack, redirect_url=f"{landing.origin}/fragment")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/accept-token#token={minted['token']}")
+    page.wait_for_url(f"{landing.origin}/fragment")
+    assert session_cookie(context)["value"] and status(stack, minted["id"]) == "accepted"
+    context.close()
+
+
+def test_no_token_and_a_broken_link_show_their_pages(stack: LocalStackHandle, browser: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/accept-token")
+    assert page.locator("#status").inner_text() == "No token provided."
+    assert not page.get_by_role("button", name="Sign in").is_visible()
+    minted = mint(stack)
+    page.goto(minted["url"][:-4])
+    assert page.locator("h1").inner_text() == "This sign-in link is not valid"
+    assert page.locator("#error-code").inner_text() == "ticket_invalid_code"
+    context.close()
+
+
+def test_without_a_redirect_the_page_says_who_is_signed_in(stack: LocalStackHandle, browser: Any) -> None:
+    minted = mint(stack, user_id="<b>ada</b>")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(minted["url"])
+    page.get_by_text("Signed in as <b>ada</b>").wait_for()  # shown as text, not markup
+    assert page.url == f"{stack.base_url}/accept-token"
+    context.close()
+
+
+def test_auto_submit_off_waits_for_the_click(landing: Landing, browser: Any, tmp_path: Path) -> None:
+    env = {"LOCAL_PARAMETER_AcceptAutoSubmit": "false", "LOCAL_PARAMETER_AllowedRedirectOrigins": landing.origin}
+    with running_stack(tmp_path / "stack", env=env) as stack:
+        minted = mint(stack, redirect_url=f"{landing.origin}/clicked")
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(minted["url"])
+        page.get_by_role("button", name="Sign in").wait_for()
+        page.wait_for_timeout(500)  # give a (wrongly) auto-submitting script time to act
+        assert page.url == minted["url"] and status(stack, minted["id"]) == "pending"
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{landing.origin}/clicked")
+        assert status(stack, minted["id"]) == "accepted"
+        context.close()
