@@ -14,13 +14,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws
 from signin_links.auth import authenticate
+from signin_links.batch import BatchMinter, parse_invocation
 from signin_links.config import get_settings
+from signin_links.events import EventPublisher
 from signin_links.http import install_error_handlers, json_response, request_body
 from signin_links.keyring import HMAC, Keyring, load_keyring
+from signin_links.manifest import ManifestReader, ResultsWriter
 from signin_links.observability import logger, metrics, tracer
 from signin_links.service import SignInTokens
 from signin_links.store import TokenStore
 from signin_links.wire import parse_mint_request, read_json_object, sign_in_token_json
+
+CORRELATION_ID_PATH = f"{correlation_paths.API_GATEWAY_HTTP} || detail.batch_id || batch_id || id"
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
@@ -34,6 +39,36 @@ def sign_in_tokens() -> SignInTokens:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
 
     return SignInTokens(settings, TokenStore(aws.client("dynamodb"), settings.table_name), ticket_keyring)
+
+
+@cache
+def batch_minter() -> BatchMinter:
+    tokens = sign_in_tokens()
+    settings = tokens.settings
+    return BatchMinter(
+        settings,
+        tokens,
+        EventPublisher(aws.client("events"), settings.event_bus_name),
+        manifests=ManifestReader(aws.client("s3")),
+        results=ResultsWriter(aws.client("s3"), settings.results_bucket) if settings.results_bucket else None,
+        idempotency=tokens.store.idempotency_layer(),
+    )
+
+
+def is_batch_invocation(event: dict[str, Any]) -> bool:
+    """EventBridge (``detail-type``) or the MintBatch state machine (``batch_id`` at the top)."""
+    return "detail-type" in event or "batch_id" in event
+
+
+@tracer.capture_method
+def mint_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The batch entry: a malformed request raises ``BatchRejected`` (the invocation fails and the
+    event lands in the on-failure destination); the summary is returned, never a URL."""
+    minter = batch_minter()
+    summary = minter.run(parse_invocation(event, minter.settings), context)
+    metrics.add_metric(name="BatchSignInTokensMinted", unit="Count", value=summary["counts"]["minted"])
+    metrics.add_metric(name="BatchUsersFailed", unit="Count", value=summary["counts"]["failed"])
+    return summary
 
 
 def own_base_url() -> str:
@@ -66,8 +101,12 @@ def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
     return json_response(200, sign_in_token_json(record))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+# Correlation id: the API request id over HTTP; the batch_id for a batch (EventBridge detail, or the
+# state machine's chunk), the same across redeliveries, chunks and the SignInLinkMinted events.
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_batch_invocation(event):
+        return mint_batch(event, context)
     return app.resolve(event, context)
