@@ -107,7 +107,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         for item in env.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")
         if item.strip()
     )
-    default_max = _int(env, "MAX_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1)
+    max_expires = _int(env, "MAX_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1)
     settings = Settings(
         table_name=_required(env, "TABLE_NAME"),
         api_keys_secret_id=env.get("API_KEYS_SECRET_ID", "").strip(),
@@ -117,8 +117,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         accept_base_url=accept_base_url,
         allowed_redirect_origins=origins,
         default_redirect_url=env.get("DEFAULT_REDIRECT_URL", "").strip(),
-        default_expires_in_seconds=_int(env, "DEFAULT_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1),
-        max_expires_in_seconds=default_max,
+        # Clerk's default of 30 days, capped by a smaller configured maximum.
+        default_expires_in_seconds=_int(env, "DEFAULT_EXPIRES_IN_SECONDS", min(THIRTY_DAYS, max_expires), minimum=1),
+        max_expires_in_seconds=max_expires,
         secrets_max_age_seconds=_int(env, "SECRETS_MAX_AGE_SECONDS", 300, minimum=1),
         key_activation_delay_seconds=_int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600),
         ticket_leeway_seconds=_int(env, "TICKET_LEEWAY_SECONDS", 30),

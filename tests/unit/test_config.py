@@ -13,6 +13,11 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.accept_auto_submit is True
 
 
+def test_a_smaller_maximum_caps_the_default() -> None:
+    settings = parse_settings({"TABLE_NAME": "t", "MAX_EXPIRES_IN_SECONDS": "3600"})
+    assert settings.default_expires_in_seconds == 3600 == settings.max_expires_in_seconds
+
+
 def test_missing_table_is_named() -> None:
     with pytest.raises(ConfigError, match="TABLE_NAME"):
         parse_settings({})
