@@ -1,0 +1,232 @@
+"""A 10,000-user batch against the local stack's emulator, read against a plain BatchWriteItem loop.
+
+In a child process: moto's server on loopback with the template's resources (``local.stack``, as
+``make local`` builds them), the mint_link handler invoked on one ``MintSignInLinks`` EventBridge
+event of 10,000 users. The baseline, measured in the same run on the same server: a bare loop of
+BatchWriteItem calls (25 items each, one after another, no reads, no signing, no events) writing
+items of the same shape. The batch also signs 10,000 HS256 tokens, writes a header and 100 markers,
+and publishes 10,000 ``SignInLinkMinted`` events, so the ratio is the price of all that over the
+bare writes. Every botocore call is counted (a ``before-call`` hook on every client), so the run
+also gives DynamoDB and EventBridge calls per token, and checks its own result: 10,000 pending
+tokens, 10,000 events, and a second delivery (past the idempotency window) publishing nothing.
+
+Note: the local emulator serves one request at a time (``local.emulator.SerialisedApp``), so the
+batch's concurrent BatchWriteItem/PutEvents calls do not overlap there as they do against AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from bench import ROOT, Figure, Options, benchmark
+
+CHILD_FLAG = "--run-batch"
+USERS = 10_000
+QUICK_USERS = 1_000
+
+
+def _child(users: int) -> dict[str, Any]:
+    import botocore.session
+
+    from local.emulator import MotoServer
+    from local.stack import LocalStack
+
+    calls: Counter[str] = Counter()
+    entries: Counter[str] = Counter()
+    original_create_client = botocore.session.Session.create_client
+
+    def count(model: Any, **_: Any) -> None:
+        calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def count_entries(params: dict[str, Any], **_: Any) -> None:
+        for entry in params.get("Entries", []):
+            entries[entry["DetailType"]] += 1
+
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original_create_client(self, *args, **kwargs)
+        client.meta.events.register("before-call", count)
+        client.meta.events.register("before-parameter-build.events.PutEvents", count_entries)
+        return client
+
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+
+    def snapshot() -> dict[str, int]:
+        return dict(sorted(calls.items()))
+
+    with MotoServer() as moto:
+        stack = LocalStack.build(url="http://127.0.0.1:3999", endpoint=moto.endpoint)
+        stack.activate()
+        import boto3
+
+        from signin_links.config import get_settings
+
+        settings = get_settings()
+        dynamodb = boto3.client("dynamodb", endpoint_url=moto.endpoint)
+        function = stack.functions["MintLinkFunction"]
+        event = json.loads((ROOT / "events" / "mint_batch.json").read_text())
+        event["detail"] = {"batch_id": "bench-batch", "user_ids": [f"user_{n:06d}" for n in range(users)]}
+
+        # Warm up the function (imports, secrets, keyring) with a one-user batch, not measured.
+        warm = json.loads(json.dumps(event))
+        warm["detail"] = {"batch_id": "bench-warm-up", "user_ids": ["user_warm"]}
+        function.invoke(warm)
+
+        # Baseline: the same number of items of the same shape, bare BatchWriteItem calls.
+        item = {
+            "user_id": {"S": "user_000000"},
+            "status": {"S": "pending"},
+            "created_at": {"N": "1700000000000"},
+            "updated_at": {"N": "1700000000000"},
+            "expires_at": {"N": "1702592000"},
+            "eis": {"N": "2592000"},
+            "ttl": {"N": "1703196800"},
+            "batch_id": {"S": "bench-loop"},
+            "batch_chunk": {"N": "-1"},
+        }
+        items = [{**item, "pk": {"S": f"loop_{n:06d}"}, "user_id": {"S": f"user_{n:06d}"}} for n in range(users)]
+        calls.clear()
+        started = time.perf_counter()
+        for start in range(0, users, 25):
+            requests = [{"PutRequest": {"Item": it}} for it in items[start : start + 25]]
+            while requests:
+                response = dynamodb.batch_write_item(RequestItems={settings.table_name: requests})
+                requests = response.get("UnprocessedItems", {}).get(settings.table_name, [])
+        loop_seconds = time.perf_counter() - started
+        loop_calls = snapshot()
+
+        calls.clear()
+        entries.clear()
+        started = time.perf_counter()
+        summary = function.invoke(event)
+        batch_seconds = time.perf_counter() - started
+        batch_calls, batch_entries = snapshot(), dict(entries)
+
+        pending = 0
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=settings.table_name,
+            FilterExpression="batch_id = :b AND begins_with(pk, :sit) AND #s = :p",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":b": {"S": "bench-batch"}, ":sit": {"S": "sit_"}, ":p": {"S": "pending"}},
+            Select="COUNT",
+        ):
+            pending += page["Count"]
+
+        # A second delivery within the idempotency window, then one after it (records gone).
+        calls.clear()
+        entries.clear()
+        started = time.perf_counter()
+        function.invoke(event)
+        again_seconds = time.perf_counter() - started
+        again_calls = snapshot()
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=settings.table_name,
+            FilterExpression="begins_with(pk, :p)",
+            ExpressionAttributeValues={":p": {"S": "batch-idempotency#"}},
+        ):
+            for record in page["Items"]:
+                dynamodb.delete_item(TableName=settings.table_name, Key={"pk": record["pk"]})
+        calls.clear()
+        entries.clear()
+        late = function.invoke(event)
+        late_calls, late_entries = snapshot(), dict(entries)
+
+    return {
+        "users": users,
+        "loop_seconds": loop_seconds,
+        "loop_calls": loop_calls,
+        "batch_seconds": batch_seconds,
+        "batch_calls": batch_calls,
+        "batch_entries": batch_entries,
+        "summary_counts": summary["counts"],
+        "pending_tokens": pending,
+        "again_seconds": again_seconds,
+        "again_calls": again_calls,
+        "late_calls": late_calls,
+        "late_entries": late_entries,
+        "late_redelivery": bool(late.get("redelivery")),
+    }
+
+
+def _service(calls: dict[str, int], service: str) -> int:
+    return sum(count for key, count in calls.items() if key.split(".")[0] == service)
+
+
+@benchmark("batch", order=50)
+def batch(options: Options) -> list[Figure]:
+    users = QUICK_USERS if options.quick else USERS
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.batch", CHILD_FLAG, str(users)],
+        cwd=ROOT,
+        env={**env, "PYTHONHASHSEED": "0", "POWERTOOLS_LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("BATCH ")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"the batch benchmark failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    r: dict[str, Any] = json.loads(lines[-1].removeprefix("BATCH "))
+    n = r["users"]
+    minted = r["batch_entries"].get("SignInLinkMinted", 0)
+    checks = (
+        f"{r['pending_tokens']} pending tokens, {minted} SignInLinkMinted events; "
+        f"redelivered: {_service(r['late_calls'], 'events')} PutEvents calls, "
+        f"{sum(r['late_entries'].values())} events"
+    )
+    label = f"{n:,}-user batch"
+    return [
+        Figure(
+            "batch",
+            f"{label}: wall time",
+            r["batch_seconds"],
+            "s",
+            baseline=f"BatchWriteItem loop ({n:,} items)",
+            baseline_value=r["loop_seconds"],
+            note=checks,
+            detail={k: r[k] for k in ("batch_calls", "loop_calls", "summary_counts", "batch_entries")},
+        ),
+        Figure(
+            "batch",
+            f"{label}: DynamoDB calls per token",
+            _service(r["batch_calls"], "dynamodb") / n,
+            "calls",
+            baseline="BatchWriteItem loop",
+            baseline_value=_service(r["loop_calls"], "dynamodb") / n,
+            note=", ".join(f"{k.split('.')[1]} {v}" for k, v in r["batch_calls"].items() if k.startswith("dynamodb")),
+        ),
+        Figure(
+            "batch",
+            f"{label}: EventBridge calls per token",
+            _service(r["batch_calls"], "events") / n,
+            "calls",
+            target="0.1 (10 entries a call)",
+            note=f"{_service(r['batch_calls'], 'events')} PutEvents calls for {minted} events + 1 summary",
+        ),
+        Figure(
+            "batch",
+            "redelivery within the idempotency window: AWS calls",
+            float(sum(r["again_calls"].values())),
+            "calls",
+            note=", ".join(f"{k} {v}" for k, v in r["again_calls"].items()) + f"; {r['again_seconds']:.2f} s",
+        ),
+        Figure(
+            "batch",
+            "redelivery after the window (completed header): AWS calls",
+            float(sum(r["late_calls"].values())),
+            "calls",
+            note=", ".join(f"{k} {v}" for k, v in r["late_calls"].items()),
+        ),
+    ]
+
+
+if __name__ == "__main__" and CHILD_FLAG in sys.argv:
+    count = int(sys.argv[sys.argv.index(CHILD_FLAG) + 1])
+    print("BATCH " + json.dumps(_child(count)), flush=True)
