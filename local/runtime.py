@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import queue
 import sys
 import threading
 import time
@@ -98,10 +99,11 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def import_handler(spec: FunctionSpec) -> Handler:
-    """Import the handler's file by path, under a module name unique to the function."""
+def import_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
+    """Import the handler's file by path, under a module name unique to the function and to the
+    execution environment (each environment has its own module globals, as each Lambda sandbox does)."""
     path = spec.module_path
-    name = f"local_function_{spec.logical_id}"
+    name = f"local_function_{spec.logical_id}" + (f"_env{environment}" if environment else "")
     module = sys.modules.get(name)
     if module is None:
         if not path.is_file():
@@ -122,22 +124,48 @@ def import_handler(spec: FunctionSpec) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
+DEFAULT_CONCURRENCY = 4
+
+
 @dataclass
 class LocalFunction:
-    """One function, ready to invoke: ``invoke(event)`` returns what Lambda would return to the caller."""
+    """One function, ready to invoke: ``invoke(event)`` returns what Lambda would return to the caller.
+
+    Like Lambda, a function scales out over execution environments, each running one invocation
+    at a time: up to ``concurrency`` copies of the handler module (own globals, so Powertools'
+    module-level resolver and its ``current_event`` are never shared between two requests in
+    flight). Concurrent requests therefore really run in parallel and race where real ones would:
+    at DynamoDB's conditional writes (which the emulator makes atomic, see ``emulator.py``).
+    """
 
     spec: FunctionSpec
     name: str
-    _handler: Handler | None = None
-    # Lambda runs one invocation at a time per execution environment. The threaded HTTP server
-    # must not run two at once in one module: Powertools' resolver keeps ``current_event`` on the
-    # module-level ``app``, so a second request would overwrite the first's event mid-flight.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    concurrency: int = DEFAULT_CONCURRENCY
+    _idle: queue.SimpleQueue[Handler] = field(default_factory=queue.SimpleQueue, repr=False)
+    _created: int = 0
+    _grow: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def handler(self) -> Handler:
-        if self._handler is None:
-            self._handler = import_handler(self.spec)
-        return self._handler
+        """The first environment's handler (created on first use): a warm-up, or a direct call."""
+        with self._grow:
+            if self._created == 0:
+                self._idle.put(import_handler(self.spec, 0))
+                self._created = 1
+        handler = self._idle.get()
+        self._idle.put(handler)
+        return handler
+
+    def _acquire(self) -> Handler:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._grow:
+            if self._created < max(1, self.concurrency):
+                environment = self._created
+                self._created += 1
+                return import_handler(self.spec, environment)
+        return self._idle.get()  # every environment is busy: wait for one, as a throttled Lambda would
 
     def context(self) -> LambdaContext:
         return LambdaContext(
@@ -145,9 +173,11 @@ class LocalFunction:
         )
 
     def invoke(self, event: Any, context: LambdaContext | None = None) -> Any:
-        """Run the handler on a JSON copy of ``event``; the result comes back through JSON too
-        (a result Lambda could not serialise raises ``TypeError`` here as well)."""
-        with self._lock:
-            handler = self.handler()
+        """Run the handler on a JSON copy of ``event`` in a free execution environment; the result
+        comes back through JSON too (a result Lambda could not serialise raises ``TypeError`` here as well)."""
+        handler = self._acquire()
+        try:
             result = handler(json.loads(json.dumps(event)), context or self.context())
+        finally:
+            self._idle.put(handler)
         return json.loads(json.dumps(result))

@@ -47,7 +47,7 @@ from local.apigw import (
 )
 from local.emulator import REGION, MotoServer
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
-from local.runtime import LocalFunction, apply_environment, function_env, union_environment
+from local.runtime import DEFAULT_CONCURRENCY, LocalFunction, apply_environment, function_env, union_environment
 from local.template import (
     ROOT,
     FunctionSpec,
@@ -125,8 +125,9 @@ class LocalStack:
             logical_id: function_env(function_environment(spec, resolver), endpoint)
             for logical_id, spec in specs.items()
         }
+        concurrency = int((env if env is not None else os.environ).get("LOCAL_CONCURRENCY") or DEFAULT_CONCURRENCY)
         local_functions = {
-            logical_id: LocalFunction(spec=spec, name=found.ref(logical_id) or logical_id)
+            logical_id: LocalFunction(spec=spec, name=found.ref(logical_id) or logical_id, concurrency=concurrency)
             for logical_id, spec in specs.items()
         }
         return cls(
