@@ -21,11 +21,19 @@ _CONFIG = Config(
 
 
 @cache
+def session() -> boto3.session.Session:
+    """One boto3 session for every client: each session loads its own copy of botocore's endpoint
+    and model data, which a second session pays for again on the cold start."""
+    return boto3.session.Session()
+
+
+@cache
 def client(service: str) -> Any:
     """The shared client for ``service`` (``dynamodb``, ``events``, ``s3``, ...)."""
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints call this)."""
     client.cache_clear()
+    session.cache_clear()

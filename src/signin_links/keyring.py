@@ -188,7 +188,14 @@ def read_keys(raw: str, expected_kind: str | None = None) -> tuple[str, tuple[Ke
 def fetch_secret(secret_id: str, max_age: int) -> str:
     """Read a secret through Powertools Parameters (cached for ``max_age`` seconds)."""
     from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
+    from signin_links import aws
+
+    if "secrets" not in DEFAULT_PROVIDERS:
+        # Powertools would build its own boto3 session (botocore's data loaded twice: ~35 ms of cold
+        # start); hand it our shared client instead. ``parameters.clear_caches()`` still resets it.
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=aws.client("secretsmanager"))
     try:
         # AWSCURRENT is the default stage; naming it keeps emulators that do not follow a moved
         # AWSCURRENT label (moto) in step with Secrets Manager after a rotation.
