@@ -101,8 +101,8 @@ def verify_session(token: str, keyring: Keyring, *, now: float, leeway: int = 0)
     RS256 only, key chosen by ``kid`` among the session keyring's keys; ``exp`` and ``nbf`` are checked
     against ``now``. Never raises on bad input: a cookie is a hint, not a request.
     """
-    if not token or len(token) > MAX_SESSION_TOKEN_LENGTH:
-        return None
+    if not token or len(token) > MAX_SESSION_TOKEN_LENGTH or not token.isascii():
+        return None  # a JWT is ASCII; PyJWT would raise UnicodeEncodeError on a lone surrogate
     claims = _decode(token, keyring, leeway)
     if claims is None:
         return None

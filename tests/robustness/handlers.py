@@ -1,0 +1,113 @@
+"""Calling the real handlers with the events/ files, for the robustness tests (mint and accept)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from signin_links.keyring import Keyring, parse_keyring
+from tests.conftest import Stack, load_event, load_function
+
+HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+JSON = "application/json"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    cookies: list[str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def is_json(self) -> bool:
+        return self.headers.get("Content-Type") == JSON
+
+    @property
+    def code(self) -> str | None:
+        """The wire code of an error (JSON envelope or the HTML page's ``error-code``)."""
+        if self.is_json:
+            errors = self.json().get("errors") if isinstance(self.json(), dict) else None
+            return str(errors[0]["code"]) if errors else None
+        marker = '<code id="error-code">'
+        if marker in self.body:
+            return self.body.split(marker, 1)[1].split("<", 1)[0]
+        return None
+
+
+def invoke(directory: str, event: dict[str, Any], context: Any) -> Answer:
+    response = load_function(directory).lambda_handler(event, context)
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return Answer(response["statusCode"], response.get("headers") or {}, response.get("cookies") or [], body)
+
+
+def mint(context: Any, user_id: str = "user_robust", **fields: Any) -> dict[str, Any]:
+    event = load_event("create_sign_in_token.json")
+    event["body"] = json.dumps({"user_id": user_id, **fields})
+    answer = invoke("mint_link", event, context)
+    assert answer.status == 200, answer.body
+    minted: dict[str, Any] = answer.json()
+    return minted
+
+
+def revoke_event(token_id: str) -> dict[str, Any]:
+    event = load_event("revoke_sign_in_token.json")
+    event["pathParameters"] = {"sign_in_token_id": token_id}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{token_id}/revoke"
+    return event
+
+
+def accept_post_event(
+    body: str, *, content_type: str = "application/x-www-form-urlencoded", accept: str = HTML,
+    cookies: list[str] | None = None, base64_encoded: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    event = load_event("accept_token_post.json")
+    event["body"] = base64.b64encode(body.encode("utf-8", "surrogatepass")).decode() if base64_encoded else body
+    event["isBase64Encoded"] = base64_encoded
+    event["headers"]["content-type"] = content_type
+    event["headers"]["accept"] = accept
+    if cookies is not None:
+        event["cookies"] = cookies
+    return event
+
+
+def accept(context: Any, token: Any, *, as_json: bool = True, cookies: list[str] | None = None) -> Answer:
+    if as_json:
+        event = accept_post_event(json.dumps({"token": token}), content_type=JSON, accept=JSON, cookies=cookies)
+    else:
+        event = accept_post_event(f"token={quote(str(token))}", cookies=cookies)
+    return invoke("accept_token", event, context)
+
+
+def accept_get_event(token: str | None, accept: str = HTML, method: str = "GET") -> dict[str, Any]:
+    event = load_event("accept_token_get.json" if method == "GET" else "accept_token_head.json")
+    if token is None:
+        event["rawQueryString"] = ""
+        event.pop("queryStringParameters", None)
+    else:
+        event["rawQueryString"] = f"token={quote(token)}"
+        event["queryStringParameters"] = {"token": token}
+    event["headers"]["accept"] = accept
+    return event
+
+
+def keyring(stack: Stack, variable: str) -> Keyring:
+    raw = stack.secretsmanager.get_secret_value(SecretId=stack.env[variable])["SecretString"]
+    return parse_keyring(raw)
+
+
+def status_of(stack: Stack, token_id: str) -> str | None:
+    item = stack.item(token_id)
+    return None if item is None else str(item["status"]["S"])
+
+
+def item_count(stack: Stack) -> int:
+    return int(stack.dynamodb.scan(TableName=stack.table_name, Select="COUNT")["Count"])

@@ -1,0 +1,162 @@
+"""Token confusion: a session JWT is never accepted as a sign-in token, and a sign-in token (or
+anything else that is not this browser's real session) never passes the same-browser retry check."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.ids import new_id
+from signin_links.keyring import HMAC, RSA, Keyring, generate_key
+from signin_links.sessions import issue_session, verify_session
+from signin_links.tickets import sign_ticket, verify_ticket
+from tests.conftest import Stack
+from tests.robustness.handlers import accept, item_count, keyring, mint, status_of
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+NOW = int(time.time())
+TICKETS = Keyring(kind=HMAC, keys=(generate_key(HMAC, now=NOW),))
+SESSIONS = Keyring(kind=RSA, keys=(generate_key(RSA, now=NOW),))
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def session_for(user_id: str = "user_1", ring: Keyring = SESSIONS, session_id: str | None = None) -> str:
+    return issue_session(
+        ring.current(), session_id=session_id or new_id("sess"), user_id=user_id, issued_at=int(time.time()),
+        lifetime=3600, issuer="https://links.example.com",
+    )  # fmt: skip
+
+
+def hs256_with(key: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    head = b64(json.dumps(header).encode())
+    body = b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64(hmac.new(key, f'{head}.{body}'.encode(), 'sha256').digest())}"
+
+
+def public_pem(ring: Keyring) -> bytes:
+    return (
+        ring.current()
+        .private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+# -- the parsers -----------------------------------------------------------------------------------
+
+
+def test_a_session_jwt_is_not_a_sign_in_token() -> None:
+    for ring in (TICKETS, SESSIONS):
+        with pytest.raises(SignInLinksError) as caught:
+            verify_ticket(session_for(), ring, now=time.time(), leeway=30)
+        assert caught.value.code is ErrorCode.TICKET_INVALID
+
+
+def test_a_sign_in_token_is_not_a_session() -> None:
+    ticket = sign_ticket(TICKETS.current(), sid=new_id("sit"), issued_at=int(time.time()), expires_in_seconds=600)
+    assert verify_session(ticket, SESSIONS, now=time.time()) is None
+    assert verify_session(ticket, TICKETS, now=time.time()) is None
+
+
+def test_session_claims_under_hs256_keyed_with_the_public_key_are_not_a_session() -> None:
+    claims = jwt.decode(session_for(), options={"verify_signature": False})
+    kid = SESSIONS.current().kid
+    for alg in ("HS256", "HS384", "none"):
+        forged = hs256_with(public_pem(SESSIONS), {"alg": alg, "kid": kid, "typ": "JWT"}, claims)
+        assert verify_session(forged, SESSIONS, now=time.time()) is None
+
+
+def test_a_session_signed_by_another_rsa_key_under_our_kid_is_not_a_session() -> None:
+    stranger = generate_key(RSA, now=NOW)
+    impostor = Keyring(kind=RSA, keys=(type(stranger)(kid=SESSIONS.current().kid, created_at=NOW, activates_at=NOW,
+                                                       private_key_pem=stranger.private_key_pem),))  # fmt: skip
+    assert verify_session(session_for(ring=impostor), SESSIONS, now=time.time()) is None
+    assert verify_session(session_for(), SESSIONS, now=time.time()) is not None  # the real one is
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=400) | st.from_regex(r"\AeyJ[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_.=-]{0,80}\Z"))
+@example("\ud800")
+@example("eyJhbGciOiJSUzI1NiJ9.\ud800.x")
+def test_verify_session_never_raises(value: str) -> None:
+    assert verify_session(value, SESSIONS, now=time.time()) is None
+
+
+# -- through the accept handler --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
+def test_a_session_jwt_posted_as_the_token_is_invalid_and_changes_nothing(
+    stack: Stack, context: Any, as_json: bool
+) -> None:
+    minted = mint(context)
+    first = accept(context, minted["token"])
+    assert first.status == 200
+    session = first.json()["session_token"]
+    before = item_count(stack)
+    answer = accept(context, session, as_json=as_json)
+    assert answer.status == 400 and answer.code == "ticket_invalid_code"
+    assert not answer.cookies
+    # a session of the real session keyring, forged into the shape of a ticket, is no better
+    real_session_key = keyring(stack, "SESSION_KEYRING_SECRET_ID").current()
+    claims = {"sid": minted["id"], "st": "sign_in_token", "iat": NOW, "exp": NOW + 600, "eis": 600}
+    rs256_ticket = jwt.encode(claims, real_session_key.private_key, algorithm="RS256",
+                              headers={"kid": real_session_key.kid})  # fmt: skip
+    assert accept(context, rs256_ticket, as_json=as_json).code == "ticket_invalid_code"
+    assert item_count(stack) == before
+
+
+def test_hs256_keyed_with_the_published_public_key_is_invalid(stack: Stack, context: Any) -> None:
+    """The JWKS is public: signing a ticket with HMAC over the public key must not work."""
+    minted = mint(context)
+    ring = keyring(stack, "SESSION_KEYRING_SECRET_ID")
+    claims = jwt.decode(minted["token"], options={"verify_signature": False})
+    ticket_kid = jwt.get_unverified_header(minted["token"])["kid"]
+    for kid in (ticket_kid, ring.current().kid):
+        forged = hs256_with(public_pem(ring), {"alg": "HS256", "kid": kid, "typ": "JWT"}, claims)
+        answer = accept(context, forged)
+        assert answer.status == 400 and answer.code == "ticket_invalid_code"
+    assert status_of(stack, minted["id"]) == "pending"
+
+
+def test_the_same_browser_retry_accepts_only_the_real_session(stack: Stack, context: Any) -> None:
+    minted = mint(context, user_id="user_victim")
+    first = accept(context, minted["token"])
+    assert first.status == 200
+    real = first.json()["session_token"]
+    other = mint(context, user_id="user_attacker")
+    other_session = accept(context, other["token"]).json()["session_token"]
+    ring = keyring(stack, "SESSION_KEYRING_SECRET_ID")
+    claims = jwt.decode(real, options={"verify_signature": False})
+    impostors = {
+        "the sign-in token itself": minted["token"],
+        "another sign-in token": mint(context, user_id="user_victim")["token"],
+        "another user's session": other_session,
+        "the same user, another session": session_for("user_victim", ring),
+        "HS256 over the public key": hs256_with(public_pem(ring), {"alg": "HS256", "kid": ring.current().kid}, claims),
+        "alg none": f"{b64(json.dumps({'alg': 'none', 'kid': ring.current().kid}).encode())}."
+        f"{b64(json.dumps(claims).encode())}.",
+        "the real session, payload swapped": ".".join(
+            [real.split(".")[0], b64(json.dumps({**claims, "sub": "user_attacker"}).encode()), real.split(".")[2]]
+        ),
+    }
+    for label, cookie in impostors.items():
+        answer = accept(context, minted["token"], cookies=[f"__session={cookie}"])
+        assert answer.status == 400, label
+        assert answer.code == "sign_in_token_already_used_code", label
+        assert not answer.cookies, label
+    retried = accept(context, minted["token"], cookies=[f"__session={real}"])
+    assert retried.status == 200 and retried.json()["created_session_id"] == claims["sid"]
