@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws
 from signin_links.config import Settings, get_settings
 from signin_links.events import EventPublisher
-from signin_links.http import JSON, install_error_handlers, wants_html
+from signin_links.http import JSON, install_error_handlers, request_body, wants_html
 from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
 from signin_links.observability import logger, metrics, tracer
 from signin_links.pages import Pages
@@ -122,7 +122,7 @@ def accept_token() -> Response[str]:
     service = redemptions()
     event = app.current_event
     request = parse_accept_request(
-        event.decoded_body,
+        request_body(app),
         event.headers.get("content-type"),
         service.settings.max_body_bytes,
         session_cookies=cookie_values(event.cookies, COOKIE_NAME),
