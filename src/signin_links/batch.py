@@ -37,7 +37,7 @@ from signin_links.events import Event, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.manifest import ManifestLocation, ManifestReader, ResultsWriter, parse_manifest_uri, results_key
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
-from signin_links.observability import logger
+from signin_links.observability import logger, metrics
 from signin_links.service import MintRequest, SignInTokens, check_identifier, check_mint_request
 from signin_links.store import BATCH_COMPLETED, BATCH_RUNNING, BatchHeader
 
@@ -464,6 +464,10 @@ class BatchMinter:
         if summary["status"] == BATCH_COMPLETED:
             self.store.complete_batch(header.key, summary, int(self.clock() * 1000))
         logger.info("batch minted", extra={**self._log(request), **summary["counts"], "status": summary["status"]})
+        # Here, not in the handler: a redelivery answered from the idempotency store or the
+        # completed header must not count the batch's links a second time.
+        metrics.add_metric(name="BatchSignInTokensMinted", unit="Count", value=summary["counts"]["minted"])
+        metrics.add_metric(name="BatchUsersFailed", unit="Count", value=summary["counts"]["failed"])
         return summary
 
     def _users(self, request: BatchRequest) -> Sequence[object]:

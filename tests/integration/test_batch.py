@@ -223,12 +223,24 @@ def test_the_example_event_mints_each_user_once_and_announces_each(batches: Batc
     assert published == summary
 
 
-def test_a_redelivered_event_mints_and_announces_nothing_more(batches: Batches) -> None:
+def minted_metric(capsys: pytest.CaptureFixture[str]) -> list[float]:
+    """The BatchSignInTokensMinted values the invocations flushed (EMF lines on stdout)."""
+    values: list[float] = []
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            values.extend(json.loads(line).get("BatchSignInTokensMinted", []))
+    return values
+
+
+def test_a_redelivered_event_mints_and_announces_nothing_more(
+    batches: Batches, capsys: pytest.CaptureFixture[str]
+) -> None:
     detail = {"batch_id": "wave-7", "user_ids": [f"user_{n}" for n in range(250)]}
     first = batches.deliver(detail)
     assert first["counts"]["minted"] == 250
     items = {item["pk"]["S"]: item for item in batches.tokens("wave-7")}
     assert len(items) == 250 and len(batches.minted()) == 250
+    assert minted_metric(capsys) == [250]
 
     # Within the idempotency window Powertools answers with the stored summary.
     assert batches.deliver(detail) == first
@@ -239,6 +251,7 @@ def test_a_redelivered_event_mints_and_announces_nothing_more(batches: Batches) 
 
     assert {item["pk"]["S"]: item for item in batches.tokens("wave-7")} == items  # not even re-put
     assert len(batches.minted()) == 250 and len(batches.summaries()) == 1
+    assert minted_metric(capsys) == []  # and the links are not counted twice
 
 
 def test_invalid_users_are_reported_and_the_others_minted(batches: Batches) -> None:
