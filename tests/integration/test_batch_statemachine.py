@@ -175,3 +175,39 @@ def test_chunk_payloads_built_by_the_emulator_go_through_the_handler(
     assert len(batches.tokens("sfn-1")) == 25 and len(batches.minted()) == 25
     assert {int(t["eis"]["N"]) for t in batches.tokens("sfn-1")} == {7200}
     assert batches.summaries() == [summary]
+
+
+def test_the_template_routes_batch_events_to_mint_link_with_a_dead_letter_queue() -> None:
+    template = load_template()["Resources"]
+    mint = template["MintLinkFunction"]["Properties"]
+    rule = mint["Events"]["MintBatch"]
+    assert rule["Type"] == "EventBridgeRule"
+    assert rule["Properties"]["EventBusName"] == {"Ref": "EventBus"}
+    pattern = rule["Properties"]["Pattern"]
+    assert pattern == {"source": [{"Ref": "BatchEventSource"}], "detail-type": ["MintSignInLinks"]}
+    dlq = {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}
+    assert rule["Properties"]["DeadLetterConfig"] == {"Arn": dlq}
+    failure = mint["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert failure == {"Type": "SQS", "Destination": dlq} and mint["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    assert template["BatchDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    assert mint["Timeout"] >= 300
+    env = mint["Environment"]["Variables"]
+    assert env["RESULTS_BUCKET"] == {"Ref": "ResultsBucket"}
+    assert env["BATCH_EVENT_SOURCE"] == {"Ref": "BatchEventSource"}
+    deletes = [
+        statement
+        for policy in mint["Policies"]
+        for statement in policy.get("Statement", [])
+        if statement.get("Action") == "dynamodb:DeleteItem"
+    ]
+    assert [d["Condition"] for d in deletes] == [
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["batch-idempotency#*"]}}
+    ]
+
+    bucket = template["ResultsBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == {"Ref": "ResultsRetentionDays"}
+    (statement,) = template["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
