@@ -230,6 +230,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, QUERY, ...) reaches the router too, which answers 404 to a route
+        it does not know, as API Gateway does; http.server alone would answer 501 with an HTML page."""
+        if name.startswith("do_"):
+            return self.do_GET
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default line holds the request target, whose query string can carry a token."""
 
