@@ -8,7 +8,9 @@ every test it scans
 * pytest's captured log section (the root logger: botocore, moto, the local stack, ...);
 * every line of captured stdout/stderr that is a JSON object: what a Lambda function's structured
   logs and metrics (EMF) look like in CloudWatch. Plain-text lines (a developer banner printing the
-  local secret key on purpose) are not log records and are left alone.
+  local secret key on purpose) are not log records and are left alone;
+* every new line of the log files registered with :func:`watch_log_file` (the e2e local stack runs
+  in a subprocess and logs to a file), minus the secrets allowed there (its banner prints its key).
 
 A line that holds a JWT-shaped string (``eyJ...\\.eyJ...\\....``), an ``accept-token?token=`` URL,
 a PEM private key, or a known secret turns the phase into a failure that names the test. Known
@@ -25,6 +27,7 @@ import logging
 import re
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,7 +107,7 @@ def _redact(line: str, start: int, end: int) -> str:
     return f"...{before}{value[:10]}<{len(value) - 10} more chars redacted>{after}..."
 
 
-def find_leaks(lines: Iterable[str], source: str) -> list[Leak]:
+def find_leaks(lines: Iterable[str], source: str, allowed: frozenset[str] = frozenset()) -> list[Leak]:
     leaks = []
     for line in lines:
         for kind, pattern in (("JWT", JWT_SHAPED), ("accept URL", ACCEPT_URL), ("private key", PRIVATE_KEY)):
@@ -112,8 +115,9 @@ def find_leaks(lines: Iterable[str], source: str) -> list[Leak]:
             if match:
                 leaks.append(Leak(kind, source, _redact(line, match.start(), match.end())))
         for start, end in _secret_positions(line):
-            leaks.append(Leak("secret key", source, _redact(line, start, end)))
-            break
+            if line[start:end] not in allowed:
+                leaks.append(Leak("secret key", source, _redact(line, start, end)))
+                break
     return leaks
 
 
@@ -153,6 +157,40 @@ class ServiceRecords(logging.Handler):
 
 
 _records = ServiceRecords()
+
+
+@dataclass
+class _Watched:
+    offset: int
+    allowed: frozenset[str]
+
+
+_watched: dict[Path, _Watched] = {}
+
+
+def watch_log_file(path: Path, *, allowed: Iterable[str] = ()) -> None:
+    """Scan every line ``path`` gets (from its start), after each test phase; ``allowed`` secrets
+    (a stack's own key, printed in its banner on purpose) are not reported."""
+    _watched[Path(path)] = _Watched(offset=0, allowed=frozenset(allowed))
+
+
+def _new_file_lines() -> list[tuple[str, list[str], frozenset[str]]]:
+    found = []
+    for path, watched in list(_watched.items()):
+        try:
+            with path.open("rb") as handle:
+                handle.seek(watched.offset)
+                data = handle.read()
+        except OSError:
+            del _watched[path]
+            continue
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next scan
+        watched.offset += len(complete)
+        if complete:
+            found.append((path.name, complete.decode("utf-8", "replace").splitlines(), watched.allowed))
+    return found
+
+
 _original_make_api_call = BaseClient._make_api_call
 
 
@@ -195,6 +233,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     leaks = find_leaks(_records.take(), f"the {SERVICE_LOGGER} logger")
+    for name, lines, allowed in _new_file_lines():
+        leaks += find_leaks(lines, f"log file {name}", allowed)
     for title, content in report.sections:
         if not title.endswith(f" {call.when}"):
             continue  # sections of earlier phases were scanned then

@@ -42,6 +42,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.logscan import watch_log_file
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0  # a cold import of moto and RSA key generation on a busy 2-core machine
 
@@ -146,6 +148,9 @@ def running_stack(workdir: Path, env: dict[str, str] | None = None) -> Iterator[
         )
     try:
         state = _wait_until_ready(process, state_path, log_path)
+        # The stack's log (its functions' logs) is scanned like every test's (tests/logscan.py); its
+        # banner prints its own key on purpose.
+        watch_log_file(log_path, allowed=[str(state["secret_key"])])
         yield LocalStackHandle(state=state, process=process, log_path=log_path, state_path=state_path)
     finally:
         stop(process)

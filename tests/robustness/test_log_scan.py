@@ -50,7 +50,7 @@ import logging
 import pytest
 
 from signin_links.observability import logger
-from tests.logscan import remember_secret
+from tests.logscan import remember_secret, watch_log_file
 
 JWT = "{jwt}"
 
@@ -88,6 +88,22 @@ def noisy_teardown():
 
 def test_logs_in_teardown(noisy_teardown):
     pass
+
+
+def test_a_watched_log_file_with_an_accept_url(tmp_path):
+    log = tmp_path / "stack.log"
+    log.write_text("Secret key  sk_test_planted_allowed_key_1234\\n")
+    remember_secret("sk_test_planted_allowed_key_1234")
+    watch_log_file(log, allowed=["sk_test_planted_allowed_key_1234"])
+    with log.open("a") as handle:
+        handle.write('{{"message": "minted", "url": "https://x.example/accept-token?token=abc"}}\\n')
+
+
+def test_a_watched_log_file_with_only_its_allowed_key(tmp_path):
+    log = tmp_path / "stack.log"
+    log.write_text("Secret key  sk_test_planted_allowed_key_1234\\n")
+    remember_secret("sk_test_planted_allowed_key_1234")
+    watch_log_file(log, allowed=["sk_test_planted_allowed_key_1234"])
 """
 
 
@@ -120,6 +136,9 @@ def test_the_plugin_fails_each_test_that_logs_a_forbidden_value(tmp_path: Path) 
         assert f"LOG SCAN: test_planted.py::{name} (call)" in output, output
     assert "ERROR test_planted.py::test_logs_in_teardown" in output, output
     assert "LOG SCAN: test_planted.py::test_logs_in_teardown (teardown)" in output, output
+    assert "FAILED test_planted.py::test_a_watched_log_file_with_an_accept_url" in output, output
+    assert "accept URL in log file stack.log" in output, output
+    assert "PASSED test_planted.py::test_a_watched_log_file_with_only_its_allowed_key" in output, output
     assert "PASSED test_planted.py::test_clean" in output, output
     assert "PASSED test_planted.py::test_prints_a_banner_with_the_key" in output, output
     report = output.split("short test summary info")[-1]
