@@ -21,7 +21,6 @@ sign-in.
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from signin_links.observability import logger, metrics
 from signin_links.sessions import Session, issue_session, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
+from signin_links.wire import body_bytes, json_object
 
 Clock = Callable[[], float]
 
@@ -107,20 +107,12 @@ def parse_accept_request(
     session_cookies: tuple[str, ...] = (),
 ) -> AcceptRequest:
     """The token of ``POST /accept-token``: a form (``token=...``) or JSON (``{"token": ...}``) body."""
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
-    if len(raw) > max_bytes:
-        raise SignInLinksError(ErrorCode.REQUEST_BODY_TOO_LARGE, f"The request body must be at most {max_bytes} bytes.")
+    raw = body_bytes(body, max_bytes)
     media_type = (content_type or FORM).split(";", 1)[0].strip().lower()
     token: object = None
     if media_type == JSON or media_type.endswith("+json"):
         if raw.strip():
-            try:
-                data = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The request body is not valid JSON.") from None
-            if not isinstance(data, dict):
-                raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The request body must be a JSON object.")
-            token = data.get("token")
+            token = json_object(raw).get("token")
     elif media_type in (FORM, ""):
         try:
             fields = parse_qs(raw.decode("utf-8"), max_num_fields=8, strict_parsing=False)

@@ -14,13 +14,16 @@ from signin_links.service import MintRequest
 CREATE_FIELDS = frozenset({"user_id", "expires_in_seconds", "org_id", "redirect_url"})
 
 
-def read_json_object(body: bytes | str | None, max_bytes: int) -> dict[str, Any]:
-    """The request body as a JSON object; an empty body is an empty object."""
+def body_bytes(body: bytes | str | None, max_bytes: int) -> bytes:
+    """The request body as bytes, refused (413) beyond ``max_bytes``."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else (body or b"")
     if len(raw) > max_bytes:
         raise SignInLinksError(ErrorCode.REQUEST_BODY_TOO_LARGE, f"The request body must be at most {max_bytes} bytes.")
-    if not raw.strip():
-        return {}
+    return raw
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object, or ``request_body_invalid``."""
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
@@ -28,6 +31,12 @@ def read_json_object(body: bytes | str | None, max_bytes: int) -> dict[str, Any]
     if not isinstance(data, dict):
         raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The request body must be a JSON object.")
     return data
+
+
+def read_json_object(body: bytes | str | None, max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body is an empty object."""
+    raw = body_bytes(body, max_bytes)
+    return json_object(raw) if raw.strip() else {}
 
 
 def parse_mint_request(data: dict[str, Any]) -> MintRequest:
