@@ -126,6 +126,13 @@ def import_handler(spec: FunctionSpec, environment: int = 0) -> Handler:
 
 DEFAULT_CONCURRENCY = 4
 
+# Powertools keeps the event being handled on the resolver *class* (``BaseRouter.current_event``),
+# so every copy of a handler module in this process shares it: two invocations in flight at once
+# would read each other's requests (one browser got another user's session; tests/e2e/
+# test_request_isolation.py). Lambda never runs two invocations in one process, so neither does
+# this: handlers run one at a time, each in its own environment's module copy.
+_ONE_INVOCATION_AT_A_TIME = threading.Lock()
+
 
 @dataclass
 class LocalFunction:
@@ -133,9 +140,10 @@ class LocalFunction:
 
     Like Lambda, a function scales out over execution environments, each running one invocation
     at a time: up to ``concurrency`` copies of the handler module (own globals, so Powertools'
-    module-level resolver and its ``current_event`` are never shared between two requests in
-    flight). Concurrent requests therefore really run in parallel and race where real ones would:
-    at DynamoDB's conditional writes (which the emulator makes atomic, see ``emulator.py``).
+    module-level resolver). The handler calls themselves run one at a time in this process (see
+    ``_ONE_INVOCATION_AT_A_TIME``): concurrent requests queue for it, so the local stack does not
+    show handler-level parallelism; the single-use guarantee rests on DynamoDB's conditional write,
+    which the emulator makes atomic (``emulator.py``) and the emulator tests exercise directly.
     """
 
     spec: FunctionSpec
@@ -177,7 +185,8 @@ class LocalFunction:
         comes back through JSON too (a result Lambda could not serialise raises ``TypeError`` here as well)."""
         handler = self._acquire()
         try:
-            result = handler(json.loads(json.dumps(event)), context or self.context())
+            with _ONE_INVOCATION_AT_A_TIME:
+                result = handler(json.loads(json.dumps(event)), context or self.context())
         finally:
             self._idle.put(handler)
         return json.loads(json.dumps(result))
