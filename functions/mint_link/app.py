@@ -6,7 +6,7 @@ Thin by design: each route reads its inputs, makes one call into the domain, sha
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,16 +14,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws
 from signin_links.auth import authenticate
-from signin_links.batch import BatchMinter, parse_invocation
 from signin_links.config import get_settings
-from signin_links.events import EventPublisher
 from signin_links.http import install_error_handlers, json_response, request_body
 from signin_links.keyring import HMAC, Keyring, load_keyring
-from signin_links.manifest import ManifestReader, ResultsWriter
 from signin_links.observability import logger, metrics, tracer
 from signin_links.service import SignInTokens
 from signin_links.store import TokenStore
 from signin_links.wire import parse_mint_request, read_json_object, sign_in_token_json
+
+if TYPE_CHECKING:
+    from signin_links.batch import BatchMinter
 
 CORRELATION_ID_PATH = f"{correlation_paths.API_GATEWAY_HTTP} || detail.batch_id || batch_id || id"
 
@@ -43,6 +43,11 @@ def sign_in_tokens() -> SignInTokens:
 
 @cache
 def batch_minter() -> BatchMinter:
+    # The batch path's modules load when a batch arrives: an HTTP cold start never pays for them.
+    from signin_links.batch import BatchMinter
+    from signin_links.events import EventPublisher
+    from signin_links.manifest import ManifestReader, ResultsWriter
+
     tokens = sign_in_tokens()
     settings = tokens.settings
     return BatchMinter(
@@ -64,6 +69,8 @@ def is_batch_invocation(event: dict[str, Any]) -> bool:
 def mint_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The batch entry: a malformed request raises ``BatchRejected`` (the invocation fails and the
     event lands in the on-failure destination); the summary is returned, never a URL."""
+    from signin_links.batch import parse_invocation
+
     minter = batch_minter()
     return minter.run(parse_invocation(event, minter.settings), context)
 
