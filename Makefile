@@ -14,6 +14,8 @@ EVENT ?= events/create_sign_in_token.json
 export SAM_CLI_TELEMETRY := 0
 
 # Used by `sam build` (BuildMethod: makefile): wheels for Lambda's python3.13 on arm64.
+# Lambda's Python, to write its bytecode at build time: pyenv's 3.13 where present, else python3.13.
+LAMBDA_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
 LAMBDA_PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check --platform manylinux2014_aarch64 \
 	--implementation cp --python-version 3.13 --only-binary=:all: --no-deps --upgrade --target "$(ARTIFACTS_DIR)"
 
@@ -23,6 +25,11 @@ define lambda_package
 	cp functions/$(1)/*.py "$(ARTIFACTS_DIR)/"
 	if [ -d functions/$(1)/templates ]; then cp -R functions/$(1)/templates "$(ARTIFACTS_DIR)/"; fi
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+	@# Lambda cannot write /var/task, so without bytecode every cold start compiles the package
+	@# (see README "Performance"). Only Lambda's own Python version can write its bytecode.
+	if [ -n "$(LAMBDA_PYTHON)" ] && "$(LAMBDA_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
+		"$(LAMBDA_PYTHON)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)"; \
+	else echo "note: no Python 3.13 found: the package ships without bytecode"; fi
 endef
 
 .PHONY: help
