@@ -62,9 +62,24 @@ local: install ## Run the local stack (moto + the template's HttpApi routes) on 
 invoke: install ## Run FUNCTION (logical id) on EVENT (a file in events/), as `sam local invoke` would
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
 
+LAMBDA_VENV := .venv-py313
+
+$(LAMBDA_VENV)/.installed: pyproject.toml
+	"$(LAMBDA_PYTHON)" -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
 .PHONY: test
-test: install chromium ## Run the whole test suite (unit, integration, e2e, browser)
+test: install chromium ## Run the whole test suite (unit, integration, e2e, browser; then again on Python 3.13)
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-lambda-python
+
+.PHONY: test-lambda-python
+test-lambda-python: ## Unit and integration tests on Lambda's Python 3.13 (skipped, said so, if none is found)
+	@if [ -n "$(LAMBDA_PYTHON)" ] && "$(LAMBDA_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
+		$(MAKE) --no-print-directory $(LAMBDA_VENV)/.installed && \
+		$(LAMBDA_VENV)/bin/python -m pytest -p no:cacheprovider tests/unit tests/integration; \
+	else echo "note: no Python 3.13 found: the Lambda-runtime test pass was not run"; fi
 
 .PHONY: test-fast
 test-fast: install ## Unit and integration tests only
