@@ -100,5 +100,7 @@ else:
     fake.uninstall()
 
 result["modules"] = len(sys.modules)
+result["python"] = sys.version.split()[0]
+result["dont_write_bytecode"] = sys.flags.dont_write_bytecode
 sys.stdout.flush()
 print("BENCH_RESULT " + json.dumps(result))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -201,16 +200,17 @@ def run_child(
     *,
     timeout: float = 300,
 ) -> dict[str, Any]:
-    """One fresh ``python -S -s`` process; returns its ``BENCH_RESULT``."""
+    """One fresh ``python -S -s`` process (``environment.python``; ``-B`` when it is read-only);
+    returns its ``BENCH_RESULT``."""
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         spec_path = Path(workdir) / "spec.json"
         spec_path.write_text(json.dumps(spec))
         child_env = {**env, "PYTHONPATH": environment.pythonpath, "PYTHONHASHSEED": "0"}
-        if not environment.bytecode:
+        if environment.read_only:
             child_env["PYTHONDONTWRITEBYTECODE"] = "1"
-        flags = ["-S", "-s"] + ([] if environment.bytecode else ["-B"])
+        flags = ["-S", "-s"] + (["-B"] if environment.read_only else [])
         completed = subprocess.run(
-            [sys.executable, *flags, "-c", CHILD.read_text(), str(spec_path)],
+            [environment.python, *flags, "-c", CHILD.read_text(), str(spec_path)],
             cwd=workdir,
             env=child_env,
             capture_output=True,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
 
 from bench import Figure, discover, percentile
 from bench.__main__ import table
+from bench._envs import bytecode_census, probe
 from bench._fake_aws import FakeAws
 from tests.conftest import ROOT
 
@@ -67,3 +69,28 @@ def test_the_fake_aws_answers_real_clients_at_the_http_layer(monkeypatch: pytest
         assert fake.calls == {"GetSecretValue": 2, "PutItem": 1, "UpdateItem": 1}
     finally:
         fake.uninstall()
+
+
+def test_the_bytecode_census_tells_the_makefiles_unchecked_hash_pyc_from_others(tmp_path: Path) -> None:
+    for name in ("unchecked", "timestamp", "bare"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mod.py").write_text("VALUE = 1\n")
+    tag = sys.implementation.cache_tag
+    compileall = [sys.executable, "-m", "compileall", "-q"]
+    subprocess.run([*compileall, "--invalidation-mode", "unchecked-hash", str(tmp_path / "unchecked")], check=True)
+    subprocess.run([*compileall, "--invalidation-mode", "timestamp", str(tmp_path / "timestamp")], check=True)
+    assert bytecode_census(tmp_path / "unchecked", tag) == {"py_files": 1, "with_pyc": 1, "unchecked_hash_pyc": 1}
+    assert bytecode_census(tmp_path / "timestamp", tag) == {"py_files": 1, "with_pyc": 1, "unchecked_hash_pyc": 0}
+    assert bytecode_census(tmp_path / "bare", tag) == {"py_files": 1, "with_pyc": 0, "unchecked_hash_pyc": 0}
+    assert bytecode_census(tmp_path / "unchecked", "cpython-00")["with_pyc"] == 0  # another version's tag
+
+
+def test_an_interpreter_that_does_not_run_is_not_lambdas_python(tmp_path: Path) -> None:
+    shim = tmp_path / "python3.13"  # like pyenv's shim with no PYENV_VERSION: prints, then fails
+    shim.write_text('#!/bin/sh\necho "pyenv: python3.13: command not found"\nexit 127\n')
+    shim.chmod(0o755)
+    assert probe(str(shim)) is None
+    assert probe(str(tmp_path / "missing")) is None
+    here = probe(sys.executable)
+    assert here is not None and here.version_info == sys.version_info[:2]
+    assert here.cache_tag == sys.implementation.cache_tag
