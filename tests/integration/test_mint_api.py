@@ -115,3 +115,13 @@ def test_bad_authorization(stack: Stack, context: Any, authorization: str | None
 def test_unknown_id_is_404(stack: Stack, context: Any) -> None:
     status, _, body = call(load_event("revoke_sign_in_token.json"), context)
     assert status == 404 and body["errors"][0]["code"] == "resource_not_found"
+
+
+def test_revoke_reads_no_body(stack: Stack, context: Any) -> None:
+    _, _, minted = call(create_event({"user_id": "user_body"}), context)
+    event = load_event("revoke_sign_in_token.json")
+    event["pathParameters"] = {"sign_in_token_id": minted["id"]}
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
+    event["body"] = "not json at all"
+    status, _, body = call(event, context)
+    assert status == 200 and body["status"] == "revoked"
