@@ -1,10 +1,12 @@
 """AWS calls per operation, counted on real boto3 clients against moto.
 
 In a child process (a clean import of the handlers): moto's server on loopback, the template's
-resources created in it and the handlers loaded exactly as the local stack does (``local.stack``),
-requests sent through the stack's API Gateway emulation (``LocalStack.call``, no HTTP server). As in
-the local stack, both functions share one process and so one secrets cache: "cold" counts show what
-the first request of the process read, not a fresh Lambda's (the warm counts are the contract). A
+resources created in it as the local stack creates them (``local.stack``), the handlers imported in
+this process (``LocalStack.build`` without worker processes, so the hook below sees every call),
+requests sent through the stack's API Gateway emulation (``LocalStack.call``, no HTTP server). Unlike
+the local stack, where each function has its own worker processes, both functions share this process
+and so one secrets cache: "cold" counts show what the first request of the process read, not a fresh
+Lambda's (the warm counts are the contract). A
 ``before-call`` hook is registered on every botocore client as it is created (ours, and Powertools
 Parameters' own), so every API call is counted, per service and operation, once per logical call
 (retries are not calls).

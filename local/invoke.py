@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from local.emulator import MotoServer
 from local.resources import DEFAULT_SECRET_KEY
-from local.runtime import LocalFunction, apply_environment
+from local.runtime import LocalFunction, apply_environment, error_object
 from local.stack import LocalStack, state_path
 from local.template import TEMPLATE, functions, load_template
 
@@ -81,14 +81,6 @@ def prepare_rotation(event: dict[str, Any], stack: LocalStack) -> dict[str, Any]
     return event
 
 
-def lambda_error(exc: BaseException) -> dict[str, Any]:
-    return {
-        "errorType": type(exc).__name__,
-        "errorMessage": str(exc),
-        "stackTrace": traceback.format_tb(exc.__traceback__),
-    }
-
-
 def run(function_id: str, event: Any, *, fresh: bool, out: TextIO, template_path: Path = TEMPLATE) -> int:
     template = load_template(template_path.resolve())
     specs = functions(template, root=template_path.resolve().parent)
@@ -121,7 +113,7 @@ def run(function_id: str, event: Any, *, fresh: bool, out: TextIO, template_path
             result = function.invoke(event)
         except Exception as exc:  # reported as Lambda reports a failed invocation
             traceback.print_exc(file=sys.stderr)
-            print(json.dumps(lambda_error(exc), indent=2), file=out, flush=True)
+            print(json.dumps(error_object(exc), indent=2), file=out, flush=True)
             return 1
         print(json.dumps(result, indent=2), file=out, flush=True)
         return 0

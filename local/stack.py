@@ -7,12 +7,15 @@
    function's environment from ``Globals`` and its own ``Environment`` (``local.template``).
    Parameters: ``LOCAL_PARAMETER_<Name>=value`` overrides a template parameter; by default the
    stack's own origin is added to ``AllowedRedirectOrigins`` and ``AcceptBaseUrl`` is the local URL.
-4. Sets the union of the functions' environments once (``local.runtime``), imports each handler
-   by file path, and serves the template's ``HttpApi`` routes as payload 2.0 events
-   (``local.apigw``) on a ``ThreadingHTTPServer``.
+4. Sets the union of the functions' environments once (``local.runtime``), then starts one worker
+   process per function (an execution environment: it imports the handler by file path, so an
+   init error is reported here), and serves the template's ``HttpApi`` routes as payload 2.0
+   events (``local.apigw``) on a ``ThreadingHTTPServer``. Each function scales out to
+   ``LOCAL_CONCURRENCY`` worker processes (default 4), each running one invocation at a time.
 5. Prints the URL, the secret key (``LOCAL_SECRET_KEY`` overrides the default), the moto endpoint
    and a ready-to-run curl; writes the same, machine-readable, to ``.local-stack/state.json``
-   (``LOCAL_STACK_STATE`` moves it) and removes it on exit. Ctrl-C or SIGTERM stops it cleanly.
+   (``LOCAL_STACK_STATE`` moves it) and removes it on exit. Ctrl-C or SIGTERM stops it cleanly,
+   worker processes included.
 
 The request log has method, route key, status and milliseconds: never a path, query string, body
 or header, which could carry a token or a key.
@@ -27,6 +30,7 @@ import signal
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,7 +51,14 @@ from local.apigw import (
 )
 from local.emulator import REGION, MotoServer
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
-from local.runtime import DEFAULT_CONCURRENCY, LocalFunction, apply_environment, function_env, union_environment
+from local.runtime import (
+    DEFAULT_CONCURRENCY,
+    InvocationError,
+    LocalFunction,
+    apply_environment,
+    function_env,
+    union_environment,
+)
 from local.template import (
     ROOT,
     FunctionSpec,
@@ -88,7 +99,12 @@ def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) ->
 
 @dataclass
 class LocalStack:
-    """The template's resources in the emulator and its functions ready to run, with their environments."""
+    """The template's resources in the emulator and its functions ready to run, with their environments.
+
+    ``build(processes=True)`` (what :func:`main` does) runs each function in worker processes, one
+    per execution environment; the default runs handlers in this process, one call at a time (for
+    tools that observe the handlers from inside, like the AWS-call counters in ``bench/``).
+    """
 
     url: str
     endpoint: str
@@ -114,6 +130,7 @@ class LocalStack:
         env: dict[str, str] | None = None,
         template: dict[str, Any] | None = None,
         specs: dict[str, FunctionSpec] | None = None,
+        processes: bool = False,
     ) -> LocalStack:
         template = template or load_template()
         parameters = local_parameters(template, url, dict(os.environ if env is None else env))
@@ -127,7 +144,9 @@ class LocalStack:
         }
         concurrency = int((env if env is not None else os.environ).get("LOCAL_CONCURRENCY") or DEFAULT_CONCURRENCY)
         local_functions = {
-            logical_id: LocalFunction(spec=spec, name=found.ref(logical_id) or logical_id, concurrency=concurrency)
+            logical_id: LocalFunction(
+                spec=spec, name=found.ref(logical_id) or logical_id, concurrency=concurrency, processes=processes
+            )
             for logical_id, spec in specs.items()
         }
         return cls(
@@ -142,19 +161,39 @@ class LocalStack:
         )
 
     def activate(self) -> None:
-        """Set the functions' environment (their union) and import every handler.
+        """Set the functions' environment (their union), then initialise every function: import its
+        handler, or (with worker processes) start its first worker, all at once. The environment is
+        set first: workers inherit it when they are spawned.
 
         A handler that fails to import is reported and its routes answer 500, as API Gateway does
         for a function whose init failed; the other routes keep working.
         """
         apply_environment(union_environment(self.environments))
         self.resources.seed_keyrings(self.endpoint)
-        for logical_id, function in self.functions.items():
+
+        def initialise(item: tuple[str, LocalFunction]) -> tuple[str, BaseException | None]:
             try:
-                function.handler()
+                item[1].initialise()
             except Exception as exc:  # report and go on: the other functions still serve
-                self.init_errors[logical_id] = f"{type(exc).__name__}: {exc}"
-                print(f"!! {logical_id} failed to initialise: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                return item[0], exc
+            return item[0], None
+
+        workers = len(self.functions) if any(function.processes for function in self.functions.values()) else 1
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for logical_id, error in pool.map(initialise, self.functions.items()):
+                if error is None:
+                    continue
+                if isinstance(error, InvocationError):
+                    reason, frames = f"{error.error_type}: {error.error_message}", "".join(error.stack_trace)
+                else:
+                    reason, frames = f"{type(error).__name__}: {error}", ""
+                self.init_errors[logical_id] = reason
+                print(f"!! {logical_id} failed to initialise: {reason}\n{frames}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Stop every function's worker processes (in-process functions have none)."""
+        for function in self.functions.values():
+            function.close()
 
     def state(self) -> dict[str, Any]:
         """Everything a test or tool needs to talk to this stack, as JSON."""
@@ -198,8 +237,12 @@ class LocalStack:
         event = http_event(request, match, domain_name=domain_name)
         try:
             result = function.invoke(event)
-        except Exception as exc:  # the function failed: API Gateway answers 500
-            # The type and the frames only: an exception's message could carry a token.
+        except InvocationError as exc:  # the invocation failed (in a worker): API Gateway answers 500
+            # The type and the frames only, never the event: a message could quote a token.
+            frames = "".join(exc.stack_trace)
+            print(f"!! {match.route.function} failed: {exc.error_type}\n{frames}", file=sys.stderr, flush=True)
+            return internal_error(), match.route_key
+        except Exception as exc:  # the handler raised (in this process): API Gateway answers 500
             frames = "".join(traceback.format_tb(exc.__traceback__))
             print(f"!! {match.route.function} raised {type(exc).__name__}\n{frames}", file=sys.stderr, flush=True)
             return internal_error(), match.route_key
@@ -365,9 +408,10 @@ def main() -> int:
     url = display_url(host, server.server_address[1])
     state_file = state_path()
     moto = MotoServer()
+    stack: LocalStack | None = None
     try:
         moto.start()
-        stack = LocalStack.build(url=url, endpoint=moto.endpoint, secret_key=secret_key)
+        stack = LocalStack.build(url=url, endpoint=moto.endpoint, secret_key=secret_key, processes=True)
         stack.activate()
         server.stack = stack
         write_state(state_file, stack.state())
@@ -377,6 +421,8 @@ def main() -> int:
         print("\nlocal stack stopped", file=sys.stderr, flush=True)
     finally:
         server.server_close()
+        if stack is not None:
+            stack.close()  # every worker process, before the emulator they talk to
         moto.stop()
         remove_state(state_file)
     return 0
