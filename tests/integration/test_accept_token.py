@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
 
@@ -24,44 +21,16 @@ from signin_links.keyring import Keyring, parse_keyring
 from signin_links.models import SignInTokenRecord, TokenStatus
 from signin_links.store import TokenStore
 from signin_links.tickets import sign_ticket
+from tests import handlers
 from tests.conftest import Stack, load_event, load_function, reset_caches
+from tests.handlers import Answer
 
 HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 SECURITY_HEADERS = ("Cache-Control", "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options")
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    cookies: list[str]
-    body: str
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def code(self) -> str:
-        """The wire code, from the JSON envelope or the HTML error page."""
-        if self.headers.get("Content-Type") == "application/json":
-            return str(self.json()["errors"][0]["code"])
-        match = re.search(r'<code id="error-code">([a-z_]+)</code>', self.body)
-        assert match, self.body
-        return match.group(1)
-
-    def session_cookie(self) -> SimpleCookie:
-        assert len(self.cookies) == 1, self.cookies
-        jar: SimpleCookie = SimpleCookie()
-        jar.load(self.cookies[0])
-        return jar
-
-
 def invoke(event: dict[str, Any], context: Any) -> Answer:
-    response = load_function("accept_token").lambda_handler(event, context)
-    body = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    return Answer(response["statusCode"], response.get("headers") or {}, response.get("cookies") or [], body)
+    return handlers.invoke("accept_token", event, context)
 
 
 def get(context: Any, token: str | None = None, **headers: str) -> Answer:

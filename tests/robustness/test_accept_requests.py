@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Stack
-from tests.robustness.handlers import HTML, JSON, Answer, accept_get_event, accept_post_event, invoke, mint, status_of
+from tests.handlers import HTML, JSON, Answer, accept_get_event, accept_post_event, invoke, mint, status_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 

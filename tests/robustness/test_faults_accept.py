@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Stack, reset_caches
+from tests.handlers import HTML, JSON, Answer, accept, accept_get_event, invoke, mint, status_of
 from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, client_error, injected
-from tests.robustness.handlers import HTML, JSON, Answer, accept, accept_get_event, invoke, mint, status_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 

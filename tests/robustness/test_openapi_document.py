@@ -23,8 +23,8 @@ from referencing.jsonschema import DRAFT4
 from local.template import http_routes
 from signin_links.errors import ErrorCode
 from tests.conftest import ROOT, Stack, load_event
+from tests.handlers import invoke, revoke_event
 from tests.robustness.faults import DYNAMODB_FAULTS, injected
-from tests.robustness.handlers import invoke, revoke_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 

@@ -21,7 +21,7 @@ from signin_links.keyring import HMAC, RSA, Keyring, generate_key
 from signin_links.sessions import issue_session, verify_session
 from signin_links.tickets import sign_ticket, verify_ticket
 from tests.conftest import Stack
-from tests.robustness.handlers import accept, item_count, keyring, mint, status_of
+from tests.handlers import accept, item_count, keyring, mint, status_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 

@@ -1,10 +1,11 @@
-"""Calling the real handlers with the events/ files, for the robustness tests (mint and accept)."""
+"""Calling the real handlers with the events/ files (integration and robustness tests, mint and accept)."""
 
 from __future__ import annotations
 
 import base64
 import json
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +40,12 @@ class Answer:
         if marker in self.body:
             return self.body.split(marker, 1)[1].split("<", 1)[0]
         return None
+
+    def session_cookie(self) -> SimpleCookie:
+        assert len(self.cookies) == 1, self.cookies
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(self.cookies[0])
+        return jar
 
 
 def invoke(directory: str, event: dict[str, Any], context: Any) -> Answer:
