@@ -90,6 +90,7 @@ lint: install ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	for app in functions/*/app.py; do $(VENV)/bin/mypy --strict "$$app" || exit 1; done
 
 .PHONY: format
 format: install ## Apply ruff's formatting and safe fixes
