@@ -109,6 +109,20 @@ class LocalStackHandle:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
+    def status(self, token_id: str) -> str:
+        """The stored status of a sign-in token (which must exist)."""
+        item = self.item(token_id)
+        assert item is not None, token_id
+        return str(item["status"]["S"])
+
+    def mint(self, user_id: str = "user_e2e", **body: Any) -> dict[str, Any]:
+        """Mint a sign-in token over HTTP; the ``sign_in_token`` object."""
+        with self.client() as api:
+            response = api.post("/v1/sign_in_tokens", json={"user_id": user_id, **body})
+        assert response.status_code == 200, response.text
+        minted: dict[str, Any] = response.json()
+        return minted
+
     def output(self) -> str:
         """Everything the stack process printed (stdout and stderr) so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import jwt
@@ -16,21 +15,8 @@ SCANNER_HEADERS = {"user-agent": "Mozilla/5.0 (compatible; SafeLinks-scanner)", 
 PARALLEL = 24
 
 
-def mint(api: httpx.Client, **body: Any) -> dict[str, Any]:
-    response = api.post("/v1/sign_in_tokens", json={"user_id": "user_e2e", **body})
-    assert response.status_code == 200, response.text
-    minted: dict[str, Any] = response.json()
-    return minted
-
-
-def status(local_stack: LocalStackHandle, token_id: str) -> str:
-    item = local_stack.item(token_id)
-    assert item is not None
-    return str(item["status"]["S"])
-
-
-def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHandle, api: httpx.Client) -> None:
-    minted = mint(api)
+def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHandle) -> None:
+    minted = local_stack.mint()
     with httpx.Client(headers=SCANNER_HEADERS, follow_redirects=True, timeout=30) as scanner:
         for _ in range(3):
             page = scanner.get(minted["url"])
@@ -39,15 +25,15 @@ def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHan
             probe = scanner.head(minted["url"])
             assert probe.status_code == 200 and probe.content == b""
         assert "set-cookie" not in page.headers
-    assert status(local_stack, minted["id"]) == "pending"
+    assert local_stack.status(minted["id"]) == "pending"
     answer = httpx.post(
         f"{local_stack.base_url}/accept-token", data={"token": minted["token"]}, headers={"accept": "application/json"}
     )
-    assert answer.status_code == 200 and status(local_stack, minted["id"]) == "accepted"
+    assert answer.status_code == 200 and local_stack.status(minted["id"]) == "accepted"
 
 
-def test_exactly_one_of_many_concurrent_redemptions_wins(local_stack: LocalStackHandle, api: httpx.Client) -> None:
-    minted = mint(api)
+def test_exactly_one_of_many_concurrent_redemptions_wins(local_stack: LocalStackHandle) -> None:
+    minted = local_stack.mint()
     start = threading.Barrier(PARALLEL)
 
     def redeem(client: httpx.Client) -> httpx.Response:
@@ -71,8 +57,8 @@ def test_exactly_one_of_many_concurrent_redemptions_wins(local_stack: LocalStack
     assert item["session_id"]["S"] == winners[0].json()["created_session_id"]
 
 
-def test_session_verifies_against_the_jwks_url(local_stack: LocalStackHandle, api: httpx.Client) -> None:
-    minted = mint(api, org_id="org_e2e", redirect_url=f"{local_stack.base_url}/welcome")
+def test_session_verifies_against_the_jwks_url(local_stack: LocalStackHandle) -> None:
+    minted = local_stack.mint(org_id="org_e2e", redirect_url=f"{local_stack.base_url}/welcome")
     answer = httpx.post(
         f"{local_stack.base_url}/accept-token", data={"token": minted["token"]}, headers={"accept": "application/json"}
     )
@@ -87,7 +73,7 @@ def test_session_verifies_against_the_jwks_url(local_stack: LocalStackHandle, ap
 
 
 def test_revoked_and_tampered_links_fail_with_their_codes(local_stack: LocalStackHandle, api: httpx.Client) -> None:
-    minted = mint(api)
+    minted = local_stack.mint()
     assert api.post(f"/v1/sign_in_tokens/{minted['id']}/revoke").status_code == 200
     accept = f"{local_stack.base_url}/accept-token"
     revoked = httpx.post(accept, data={"token": minted["token"]}, headers={"accept": "text/html"})

@@ -92,20 +92,6 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-def mint(stack: LocalStackHandle, **body: Any) -> dict[str, Any]:
-    with stack.client() as api:
-        response = api.post("/v1/sign_in_tokens", json={"user_id": "user_browser", **body})
-    assert response.status_code == 200, response.text
-    minted: dict[str, Any] = response.json()
-    return minted
-
-
-def status(stack: LocalStackHandle, token_id: str) -> str:
-    item = stack.item(token_id)
-    assert item is not None
-    return str(item["status"]["S"])
-
-
 def session_cookie(context: Any) -> dict[str, Any]:
     (cookie,) = [cookie for cookie in context.cookies() if cookie["name"] == "__session"]
     return dict(cookie)
@@ -114,11 +100,11 @@ def session_cookie(context: Any) -> dict[str, Any]:
 def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
     stack: LocalStackHandle, landing: Landing, browser: Any
 ) -> None:
-    minted = mint(stack, redirect_url=f"{landing.origin}/welcome?from=email")
+    minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/welcome?from=email")
     # A mail scanner opens the link first, as Safe Links does: nothing may change.
     httpx.get(minted["url"], headers={"user-agent": "scanner"})
     httpx.head(minted["url"], headers={"user-agent": "scanner"})
-    assert status(stack, minted["id"]) == "pending"
+    assert stack.status(minted["id"]) == "pending"
 
     context = browser.new_context()
     page = context.new_page()
@@ -129,7 +115,7 @@ def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
     assert cookie["domain"] == "127.0.0.1" and cookie["expires"] > 0
     assert f"__session={cookie['value']}" in landing.cookies_of("/welcome?from=email")
-    assert status(stack, minted["id"]) == "accepted"
+    assert stack.status(minted["id"]) == "accepted"
 
     # Another browser (a forwarded email, a second device): the link is spent.
     other = browser.new_context()
@@ -150,28 +136,28 @@ def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
 
 
 def test_without_javascript_the_button_signs_in(stack: LocalStackHandle, landing: Landing, browser: Any) -> None:
-    minted = mint(stack, redirect_url=f"{landing.origin}/no-js")
+    minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/no-js")
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(minted["url"])
     page.get_by_text("Select \u201cSign in\u201d to continue.").wait_for()
-    assert status(stack, minted["id"]) == "pending"  # nothing happens until the click
+    assert stack.status(minted["id"]) == "pending"  # nothing happens until the click
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{landing.origin}/no-js")
     assert session_cookie(context)["value"]
-    assert status(stack, minted["id"]) == "accepted"
+    assert stack.status(minted["id"]) == "accepted"
     context.close()
 
 
 def test_token_in_the_fragment_is_submitted_by_the_script(
     stack: LocalStackHandle, landing: Landing, browser: Any
 ) -> None:
-    minted = mint(stack, redirect_url=f"{landing.origin}/fragment")
+    minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/fragment")
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{stack.base_url}/accept-token#token={minted['token']}")
     page.wait_for_url(f"{landing.origin}/fragment")
-    assert session_cookie(context)["value"] and status(stack, minted["id"]) == "accepted"
+    assert session_cookie(context)["value"] and stack.status(minted["id"]) == "accepted"
     context.close()
 
 
@@ -181,7 +167,7 @@ def test_no_token_and_a_broken_link_show_their_pages(stack: LocalStackHandle, br
     page.goto(f"{stack.base_url}/accept-token")
     assert page.locator("#status").inner_text() == "No token provided."
     assert not page.get_by_role("button", name="Sign in").is_visible()
-    minted = mint(stack)
+    minted = stack.mint("user_browser")
     page.goto(minted["url"][:-4])
     assert page.locator("h1").inner_text() == "This sign-in link is not valid"
     assert page.locator("#error-code").inner_text() == "ticket_invalid_code"
@@ -189,7 +175,7 @@ def test_no_token_and_a_broken_link_show_their_pages(stack: LocalStackHandle, br
 
 
 def test_without_a_redirect_the_page_says_who_is_signed_in(stack: LocalStackHandle, browser: Any) -> None:
-    minted = mint(stack, user_id="<b>ada</b>")
+    minted = stack.mint("<b>ada</b>")
     context = browser.new_context()
     page = context.new_page()
     page.goto(minted["url"])
@@ -201,14 +187,14 @@ def test_without_a_redirect_the_page_says_who_is_signed_in(stack: LocalStackHand
 def test_auto_submit_off_waits_for_the_click(landing: Landing, browser: Any, tmp_path: Path) -> None:
     env = {"LOCAL_PARAMETER_AcceptAutoSubmit": "false", "LOCAL_PARAMETER_AllowedRedirectOrigins": landing.origin}
     with running_stack(tmp_path / "stack", env=env) as stack:
-        minted = mint(stack, redirect_url=f"{landing.origin}/clicked")
+        minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/clicked")
         context = browser.new_context()
         page = context.new_page()
         page.goto(minted["url"])
         page.get_by_role("button", name="Sign in").wait_for()
         page.wait_for_timeout(500)  # give a (wrongly) auto-submitting script time to act
-        assert page.url == minted["url"] and status(stack, minted["id"]) == "pending"
+        assert page.url == minted["url"] and stack.status(minted["id"]) == "pending"
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{landing.origin}/clicked")
-        assert status(stack, minted["id"]) == "accepted"
+        assert stack.status(minted["id"]) == "accepted"
         context.close()
