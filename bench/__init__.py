@@ -22,9 +22,13 @@ registering::
 from __future__ import annotations
 
 import importlib
+import json
 import math
+import os
 import pkgutil
 import statistics
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -114,3 +118,22 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
+
+
+def run_child(module: str, tag: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Any:
+    """Run ``python -m <module> <args>`` in a clean process (none of this process's ``AWS_*`` or
+    ``POWERTOOLS_*`` settings, a fixed hash seed) and return the JSON of its last ``<tag> `` line."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**clean, "PYTHONHASHSEED": "0", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(f"{tag} ")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix(f"{tag} "))

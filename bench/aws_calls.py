@@ -19,13 +19,11 @@ EventBridge call (the audit event, reported); GET/HEAD of the page never touch D
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections import Counter
 from typing import Any
 
-from bench import ROOT, Figure, Options, benchmark
+from bench import Figure, Options, benchmark, run_child
 
 CHILD_FLAG = "--count-calls"
 
@@ -112,20 +110,7 @@ def _calls(result: dict[str, Any], service: str, operation: str | None = None) -
 
 @benchmark("aws calls", order=30)
 def aws_calls(options: Options) -> list[Figure]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.aws_calls", CHILD_FLAG],
-        cwd=ROOT,
-        env={**env, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("CALLS ")]
-    if completed.returncode != 0 or not lines:
-        raise RuntimeError(f"the call counter failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    results: dict[str, Any] = json.loads(lines[-1].removeprefix("CALLS "))
+    results: dict[str, Any] = run_child("bench.aws_calls", "CALLS", CHILD_FLAG)
     contract = "contract"
 
     def figure(label: str, service: str, expected: int, operation: str | None = None, note: str = "") -> Figure:

@@ -17,14 +17,12 @@ batch's concurrent BatchWriteItem/PutEvents calls do not overlap there as they d
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from collections import Counter
 from typing import Any
 
-from bench import ROOT, Figure, Options, benchmark
+from bench import ROOT, Figure, Options, benchmark, run_child
 
 CHILD_FLAG = "--run-batch"
 USERS = 10_000
@@ -160,20 +158,9 @@ def _service(calls: dict[str, int], service: str) -> int:
 @benchmark("batch", order=50)
 def batch(options: Options) -> list[Figure]:
     users = QUICK_USERS if options.quick else USERS
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.batch", CHILD_FLAG, str(users)],
-        cwd=ROOT,
-        env={**env, "PYTHONHASHSEED": "0", "POWERTOOLS_LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
+    r: dict[str, Any] = run_child(
+        "bench.batch", "BATCH", CHILD_FLAG, str(users), env={"POWERTOOLS_LOG_LEVEL": "WARNING"}, timeout=1800
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("BATCH ")]
-    if completed.returncode != 0 or not lines:
-        raise RuntimeError(f"the batch benchmark failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    r: dict[str, Any] = json.loads(lines[-1].removeprefix("BATCH "))
     n = r["users"]
     minted = r["batch_entries"].get("SignInLinkMinted", 0)
     checks = (
