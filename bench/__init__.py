@@ -120,7 +120,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def run_child(module: str, tag: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Any:
+def run_module_child(module: str, tag: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Any:
     """Run ``python -m <module> <args>`` in a clean process (none of this process's ``AWS_*`` or
     ``POWERTOOLS_*`` settings, a fixed hash seed) and return the JSON of its last ``<tag> `` line."""
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}

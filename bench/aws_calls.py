@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from bench import Figure, Options, benchmark, run_child
+from bench import Figure, Options, benchmark, run_module_child
 
 CHILD_FLAG = "--count-calls"
 
@@ -110,7 +110,7 @@ def _calls(result: dict[str, Any], service: str, operation: str | None = None) -
 
 @benchmark("aws calls", order=30)
 def aws_calls(options: Options) -> list[Figure]:
-    results: dict[str, Any] = run_child("bench.aws_calls", "CALLS", CHILD_FLAG)
+    results: dict[str, Any] = run_module_child("bench.aws_calls", "CALLS", CHILD_FLAG)
     contract = "contract"
 
     def figure(label: str, service: str, expected: int, operation: str | None = None, note: str = "") -> Figure:

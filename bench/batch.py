@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench import ROOT, Figure, Options, benchmark, run_child
+from bench import ROOT, Figure, Options, benchmark, run_module_child
 
 CHILD_FLAG = "--run-batch"
 USERS = 10_000
@@ -158,7 +158,7 @@ def _service(calls: dict[str, int], service: str) -> int:
 @benchmark("batch", order=50)
 def batch(options: Options) -> list[Figure]:
     users = QUICK_USERS if options.quick else USERS
-    r: dict[str, Any] = run_child(
+    r: dict[str, Any] = run_module_child(
         "bench.batch", "BATCH", CHILD_FLAG, str(users), env={"POWERTOOLS_LOG_LEVEL": "WARNING"}, timeout=1800
     )
     n = r["users"]
