@@ -26,7 +26,7 @@ define lambda_package
 	if [ -d functions/$(1)/templates ]; then cp -R functions/$(1)/templates "$(ARTIFACTS_DIR)/"; fi
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	@# Lambda cannot write /var/task, so without bytecode every cold start compiles the package
-	@# (see README "Performance"). Only Lambda's own Python version can write its bytecode.
+	@# (see docs/performance.md). Only Lambda's own Python version can write its bytecode.
 	if [ -n "$(LAMBDA_PYTHON)" ] && "$(LAMBDA_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
 		"$(LAMBDA_PYTHON)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)"; \
 	else echo "note: no Python 3.13 found: the package ships without bytecode"; fi

@@ -1,6 +1,6 @@
 """Batch minting: one request mints sign-in links for many users, safely at least once.
 
-Input (see the README, "Batch minting"): a ``MintSignInLinks`` EventBridge event whose detail is
+Input (see docs/batches.md): a ``MintSignInLinks`` EventBridge event whose detail is
 ``{"batch_id", "users" | "user_ids" | "manifest", "expires_in_seconds"?, "org_id"?}``; or, from the
 Step Functions state machine, one chunk ``{"batch_id", "chunk_index", "users", ...}``; or the
 state machine's final ``{"batch_id", "chunks": [...]}`` that publishes the batch summary.

@@ -3,7 +3,7 @@
 No I/O here; :mod:`signin_links.secret_rotation` runs Secrets Manager's four-step protocol
 around these functions.
 
-Timing (README, "Key rotation"):
+Timing (docs/operations.md, "Key rotation"):
 
 * A new key is added with ``activates_at = now + activation_delay``. Until then every function
   keeps signing with the previous key but can already *verify* the new one as soon as it re-reads
