@@ -51,6 +51,7 @@ from local.apigw import (
 )
 from local.emulator import REGION, MotoServer
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
+from local.rules import AsyncConfig, RuleEngine, RuleSpec, template_rules
 from local.runtime import (
     DEFAULT_CONCURRENCY,
     InvocationError,
@@ -116,6 +117,10 @@ class LocalStack:
     routes: list[Route]
     router: Router = field(init=False)
     init_errors: dict[str, str] = field(default_factory=dict)
+    # EventBridge rules of the template (local.rules); delivered once start_rules() has run.
+    rules: list[RuleSpec] = field(default_factory=list)
+    async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
+    rule_engine: RuleEngine | None = None
 
     def __post_init__(self) -> None:
         self.router = Router(self.routes)
@@ -138,6 +143,7 @@ class LocalStack:
             template, endpoint, parameters=parameters, secret_key=secret_key, stack_name=STACK_NAME, api_url=url
         )
         specs = specs if specs is not None else functions(template)
+        specs = {logical_id: spec for logical_id, spec in specs.items() if _exists(template, resolver, logical_id)}
         environments = {
             logical_id: function_env(function_environment(spec, resolver), endpoint)
             for logical_id, spec in specs.items()
@@ -149,6 +155,18 @@ class LocalStack:
             )
             for logical_id, spec in specs.items()
         }
+        rules = template_rules(
+            template,
+            resolver,
+            active=lambda logical_id: _exists(template, resolver, logical_id),
+            arn_of=lambda logical_id: found.att(logical_id, "Arn"),
+        )
+        async_configs = {
+            logical_id: AsyncConfig.of(
+                resolver.resolve({key: spec.properties[key] for key in _ASYNC_KEYS if key in spec.properties})
+            )
+            for logical_id, spec in specs.items()
+        }
         return cls(
             url=url,
             endpoint=endpoint,
@@ -157,7 +175,9 @@ class LocalStack:
             resources=found,
             functions=local_functions,
             environments=environments,
-            routes=http_routes(template),
+            routes=[route for route in http_routes(template) if route.function in local_functions],
+            rules=rules,
+            async_configs=async_configs,
         )
 
     def activate(self) -> None:
@@ -190,8 +210,36 @@ class LocalStack:
                 self.init_errors[logical_id] = reason
                 print(f"!! {logical_id} failed to initialise: {reason}\n{frames}", file=sys.stderr, flush=True)
 
+    def start_rules(self, env: dict[str, str] | None = None) -> RuleEngine:
+        """Create the template's EventBridge rules in the emulator and start delivering their events
+        to the functions (``local.rules``). ``LOCAL_ASYNC_RETRY_SECONDS`` sets the first retry's delay."""
+        values = os.environ if env is None else env
+        names = {
+            arn: logical_id
+            for logical_id, item in self.resources.created.items()
+            if (arn := item.attrs.get("Arn")) is not None
+        }
+        engine = RuleEngine(
+            rules=self.rules,
+            functions={
+                logical_id: function
+                for logical_id, function in self.functions.items()
+                if logical_id not in self.init_errors
+            },
+            async_configs=self.async_configs,
+            endpoint=self.endpoint,
+            names=names,
+            retry_delay_s=float(values.get("LOCAL_ASYNC_RETRY_SECONDS") or 1.0),
+        )
+        engine.install()
+        engine.start()
+        self.rule_engine = engine
+        return engine
+
     def close(self) -> None:
-        """Stop every function's worker processes (in-process functions have none)."""
+        """Stop delivering events, then every function's worker processes (in-process functions have none)."""
+        if self.rule_engine is not None:
+            self.rule_engine.close()
         for function in self.functions.values():
             function.close()
 
@@ -223,6 +271,7 @@ class LocalStack:
             "routes": [
                 {"route_key": f"{route.method} {route.path}", "function": route.function} for route in self.routes
             ],
+            "rules": self.rule_engine.describe() if self.rule_engine is not None else [],
             "curl": curl_command(self.url, self.secret_key),
         }
 
@@ -247,6 +296,15 @@ class LocalStack:
             print(f"!! {match.route.function} raised {type(exc).__name__}\n{frames}", file=sys.stderr, flush=True)
             return internal_error(), match.route_key
         return http_response(result), match.route_key
+
+
+_ASYNC_KEYS = ("EventInvokeConfig", "DeadLetterQueue")
+
+
+def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
+    """Whether a resource exists with these parameters: it has no Condition, or its Condition holds."""
+    condition = (template["Resources"].get(logical_id) or {}).get("Condition")
+    return not condition or bool(resolver.condition(condition))
 
 
 def curl_command(url: str, secret_key: str) -> str:
@@ -359,6 +417,23 @@ def display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def rules_text(stack: LocalStack) -> str:
+    """The template's EventBridge rules: what each delivers locally, and what cannot run here."""
+    lines = []
+    for rule in stack.rule_engine.describe() if stack.rule_engine is not None else []:
+        pattern = json.dumps(rule["pattern"], separators=(",", ":")) if rule["pattern"] else rule["schedule"]
+        for target in rule["targets"]:
+            head = f"    {rule['origin']}  bus {rule['bus']}  {pattern}  ->  {target['target']}"
+            if not target["local"]:
+                lines.append(f"{head}\n      NOT RUN LOCALLY: {target['not_local']}")
+            elif "retries" in target:
+                failed = target["on_failure"] or "dropped"
+                lines.append(f"{head}\n      async invoke, {target['retries']} retries, then {failed}")
+            else:
+                lines.append(head)
+    return "\n".join(lines) or "    (none)"
+
+
 def banner(stack: LocalStack, state_file: Path) -> str:
     routes = "\n".join(f"    {route.method:<6} {route.path}  ->  {route.function}" for route in stack.routes)
     return f"""
@@ -371,6 +446,8 @@ AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION})
   State        {state_file}
   Routes
 {routes}
+  EventBridge rules (put events on the bus with the moto endpoint; `make events` follows the bus)
+{rules_text(stack)}
 
 Mint a sign-in link:
 
@@ -413,6 +490,7 @@ def main() -> int:
         moto.start()
         stack = LocalStack.build(url=url, endpoint=moto.endpoint, secret_key=secret_key, processes=True)
         stack.activate()
+        stack.start_rules()
         server.stack = stack
         write_state(state_file, stack.state())
         print(banner(stack, state_file), flush=True)
