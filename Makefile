@@ -58,6 +58,10 @@ chromium: ## Install Debian's Chromium for the browser tests (if missing)
 local: install ## Run the local stack (moto + the template's HttpApi routes) on http://$(HOST):$(PORT)
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m local.stack
 
+.PHONY: events
+events: install ## Follow what the running local stack's event buses carry, like tail -f (tokens redacted)
+	$(PY) -m local.follow
+
 .PHONY: invoke
 invoke: install ## Run FUNCTION (logical id) on EVENT (a file in events/), as `sam local invoke` would
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
