@@ -125,3 +125,6 @@ build-AcceptTokenFunction:
 
 build-RotateKeysFunction:
 	$(call lambda_package,rotate_keys)
+
+build-SendLinkEmailFunction:
+	$(call lambda_package,send_link_email)

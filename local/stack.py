@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from local import outbox
 from local.apigw import (
     MAX_BODY_BYTES,
     HttpRequest,
@@ -50,6 +51,7 @@ from local.apigw import (
     too_large,
 )
 from local.emulator import REGION, MotoServer
+from local.outbox import verify_sender
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
 from local.rules import AsyncConfig, RuleEngine, RuleSpec, template_rules
 from local.runtime import (
@@ -72,6 +74,7 @@ from local.template import (
 
 DEFAULT_STATE = ROOT / ".local-stack" / "state.json"
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
+LOCAL_EMAIL_SENDER = "signin-links@example.com"
 
 
 def state_path() -> Path:
@@ -95,6 +98,10 @@ def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) ->
         if url not in origins:
             origins.append(url)
         overrides["AllowedRedirectOrigins"] = ",".join(origins)
+    # Delivery by email is on locally (moto's SES records each message; /_local/outbox shows them);
+    # LOCAL_PARAMETER_EmailSender= (empty) turns it off.
+    if "EmailSender" in declared and "EmailSender" not in overrides:
+        overrides["EmailSender"] = LOCAL_EMAIL_SENDER
     return overrides
 
 
@@ -142,6 +149,7 @@ class LocalStack:
         found, resolver = create_resources(
             template, endpoint, parameters=parameters, secret_key=secret_key, stack_name=STACK_NAME, api_url=url
         )
+        verify_sender(endpoint, parameters)
         specs = specs if specs is not None else functions(template)
         specs = {logical_id: spec for logical_id, spec in specs.items() if _exists(template, resolver, logical_id)}
         environments = {
@@ -210,6 +218,13 @@ class LocalStack:
                 self.init_errors[logical_id] = reason
                 print(f"!! {logical_id} failed to initialise: {reason}\n{frames}", file=sys.stderr, flush=True)
 
+    def local_route(self, request: HttpRequest) -> tuple[HttpResponse, str] | None:
+        """The local stack's own routes under ``/_local/`` (not in the template, never deployed)."""
+        if request.raw_path != "/_local" and not request.raw_path.startswith("/_local/"):
+            return None
+        answer = outbox.handle(request)
+        return (answer or not_found()), local_route_key(request)
+
     def start_rules(self, env: dict[str, str] | None = None) -> RuleEngine:
         """Create the template's EventBridge rules in the emulator and start delivering their events
         to the functions (``local.rules``). ``LOCAL_ASYNC_RETRY_SECONDS`` sets the first retry's delay."""
@@ -277,6 +292,9 @@ class LocalStack:
 
     def call(self, request: HttpRequest, domain_name: str) -> tuple[HttpResponse, str]:
         """Serve one request; returns the response and the route key (for the log)."""
+        local_answer = self.local_route(request)
+        if local_answer is not None:
+            return local_answer
         match = self.router.match(request.method, request.raw_path)
         if match is None:
             return not_found(), f"{request.method} (no route)"
@@ -305,6 +323,12 @@ def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
     """Whether a resource exists with these parameters: it has no Condition, or its Condition holds."""
     condition = (template["Resources"].get(logical_id) or {}).get("Condition")
     return not condition or bool(resolver.condition(condition))
+
+
+def local_route_key(request: HttpRequest) -> str:
+    """``GET /_local/outbox/{id}``: the route, never the id (the log shows no path)."""
+    parts = request.raw_path.split("/")
+    return f"{request.method} {'/'.join(parts[:3])}" + ("/{id}" if len(parts) > 3 else "")
 
 
 def curl_command(url: str, secret_key: str) -> str:
