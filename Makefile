@@ -62,6 +62,10 @@ local: install ## Run the local stack (moto + the template's HttpApi routes) on 
 events: install ## Follow what the running local stack's event buses carry, like tail -f (tokens redacted)
 	$(PY) -m local.follow
 
+.PHONY: rotate
+rotate: install ## Rotate a keyring of the running local stack: SECRET=TicketKeyringSecret or SessionKeyringSecret
+	$(PY) -m local.rotation $(SECRET)
+
 .PHONY: invoke
 invoke: install ## Run FUNCTION (logical id) on EVENT (a file in events/), as `sam local invoke` would
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)

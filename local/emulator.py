@@ -54,6 +54,7 @@ class MotoServer:
         self.port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.lock = threading.Lock()  # held while a request is served (SerialisedApp)
 
     @property
     def endpoint(self) -> str:
@@ -68,6 +69,7 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines from moto
         cache_jsonpath_parser()
         app = SerialisedApp(DomainDispatcherApplication(create_backend_app))
+        app.lock = self.lock  # whoever changes moto's backend directly takes it too (local.rotation)
         self._server = make_server(self.host, self.port, app, threaded=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)

@@ -23,11 +23,13 @@ or header, which could carry a token or a key.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import shlex
 import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +40,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from local import outbox
+from local import outbox, rotation
 from local.apigw import (
     MAX_BODY_BYTES,
     HttpRequest,
@@ -47,6 +49,7 @@ from local.apigw import (
     http_event,
     http_response,
     internal_error,
+    message_response,
     not_found,
     too_large,
 )
@@ -128,6 +131,11 @@ class LocalStack:
     rules: list[RuleSpec] = field(default_factory=list)
     async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
     rule_engine: RuleEngine | None = None
+    # `make rotate` (local.rotation): secret logical id -> the function its RotationSchedule names.
+    rotations: dict[str, str] = field(default_factory=dict)
+    emulator_lock: threading.Lock | None = None  # MotoServer.lock, when the emulator runs in this process
+    notes: list[str] = field(default_factory=list)  # parameter overrides CloudFormation would refuse
+    _rotating: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.router = Router(self.routes)
@@ -186,6 +194,8 @@ class LocalStack:
             routes=[route for route in http_routes(template) if route.function in local_functions],
             rules=rules,
             async_configs=async_configs,
+            rotations=rotation_schedules(template),
+            notes=parameter_notes(template, parameters),
         )
 
     def activate(self) -> None:
@@ -222,8 +232,37 @@ class LocalStack:
         """The local stack's own routes under ``/_local/`` (not in the template, never deployed)."""
         if request.raw_path != "/_local" and not request.raw_path.startswith("/_local/"):
             return None
+        if request.raw_path == "/_local/rotate":
+            return self.rotate(request), local_route_key(request)
         answer = outbox.handle(request)
         return (answer or not_found()), local_route_key(request)
+
+    def rotate(self, request: HttpRequest) -> HttpResponse:
+        """``POST /_local/rotate`` ``{"secret": "<keyring secret logical id>"}``, with the stack's key as
+        Bearer token: one rotation as Secrets Manager runs it (``local.rotation``)."""
+        if request.method != "POST":
+            return message_response(405, "Method Not Allowed")
+        given = (request.header("authorization") or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), self.secret_key.encode()):
+            return message_response(401, "the stack's secret key is required (Authorization: Bearer ...)")
+        try:
+            secret = json.loads(request.body or b"{}").get("secret")
+        except (ValueError, AttributeError):
+            secret = None
+        choices = ", ".join(sorted(self.rotations))
+        function_id = self.rotations.get(secret) if isinstance(secret, str) else None
+        if function_id is None or function_id not in self.functions:
+            return message_response(400, f"SECRET must name a rotated secret of the template: {choices}")
+        assert isinstance(secret, str)
+        arn = self.resources.ref(secret) or secret
+        with self._rotating:
+            try:
+                result = rotation.rotate(arn, self.functions[function_id], self.endpoint, lock=self.emulator_lock)
+            except rotation.RotationFailed as exc:
+                print(f"!! rotation of {secret} failed at {exc.step}: {exc.error['errorType']}", file=sys.stderr)
+                return message_response(422, str(exc))
+        body = json.dumps({"secret": secret, "result": result}).encode()
+        return HttpResponse(200, [("Content-Type", "application/json")], body)
 
     def start_rules(self, env: dict[str, str] | None = None) -> RuleEngine:
         """Create the template's EventBridge rules in the emulator and start delivering their events
@@ -317,6 +356,41 @@ class LocalStack:
 
 
 _ASYNC_KEYS = ("EventInvokeConfig", "DeadLetterQueue")
+
+
+def parameter_notes(template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
+    """Overrides outside a Number parameter's MinValue/MaxValue: CloudFormation refuses them, the
+    local stack takes them (to watch a rotation in a minute, say) and says so."""
+    notes = []
+    declared = template.get("Parameters") or {}
+    for name, value in parameters.items():
+        spec = declared.get(name) or {}
+        if spec.get("Type") != "Number":
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        low, high = float(spec.get("MinValue", number)), float(spec.get("MaxValue", number))
+        if not low <= number <= high:
+            bound = "MinValue" if number < low else "MaxValue"
+            notes.append(f"{name}={value} is past the template's {bound} {spec[bound]}: CloudFormation would refuse it")
+    return notes
+
+
+def rotation_schedules(template: dict[str, Any]) -> dict[str, str]:
+    """Secret logical id -> logical id of the function its ``AWS::SecretsManager::RotationSchedule``
+    names (``RotationLambdaARN: !GetAtt Function.Arn``)."""
+    found = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::SecretsManager::RotationSchedule":
+            continue
+        props = resource.get("Properties") or {}
+        secret, function = props.get("SecretId") or {}, props.get("RotationLambdaARN") or {}
+        target = function.get("Fn::GetAtt") if isinstance(function, dict) else None
+        if isinstance(secret, dict) and "Ref" in secret and isinstance(target, list):
+            found[str(secret["Ref"])] = str(target[0])
+    return found
 
 
 def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
@@ -458,6 +532,18 @@ def rules_text(stack: LocalStack) -> str:
     return "\n".join(lines) or "    (none)"
 
 
+def local_text(stack: LocalStack) -> str:
+    """The local-only pages and commands, and the parameter notes."""
+    email = stack.parameters.get("EmailSender")
+    lines = [
+        f"  Outbox       {stack.url}/_local/outbox"
+        + (f"   (email from {email})" if email else "   (delivery by email is off: LOCAL_PARAMETER_EmailSender)"),
+        f"  Rotate       make rotate SECRET=<{' | '.join(sorted(stack.rotations))}>",
+    ]
+    lines += [f"  Note         {note}" for note in stack.notes]
+    return "\n".join(lines) + "\n"
+
+
 def banner(stack: LocalStack, state_file: Path) -> str:
     routes = "\n".join(f"    {route.method:<6} {route.path}  ->  {route.function}" for route in stack.routes)
     return f"""
@@ -472,7 +558,7 @@ AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION})
 {routes}
   EventBridge rules (put events on the bus with the moto endpoint; `make events` follows the bus)
 {rules_text(stack)}
-
+{local_text(stack)}
 Mint a sign-in link:
 
   {curl_command(stack.url, stack.secret_key)}
@@ -513,6 +599,7 @@ def main() -> int:
     try:
         moto.start()
         stack = LocalStack.build(url=url, endpoint=moto.endpoint, secret_key=secret_key, processes=True)
+        stack.emulator_lock = moto.lock
         stack.activate()
         stack.start_rules()
         server.stack = stack
