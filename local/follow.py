@@ -151,9 +151,9 @@ def follow(state: dict[str, Any], *, buses: list[str], as_json: bool, out: TextI
         while True:
             try:
                 events = follower.poll()
-            except Exception:
-                print("the local stack is gone", file=sys.stderr, flush=True)
-                return 1
+            except Exception:  # its emulator stopped answering: there is nothing left to follow
+                print("the local stack stopped", file=sys.stderr, flush=True)
+                return 0
             for event in events:
                 print(line_for(event, as_json=as_json), file=out, flush=True)
             if not events:
