@@ -150,6 +150,8 @@ def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail
 def test_ses_bounces_and_complaints_reach_the_stacks_bus(mail_stack: LocalStackHandle) -> None:
     configuration_set = mail_stack.env("SendLinkEmailFunction")["EMAIL_CONFIGURATION_SET"]
     assert configuration_set  # the stack created one, and the function sends with it
+    assert mail_stack.aws("sesv2").get_configuration_set(ConfigurationSetName=configuration_set)
+    assert "EmailDeadLetterQueue" in mail_stack.state["queues"]
     arrived = capture(mail_stack, {"source": ["aws.ses"]})
     token_id = "sit_0000000000000000bounce"
     for detail_type, configured in (("Email Bounced", configuration_set), ("Email Complaint Received", "another-set")):
