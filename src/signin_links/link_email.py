@@ -9,8 +9,10 @@ Order of work for one event (:meth:`LinkMailer.deliver`):
    (``LinkEmailEventsIgnored``), nothing sent, nothing recorded. So whoever can put events on the
    bus can neither have the stack mail a link it did not mint nor block a real link's email.
 2. **Permanent failures before sending** (no ``metadata.email``, an address SES cannot take, a link
-   already expired) are recorded, a "failed" marker keyed by the token id, and published once as
-   ``SignInLinkEmailFailed``. They fail nothing: the invocation succeeds, the other links go on.
+   already expired) are recorded, a "failed" marker keyed by the token id, and published as
+   ``SignInLinkEmailFailed`` (the marker notes it was; a retry publishes what an earlier attempt
+   could not, so two deliveries racing each other may both publish it). They fail nothing: the
+   invocation succeeds, the other links go on.
 3. **Claim**: a conditional put of the "sending" marker (``store.claim_email``). If a marker is
    there, the email is someone else's: "sent", "failed" or "unknown" means a duplicate delivery,
    nothing to do; "sending" means another invocation is sending it, unless its claimer is known
@@ -385,10 +387,11 @@ class LinkMailer:
             address = recipient(link.metadata)
         except PermanentFailure as failure:
             return self._fail_before_sending(link, request_id, failure)
+        email = self.templates.render(link)  # before the claim: nothing may fail between claim and send
         held = self.store.claim_email(link.token_id, request_id, self._now_ms(), self._ttl(link))
         if held is not None:
             return self._held(link, held, request_id)
-        return self._send(link, address, self.templates.render(link), request_id, remaining_ms)
+        return self._send(link, address, email, request_id, remaining_ms)
 
     # -- the steps --------------------------------------------------------------------------------
 
