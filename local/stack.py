@@ -399,10 +399,15 @@ def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
     return not condition or bool(resolver.condition(condition))
 
 
+LOCAL_ROUTES = ("outbox", "outbox.json", "rotate")
+
+
 def local_route_key(request: HttpRequest) -> str:
-    """``GET /_local/outbox/{id}``: the route, never the id (the log shows no path)."""
+    """``GET /_local/outbox/{id}``: the route, never the id or an unknown path (the log shows no path)."""
     parts = request.raw_path.split("/")
-    return f"{request.method} {'/'.join(parts[:3])}" + ("/{id}" if len(parts) > 3 else "")
+    if len(parts) < 3 or parts[2] not in LOCAL_ROUTES:
+        return f"{request.method} /_local (no route)"
+    return f"{request.method} /_local/{parts[2]}" + ("/{id}" if len(parts) > 3 else "")
 
 
 def curl_command(url: str, secret_key: str) -> str:
