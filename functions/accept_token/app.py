@@ -32,7 +32,7 @@ from signin_links.redeem import (
     cookie_values,
     parse_accept_request,
 )
-from signin_links.sessions import COOKIE_NAME
+from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from signin_links.store import TokenStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -74,7 +74,10 @@ def own_base_url() -> str:
     return f"https://{app.current_event.request_context.domain_name}"
 
 
-def session_cookie(token: str, settings: Settings) -> Cookie:
+def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
+    """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
+    refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
+    token's: the cookie names the session while its token is refreshed."""
     return Cookie(
         name=COOKIE_NAME,
         value=token,
@@ -82,9 +85,31 @@ def session_cookie(token: str, settings: Settings) -> Cookie:
         domain=settings.session_cookie_domain,
         secure=True,
         http_only=True,
-        max_age=settings.session_lifetime_seconds,
+        max_age=max_age,
         same_site=SameSite.LAX_MODE,
     )
+
+
+def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
+    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session``."""
+    return Cookie(
+        name=REFRESH_COOKIE_NAME,
+        value=value,
+        path="/",
+        domain=settings.session_cookie_domain,
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def sign_in_cookies(outcome: Accepted, settings: Settings) -> list[Cookie]:
+    """A new session sets both cookies; a retry refreshes ``__session`` (the browser holds its ``__refresh``)."""
+    cookies = [session_cookie(outcome.session_token, settings, outcome.session_max_age)]
+    if outcome.refresh_token:
+        cookies.append(refresh_cookie(outcome.refresh_token, settings, outcome.session_max_age))
+    return cookies
 
 
 def sign_in_json(outcome: Accepted) -> dict[str, Any]:
@@ -128,8 +153,7 @@ def accept_token() -> Response[str]:
         session_cookies=cookie_values(event.cookies, COOKIE_NAME),
     )
     outcome = service.accept(request, fallback_issuer=own_base_url())
-    # A retry already holds its cookie; only a new session sets one.
-    cookies = [] if outcome.retried else [session_cookie(outcome.session_token, service.settings)]
+    cookies = sign_in_cookies(outcome, service.settings)
     if not wants_html(app):
         return Response(
             status_code=200,
