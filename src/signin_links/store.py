@@ -424,13 +424,14 @@ class TokenStore:
         return True
 
     def end_session(
-        self, session_id: str, status: SessionStatus, now_ms: int, ttl: int
+        self, session_id: str, status: SessionStatus, now_ms: int, ttl: int, refresh_hash: str | None = None
     ) -> tuple[SessionRecord | None, SessionRecord | None]:
         """active -> ``status`` (ended, revoked, expired or abandoned) in one conditional write.
 
         Returns ``(new, None)`` when this call changed it, ``(None, old)`` when the condition failed
         (``old`` is the item as it stood, None when there is no such session). ``expired`` and
-        ``abandoned`` are only written once time has made them true.
+        ``abandoned`` are only written once time has made them true. ``refresh_hash`` (sign-out)
+        also requires the stored hash to be that one: only the holder of the refresh token ends it.
         """
         condition = "#kind = :session AND #status = :active"
         values: dict[str, Any] = {
@@ -446,6 +447,9 @@ class TokenStore:
             condition += " AND abandon_at <= :now AND expire_at > :now"
         else:
             condition += " AND expire_at > :now AND abandon_at > :now"
+        if refresh_hash is not None:
+            condition += " AND refresh_hash = :hash"
+            values[":hash"] = _s(refresh_hash)
         with dynamodb_errors("UpdateItem"):
             try:
                 response = self._client.update_item(
