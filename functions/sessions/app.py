@@ -119,7 +119,13 @@ def refresh_session(session_id: str) -> Response[str]:
     for name, value in (("expired_token", expired_token), ("refresh_token", refresh_token)):
         if not isinstance(value, str) or not value:
             raise param_invalid(name, "must be a non-empty string.")
-    response_format = body.get("format") or "token"
+    if not isinstance(body.get("request_origin"), str):
+        raise param_invalid("request_origin", "must be a string.")
+    if body.get("request_headers") is not None and not isinstance(body["request_headers"], dict):
+        raise param_invalid("request_headers", "must be an object or null.")
+    if body.get("request_originating_ip") is not None and not isinstance(body["request_originating_ip"], str):
+        raise param_invalid("request_originating_ip", "must be a string or null.")
+    response_format = "token" if body.get("format") is None else body["format"]
     if response_format not in ("token", "cookie"):
         raise param_invalid("format", "must be token or cookie.")
     refreshed = service.refresh(

@@ -29,6 +29,7 @@ from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, para
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
+from signin_links.service import check_identifier
 from signin_links.sessions import issue_session, parse_refresh_token, refresh_hash, refresh_matches, verify_session
 from signin_links.store import TokenStore
 from signin_links.wire import body_bytes, json_object
@@ -38,6 +39,8 @@ Clock = Callable[[], float]
 ACTIVITY_INTERVAL_MS = 60_000  # last_active_at is written at most once a minute per session
 MAX_LIST_LIMIT = 500
 MAX_URL_LENGTH = 2048
+# Every status Clerk's SDKs may ask for; this service's sessions are never removed, replaced or pending.
+CLERK_STATUSES = frozenset({*(status.value for status in SessionStatus), "removed", "replaced", "pending"})
 MAX_OFFSET = 100_000
 METRIC_FOR = {
     SessionStatus.ENDED: "SessionsEnded",
@@ -62,7 +65,7 @@ class SessionQuery:
 
     user_id: str | None = None
     client_id: str | None = None
-    status: SessionStatus | None = None
+    status: str | None = None  # one of Clerk's statuses (removed, replaced, pending never match here)
     limit: int = 10
     offset: int = 0
     paginated: bool = False
@@ -80,7 +83,7 @@ def not_found() -> SignInLinksError:
 
 
 def _query_int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
     text = raw.strip()
     if not text.isascii() or not text.isdigit() or len(text) > 9:
@@ -92,32 +95,27 @@ def _query_int(raw: str | None, name: str, default: int, minimum: int, maximum: 
 
 
 def _query_id(raw: str | None, name: str) -> str | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    if len(raw) > 256 or not raw.isprintable():
-        raise param_invalid(name, "is not a valid identifier.")
-    return raw
+    return check_identifier(raw, name, required=False)  # the mint's rules for ids
 
 
 def parse_session_query(params: dict[str, str]) -> SessionQuery:
-    """The query string of ``GET /v1/sessions`` (what Clerk's SDKs send), or a 422 naming the field."""
+    """The query string of ``GET /v1/sessions`` (what Clerk's SDKs send), or a 422 naming the field
+    (a parameter given empty is invalid, not absent)."""
     user_id, client_id = _query_id(params.get("user_id"), "user_id"), _query_id(params.get("client_id"), "client_id")
     if user_id is None and client_id is None:
         raise param_missing("user_id")
     raw_status = params.get("status")
-    status = None
-    if raw_status:
-        try:
-            status = SessionStatus(raw_status)
-        except ValueError:
-            raise param_invalid("status", "is not a session status.") from None
-    paginated = (params.get("paginated") or "false").strip().lower()
+    if raw_status is not None and raw_status not in CLERK_STATUSES:
+        raise param_invalid("status", f"must be one of {', '.join(sorted(CLERK_STATUSES))}.")
+    paginated = params.get("paginated", "false").strip().lower()
     if paginated not in ("true", "false"):
         raise param_invalid("paginated", "must be true or false.")
     return SessionQuery(
         user_id=user_id,
         client_id=client_id,
-        status=status,
+        status=raw_status,
         limit=_query_int(params.get("limit"), "limit", 10, 1, MAX_LIST_LIMIT),
         offset=_query_int(params.get("offset"), "offset", 0, 0, MAX_OFFSET),
         paginated=paginated == "true",
@@ -298,7 +296,7 @@ class Sessions:
             found = self.store.list_sessions(client_id=query.client_id)
         if query.status is not None:
             now_ms = self.now_ms()
-            found = [record for record in found if record.status_at(now_ms) is query.status]
+            found = [record for record in found if record.status_at(now_ms).value == query.status]
         return found[query.offset : query.offset + query.limit], len(found)
 
     def create_token(self, session_id: str, expires_in_seconds: object, *, fallback_issuer: str) -> str:
