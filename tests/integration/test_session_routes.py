@@ -317,7 +317,9 @@ def test_unknown_and_malformed_ids_are_404(stack: Stack, context: Any, name: str
         ({"user_id": "u", "limit": "1e3"}, "limit"),
         ({"user_id": "u", "offset": "-1"}, "offset"),
         ({"user_id": "u", "offset": "99999999999999999999"}, "offset"),
-        ({"user_id": "u", "status": "pending"}, "status"),
+        ({"user_id": "u", "status": "deleted"}, "status"),
+        ({"user_id": "u", "status": ""}, "status"),
+        ({"client_id": ""}, "client_id"),
         ({"user_id": "u", "paginated": "yes"}, "paginated"),
     ],
 )
