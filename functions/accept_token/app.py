@@ -172,7 +172,7 @@ def accept_token() -> Response[str]:
             return pages().confirm_switch(asked.signed_in_user_id, asked.link_user_id, asked.token)
         return with_headers(error_response(app, asked), cors_headers(cors))
     cookies = sign_in_cookies(outcome, service.settings)
-    if not wants_html(app) or cors is not None:
+    if not wants_html(app):
         return Response(
             status_code=200,
             content_type=JSON,
@@ -181,8 +181,8 @@ def accept_token() -> Response[str]:
             cookies=cookies,
         )
     if outcome.redirect_url:
-        return pages().redirect(outcome.redirect_url, cookies)
-    return pages().signed_in(outcome.user_id, cookies)
+        return with_headers(pages().redirect(outcome.redirect_url, cookies), cors_headers(cors))
+    return with_headers(pages().signed_in(outcome.user_id, cookies), cors_headers(cors))
 
 
 # --- Sessions: refresh, sign-out, session.js, CORS (docs/accepting-links.md, "Sessions") ---------
@@ -260,7 +260,7 @@ def sign_out() -> Response[str]:
     refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
     ended = service.sign_out(refresh[0] if refresh else None)
     cookies = cleared_cookies(service.settings)
-    if not wants_html(app) or cors is not None:
+    if not wants_html(app):
         body = {"object": "sign_out", "status": "complete", "session_id": ended.id if ended else None}
         return Response(
             status_code=200,
@@ -269,7 +269,7 @@ def sign_out() -> Response[str]:
             headers={"Cache-Control": "no-store", **cors_headers(cors)},
             cookies=cookies,
         )
-    return pages().signed_out(cookies, redirect)
+    return with_headers(pages().signed_out(cookies, redirect), cors_headers(cors))
 
 
 @cache
