@@ -133,3 +133,6 @@ build-AcceptTokenFunction:
 
 build-RotateKeysFunction:
 	$(call lambda_package,rotate_keys)
+
+build-SessionsFunction:
+	$(call lambda_package,sessions)

@@ -13,6 +13,7 @@ from functools import cache
 from urllib.parse import urlsplit
 
 THIRTY_DAYS = 30 * 24 * 3600
+MIN_INACTIVITY_SECONDS = 300
 
 
 class ConfigError(RuntimeError):
@@ -41,7 +42,9 @@ class Settings:
     secrets_max_age_seconds: int = 300
     key_activation_delay_seconds: int = 600
     ticket_leeway_seconds: int = 30
-    session_lifetime_seconds: int = 7 * 24 * 3600
+    session_lifetime_seconds: int = 7 * 24 * 3600  # a session's life (expire_at), from its sign-in
+    session_token_lifetime_seconds: int = 60  # one session JWT (__session), as Clerk's
+    session_inactivity_seconds: int = 0  # abandon_at = last activity + this; 0: off (abandon_at = expire_at)
     session_issuer: str = ""
     session_cookie_domain: str = ""
     accept_auto_submit: bool = True
@@ -58,6 +61,10 @@ class Settings:
     def ttl_for(self, expires_at: int) -> int:
         """DynamoDB TTL (housekeeping only) for a token that expires at ``expires_at``."""
         return expires_at + self.token_retention_seconds
+
+    def session_ttl_for(self, expire_at_ms: int) -> int:
+        """DynamoDB TTL (housekeeping only) of a session record: the retention after its end."""
+        return expire_at_ms // 1000 + self.token_retention_seconds
 
     def redirect_allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -124,6 +131,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         key_activation_delay_seconds=_int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600),
         ticket_leeway_seconds=_int(env, "TICKET_LEEWAY_SECONDS", 30),
         session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 7 * 24 * 3600, minimum=60),
+        session_token_lifetime_seconds=_int(env, "SESSION_TOKEN_LIFETIME_SECONDS", 60, minimum=5),
+        session_inactivity_seconds=_int(env, "SESSION_INACTIVITY_SECONDS", 0),
         session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
         session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
         accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
@@ -138,6 +147,11 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     )
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
+    if settings.session_token_lifetime_seconds > settings.session_lifetime_seconds:
+        raise ConfigError("SESSION_TOKEN_LIFETIME_SECONDS must not exceed SESSION_LIFETIME_SECONDS")
+    if 0 < settings.session_inactivity_seconds < MIN_INACTIVITY_SECONDS:
+        # last_active_at is written at most once a minute: a shorter window would abandon sessions in use.
+        raise ConfigError(f"SESSION_INACTIVITY_SECONDS must be 0 (off) or at least {MIN_INACTIVITY_SECONDS}")
     if settings.default_redirect_url and not settings.redirect_allowed(settings.default_redirect_url):
         raise ConfigError("DEFAULT_REDIRECT_URL must be on one of ALLOWED_REDIRECT_ORIGINS")
     return settings

@@ -123,6 +123,8 @@ class SignInTokens:
             issued_at=issued_at,
             expires_in_seconds=record.expires_in_seconds,
             redirect_url=record.redirect_url,
+            user_id=record.user_id,
+            org_id=record.org_id,
         )
         return SignInToken(record=record, token=token, url=accept_url(base_url, token))
 

@@ -37,6 +37,8 @@ ACCEPT_ONLY_CODES = {
     "sign_in_token_already_used_code",
     "sign_in_token_revoked_code",
     "method_not_allowed",
+    "origin_invalid",  # login CSRF: the browser routes that use cookies, not /v1
+    "another_user_signed_in",
 }
 
 

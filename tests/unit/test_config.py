@@ -53,3 +53,21 @@ def test_redirect_allow_list_compares_whole_origins() -> None:
     assert not settings.redirect_allowed("https://app.example.com:8443/")
     assert not settings.redirect_allowed("//app.example.com/")
     assert not settings.redirect_allowed("javascript:alert(1)")
+
+
+def test_session_settings_default_to_clerks_and_are_bounded() -> None:
+    settings = parse_settings({"TABLE_NAME": "t"})
+    assert settings.session_token_lifetime_seconds == 60
+    assert settings.session_lifetime_seconds == 7 * 24 * 3600 and settings.session_inactivity_seconds == 0
+    custom = parse_settings(
+        {"TABLE_NAME": "t", "SESSION_TOKEN_LIFETIME_SECONDS": "12", "SESSION_INACTIVITY_SECONDS": "1800"}
+    )
+    assert custom.session_token_lifetime_seconds == 12 and custom.session_inactivity_seconds == 1800
+    for env, var in (
+        ({"SESSION_TOKEN_LIFETIME_SECONDS": "4"}, "SESSION_TOKEN_LIFETIME_SECONDS"),
+        ({"SESSION_TOKEN_LIFETIME_SECONDS": "7200", "SESSION_LIFETIME_SECONDS": "3600"}, "SESSION_TOKEN_LIFETIME"),
+        ({"SESSION_INACTIVITY_SECONDS": "120"}, "SESSION_INACTIVITY_SECONDS"),
+        ({"SESSION_INACTIVITY_SECONDS": "x"}, "SESSION_INACTIVITY_SECONDS"),
+    ):
+        with pytest.raises(ConfigError, match=var):
+            parse_settings({"TABLE_NAME": "t", **env})
