@@ -121,3 +121,6 @@ build-AcceptTokenFunction:
 
 build-RotateKeysFunction:
 	$(call lambda_package,rotate_keys)
+
+build-EmptyResultsBucketFunction:
+	cp functions/empty_bucket/app.py "$(ARTIFACTS_DIR)/"
