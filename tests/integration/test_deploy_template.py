@@ -153,6 +153,49 @@ def test_sam_cli_guided_deploy_asks_no_authentication_question() -> None:
     assert [name for name, configured in answers if not configured] == []  # nothing to ask
 
 
+GUIDED_DEPLOY = """
+import sys
+import samcli.commands.deploy.guided_context as guided
+
+class Reached(Exception):
+    pass
+
+def first_aws_call(*args, **kwargs):
+    raise Reached
+
+guided.manage_stack = first_aws_call  # looks up SAM CLI's bucket: every prompt has been answered
+context = guided.GuidedContext(
+    template_file=sys.argv[1], stack_name="signin-links-dev", s3_bucket=None, image_repository=None,
+    image_repositories=None, s3_prefix=None, region="us-east-1", confirm_changeset=True,
+    capabilities=("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"), parameter_overrides={"Stage": "dev"},
+    disable_rollback=False,
+)
+try:
+    context.guided_prompts(guided.get_template_parameters(template_file=sys.argv[1]))
+except Reached:
+    print("\\nREACHED the deployment step")
+"""
+
+
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="SAM CLI is not installed here (make validate installs it)")
+def test_sam_deploy_guided_reaches_the_deployment_when_every_answer_is_the_default() -> None:
+    """`sam deploy --guided` with Enter pressed at every prompt (samconfig.toml's values as the
+    CLI passes them), up to the first AWS call. Before the template declared its auth, the first
+    "... has no authentication. Is this okay? [y/N]" aborted it: Security Constraints Not Satisfied."""
+    done = subprocess.run(
+        [str(SAM_PYTHON), "-c", GUIDED_DEPLOY, str(TEMPLATE)],
+        input="\n" * 200,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "has no authentication" not in done.stdout
+    assert "REACHED the deployment step" in done.stdout.splitlines(), done.stdout[-2000:]
+
+
 def test_samconfig_deploys_each_stage_without_questions() -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     for env, stage in (("default", "dev"), ("dev", "dev"), ("prod", "prod")):
