@@ -604,7 +604,7 @@ def decryptors(template: dict[str, Any], key: str, **overrides: str) -> list[str
     patterns = []
     for statement in template["Resources"][key]["Properties"]["KeyPolicy"]["Statement"]:
         granted = actions(statement)
-        assert "kms:*" not in granted, statement.get("Sid")
+        assert not {"kms:*", "kms:Create*", "kms:CreateGrant"} & set(granted), statement.get("Sid")
         if "kms:Decrypt" not in granted and "kms:ReEncrypt*" not in granted:
             continue
         condition = evaluate.resolve(statement["Condition"])
