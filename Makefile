@@ -136,3 +136,6 @@ build-RotateKeysFunction:
 
 build-SessionsFunction:
 	$(call lambda_package,sessions)
+
+build-EmptyResultsBucketFunction:
+	cp functions/empty_bucket/app.py "$(ARTIFACTS_DIR)/"

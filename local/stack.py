@@ -84,10 +84,9 @@ def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) ->
     overrides = {
         name[len(PARAMETER_PREFIX) :]: value for name, value in env.items() if name.startswith(PARAMETER_PREFIX)
     }
-    if "AcceptBaseUrl" in declared and not overrides.get(
-        "AcceptBaseUrl", str(declared["AcceptBaseUrl"].get("Default", ""))
-    ):
-        overrides["AcceptBaseUrl"] = url
+    # Unless set (even to "", as a first deploy has it: links then come from AcceptBaseUrlParameter).
+    if "AcceptBaseUrl" in declared and "AcceptBaseUrl" not in overrides:
+        overrides["AcceptBaseUrl"] = str(declared["AcceptBaseUrl"].get("Default", "")) or url
     if "AllowedRedirectOrigins" in declared:
         current = overrides.get("AllowedRedirectOrigins", str(declared["AllowedRedirectOrigins"].get("Default", "")))
         origins = [item.strip() for item in current.split(",") if item.strip()]

@@ -38,7 +38,17 @@ def sign_in_tokens() -> SignInTokens:
     def ticket_keyring() -> Keyring:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
 
-    return SignInTokens(settings, TokenStore(aws.client("dynamodb"), settings.table_name), ticket_keyring)
+    def published_base_url() -> str:
+        if not settings.accept_base_url_parameter:
+            return ""
+        return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
+
+    return SignInTokens(
+        settings,
+        TokenStore(aws.client("dynamodb"), settings.table_name),
+        ticket_keyring,
+        published_base_url=published_base_url,
+    )
 
 
 @cache

@@ -403,8 +403,7 @@ class BatchMinter:
     def _mint_unit(self, *, unit: dict[str, Any], request: BatchRequest, deadline: Deadline | None) -> dict[str, Any]:
         del unit  # the idempotency key only
         settings = self.settings
-        if not settings.accept_base_url:
-            raise ConfigError("ACCEPT_BASE_URL (template parameter AcceptBaseUrl) must be set to mint batches")
+        base_url = self.tokens.batch_base_url()  # before any write: no URL, no stored token
         users = self._users(request)
         keyring = self.tokens.ticket_keyring()  # before any write: no key, no stored token
         now = self.clock()
@@ -436,7 +435,7 @@ class BatchMinter:
         shared = Unit(
             request=request,
             keyring=keyring,
-            base_url=settings.accept_base_url,
+            base_url=base_url,
             now=now,
             # A fresh whole batch cannot have tokens yet; a chunk's users may have been minted by
             # another chunk (a user listed twice in a manifest), so chunks always read first.

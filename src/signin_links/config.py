@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 THIRTY_DAYS = 30 * 24 * 3600
 MIN_INACTIVITY_SECONDS = 300
+# A new key signs at least this long after every warm function re-read its keyring (the template's
+# KeyActivationMarginSeconds has the same MinValue; rotation.check_timing enforces it too).
+MIN_ACTIVATION_MARGIN_SECONDS = 60
 
 
 class ConfigError(RuntimeError):
@@ -35,6 +38,7 @@ class Settings:
     session_keyring_secret_id: str = ""
     event_bus_name: str = ""
     accept_base_url: str = ""
+    accept_base_url_parameter: str = ""  # SSM parameter holding the stack's own URL (when accept_base_url is empty)
     allowed_redirect_origins: tuple[str, ...] = ()
     default_redirect_url: str = ""
     default_expires_in_seconds: int = THIRTY_DAYS
@@ -104,6 +108,19 @@ def _required(env: Mapping[str, str], var: str) -> str:
     return value
 
 
+def _activation_delay(env: Mapping[str, str], secrets_max_age: int) -> int:
+    """The deployed stack gives a margin (KEY_ACTIVATION_MARGIN_SECONDS, >= 60) over the secrets'
+    max age, so a delay too short cannot be configured; KEY_ACTIVATION_DELAY_SECONDS (tests, local
+    runs) gives the delay itself, checked by the rotation."""
+    margin = env.get("KEY_ACTIVATION_MARGIN_SECONDS", "").strip()
+    if margin and env.get("KEY_ACTIVATION_DELAY_SECONDS", "").strip():
+        raise ConfigError("KEY_ACTIVATION_MARGIN_SECONDS and KEY_ACTIVATION_DELAY_SECONDS: set one, not both")
+    if margin:
+        minimum = MIN_ACTIVATION_MARGIN_SECONDS
+        return secrets_max_age + _int(env, "KEY_ACTIVATION_MARGIN_SECONDS", minimum, minimum=minimum)
+    return _int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600)
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from a mapping shaped like ``os.environ``."""
     accept_base_url = env.get("ACCEPT_BASE_URL", "").strip().rstrip("/")
@@ -115,6 +132,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         if item.strip()
     )
     max_expires = _int(env, "MAX_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1)
+    secrets_max_age = _int(env, "SECRETS_MAX_AGE_SECONDS", 300, minimum=1)
     settings = Settings(
         table_name=_required(env, "TABLE_NAME"),
         api_keys_secret_id=env.get("API_KEYS_SECRET_ID", "").strip(),
@@ -122,13 +140,14 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         session_keyring_secret_id=env.get("SESSION_KEYRING_SECRET_ID", "").strip(),
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
         accept_base_url=accept_base_url,
+        accept_base_url_parameter=env.get("ACCEPT_BASE_URL_PARAMETER", "").strip(),
         allowed_redirect_origins=origins,
         default_redirect_url=env.get("DEFAULT_REDIRECT_URL", "").strip(),
         # Clerk's default of 30 days, capped by a smaller configured maximum.
         default_expires_in_seconds=_int(env, "DEFAULT_EXPIRES_IN_SECONDS", min(THIRTY_DAYS, max_expires), minimum=1),
         max_expires_in_seconds=max_expires,
-        secrets_max_age_seconds=_int(env, "SECRETS_MAX_AGE_SECONDS", 300, minimum=1),
-        key_activation_delay_seconds=_int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600),
+        secrets_max_age_seconds=secrets_max_age,
+        key_activation_delay_seconds=_activation_delay(env, secrets_max_age),
         ticket_leeway_seconds=_int(env, "TICKET_LEEWAY_SECONDS", 30),
         session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 7 * 24 * 3600, minimum=60),
         session_token_lifetime_seconds=_int(env, "SESSION_TOKEN_LIFETIME_SECONDS", 60, minimum=5),

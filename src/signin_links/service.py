@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from signin_links import ids
-from signin_links.config import Settings
+from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
 from signin_links.keyring import Keyring
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
@@ -89,11 +89,15 @@ class SignInTokens:
         store: TokenStore,
         ticket_keyring: Callable[[], Keyring],
         clock: Clock = time.time,
+        published_base_url: Callable[[], str] = lambda: "",
     ) -> None:
         self.settings = settings
         self.store = store
         self.ticket_keyring = ticket_keyring
         self.clock = clock
+        # The stack's own URL, published by the template after the API exists (an SSM parameter):
+        # what links point at when no AcceptBaseUrl is configured, for batches from the first deploy.
+        self.published_base_url = published_base_url
 
     def new_record(
         self, request: MintRequest, *, token_id: str, now: float, batch_id: str | None = None
@@ -129,7 +133,26 @@ class SignInTokens:
         return SignInToken(record=record, token=token, url=accept_url(base_url, token))
 
     def base_url(self, fallback: str) -> str:
-        return self.settings.accept_base_url or fallback
+        """Where an HTTP-minted link points: the configured URL, else the stack's published one
+        (which knows a CloudFront distribution in front of the API), else the request's own host."""
+        if self.settings.accept_base_url:
+            return self.settings.accept_base_url
+        try:
+            published = self.published_base_url()
+        except SignInLinksError:
+            published = ""  # logged where it failed; the request's host still makes a working link
+        return published.rstrip("/") or fallback
+
+    def batch_base_url(self) -> str:
+        """Where a batch-minted link points (no request to take a host from); raises
+        ``SignInLinksError`` (unavailable: the batch is retried) if the published URL is unreadable."""
+        url = self.settings.accept_base_url or self.published_base_url().rstrip("/")
+        if not url:
+            raise ConfigError(
+                "no accept base URL for batches: set ACCEPT_BASE_URL (template parameter AcceptBaseUrl) or "
+                "ACCEPT_BASE_URL_PARAMETER (the stack's AcceptBaseUrlParameter)"
+            )
+        return url
 
     def create(self, request: MintRequest, *, fallback_base_url: str) -> SignInToken:
         request = check_mint_request(request, self.settings)

@@ -465,10 +465,32 @@ def test_a_batch_id_reused_for_other_users_is_rejected(batches: Batches) -> None
 def test_batches_need_an_accept_base_url(batches: Batches) -> None:
     from signin_links.config import ConfigError
 
-    batches.set_env(ACCEPT_BASE_URL="")
+    batches.set_env(ACCEPT_BASE_URL="", ACCEPT_BASE_URL_PARAMETER="")
     with pytest.raises(ConfigError, match="ACCEPT_BASE_URL"):
         batches.deliver({"batch_id": "nowhere", "user_ids": ["a"]})
     assert batches.all_items("nowhere") == []
+
+
+def test_a_first_deploy_batch_links_to_the_stacks_published_url(batches: Batches) -> None:
+    """No AcceptBaseUrl, no custom domain: the template publishes the API's own URL in an SSM
+    parameter (it cannot be an environment variable: the API names the functions)."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/signin-links-test/accept-base-url", Value="https://abc123.execute-api.x/", Type="String")
+    batches.set_env(ACCEPT_BASE_URL="", ACCEPT_BASE_URL_PARAMETER="/signin-links-test/accept-base-url")
+    summary = batches.deliver({"batch_id": "first-deploy", "user_ids": ["a", "b"]})
+    assert summary["counts"]["minted"] == 2
+    urls = [detail["url"] for detail in batches.minted()]
+    assert len(urls) == 2 and all(url.startswith("https://abc123.execute-api.x/accept-token?token=") for url in urls)
+
+
+def test_an_unreadable_published_url_fails_the_batch_for_a_retry_before_any_write(batches: Batches) -> None:
+    from signin_links.errors import ErrorCode, SignInLinksError
+
+    batches.set_env(ACCEPT_BASE_URL="", ACCEPT_BASE_URL_PARAMETER="/signin-links-test/missing")
+    with pytest.raises(SignInLinksError) as caught:
+        batches.deliver({"batch_id": "no-url-yet", "user_ids": ["a"]})
+    assert caught.value.code is ErrorCode.SERVICE_UNAVAILABLE  # retried by Lambda, then the DLQ
+    assert batches.all_items("no-url-yet") == []
 
 
 # --- Partial failures and crashes ---------------------------------------------------------------

@@ -125,3 +125,36 @@ def test_revoke_reads_no_body(stack: Stack, context: Any) -> None:
     event["body"] = "not json at all"
     status, _, body = call(event, context)
     assert status == 200 and body["status"] == "revoked"
+
+
+def test_without_an_accept_base_url_links_use_the_stacks_published_url(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The published URL knows what the request cannot: a CloudFront distribution in front of the
+    API (its requests reach the API on the execute-api host)."""
+    import boto3
+
+    from tests.conftest import reset_caches
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/stack/accept-base-url", Value="https://d111.cloudfront.net", Type="String"
+    )
+    monkeypatch.setenv("ACCEPT_BASE_URL", "")
+    monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/accept-base-url")
+    reset_caches()
+    status, _, body = call(create_event({"user_id": "user_cf"}), context)
+    assert status == 200 and body["url"] == f"https://d111.cloudfront.net/accept-token?token={body['token']}"
+
+
+def test_an_unreadable_published_url_falls_back_to_the_requests_host(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("ACCEPT_BASE_URL", "")
+    monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/not-there")
+    reset_caches()
+    event = create_event({"user_id": "user_host"})
+    status, _, body = call(event, context)
+    host = event["requestContext"]["domainName"]
+    assert status == 200 and body["url"] == f"https://{host}/accept-token?token={body['token']}"

@@ -71,3 +71,25 @@ def test_session_settings_default_to_clerks_and_are_bounded() -> None:
     ):
         with pytest.raises(ConfigError, match=var):
             parse_settings({"TABLE_NAME": "t", **env})
+
+
+def test_a_deployed_stack_gives_a_margin_over_the_secrets_max_age() -> None:
+    settings = parse_settings(
+        {"TABLE_NAME": "t", "SECRETS_MAX_AGE_SECONDS": "300", "KEY_ACTIVATION_MARGIN_SECONDS": "60"}
+    )
+    assert settings.key_activation_delay_seconds == 360
+    assert parse_settings({"TABLE_NAME": "t"}).key_activation_delay_seconds == 600  # no margin: the delay itself
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "59"},
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "0"},
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "soon"},
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "120", "KEY_ACTIVATION_DELAY_SECONDS": "900"},
+    ],
+)
+def test_a_margin_below_sixty_seconds_or_beside_a_delay_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="KEY_ACTIVATION_MARGIN_SECONDS"):
+        parse_settings({"TABLE_NAME": "t", **env})
