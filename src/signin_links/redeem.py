@@ -6,7 +6,10 @@ the browser sent one) and gets back an :class:`Accepted` or a :class:`SignInLink
 Order of work, so that a failure never leaves a consumed token without a session:
 
 1. verify the token (HS256, key by ``kid``, expiry with a small leeway) -> invalid / expired;
-2. re-check the redirect carried inside the token against today's allow-list;
+2. re-check the redirect carried inside the token against today's allow-list, in the ASCII form
+   the answer will carry (``redirects.py``): a token whose redirect cannot be sent (malformed, or
+   off the list) is refused here, untouched (a token minted before redirects were normalised may
+   carry raw non-ASCII text, which is normalised the same way mint now does);
 3. load (and parse) the session signing key;
 4. ``TokenStore.redeem``: pending and unexpired -> accepted, recording the new session id;
    on failure the item as it stands tells already used / revoked / expired apart;
@@ -23,9 +26,9 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -36,6 +39,7 @@ from signin_links.events import EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.models import SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
+from signin_links.redirects import UrlError, origin_of
 from signin_links.sessions import Session, issue_session, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
@@ -143,11 +147,6 @@ def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple
     return tuple(found[:limit])
 
 
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.lower()}"
-
-
 class AuditTrail:
     """Counts each outcome (Powertools metrics) and publishes it on EventBridge (never the token)."""
 
@@ -221,10 +220,11 @@ class Redemptions:
         self.clock = clock
 
     def check(self, token: str) -> Ticket:
-        """Signature, expiry and redirect of a token, without touching its state (the GET page)."""
+        """Signature, expiry and redirect of a token, without touching its state (the GET page).
+
+        The ticket returned carries its redirect as the ASCII URL the answer will send."""
         ticket = self._verify(token)
-        self._check_redirect(ticket)
-        return ticket
+        return replace(ticket, redirect_url=self._check_redirect(ticket))
 
     def accept(self, request: AcceptRequest, *, fallback_issuer: str) -> Accepted:
         """Redeem the token once and issue a session; every outcome is counted and audited."""
@@ -277,14 +277,21 @@ class Redemptions:
                 raise Rejected(error.code) from None
             raise
 
-    def _check_redirect(self, ticket: Ticket) -> None:
-        if ticket.redirect_url and not self.settings.redirect_allowed(ticket.redirect_url):
+    def _check_redirect(self, ticket: Ticket) -> str | None:
+        if not ticket.redirect_url:
+            return None
+        try:
+            target = self.settings.redirect_target(ticket.redirect_url)
+        except UrlError:
+            target = None
+        if target is None:
             raise Rejected(
                 ErrorCode.TICKET_INVALID,
                 "This link leads to a destination that is no longer allowed.",
                 reason=REDIRECT_NOT_ALLOWED,
                 sign_in_token_id=ticket.sid,
             )
+        return target
 
     def _accept(self, request: AcceptRequest, fallback_issuer: str) -> Accepted:
         ticket = self.check(request.token)

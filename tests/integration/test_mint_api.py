@@ -72,6 +72,27 @@ def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
         ({"user_id": "u", "expires_in_seconds": 1.5}, 422, "form_param_value_invalid", "expires_in_seconds"),
         ({"user_id": "u", "expires_in_seconds": True}, 422, "form_param_value_invalid", "expires_in_seconds"),
         ({"user_id": "u", "redirect_url": "https://evil.example"}, 422, "form_param_value_invalid", "redirect_url"),
+        # Malformed URLs once escaped urlsplit as ValueError (a 500): issue 9.
+        ({"user_id": "u", "redirect_url": "https://[x/"}, 422, "form_param_value_invalid", "redirect_url"),
+        (
+            {"user_id": "u", "redirect_url": "https://app.example.com]/"},
+            422,
+            "form_param_value_invalid",
+            "redirect_url",
+        ),
+        ({"user_id": "u", "redirect_url": "http://[::1"}, 422, "form_param_value_invalid", "redirect_url"),
+        (
+            {"user_id": "u", "redirect_url": "https://app.example.com\uff0fevil.com/"},
+            422,
+            "form_param_value_invalid",
+            "redirect_url",
+        ),
+        (
+            {"user_id": "u", "redirect_url": "https://app.example.com:x/"},
+            422,
+            "form_param_value_invalid",
+            "redirect_url",
+        ),
         ({"user_id": "u", "org_id": 7}, 422, "form_param_value_invalid", "org_id"),
         ({"user_id": "u", "nope": 1}, 422, "form_param_unknown", "nope"),
         ("{not json", 400, "request_body_invalid", None),
