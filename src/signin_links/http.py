@@ -62,6 +62,15 @@ def error_response(app: APIGatewayHttpResolver, error: SignInLinksError) -> Resp
     return json_response(error.status, error_envelope(error, trace_id(app)), headers)
 
 
+def no_store(response: dict[str, Any]) -> dict[str, Any]:
+    """A resolved response with ``Cache-Control: no-store`` unless it set its own (every /v1 answer:
+    the mint answer carries a live token, and no error is worth caching)."""
+    headers = response.setdefault("headers", {})
+    if not any(name.lower() == "cache-control" for name in headers):
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
 def wants_html(app: APIGatewayHttpResolver) -> bool:
     accept = (app.current_event.headers or {}).get("accept", "")
     return "text/html" in accept and JSON not in accept
