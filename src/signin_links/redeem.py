@@ -104,6 +104,12 @@ class Accepted:
     retried: bool = False
 
 
+def clean_token(value: str) -> str:
+    """A token as it arrived, without the whitespace that mail clients and copy-paste add around
+    it (the page's query string and the POST body are read alike)."""
+    return value.strip()
+
+
 def parse_accept_request(
     body: bytes | str | None,
     content_type: str | None,
@@ -128,11 +134,13 @@ def parse_accept_request(
         raise SignInLinksError(
             ErrorCode.REQUEST_BODY_INVALID, 'Send the token as a form (token=...) or as JSON ({"token": ...}).'
         )
+    if isinstance(token, str):
+        token = clean_token(token)
     if token is None or token == "":
         raise param_missing("token")
     if not isinstance(token, str):
         raise Rejected(ErrorCode.TICKET_INVALID)
-    return AcceptRequest(token=token.strip(), session_cookies=session_cookies)
+    return AcceptRequest(token=token, session_cookies=session_cookies)
 
 
 def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple[str, ...]:
