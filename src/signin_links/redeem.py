@@ -40,6 +40,7 @@ from signin_links.keyring import Keyring
 from signin_links.models import SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.redirects import UrlError, origin_of
+from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 from signin_links.sessions import Session, issue_session, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
@@ -264,10 +265,13 @@ class Redemptions:
         """How long a verifier may cache the JWKS.
 
         A new session key is published (in the secret) ``key_activation_delay`` before it signs; a
-        function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window
-        means every verifier knows a key before the first session signed with it (at most 1 hour).
+        function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window,
+        less the margin rotation keeps (``ACTIVATION_MARGIN_SECONDS``, for clock skew and slow
+        re-reads), means every verifier knows a key before the first session signed with it (at most
+        1 hour; 0 when the delay leaves no room, which rotation refuses anyway).
         """
-        window = self.settings.key_activation_delay_seconds - self.settings.secrets_max_age_seconds
+        settings = self.settings
+        window = settings.key_activation_delay_seconds - settings.secrets_max_age_seconds - ACTIVATION_MARGIN_SECONDS
         return max(0, min(3600, window))
 
     def issuer(self, fallback: str) -> str:
