@@ -57,6 +57,7 @@ MINTED_DETAIL_TYPE = "SignInLinkMinted"
 COMPLETED_DETAIL_TYPE = "SignInLinkBatchCompleted"
 
 MAX_BATCH_ID_LENGTH = 128
+MAX_CHUNK_INDEX = 999_999_999  # a manifest row; results keys give it 9 digits
 MAX_METADATA_BYTES = 4096  # a minted event carries it; ten of them share PutEvents' 256 KB
 STEP_SIZE = 100  # users per step: one BatchGetItem, 4 BatchWriteItem, 10 PutEvents, 1 marker
 MAX_SUMMARY_FAILURES = 100  # the summary event stays far below EventBridge's 256 KB
@@ -160,8 +161,8 @@ def parse_detail(detail: Mapping[str, Any], settings: Settings, *, chunked: bool
         index = detail.get("chunk_index")
         if index is None:
             raise param_missing("chunk_index")
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise param_invalid("chunk_index", "must be a non-negative integer.")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_CHUNK_INDEX:
+            raise param_invalid("chunk_index", f"must be an integer from 0 to {MAX_CHUNK_INDEX}.")
         chunk = index
     if source == "manifest":
         location = parse_manifest_uri(detail["manifest"], settings.manifest_bucket)
@@ -194,9 +195,12 @@ def parse_finalize(event: Mapping[str, Any]) -> FinalizeRequest:
     for chunk in chunks:
         counts = chunk.get("counts") if isinstance(chunk, dict) else None
         if not isinstance(counts, dict) or not all(
-            isinstance(counts.get(name, 0), int) and not isinstance(counts.get(name, 0), bool) for name in COUNT_FIELDS
+            isinstance(counts.get(name, 0), int)
+            and not isinstance(counts.get(name, 0), bool)
+            and counts.get(name, 0) >= 0
+            for name in COUNT_FIELDS
         ):
-            raise param_invalid("chunks", "must hold chunk summaries with integer counts.")
+            raise param_invalid("chunks", "must hold chunk summaries with non-negative integer counts.")
     return FinalizeRequest(batch_id, tuple(chunks))
 
 
