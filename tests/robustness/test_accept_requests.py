@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import Stack
 from tests.handlers import HTML, JSON, Answer, accept_get_event, accept_post_event, invoke, mint, status_of
+from tests.strategies import tricky_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -35,7 +36,8 @@ WIRE_CODES = {
     "request_body_invalid",
     "request_body_too_large",
 }
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=120)
+# With the hostile characters of tests/strategies.py (fullwidth delimiters, lone surrogates, ...).
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=120) | tricky_text
 content_types = st.sampled_from(
     [
         "application/x-www-form-urlencoded",

@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signin_links.auth import parse_api_keys
-from signin_links.batch import BatchRejected, parse_invocation
+from signin_links.batch import BatchRejected, BatchRequest, parse_invocation, plan_batch
 from signin_links.config import parse_settings
 from signin_links.errors import SignInLinksError
 from signin_links.keyring import KeyringFormatError, parse_keyring, read_keys
 from signin_links.manifest import parse_csv, parse_jsonl
-from tests.strategies import json_values, tricky_text
+from tests.strategies import json_values, redirect_urls, tricky_text
 
 SETTINGS = parse_settings({"TABLE_NAME": "t", "ALLOWED_REDIRECT_ORIGINS": "https://app.example.com"})
 
@@ -130,3 +130,33 @@ def test_a_keyring_secret_of_the_wrong_shape_is_a_keyring_format_error(raw: str)
         read_keys(raw)
     with pytest.raises(KeyringFormatError):
         parse_keyring(raw)
+
+
+# --- A batch's users: each one's problem is its own (the batch goes on for the others) --------------
+
+user_objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "user_id": st.sampled_from(["u1", "u2", "u1"]) | tricky_text | json_values,
+        "redirect_url": redirect_urls | json_values,
+        "metadata": json_values | st.sampled_from(['{"a": 1}', "{", "[]", '"x"']),
+        "extra": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(user_objects | json_values, min_size=1, max_size=8))
+def test_any_users_are_planned_one_by_one(users: list[Any]) -> None:
+    request = parse_invocation({"batch_id": "b", "chunk_index": 0, "users": users}, SETTINGS)
+    assert isinstance(request, BatchRequest)
+    plan = plan_batch(request, request.users, SETTINGS)  # never raises: a bad user fails alone
+    indexes = sorted(
+        [entry.index for entry in plan.entries]
+        + [failure.index for failure in plan.failures]
+        + [duplicate.index for duplicate in plan.duplicates]
+    )
+    assert indexes == list(range(len(users)))
+    for entry in plan.entries:
+        redirect = entry.request.redirect_url
+        assert redirect is None or (redirect.isascii() and SETTINGS.redirect_allowed(redirect))
