@@ -108,7 +108,7 @@ def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
 
 # Every other method on the two routes (the template's ANY /v1/{proxy+} route brings them here, so
 # that they too answer in the envelope with Cache-Control: no-store): 405 with Allow.
-OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]  # what API Gateway HTTP APIs route
 
 
 @app.route("/v1/sign_in_tokens", method=OTHER_METHODS)
