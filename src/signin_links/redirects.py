@@ -27,7 +27,6 @@ with it and checked again at accept keeps its redirect byte for byte.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
@@ -62,6 +61,8 @@ class CanonicalUrl(NamedTuple):
 
 def _host(hostname: str, bracketed: bool) -> str:
     if bracketed:
+        import ipaddress  # rare: not on every cold start
+
         try:
             address = ipaddress.IPv6Address(hostname)
         except ValueError:
@@ -69,10 +70,13 @@ def _host(hostname: str, bracketed: bool) -> str:
         if address.scope_id:
             raise UrlError("the host has an IPv6 zone id")
         return f"[{address.compressed}]"
-    try:
-        ascii_host = hostname.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise UrlError("the host is not a valid host name") from None
+    if hostname.isascii():  # what the codec would return; the common case imports no IDNA tables
+        ascii_host = hostname.lower()
+    else:
+        try:
+            ascii_host = hostname.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise UrlError("the host is not a valid host name") from None
     labels = ascii_host.split(".")
     if len(ascii_host) > MAX_HOST_LENGTH or not all(_LABEL.fullmatch(label) for label in labels):
         raise UrlError("the host is not a valid host name")
