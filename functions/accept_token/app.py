@@ -32,6 +32,7 @@ from signin_links.redeem import (
     AuditTrail,
     Redemptions,
     Rejected,
+    clean_token,
     cookie_values,
     parse_accept_request,
 )
@@ -137,7 +138,7 @@ def sign_in_json(outcome: Accepted) -> dict[str, Any]:
 @app.get("/accept-token")
 @tracer.capture_method
 def accept_page() -> Response[str]:
-    token = app.current_event.get_query_string_value("token")
+    token = clean_token(app.current_event.get_query_string_value("token") or "")
     if not token:  # the script looks in the fragment (#token=...)
         return pages().accept(None)
     try:

@@ -19,7 +19,14 @@ from signin_links import aws
 from signin_links.auth import authenticate
 from signin_links.config import get_settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
-from signin_links.http import install_error_handlers, json_response, request_body
+from signin_links.http import (
+    install_error_handlers,
+    json_response,
+    method_not_allowed,
+    no_store,
+    other_methods,
+    request_body,
+)
 from signin_links.keyring import RSA, Keyring, load_keyring
 from signin_links.observability import logger, metrics, tracer
 from signin_links.session_service import Sessions, parse_session_query, session_json
@@ -138,8 +145,24 @@ def refresh_session(session_id: str) -> Response[str]:
     return answer({"object": "token", "jwt": refreshed.token})
 
 
+# Every other method on the routes above, and unknown paths under /v1/sessions (the template's ANY
+# /v1/sessions and ANY /v1/sessions/{proxy+} routes bring them here): 405 with Allow, or 404, in
+# Clerk's envelope with Cache-Control: no-store, like every /v1 answer.
+@app.route("/v1/sessions", method=other_methods("GET"))
+@app.route("/v1/sessions/<session_id>", method=other_methods("GET"))
+def get_only(session_id: str = "") -> Response[str]:
+    return method_not_allowed(app, "GET")
+
+
+@app.route("/v1/sessions/<session_id>/revoke", method=other_methods("POST"))
+@app.route("/v1/sessions/<session_id>/tokens", method=other_methods("POST"))
+@app.route("/v1/sessions/<session_id>/refresh", method=other_methods("POST"))
+def post_only(session_id: str) -> Response[str]:
+    return method_not_allowed(app, "POST")
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return no_store(app.resolve(event, context))

@@ -10,7 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from urllib.parse import urlsplit
+
+from signin_links.redirects import UrlError, parse
 
 THIRTY_DAYS = 30 * 24 * 3600
 MIN_INACTIVITY_SECONDS = 300
@@ -24,10 +25,22 @@ class ConfigError(RuntimeError):
 
 
 def _origin(url: str, var: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{var}: {url!r} is not an http(s) origin")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    """The canonical ASCII origin of ``url`` (see ``redirects.py``): what redirects are compared with."""
+    try:
+        return parse(url).origin
+    except UrlError as exc:
+        raise ConfigError(f"{var}: {url!r} is not an http(s) origin ({exc.reason})") from None
+
+
+def _base_url(url: str, var: str) -> str:
+    """An http(s) URL that links are built on: canonical ASCII, no query or fragment, no final "/"."""
+    try:
+        parts = parse(url)
+    except UrlError as exc:
+        raise ConfigError(f"{var}: {url!r} is not an http(s) URL ({exc.reason})") from None
+    if "?" in parts.rest or "#" in parts.rest or "?" in url or "#" in url:
+        raise ConfigError(f"{var}: {url!r} must not have a query or a fragment")
+    return parts.url.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -70,11 +83,18 @@ class Settings:
         """DynamoDB TTL (housekeeping only) of a session record: the retention after its end."""
         return expire_at_ms // 1000 + self.token_retention_seconds
 
+    def redirect_target(self, url: str) -> str | None:
+        """The URL a redirect to ``url`` is checked, signed and sent as (ASCII, see ``redirects.py``)
+        when its origin is allowed, else None; :class:`UrlError` if ``url`` is malformed."""
+        parts = parse(url)
+        return parts.url if parts.origin in self.allowed_redirect_origins else None
+
     def redirect_allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        """Whether ``url`` is a well-formed URL on an allowed origin (never raises)."""
+        try:
+            return self.redirect_target(url) is not None
+        except UrlError:
             return False
-        return f"{parts.scheme}://{parts.netloc.lower()}" in self.allowed_redirect_origins
 
 
 def _int(env: Mapping[str, str], var: str, default: int, *, minimum: int = 0) -> int:
@@ -125,7 +145,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from a mapping shaped like ``os.environ``."""
     accept_base_url = env.get("ACCEPT_BASE_URL", "").strip().rstrip("/")
     if accept_base_url:
-        _origin(accept_base_url, "ACCEPT_BASE_URL")
+        accept_base_url = _base_url(accept_base_url, "ACCEPT_BASE_URL")
     origins = tuple(
         _origin(item.strip(), "ALLOWED_REDIRECT_ORIGINS")
         for item in env.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")
@@ -142,7 +162,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         accept_base_url=accept_base_url,
         accept_base_url_parameter=env.get("ACCEPT_BASE_URL_PARAMETER", "").strip(),
         allowed_redirect_origins=origins,
-        default_redirect_url=env.get("DEFAULT_REDIRECT_URL", "").strip(),
+        default_redirect_url=_default_redirect(env, origins),
         # Clerk's default of 30 days, capped by a smaller configured maximum.
         default_expires_in_seconds=_int(env, "DEFAULT_EXPIRES_IN_SECONDS", min(THIRTY_DAYS, max_expires), minimum=1),
         max_expires_in_seconds=max_expires,
@@ -171,9 +191,20 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     if 0 < settings.session_inactivity_seconds < MIN_INACTIVITY_SECONDS:
         # last_active_at is written at most once a minute: a shorter window would abandon sessions in use.
         raise ConfigError(f"SESSION_INACTIVITY_SECONDS must be 0 (off) or at least {MIN_INACTIVITY_SECONDS}")
-    if settings.default_redirect_url and not settings.redirect_allowed(settings.default_redirect_url):
-        raise ConfigError("DEFAULT_REDIRECT_URL must be on one of ALLOWED_REDIRECT_ORIGINS")
     return settings
+
+
+def _default_redirect(env: Mapping[str, str], origins: tuple[str, ...]) -> str:
+    raw = env.get("DEFAULT_REDIRECT_URL", "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = parse(raw)
+    except UrlError as exc:
+        raise ConfigError(f"DEFAULT_REDIRECT_URL: {raw!r} is not an http(s) URL ({exc.reason})") from None
+    if parts.origin not in origins:
+        raise ConfigError("DEFAULT_REDIRECT_URL must be on one of ALLOWED_REDIRECT_ORIGINS")
+    return parts.url
 
 
 @cache

@@ -6,7 +6,10 @@ the browser sent one) and gets back an :class:`Accepted` or a :class:`SignInLink
 Order of work, so that a failure never leaves a consumed token without a session:
 
 1. verify the token (HS256, key by ``kid``, expiry with a small leeway) -> invalid / expired;
-2. re-check the redirect carried inside the token against today's allow-list;
+2. re-check the redirect carried inside the token against today's allow-list, in the ASCII form
+   the answer will carry (``redirects.py``): a token whose redirect cannot be sent (malformed, or
+   off the list) is refused here, untouched (a token minted before redirects were normalised may
+   carry raw non-ASCII text, which is normalised the same way mint now does);
 3. load (and parse) the session signing key;
 4. when the browser holds a session of another user (its ``__session`` cookie, signed by us) and the
    request does not confirm the switch: :class:`AnotherUserSignedIn`, nothing written (login CSRF);
@@ -30,9 +33,9 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -43,6 +46,8 @@ from signin_links.events import EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
+from signin_links.redirects import UrlError, origin_of
+from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
@@ -128,6 +133,12 @@ class Accepted:
     session_max_age: int = 0  # seconds left of the session (the cookies' Max-Age)
 
 
+def clean_token(value: str) -> str:
+    """A token as it arrived, without the whitespace that mail clients and copy-paste add around
+    it (the page's query string and the POST body are read alike)."""
+    return value.strip()
+
+
 def parse_accept_request(
     body: bytes | str | None,
     content_type: str | None,
@@ -156,13 +167,13 @@ def parse_accept_request(
         raise SignInLinksError(
             ErrorCode.REQUEST_BODY_INVALID, 'Send the token as a form (token=...) or as JSON ({"token": ...}).'
         )
+    if isinstance(token, str):
+        token = clean_token(token)
     if token is None or token == "":
         raise param_missing("token")
     if not isinstance(token, str):
         raise Rejected(ErrorCode.TICKET_INVALID)
-    return AcceptRequest(
-        token=token.strip(), session_cookies=session_cookies, confirm_switch=confirm == CONFIRM_SWITCH_USER
-    )
+    return AcceptRequest(token=token, session_cookies=session_cookies, confirm_switch=confirm == CONFIRM_SWITCH_USER)
 
 
 def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple[str, ...]:
@@ -175,11 +186,6 @@ def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple
         if sep and key == name and value.strip()
     ]
     return tuple(found[:limit])
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class AuditTrail:
@@ -255,10 +261,11 @@ class Redemptions:
         self.clock = clock
 
     def check(self, token: str) -> Ticket:
-        """Signature, expiry and redirect of a token, without touching its state (the GET page)."""
+        """Signature, expiry and redirect of a token, without touching its state (the GET page).
+
+        The ticket returned carries its redirect as the ASCII URL the answer will send."""
         ticket = self._verify(token)
-        self._check_redirect(ticket)
-        return ticket
+        return replace(ticket, redirect_url=self._check_redirect(ticket))
 
     def accept(self, request: AcceptRequest, *, fallback_issuer: str) -> Accepted:
         """Redeem the token once and issue a session; every outcome is counted and audited."""
@@ -290,10 +297,13 @@ class Redemptions:
         """How long a verifier may cache the JWKS.
 
         A new session key is published (in the secret) ``key_activation_delay`` before it signs; a
-        function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window
-        means every verifier knows a key before the first session signed with it (at most 1 hour).
+        function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window,
+        less the margin rotation keeps (``ACTIVATION_MARGIN_SECONDS``, for clock skew and slow
+        re-reads), means every verifier knows a key before the first session signed with it (at most
+        1 hour; 0 when the delay leaves no room, which rotation refuses anyway).
         """
-        window = self.settings.key_activation_delay_seconds - self.settings.secrets_max_age_seconds
+        settings = self.settings
+        window = settings.key_activation_delay_seconds - settings.secrets_max_age_seconds - ACTIVATION_MARGIN_SECONDS
         return max(0, min(3600, window))
 
     def issuer(self, fallback: str) -> str:
@@ -311,14 +321,21 @@ class Redemptions:
                 raise Rejected(error.code) from None
             raise
 
-    def _check_redirect(self, ticket: Ticket) -> None:
-        if ticket.redirect_url and not self.settings.redirect_allowed(ticket.redirect_url):
+    def _check_redirect(self, ticket: Ticket) -> str | None:
+        if not ticket.redirect_url:
+            return None
+        try:
+            target = self.settings.redirect_target(ticket.redirect_url)
+        except UrlError:
+            target = None
+        if target is None:
             raise Rejected(
                 ErrorCode.TICKET_INVALID,
                 "This link leads to a destination that is no longer allowed.",
                 reason=REDIRECT_NOT_ALLOWED,
                 sign_in_token_id=ticket.sid,
             )
+        return target
 
     def _accept(self, request: AcceptRequest, fallback_issuer: str) -> Accepted:
         ticket = self.check(request.token)

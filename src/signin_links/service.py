@@ -16,6 +16,7 @@ from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
 from signin_links.keyring import Keyring
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
+from signin_links.redirects import UrlError
 from signin_links.store import TokenStore
 from signin_links.tickets import sign_ticket
 
@@ -66,14 +67,24 @@ def check_mint_request(request: MintRequest, settings: Settings) -> MintRequest:
         redirect = settings.default_redirect_url or None
     elif not isinstance(redirect, str):
         raise param_invalid("redirect_url", "must be a string.")
-    elif (
-        len(redirect) > MAX_URL_LENGTH
-        or not redirect.isprintable()
-        or " " in redirect
-        or not settings.redirect_allowed(redirect)
-    ):
-        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
+    else:
+        redirect = check_redirect_url(redirect, settings)
     return replace(request, expires_in_seconds=expires, redirect_url=redirect)
+
+
+def check_redirect_url(url: str, settings: Settings) -> str:
+    """The ASCII URL a redirect is signed and sent as (``redirects.py``), on an allowed origin."""
+    if len(url) > MAX_URL_LENGTH:
+        raise param_invalid("redirect_url", f"must be at most {MAX_URL_LENGTH} characters.")
+    try:
+        target = settings.redirect_target(url)
+    except UrlError as exc:
+        raise param_invalid("redirect_url", f"is not a valid http(s) URL: {exc.reason}.") from None
+    if target is None:
+        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
+    if len(target) > MAX_URL_LENGTH:
+        raise param_invalid("redirect_url", f"must be at most {MAX_URL_LENGTH} characters once percent-encoded.")
+    return target
 
 
 def accept_url(base_url: str, token: str) -> str:

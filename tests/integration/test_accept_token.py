@@ -374,7 +374,7 @@ def test_auto_submit_can_be_switched_off(stack: Stack, context: Any, monkeypatch
 def test_jwks_lists_the_session_keys_with_cache_headers(stack: Stack, context: Any) -> None:
     answer = invoke(load_event("jwks.json"), context)
     assert answer.status == 200 and answer.headers["Content-Type"] == "application/json"
-    assert answer.headers["Cache-Control"] == "public, max-age=300"
+    assert answer.headers["Cache-Control"] == "public, max-age=240"  # 600 s delay - 300 s max age - 60 s margin
     (key,) = answer.json()["keys"]
     assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig" and key["e"] == "AQAB"
     assert len(base64.urlsafe_b64decode(key["n"] + "==")) == 256  # RSA-2048

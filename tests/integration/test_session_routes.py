@@ -361,3 +361,52 @@ def test_the_sessions_api_needs_the_secret_key(stack: Stack, context: Any) -> No
     assert invoke("sessions", event, context).status == 401
     event["headers"]["authorization"] = f"Bearer {SECRET_KEY}"
     assert invoke("sessions", event, context).status == 404
+
+
+# --- Other methods and unknown paths under /v1/sessions (issue 9: every /v1 answer no-store) -------
+
+
+def fallback(context: Any, method: str, path: str) -> Answer:
+    """A request that API Gateway hands to the sessions function through its ANY catch-all routes."""
+    event = load_event(
+        "session_method_not_allowed.json" if path != "/v1/sessions" else "session_list_method_not_allowed.json"
+    )
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    return invoke("sessions", event, context)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/v1/sessions", "GET"),
+        ("DELETE", "/v1/sessions", "GET"),
+        ("PUT", "/v1/sessions/sess_0000000000000000000042", "GET"),
+        ("DELETE", "/v1/sessions/sess_0000000000000000000042", "GET"),
+        ("GET", "/v1/sessions/sess_0000000000000000000042/revoke", "POST"),
+        ("PATCH", "/v1/sessions/sess_0000000000000000000042/tokens", "POST"),
+        ("OPTIONS", "/v1/sessions/sess_0000000000000000000042/refresh", "POST"),
+    ],
+)
+def test_another_method_on_a_sessions_route_is_405_with_allow(
+    stack: Stack, context: Any, method: str, path: str, allow: str
+) -> None:
+    answer = fallback(context, method, path)
+    assert answer.status == 405
+    assert answer.headers["Allow"] == allow
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.code == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/v1/sessions/sess_0000000000000000000042/nothing", "/v1/sessions/a/b/c/d"])
+def test_an_unknown_sessions_path_is_404_in_the_envelope(stack: Stack, context: Any, path: str) -> None:
+    answer = fallback(context, "GET", path)
+    assert answer.status == 404
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.code == "resource_not_found"
+
+
+@pytest.mark.parametrize("name", ["session_method_not_allowed.json", "session_list_method_not_allowed.json"])
+def test_the_example_events_of_the_sessions_fallbacks_are_405(stack: Stack, context: Any, name: str) -> None:
+    answer = invoke("sessions", load_event(name), context)
+    assert answer.status == 405 and answer.headers["Cache-Control"] == "no-store"
