@@ -113,6 +113,18 @@ validate: $(SAM_VENV)/.installed ## sam validate --lint
 build: $(SAM_VENV)/.installed ## sam build (arm64 python3.13 packages, no Docker needed)
 	$(SAM) build
 
+$(VENV)/.docs-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	touch $@
+
+.PHONY: docs
+docs: $(VENV)/.docs-installed ## Serve the documentation site (MkDocs) on http://127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+.PHONY: docs-build
+docs-build: $(VENV)/.docs-installed ## Build the documentation site with --strict (a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
+
 .PHONY: bench
 bench: install ## Run the benchmarks and print every figure with its ratio
 	$(PY) -m bench
@@ -132,3 +144,9 @@ build-RotateKeysFunction:
 
 build-SendLinkEmailFunction:
 	$(call lambda_package,send_link_email)
+
+build-SessionsFunction:
+	$(call lambda_package,sessions)
+
+build-EmptyResultsBucketFunction:
+	cp functions/empty_bucket/app.py "$(ARTIFACTS_DIR)/"

@@ -3,9 +3,9 @@
 Installed by replacing ``URLLib3Session.send``: every request is still serialised, signed and its
 answer parsed by botocore, exactly as on Lambda; only the network and the service are replaced.
 Enough of Secrets Manager (GetSecretValue), DynamoDB (PutItem, UpdateItem with ``SET``, GetItem,
-BatchWriteItem) and EventBridge (PutEvents) for the handlers' paths. Conditions are not evaluated:
-this fake measures the client side, it does not check the service's semantics (moto and the
-integration tests do that).
+BatchWriteItem, TransactWriteItems of Put and Update) and EventBridge (PutEvents) for the
+handlers' paths. Conditions are not evaluated: this fake measures the client side, it does not
+check the service's semantics (moto and the integration tests do that).
 
 Standalone on purpose (stdlib and botocore only): the cold-start child loads it by file path after
 its timed imports, without importing the ``bench`` package.
@@ -124,6 +124,14 @@ class FakeAws:
                     item[names.get(name, name)] = values[value]
         self.items[key] = item
         return 200, {"Attributes": item}
+
+    def _TransactWriteItems(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        for action in params.get("TransactItems", []):
+            if "Put" in action:
+                self._PutItem(action["Put"])
+            elif "Update" in action:
+                self._UpdateItem(action["Update"])
+        return 200, {}
 
     def _PutEvents(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         entries = params.get("Entries", [])

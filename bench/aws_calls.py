@@ -12,8 +12,10 @@ Parameters' own), so every API call is counted, per service and operation, once 
 (retries are not calls).
 
 The contract counted: a warm mint makes 1 DynamoDB call and 0 Secrets Manager calls; a warm
-accept makes 1 DynamoDB call (the one conditional write), 0 Secrets Manager calls, and 1
-EventBridge call (the audit event, reported); GET/HEAD of the page never touch DynamoDB.
+accept makes 1 DynamoDB call (one TransactWriteItems: the token's conditional update and the
+session's put), 0 Secrets Manager calls, and 1 EventBridge call (the audit event, reported); GET/HEAD
+of the page never touch DynamoDB. Sessions: a refresh makes 1 read and at most 1 write (the write
+only when last_active_at is a minute old); a sign-out and a revoke 1 conditional write each.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _count_calls() -> dict[str, Any]:
     import botocore.session
 
     from local.apigw import HttpRequest
-    from local.emulator import MotoServer
+    from local.emulator import MotoServer, aws_client
     from local.stack import LocalStack
 
     calls: Counter[str] = Counter()
@@ -61,8 +63,11 @@ def _count_calls() -> dict[str, Any]:
         domain = "127.0.0.1:3999"
         auth = [("authorization", f"Bearer {stack.secret_key}"), ("content-type", "application/json")]
 
+        set_cookies: list[str] = []
+
         def request(method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> tuple[int, Any]:
             response, _ = stack.call(HttpRequest(method=method, target=target, headers=headers, body=body), domain)
+            set_cookies[:] = [value.split(";", 1)[0] for name, value in response.headers if name == "Set-Cookie"]
             text = response.body.decode("utf-8", "replace") if isinstance(response.body, bytes) else response.body
             try:
                 return response.status, json.loads(text)
@@ -89,9 +94,27 @@ def _count_calls() -> dict[str, Any]:
         body = json.dumps({"token": minted[0]["token"]}).encode()
         measured("accept (first POST)", "POST", "/accept-token", accept_headers, body)
         body = json.dumps({"token": minted[1]["token"]}).encode()
-        measured("accept (warm)", "POST", "/accept-token", accept_headers, body)
+        session = measured("accept (warm)", "POST", "/accept-token", accept_headers, body)
+        cookie = [("cookie", "; ".join(set_cookies))]
         measured("accept again (already used)", "POST", "/accept-token", accept_headers, body)
         measured("jwks (warm)", "GET", "/.well-known/jwks.json", [])
+        # --- sessions ---
+        session_id = session["created_session_id"]
+        measured("refresh (warm, active < 1 min ago)", "POST", "/session/refresh", accept_headers + cookie)
+        aws_client("dynamodb", moto.endpoint).update_item(  # age the session's activity by a minute and more
+            TableName=stack.resources.ref("TokensTable"),
+            Key={"pk": {"S": session_id}},
+            UpdateExpression="SET last_active_at = :old",
+            ExpressionAttributeValues={":old": {"N": "0"}},
+        )
+        measured("refresh (warm, activity due)", "POST", "/session/refresh", accept_headers + cookie)
+        measured("sessions list (cold)", "GET", "/v1/sessions?user_id=user_calls", auth)
+        measured("sessions list (warm)", "GET", "/v1/sessions?user_id=user_calls", auth)
+        measured("session token (warm)", "POST", f"/v1/sessions/{session_id}/tokens", auth, b"{}")
+        measured("sign-out (warm)", "POST", "/sign-out", accept_headers + cookie, b"{}")
+        other = json.dumps({"token": minted[2]["token"]}).encode()
+        revoked = request("POST", "/accept-token", accept_headers, other)[1]["created_session_id"]
+        measured("session revoke (warm)", "POST", f"/v1/sessions/{revoked}/revoke", auth, b"")
     return results
 
 
@@ -135,7 +158,7 @@ def aws_calls(options: Options) -> list[Figure]:
         figure("mint (warm)", "secretsmanager", 0),
         figure("mint (cold)", "secretsmanager", 2, note="API keys + ticket keyring, then cached for max_age"),
         figure("revoke (warm)", "dynamodb", 1),
-        figure("accept (warm)", "dynamodb", 1, "UpdateItem"),
+        figure("accept (warm)", "dynamodb", 1, "TransactWriteItems"),
         figure("accept (warm)", "dynamodb", 1),
         figure("accept (warm)", "secretsmanager", 0),
         figure("accept (warm)", "events", 1, note="the audit event"),
@@ -144,6 +167,18 @@ def aws_calls(options: Options) -> list[Figure]:
         figure("accept GET page (cold)", "dynamodb", 0),
         figure("accept HEAD", "dynamodb", 0),
         figure("jwks (warm)", "dynamodb", 0),
+        figure("refresh (warm, active < 1 min ago)", "dynamodb", 1, "GetItem"),
+        figure("refresh (warm, active < 1 min ago)", "dynamodb", 1, note="the read only"),
+        figure("refresh (warm, activity due)", "dynamodb", 1, "GetItem"),
+        figure("refresh (warm, activity due)", "dynamodb", 1, "UpdateItem", note="last_active_at, once a minute"),
+        figure("refresh (warm, activity due)", "secretsmanager", 0),
+        figure("sign-out (warm)", "dynamodb", 1, "UpdateItem", note="one conditional write, no read"),
+        figure("sign-out (warm)", "dynamodb", 1),
+        figure("session revoke (warm)", "dynamodb", 1, "UpdateItem"),
+        figure("session revoke (warm)", "dynamodb", 1),
+        figure("sessions list (warm)", "dynamodb", 1, "Query"),
+        figure("sessions list (warm)", "secretsmanager", 0),
+        figure("session token (warm)", "dynamodb", 1, "GetItem"),
     ]
 
 

@@ -16,7 +16,9 @@ What AWS does and this module copies:
 * result: ``statusCode``, ``headers``, ``cookies`` (one ``Set-Cookie`` each), ``body`` and
   ``isBase64Encoded``; a result without ``statusCode`` is the "shorthand": 200, JSON, the result
   serialised as the body. A handler that raised, or a malformed result: 500
-  ``{"message":"Internal Server Error"}``.
+  ``{"message":"Internal Server Error"}``. A header HTTP cannot carry (a name that is not a token,
+  a value with a control character or a character beyond Latin-1) makes the result malformed: a
+  500 the client sees, where ``http.server`` would raise half-way and drop the connection.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import parse_qsl, unquote
 from local.template import ACCOUNT_ID, Route
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 TEXT_TYPES = ("application/json", "application/xml", "application/javascript")
 JSON_TYPE = "application/json"
 
@@ -233,6 +236,17 @@ def too_large() -> HttpResponse:
     return message_response(413, "Request Entity Too Large")
 
 
+def sendable(name: str, value: str) -> bool:
+    """Whether ``name: value`` is a header line HTTP/1.1 (and ``http.server``) can carry."""
+    if not _FIELD_NAME.fullmatch(name):
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any((char < " " and char != "\t") or char == "\x7f" for char in value)
+
+
 def http_response(result: Any) -> HttpResponse:
     """What API Gateway sends to the client for a payload 2.0 Lambda ``result``."""
     if not isinstance(result, dict) or "statusCode" not in result:
@@ -248,6 +262,8 @@ def http_response(result: Any) -> HttpResponse:
         headers.append((str(name), value if isinstance(value, str) else json.dumps(value)))
     for cookie in result.get("cookies") or []:
         headers.append(("Set-Cookie", str(cookie)))
+    if not all(sendable(name, value) for name, value in headers):
+        return internal_error()
     raw_body = result.get("body")
     if raw_body is None:
         body = b""

@@ -331,6 +331,14 @@ def _queue(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
     return Created(ref=url, attrs={"Arn": arn, "QueueName": name, "QueueUrl": url})
 
 
+@creator("AWS::SSM::Parameter")
+def _parameter(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    """A String parameter (the stack's AcceptBaseUrlParameter, which mint_link reads)."""
+    name = str(props.get("Name") or ctx.name(logical_id))
+    ctx.client("ssm").put_parameter(Name=name, Value=str(props["Value"]), Type=str(props.get("Type") or "String"))
+    return Created(ref=name, attrs={"Type": str(props.get("Type") or "String"), "Value": str(props["Value"])})
+
+
 @creator("AWS::Serverless::Function")
 def _function(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
     """Not created in the emulator (the local stack runs it in-process); names for references."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -91,10 +92,9 @@ def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) ->
     overrides = {
         name[len(PARAMETER_PREFIX) :]: value for name, value in env.items() if name.startswith(PARAMETER_PREFIX)
     }
-    if "AcceptBaseUrl" in declared and not overrides.get(
-        "AcceptBaseUrl", str(declared["AcceptBaseUrl"].get("Default", ""))
-    ):
-        overrides["AcceptBaseUrl"] = url
+    # Unless set (even to "", as a first deploy has it: links then come from AcceptBaseUrlParameter).
+    if "AcceptBaseUrl" in declared and "AcceptBaseUrl" not in overrides:
+        overrides["AcceptBaseUrl"] = str(declared["AcceptBaseUrl"].get("Default", "")) or url
     if "AllowedRedirectOrigins" in declared:
         current = overrides.get("AllowedRedirectOrigins", str(declared["AllowedRedirectOrigins"].get("Default", "")))
         origins = [item.strip() for item in current.split(",") if item.strip()]
@@ -420,6 +420,17 @@ def curl_command(url: str, secret_key: str) -> str:
     )
 
 
+DIGITS = re.compile(rb"[0-9]+")
+HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+
+
+def _size(raw: bytes, digits: re.Pattern[bytes], base: int) -> int:
+    """A Content-Length or chunk size, strictly; ``ValueError`` for anything but digits."""
+    if not digits.fullmatch(raw) or len(raw) > 32:
+        raise ValueError("malformed size")
+    return int(raw, base)
+
+
 class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: with Nagle on, a keep-alive client waits for the
@@ -445,12 +456,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         """Silenced: the default line holds the request target, whose query string can carry a token."""
 
     def read_body(self) -> bytes | None:
-        """The request body; ``None`` if it is over the limit (the connection is then closed)."""
+        """The request body; ``None`` if it is over the limit (the connection is then closed).
+
+        Sizes are read strictly (digits only; hex digits for a chunk): ``int`` alone would take
+        ``-5``, ``+5``, ``1_0`` or ``0x10``, and a negative size read the socket to its end (a hung
+        thread). Anything else raises ``ValueError``: a 400."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks = []
             total = 0
             while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                size = _size(self.rfile.readline().split(b";", 1)[0].strip() or b"0", HEX_DIGITS, 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
@@ -462,7 +477,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
             return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
+        length = _size((self.headers.get("Content-Length") or "0").strip().encode("latin-1"), DIGITS, 10)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             return None

@@ -42,9 +42,19 @@ class Answer:
         return None
 
     def session_cookie(self) -> SimpleCookie:
-        assert len(self.cookies) == 1, self.cookies
+        """The ``__session`` cookie set (exactly one), in a jar (``jar["__session"]``)."""
+        found = [cookie for cookie in self.cookies if cookie.startswith("__session=")]
+        assert len(found) == 1, self.cookies
         jar: SimpleCookie = SimpleCookie()
-        jar.load(self.cookies[0])
+        jar.load(found[0])
+        return jar
+
+    def refresh_cookie(self) -> SimpleCookie:
+        """The ``__refresh`` cookie set (exactly one), in a jar (``jar["__refresh"]``)."""
+        found = [cookie for cookie in self.cookies if cookie.startswith("__refresh=")]
+        assert len(found) == 1, self.cookies
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(found[0])
         return jar
 
 
@@ -86,11 +96,16 @@ def accept_post_event(
     return event
 
 
-def accept(context: Any, token: Any, *, as_json: bool = True, cookies: list[str] | None = None) -> Answer:
+def accept(
+    context: Any, token: Any, *, as_json: bool = True, cookies: list[str] | None = None, confirm: str | None = None
+) -> Answer:
+    """POST /accept-token; ``confirm`` sends the confirmation field (``switch_user``)."""
     if as_json:
-        event = accept_post_event(json.dumps({"token": token}), content_type=JSON, accept=JSON, cookies=cookies)
+        body: dict[str, Any] = {"token": token} if confirm is None else {"token": token, "confirm": confirm}
+        event = accept_post_event(json.dumps(body), content_type=JSON, accept=JSON, cookies=cookies)
     else:
-        event = accept_post_event(f"token={quote(str(token))}", cookies=cookies)
+        extra = "" if confirm is None else f"&confirm={quote(confirm)}"
+        event = accept_post_event(f"token={quote(str(token))}{extra}", cookies=cookies)
     return invoke("accept_token", event, context)
 
 

@@ -19,21 +19,27 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws
 from signin_links.config import Settings, get_settings
+from signin_links.errors import SignInLinksError
 from signin_links.events import EventPublisher
-from signin_links.http import JSON, install_error_handlers, request_body, wants_html
+from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
+from signin_links.http import JSON, error_response, install_error_handlers, request_body, wants_html
 from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
 from signin_links.observability import logger, metrics, tracer
 from signin_links.pages import Pages
 from signin_links.redeem import (
     Accepted,
+    AnotherUserSignedIn,
     AuditTrail,
     Redemptions,
     Rejected,
+    clean_token,
     cookie_values,
     parse_accept_request,
 )
-from signin_links.sessions import COOKIE_NAME
+from signin_links.session_service import Sessions, allowed_redirect, parse_sign_out_request
+from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from signin_links.store import TokenStore
+from signin_links.wire import body_bytes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -69,12 +75,21 @@ def redemptions() -> Redemptions:
     return Redemptions(settings, store, ticket_keyring, session_keyring, audit=audit)
 
 
+@cache
+def sessions() -> Sessions:
+    service = redemptions()
+    return Sessions(service.settings, service.store, service.session_keyring)
+
+
 def own_base_url() -> str:
     """The URL this API answers on (the session issuer when none is configured)."""
     return f"https://{app.current_event.request_context.domain_name}"
 
 
-def session_cookie(token: str, settings: Settings) -> Cookie:
+def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
+    """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
+    refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
+    token's: the cookie names the session while its token is refreshed."""
     return Cookie(
         name=COOKIE_NAME,
         value=token,
@@ -82,9 +97,31 @@ def session_cookie(token: str, settings: Settings) -> Cookie:
         domain=settings.session_cookie_domain,
         secure=True,
         http_only=True,
-        max_age=settings.session_lifetime_seconds,
+        max_age=max_age,
         same_site=SameSite.LAX_MODE,
     )
+
+
+def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
+    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session``."""
+    return Cookie(
+        name=REFRESH_COOKIE_NAME,
+        value=value,
+        path="/",
+        domain=settings.session_cookie_domain,
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def sign_in_cookies(outcome: Accepted, settings: Settings) -> list[Cookie]:
+    """A new session sets both cookies; a retry refreshes ``__session`` (the browser holds its ``__refresh``)."""
+    cookies = [session_cookie(outcome.session_token, settings, outcome.session_max_age)]
+    if outcome.refresh_token:
+        cookies.append(refresh_cookie(outcome.refresh_token, settings, outcome.session_max_age))
+    return cookies
 
 
 def sign_in_json(outcome: Accepted) -> dict[str, Any]:
@@ -101,7 +138,7 @@ def sign_in_json(outcome: Accepted) -> dict[str, Any]:
 @app.get("/accept-token")
 @tracer.capture_method
 def accept_page() -> Response[str]:
-    token = app.current_event.get_query_string_value("token")
+    token = clean_token(app.current_event.get_query_string_value("token") or "")
     if not token:  # the script looks in the fragment (#token=...)
         return pages().accept(None)
     try:
@@ -121,26 +158,135 @@ def accept_page_head() -> Response[str]:
 def accept_token() -> Response[str]:
     service = redemptions()
     event = app.current_event
+    cors = cookie_post_origin()  # login CSRF: before the body is even read
     request = parse_accept_request(
         request_body(app),
         event.headers.get("content-type"),
         service.settings.max_body_bytes,
         session_cookies=cookie_values(event.cookies, COOKIE_NAME),
     )
-    outcome = service.accept(request, fallback_issuer=own_base_url())
-    # A retry already holds its cookie; only a new session sets one.
-    cookies = [] if outcome.retried else [session_cookie(outcome.session_token, service.settings)]
+    try:
+        outcome = service.accept(request, fallback_issuer=own_base_url())
+    except AnotherUserSignedIn as asked:
+        logger.info("sign-in needs confirmation: another user is signed in here")
+        if wants_html(app):
+            return pages().confirm_switch(asked.signed_in_user_id, asked.link_user_id, asked.token)
+        return with_headers(error_response(app, asked), cors_headers(cors))
+    cookies = sign_in_cookies(outcome, service.settings)
     if not wants_html(app):
         return Response(
             status_code=200,
             content_type=JSON,
             body=json.dumps(sign_in_json(outcome), separators=(",", ":")),
-            headers=pages().security_headers(),
+            headers={**pages().security_headers(), **cors_headers(cors)},
             cookies=cookies,
         )
     if outcome.redirect_url:
-        return pages().redirect(outcome.redirect_url, cookies)
-    return pages().signed_in(outcome.user_id, cookies)
+        return with_headers(pages().redirect(outcome.redirect_url, cookies), cors_headers(cors))
+    return with_headers(pages().signed_in(outcome.user_id, cookies), cors_headers(cors))
+
+
+# --- Sessions: refresh, sign-out, session.js, CORS (docs/accepting-links.md, "Sessions") ---------
+
+
+def cookie_post_origin() -> str | None:
+    """Login CSRF (``fetch_metadata.py``): refuse a cross-site POST; the allowed CORS origin, if any."""
+    event = app.current_event
+    return check_cookie_post(event.headers, redemptions().settings.allowed_redirect_origins)
+
+
+def with_headers(response: Response[str], headers: dict[str, str]) -> Response[str]:
+    response.headers.update(headers)
+    return response
+
+
+def cleared_cookies(settings: Settings) -> list[Cookie]:
+    """Both cookies removed (same Name, Domain and Path; Max-Age=0)."""
+    return [session_cookie("", settings, 0), refresh_cookie("", settings, 0)]
+
+
+@app.route("/accept-token", method="OPTIONS")
+@app.route("/session/refresh", method="OPTIONS")
+@app.route("/sign-out", method="OPTIONS")
+def preflight() -> Response[str]:
+    """CORS preflight: allowed origins may POST with credentials; others get no CORS headers."""
+    headers = preflight_headers(app.current_event.headers, redemptions().settings.allowed_redirect_origins)
+    if headers is None:
+        return Response(status_code=403, content_type=JSON, body="", headers={"Vary": "Origin"})
+    return Response(status_code=204, content_type=JSON, body="", headers=headers)
+
+
+@app.post("/session/refresh")
+@tracer.capture_method
+def refresh_session() -> Response[str]:
+    """A fresh ``__session`` while the session named by ``__refresh`` is active; else 401 and both
+    cookies cleared. At most one read and one write."""
+    service = sessions()
+    cors = cookie_post_origin()
+    body_bytes(request_body(app), service.settings.max_body_bytes)  # no body is read; a huge one is 413
+    refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
+    try:
+        refreshed = service.refresh(refresh[0] if refresh else None, fallback_issuer=own_base_url())
+    except SignInLinksError as error:
+        answer = with_headers(error_response(app, error), cors_headers(cors))
+        if error.status == 401:
+            answer.cookies = cleared_cookies(service.settings)
+        return answer
+    return Response(
+        status_code=200,
+        content_type=JSON,
+        body=json.dumps({"object": "token", "jwt": refreshed.token}, separators=(",", ":")),
+        headers={"Cache-Control": "no-store", **cors_headers(cors)},
+        cookies=[session_cookie(refreshed.token, service.settings, refreshed.max_age)],
+    )
+
+
+@app.get("/sign-out")
+def sign_out_page() -> Response[str]:
+    """A page with a button: a GET never signs out (mail scanners and prefetchers follow links)."""
+    redirect = allowed_redirect(app.current_event.get_query_string_value("redirect_url"), redemptions().settings)
+    return pages().sign_out(redirect or "")  # a redirect not allowed is dropped: the page still signs out
+
+
+@app.post("/sign-out")
+@tracer.capture_method
+def sign_out() -> Response[str]:
+    """End the session named by the cookies (``ended``), clear both cookies, then 303 to an allowed
+    ``redirect_url`` or a "Signed out." page (JSON callers: 200 and a small object)."""
+    service = sessions()
+    cors = cookie_post_origin()
+    redirect = parse_sign_out_request(  # a redirect not allowed is refused (422) before anything changes
+        request_body(app), app.current_event.headers.get("content-type"), service.settings
+    )
+    refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
+    ended = service.sign_out(refresh[0] if refresh else None)
+    cookies = cleared_cookies(service.settings)
+    if not wants_html(app):
+        body = {"object": "sign_out", "status": "complete", "session_id": ended.id if ended else None}
+        return Response(
+            status_code=200,
+            content_type=JSON,
+            body=json.dumps(body, separators=(",", ":")),
+            headers={"Cache-Control": "no-store", **cors_headers(cors)},
+            cookies=cookies,
+        )
+    return with_headers(pages().signed_out(cookies, redirect), cors_headers(cors))
+
+
+@cache
+def session_script() -> str:
+    return (TEMPLATES / "session.js").read_text(encoding="utf-8")
+
+
+@app.get("/session.js")
+def session_js() -> Response[str]:
+    """The script an application's pages include from this domain (docs/accepting-links.md)."""
+    return Response(
+        status_code=200,
+        content_type="text/javascript; charset=utf-8",
+        body=session_script(),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 @app.get("/.well-known/jwks.json")

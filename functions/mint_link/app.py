@@ -15,7 +15,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws
 from signin_links.auth import authenticate
 from signin_links.config import get_settings
-from signin_links.http import install_error_handlers, json_response, request_body
+from signin_links.http import (
+    install_error_handlers,
+    json_response,
+    method_not_allowed,
+    no_store,
+    other_methods,
+    request_body,
+)
 from signin_links.keyring import HMAC, Keyring, load_keyring
 from signin_links.observability import logger, metrics, tracer
 from signin_links.service import SignInTokens
@@ -38,7 +45,17 @@ def sign_in_tokens() -> SignInTokens:
     def ticket_keyring() -> Keyring:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
 
-    return SignInTokens(settings, TokenStore(aws.client("dynamodb"), settings.table_name), ticket_keyring)
+    def published_base_url() -> str:
+        if not settings.accept_base_url_parameter:
+            return ""
+        return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
+
+    return SignInTokens(
+        settings,
+        TokenStore(aws.client("dynamodb"), settings.table_name),
+        ticket_keyring,
+        published_base_url=published_base_url,
+    )
 
 
 @cache
@@ -105,6 +122,14 @@ def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
     return json_response(200, sign_in_token_json(record))
 
 
+# Every other method on the two routes (the template's ANY /v1/{proxy+} route brings them here, so
+# that they too answer in the envelope with Cache-Control: no-store): 405 with Allow.
+@app.route("/v1/sign_in_tokens", method=other_methods("POST"))
+@app.route("/v1/sign_in_tokens/<sign_in_token_id>/revoke", method=other_methods("POST"))
+def post_only(sign_in_token_id: str = "") -> Response[str]:
+    return method_not_allowed(app, "POST")
+
+
 # Correlation id: the API request id over HTTP; the batch_id for a batch (EventBridge detail, or the
 # state machine's chunk), the same across redeliveries, chunks and the SignInLinkMinted events.
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
@@ -113,4 +138,4 @@ def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_batch_invocation(event):
         return mint_batch(event, context)
-    return app.resolve(event, context)
+    return no_store(app.resolve(event, context))

@@ -31,6 +31,9 @@ def mailer() -> LinkMailer:
     def ticket_keyring() -> Keyring:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
 
+    def published_base_url() -> str:
+        return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
+
     return LinkMailer(
         settings,
         store=TokenStore(aws.client("dynamodb"), settings.table_name),
@@ -38,6 +41,7 @@ def mailer() -> LinkMailer:
         publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
         templates=EmailTemplates.load(Path(settings.email_template_dir or TEMPLATES)),
         ticket_keyring=ticket_keyring,
+        published_base_url=published_base_url if settings.accept_base_url_parameter else None,
     )
 
 

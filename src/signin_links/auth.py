@@ -32,7 +32,9 @@ def parse_api_keys(raw: str) -> tuple[bytes, ...]:
     elif isinstance(data, dict):
         if isinstance(data.get("secret_key"), str):
             keys.append(data["secret_key"])
-        keys.extend(key for key in data.get("secret_keys") or [] if isinstance(key, str))
+        listed = data.get("secret_keys")
+        if isinstance(listed, list):
+            keys.extend(key for key in listed if isinstance(key, str))
     return tuple(hashlib.sha256(key.encode()).digest() for key in keys if len(key) >= 16)
 
 

@@ -41,6 +41,26 @@ def client_without_retries(service: str) -> Any:
     return session().client(service, config=config)  # type: ignore[call-overload]
 
 
+def fetch_parameter(name: str, max_age: int) -> str:
+    """An SSM parameter's value through Powertools Parameters (cached for ``max_age`` seconds); an
+    unreadable or missing parameter is :func:`~signin_links.errors.unavailable` (503, or a retried
+    batch)."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    from signin_links.errors import unavailable
+    from signin_links.observability import logger
+
+    if "ssm" not in DEFAULT_PROVIDERS:  # our shared client, as for secrets (keyring.fetch_secret)
+        DEFAULT_PROVIDERS["ssm"] = parameters.SSMProvider(boto3_client=client("ssm"))
+    try:
+        value = parameters.get_parameter(name, max_age=max_age)
+    except parameters.exceptions.GetParameterError as exc:
+        logger.warning("parameter read failed", extra={"parameter": name, "error": str(exc)[:300]})
+        raise unavailable("SSM Parameter Store") from None
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints call this)."""
     client.cache_clear()

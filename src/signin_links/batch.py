@@ -18,6 +18,13 @@ How a redelivered or re-run batch stays exactly-once per (batch_id, user_id):
 * When every user is settled the header is marked completed with its summary; a redelivery of a
   completed unit publishes nothing. Powertools Idempotency (same table) keeps two deliveries of
   one unit from running at the same time.
+
+A batch_id names one request for good. The request's fingerprint (its users, read from the
+manifest first when there is one, and its settings) is checked twice: by Powertools' payload
+validation against the idempotency record (within the idempotency window, where the record would
+otherwise replay the first batch's summary for a different request), and against the header
+(after the records expired). Either way a reused batch_id is :class:`BatchRejected`. A unit that
+ends ``incomplete`` leaves no idempotency record, so its redelivery runs and announces the rest.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ MINTED_DETAIL_TYPE = "SignInLinkMinted"
 COMPLETED_DETAIL_TYPE = "SignInLinkBatchCompleted"
 
 MAX_BATCH_ID_LENGTH = 128
+MAX_CHUNK_INDEX = 999_999_999  # a manifest row; results keys give it 9 digits
 MAX_METADATA_BYTES = 4096  # a minted event carries it; ten of them share PutEvents' 256 KB
 STEP_SIZE = 100  # users per step: one BatchGetItem, 4 BatchWriteItem, 10 PutEvents, 1 marker
 MAX_SUMMARY_FAILURES = 100  # the summary event stays far below EventBridge's 256 KB
@@ -79,6 +87,25 @@ class BatchRejected(SignInLinksError):
 class BatchIncomplete(Exception):
     """The invocation ran short of time before every step ran; it fails so that Lambda retries it,
     and the retry carries on where this one stopped."""
+
+
+class _Unfinished(Exception):  # not an error: carries a summary past Powertools
+    """An ``incomplete`` summary, raised through the idempotent function so that Powertools keeps
+    no record of it (a redelivery must run and announce the rest), then returned by ``run``."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__("batch incomplete")
+        self.summary = summary
+
+
+def reused_batch_id() -> BatchRejected:
+    return BatchRejected.of(
+        param_invalid("batch_id", "was already used for a batch with other users or settings; use a new batch_id.")
+    )
+
+
+class _NeverRaised(Exception):
+    """Stands for Powertools' validation error when the minter runs without idempotency."""
 
 
 # --- The contract ---------------------------------------------------------------------------
@@ -134,8 +161,8 @@ def parse_detail(detail: Mapping[str, Any], settings: Settings, *, chunked: bool
         index = detail.get("chunk_index")
         if index is None:
             raise param_missing("chunk_index")
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise param_invalid("chunk_index", "must be a non-negative integer.")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_CHUNK_INDEX:
+            raise param_invalid("chunk_index", f"must be an integer from 0 to {MAX_CHUNK_INDEX}.")
         chunk = index
     if source == "manifest":
         location = parse_manifest_uri(detail["manifest"], settings.manifest_bucket)
@@ -168,9 +195,12 @@ def parse_finalize(event: Mapping[str, Any]) -> FinalizeRequest:
     for chunk in chunks:
         counts = chunk.get("counts") if isinstance(chunk, dict) else None
         if not isinstance(counts, dict) or not all(
-            isinstance(counts.get(name, 0), int) and not isinstance(counts.get(name, 0), bool) for name in COUNT_FIELDS
+            isinstance(counts.get(name, 0), int)
+            and not isinstance(counts.get(name, 0), bool)
+            and counts.get(name, 0) >= 0
+            for name in COUNT_FIELDS
         ):
-            raise param_invalid("chunks", "must hold chunk summaries with integer counts.")
+            raise param_invalid("chunks", "must hold chunk summaries with non-negative integer counts.")
     return FinalizeRequest(batch_id, tuple(chunks))
 
 
@@ -373,11 +403,20 @@ class BatchMinter:
         self.results = results
         self.clock = clock
         self._idempotent: Callable[..., dict[str, Any]] | None = None
+        self._validation_error: type[Exception] = _NeverRaised
         if idempotency is not None:
             from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+            from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
+            self._validation_error = IdempotencyValidationError
             self._idempotency_config = IdempotencyConfig(
-                expires_after_seconds=settings.batch_idempotency_seconds, raise_on_no_idempotency_key=True
+                # The key is the unit (batch, chunk); the fingerprint of the request is validated
+                # against the stored record, so a reused batch_id is never answered with the
+                # summary of another request.
+                event_key_jmespath="[batch_id, chunk]",
+                payload_validation_jmespath="fingerprint",
+                expires_after_seconds=settings.batch_idempotency_seconds,
+                raise_on_no_idempotency_key=True,
             )
             self._idempotent = idempotent_function(
                 self._mint_unit,
@@ -392,20 +431,28 @@ class BatchMinter:
         summary (counts and bounded failures, never a URL)."""
         if isinstance(request, FinalizeRequest):
             return self.finalize(request)
-        deadline = context.get_remaining_time_in_millis if context is not None else None
-        if self._idempotent is None:
-            return self._mint_unit(unit={}, request=request, deadline=deadline)
-        if context is not None:
-            self._idempotency_config.register_lambda_context(context)
-        unit = {"batch_id": request.batch_id, "chunk": request.chunk}
-        return self._idempotent(unit=unit, request=request, deadline=deadline)
-
-    def _mint_unit(self, *, unit: dict[str, Any], request: BatchRequest, deadline: Deadline | None) -> dict[str, Any]:
-        del unit  # the idempotency key only
-        settings = self.settings
-        if not settings.accept_base_url:
-            raise ConfigError("ACCEPT_BASE_URL (template parameter AcceptBaseUrl) must be set to mint batches")
+        # The users first (a manifest is read here): they are part of the fingerprint that the
+        # idempotency record is checked against.
         users = self._users(request)
+        unit = {"batch_id": request.batch_id, "chunk": request.chunk, "fingerprint": fingerprint(request, users)}
+        deadline = context.get_remaining_time_in_millis if context is not None else None
+        try:
+            if self._idempotent is None:
+                return self._mint_unit(unit=unit, request=request, users=users, deadline=deadline)
+            if context is not None:
+                self._idempotency_config.register_lambda_context(context)
+            return self._idempotent(unit=unit, request=request, users=users, deadline=deadline)
+        except _Unfinished as unfinished:
+            return unfinished.summary
+        except self._validation_error:
+            logger.warning("batch_id reused for another request", extra=self._log(request))
+            raise reused_batch_id() from None
+
+    def _mint_unit(
+        self, *, unit: dict[str, Any], request: BatchRequest, users: Sequence[object], deadline: Deadline | None
+    ) -> dict[str, Any]:
+        settings = self.settings
+        base_url = self.tokens.batch_base_url()  # before any write: no URL, no stored token
         keyring = self.tokens.ticket_keyring()  # before any write: no key, no stored token
         now = self.clock()
         now_ms = int(now * 1000)
@@ -415,18 +462,14 @@ class BatchMinter:
             key=header_key(request.batch_id, request.chunk),
             batch_id=request.batch_id,
             chunk=request.chunk,
-            fingerprint=fingerprint(request, users),
+            fingerprint=unit["fingerprint"],
             status=BATCH_RUNNING,
             created_at=now_ms,
         )
         existing = self.store.start_batch(header, ttl)
         if existing is not None:
             if existing.fingerprint and existing.fingerprint != header.fingerprint:
-                raise BatchRejected.of(
-                    param_invalid(
-                        "batch_id", "was already used for a batch with other users or settings; use a new batch_id."
-                    )
-                )
+                raise reused_batch_id()
             if existing.status == BATCH_COMPLETED and existing.summary is not None:
                 logger.info("batch already completed; nothing published again", extra=self._log(request))
                 return {**existing.summary, "redelivery": True}
@@ -436,7 +479,7 @@ class BatchMinter:
         shared = Unit(
             request=request,
             keyring=keyring,
-            base_url=settings.accept_base_url,
+            base_url=base_url,
             now=now,
             # A fresh whole batch cannot have tokens yet; a chunk's users may have been minted by
             # another chunk (a user listed twice in a manifest), so chunks always read first.
@@ -468,6 +511,8 @@ class BatchMinter:
         # completed header must not count the batch's links a second time.
         metrics.add_metric(name="BatchSignInTokensMinted", unit="Count", value=summary["counts"]["minted"])
         metrics.add_metric(name="BatchUsersFailed", unit="Count", value=summary["counts"]["failed"])
+        if summary["status"] != BATCH_COMPLETED:
+            raise _Unfinished(summary)  # no idempotency record: the redelivery announces the rest
         return summary
 
     def _users(self, request: BatchRequest) -> Sequence[object]:

@@ -10,9 +10,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from urllib.parse import urlsplit
+
+from signin_links.redirects import UrlError, parse
 
 THIRTY_DAYS = 30 * 24 * 3600
+MIN_INACTIVITY_SECONDS = 300
+# A new key signs at least this long after every warm function re-read its keyring (the template's
+# KeyActivationMarginSeconds has the same MinValue; rotation.check_timing enforces it too).
+MIN_ACTIVATION_MARGIN_SECONDS = 60
 
 
 class ConfigError(RuntimeError):
@@ -20,10 +25,22 @@ class ConfigError(RuntimeError):
 
 
 def _origin(url: str, var: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{var}: {url!r} is not an http(s) origin")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    """The canonical ASCII origin of ``url`` (see ``redirects.py``): what redirects are compared with."""
+    try:
+        return parse(url).origin
+    except UrlError as exc:
+        raise ConfigError(f"{var}: {url!r} is not an http(s) origin ({exc.reason})") from None
+
+
+def _base_url(url: str, var: str) -> str:
+    """An http(s) URL that links are built on: canonical ASCII, no query or fragment, no final "/"."""
+    try:
+        parts = parse(url)
+    except UrlError as exc:
+        raise ConfigError(f"{var}: {url!r} is not an http(s) URL ({exc.reason})") from None
+    if "?" in parts.rest or "#" in parts.rest or "?" in url or "#" in url:
+        raise ConfigError(f"{var}: {url!r} must not have a query or a fragment")
+    return parts.url.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,7 @@ class Settings:
     session_keyring_secret_id: str = ""
     event_bus_name: str = ""
     accept_base_url: str = ""
+    accept_base_url_parameter: str = ""  # SSM parameter holding the stack's own URL (when accept_base_url is empty)
     allowed_redirect_origins: tuple[str, ...] = ()
     default_redirect_url: str = ""
     default_expires_in_seconds: int = THIRTY_DAYS
@@ -41,7 +59,9 @@ class Settings:
     secrets_max_age_seconds: int = 300
     key_activation_delay_seconds: int = 600
     ticket_leeway_seconds: int = 30
-    session_lifetime_seconds: int = 7 * 24 * 3600
+    session_lifetime_seconds: int = 7 * 24 * 3600  # a session's life (expire_at), from its sign-in
+    session_token_lifetime_seconds: int = 60  # one session JWT (__session), as Clerk's
+    session_inactivity_seconds: int = 0  # abandon_at = last activity + this; 0: off (abandon_at = expire_at)
     session_issuer: str = ""
     session_cookie_domain: str = ""
     accept_auto_submit: bool = True
@@ -66,11 +86,22 @@ class Settings:
         """DynamoDB TTL (housekeeping only) for a token that expires at ``expires_at``."""
         return expires_at + self.token_retention_seconds
 
+    def session_ttl_for(self, expire_at_ms: int) -> int:
+        """DynamoDB TTL (housekeeping only) of a session record: the retention after its end."""
+        return expire_at_ms // 1000 + self.token_retention_seconds
+
+    def redirect_target(self, url: str) -> str | None:
+        """The URL a redirect to ``url`` is checked, signed and sent as (ASCII, see ``redirects.py``)
+        when its origin is allowed, else None; :class:`UrlError` if ``url`` is malformed."""
+        parts = parse(url)
+        return parts.url if parts.origin in self.allowed_redirect_origins else None
+
     def redirect_allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        """Whether ``url`` is a well-formed URL on an allowed origin (never raises)."""
+        try:
+            return self.redirect_target(url) is not None
+        except UrlError:
             return False
-        return f"{parts.scheme}://{parts.netloc.lower()}" in self.allowed_redirect_origins
 
 
 def _int(env: Mapping[str, str], var: str, default: int, *, minimum: int = 0) -> int:
@@ -104,17 +135,31 @@ def _required(env: Mapping[str, str], var: str) -> str:
     return value
 
 
+def _activation_delay(env: Mapping[str, str], secrets_max_age: int) -> int:
+    """The deployed stack gives a margin (KEY_ACTIVATION_MARGIN_SECONDS, >= 60) over the secrets'
+    max age, so a delay too short cannot be configured; KEY_ACTIVATION_DELAY_SECONDS (tests, local
+    runs) gives the delay itself, checked by the rotation."""
+    margin = env.get("KEY_ACTIVATION_MARGIN_SECONDS", "").strip()
+    if margin and env.get("KEY_ACTIVATION_DELAY_SECONDS", "").strip():
+        raise ConfigError("KEY_ACTIVATION_MARGIN_SECONDS and KEY_ACTIVATION_DELAY_SECONDS: set one, not both")
+    if margin:
+        minimum = MIN_ACTIVATION_MARGIN_SECONDS
+        return secrets_max_age + _int(env, "KEY_ACTIVATION_MARGIN_SECONDS", minimum, minimum=minimum)
+    return _int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600)
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from a mapping shaped like ``os.environ``."""
     accept_base_url = env.get("ACCEPT_BASE_URL", "").strip().rstrip("/")
     if accept_base_url:
-        _origin(accept_base_url, "ACCEPT_BASE_URL")
+        accept_base_url = _base_url(accept_base_url, "ACCEPT_BASE_URL")
     origins = tuple(
         _origin(item.strip(), "ALLOWED_REDIRECT_ORIGINS")
         for item in env.get("ALLOWED_REDIRECT_ORIGINS", "").split(",")
         if item.strip()
     )
     max_expires = _int(env, "MAX_EXPIRES_IN_SECONDS", THIRTY_DAYS, minimum=1)
+    secrets_max_age = _int(env, "SECRETS_MAX_AGE_SECONDS", 300, minimum=1)
     settings = Settings(
         table_name=_required(env, "TABLE_NAME"),
         api_keys_secret_id=env.get("API_KEYS_SECRET_ID", "").strip(),
@@ -122,15 +167,18 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         session_keyring_secret_id=env.get("SESSION_KEYRING_SECRET_ID", "").strip(),
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
         accept_base_url=accept_base_url,
+        accept_base_url_parameter=env.get("ACCEPT_BASE_URL_PARAMETER", "").strip(),
         allowed_redirect_origins=origins,
-        default_redirect_url=env.get("DEFAULT_REDIRECT_URL", "").strip(),
+        default_redirect_url=_default_redirect(env, origins),
         # Clerk's default of 30 days, capped by a smaller configured maximum.
         default_expires_in_seconds=_int(env, "DEFAULT_EXPIRES_IN_SECONDS", min(THIRTY_DAYS, max_expires), minimum=1),
         max_expires_in_seconds=max_expires,
-        secrets_max_age_seconds=_int(env, "SECRETS_MAX_AGE_SECONDS", 300, minimum=1),
-        key_activation_delay_seconds=_int(env, "KEY_ACTIVATION_DELAY_SECONDS", 600),
+        secrets_max_age_seconds=secrets_max_age,
+        key_activation_delay_seconds=_activation_delay(env, secrets_max_age),
         ticket_leeway_seconds=_int(env, "TICKET_LEEWAY_SECONDS", 30),
         session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 7 * 24 * 3600, minimum=60),
+        session_token_lifetime_seconds=_int(env, "SESSION_TOKEN_LIFETIME_SECONDS", 60, minimum=5),
+        session_inactivity_seconds=_int(env, "SESSION_INACTIVITY_SECONDS", 0),
         session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
         session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
         accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
@@ -151,9 +199,25 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     )
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
-    if settings.default_redirect_url and not settings.redirect_allowed(settings.default_redirect_url):
-        raise ConfigError("DEFAULT_REDIRECT_URL must be on one of ALLOWED_REDIRECT_ORIGINS")
+    if settings.session_token_lifetime_seconds > settings.session_lifetime_seconds:
+        raise ConfigError("SESSION_TOKEN_LIFETIME_SECONDS must not exceed SESSION_LIFETIME_SECONDS")
+    if 0 < settings.session_inactivity_seconds < MIN_INACTIVITY_SECONDS:
+        # last_active_at is written at most once a minute: a shorter window would abandon sessions in use.
+        raise ConfigError(f"SESSION_INACTIVITY_SECONDS must be 0 (off) or at least {MIN_INACTIVITY_SECONDS}")
     return settings
+
+
+def _default_redirect(env: Mapping[str, str], origins: tuple[str, ...]) -> str:
+    raw = env.get("DEFAULT_REDIRECT_URL", "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = parse(raw)
+    except UrlError as exc:
+        raise ConfigError(f"DEFAULT_REDIRECT_URL: {raw!r} is not an http(s) URL ({exc.reason})") from None
+    if parts.origin not in origins:
+        raise ConfigError("DEFAULT_REDIRECT_URL must be on one of ALLOWED_REDIRECT_ORIGINS")
+    return parts.url
 
 
 @cache

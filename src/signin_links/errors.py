@@ -73,6 +73,37 @@ class ErrorCode(Enum):
         "This link was revoked",
         "The sign-in link was revoked by the application.",
     )
+    # --- Sessions (issue 10) and login CSRF (issue 9 item 7) ---
+    SESSION_CANNOT_BE_REVOKED = (
+        "session_cannot_be_revoked_code",
+        400,
+        "Session cannot be revoked",
+        "Only active sessions can be revoked.",
+    )
+    SESSION_NOT_ACTIVE = (
+        "session_not_active",
+        400,
+        "Session not active",
+        "The session has ended, was revoked, has expired or was abandoned.",
+    )
+    SESSION_REFRESH_INVALID = (
+        "authentication_invalid",
+        401,
+        "Signed out",
+        "The session is not active or the refresh token does not match it; sign in again.",
+    )
+    ORIGIN_INVALID = (
+        "origin_invalid",
+        403,
+        "Request refused",
+        "This request came from another site that is not allowed to make it.",
+    )
+    ANOTHER_USER_SIGNED_IN = (
+        "another_user_signed_in",
+        409,
+        "Another user is signed in",
+        "This browser is signed in as another user; confirm to switch users.",
+    )
     SERVICE_UNAVAILABLE = (
         "service_unavailable",
         503,

@@ -62,6 +62,31 @@ def error_response(app: APIGatewayHttpResolver, error: SignInLinksError) -> Resp
     return json_response(error.status, error_envelope(error, trace_id(app)), headers)
 
 
+# The methods API Gateway HTTP APIs route (besides each route's own): what a /v1 fallback route brings.
+ROUTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def other_methods(*allowed: str) -> list[str]:
+    """Every routed method but ``allowed``, for the route that answers them 405."""
+    return [method for method in ROUTED_METHODS if method not in allowed]
+
+
+def method_not_allowed(app: APIGatewayHttpResolver, *allowed: str) -> Response[str]:
+    """405 ``method_not_allowed`` in the envelope, with ``Allow`` naming the route's methods."""
+    response = error_response(app, SignInLinksError(ErrorCode.METHOD_NOT_ALLOWED))
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def no_store(response: dict[str, Any]) -> dict[str, Any]:
+    """A resolved response with ``Cache-Control: no-store`` unless it set its own (every /v1 answer:
+    the mint answer carries a live token, and no error is worth caching)."""
+    headers = response.setdefault("headers", {})
+    if not any(name.lower() == "cache-control" for name in headers):
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
 def wants_html(app: APIGatewayHttpResolver) -> bool:
     accept = (app.current_event.headers or {}).get("accept", "")
     return "text/html" in accept and JSON not in accept

@@ -11,6 +11,7 @@ _BODY = re.compile(r"^[0-9A-Za-z]{16,40}$")
 
 SIGN_IN_TOKEN = "sit"
 SESSION = "sess"
+CLIENT = "client"
 
 
 def _base62(data: bytes) -> str:

@@ -162,7 +162,10 @@ def read_keys(raw: str, expected_kind: str | None = None) -> tuple[str, tuple[Ke
     if kind not in (HMAC, RSA) or (expected_kind and kind != expected_kind):
         raise KeyringFormatError(f"keyring kind {kind!r} is not {expected_kind or 'hmac/rsa'}")
     keys: list[Key] = []
-    for item in data.get("keys") or []:
+    items = data.get("keys") or []
+    if not isinstance(items, list):
+        raise KeyringFormatError("keyring keys is not a list")
+    for item in items:
         try:
             kid = str(item["kid"])
             created_at = int(item.get("created_at", 0))
@@ -175,7 +178,7 @@ def read_keys(raw: str, expected_kind: str | None = None) -> tuple[str, tuple[Ke
             else:
                 pem = str(item["private_key_pem"])
                 keys.append(Key(kid=kid, created_at=created_at, activates_at=activates_at, private_key_pem=pem))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(1e400)
             if isinstance(exc, KeyringFormatError):
                 raise
             raise KeyringFormatError(f"malformed key entry: {type(exc).__name__}") from None

@@ -350,6 +350,7 @@ class LinkMailer:
         publisher: EventPublisher,
         templates: EmailTemplates,
         ticket_keyring: Callable[[], Keyring],
+        published_base_url: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -359,14 +360,18 @@ class LinkMailer:
             sender = recipient({"email": settings.email_sender})
         except PermanentFailure:
             raise ConfigError(f"EMAIL_SENDER: {settings.email_sender!r} is not an email address") from None
-        if not settings.accept_base_url:
-            raise ConfigError("ACCEPT_BASE_URL (template parameter AcceptBaseUrl) must be set to send link emails")
+        if not settings.accept_base_url and published_base_url is None:
+            raise ConfigError(
+                "no accept base URL to check links against: set ACCEPT_BASE_URL (template parameter AcceptBaseUrl) "
+                "or ACCEPT_BASE_URL_PARAMETER (the stack's AcceptBaseUrlParameter)"
+            )
         self.settings = settings
         self.store = store
         self.ses = ses
         self.publisher = publisher
         self.templates = templates
         self.ticket_keyring = ticket_keyring
+        self.published_base_url = published_base_url
         self.clock = clock
         self.sleep = sleep
         name = clean(settings.email_sender_name).replace("\n", " ").strip()
@@ -376,7 +381,7 @@ class LinkMailer:
         """Send the email of one ``SignInLinkMinted`` event, at most once per token. Raises
         ``service_unavailable`` only when nothing was sent and a retry may succeed."""
         try:
-            link = self._verified(parse_minted(event, self.settings.accept_base_url))
+            link = self._verified(parse_minted(event, self.base_url()))
         except IgnoredEvent as exc:
             logger.warning("event ignored: not a link this stack minted", extra={"reason": str(exc)})
             metrics.add_metric(name="LinkEmailEventsIgnored", unit="Count", value=1)
@@ -392,6 +397,16 @@ class LinkMailer:
         if held is not None:
             return self._held(link, held, request_id)
         return self._send(link, address, email, request_id, remaining_ms)
+
+    def base_url(self) -> str:
+        """Where this stack's links point: the configured URL, else the one the stack publishes (as
+        mint_link reads it). ``service_unavailable`` if that cannot be read (Lambda retries)."""
+        url = self.settings.accept_base_url
+        if not url and self.published_base_url is not None:
+            url = self.published_base_url().rstrip("/")
+        if not url:
+            raise ConfigError("the stack publishes no accept base URL (ACCEPT_BASE_URL_PARAMETER is empty)")
+        return url
 
     # -- the steps --------------------------------------------------------------------------------
 

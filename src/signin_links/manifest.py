@@ -107,7 +107,9 @@ def parse_csv(text: str) -> list[dict[str, Any]]:
 
 def parse_jsonl(text: str) -> list[dict[str, Any]]:
     users: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" (JSON Lines), not at every boundary str.splitlines() knows: U+2028, U+2029
+    # and U+0085 may stand raw inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

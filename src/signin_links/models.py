@@ -36,3 +36,47 @@ class SignInToken:
     record: SignInTokenRecord
     token: str = field(default="", repr=False)
     url: str = field(default="", repr=False)
+
+
+# --- Sessions (issue 10) ---------------------------------------------------------------------------
+
+
+class SessionStatus(StrEnum):
+    """Clerk's session statuses this service uses. ``expired`` and ``abandoned`` follow from time:
+    an ``active`` record past ``expire_at`` / ``abandon_at`` *is* expired / abandoned (see
+    :meth:`SessionRecord.status_at`), whether or not a write has recorded it yet."""
+
+    ACTIVE = "active"
+    ENDED = "ended"  # the user signed out
+    REVOKED = "revoked"  # the application revoked it (POST /v1/sessions/{id}/revoke)
+    EXPIRED = "expired"  # past expire_at (SessionLifetimeSeconds after sign-in)
+    ABANDONED = "abandoned"  # past abandon_at (SessionInactivitySeconds without a refresh)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """What the table holds for one session: never a session token, only a hash of its refresh token."""
+
+    id: str  # sess_...
+    user_id: str
+    client_id: str  # client_...: one per sign-in (the browser that redeemed the link)
+    status: SessionStatus  # as stored; see status_at
+    created_at: int  # Unix ms
+    updated_at: int  # Unix ms
+    last_active_at: int  # Unix ms
+    expire_at: int  # Unix ms
+    abandon_at: int  # Unix ms (= expire_at when SessionInactivitySeconds is off)
+    sign_in_token_id: str
+    refresh_hash: str = field(repr=False)  # SHA-256 (hex) of the refresh token's secret
+    org_id: str | None = None
+    authorized_party: str | None = None  # the azp claim of its tokens (the link's redirect origin)
+
+    def status_at(self, now_ms: int) -> SessionStatus:
+        """The status at ``now_ms``: an active record past its expiry or abandonment is no longer active."""
+        if self.status is not SessionStatus.ACTIVE:
+            return self.status
+        if now_ms >= self.expire_at:
+            return SessionStatus.EXPIRED
+        if now_ms >= self.abandon_at:
+            return SessionStatus.ABANDONED
+        return SessionStatus.ACTIVE

@@ -65,7 +65,8 @@ class Pages:
 
         self._layout = Template(read("page.html"))
         self._fragments = {
-            name: Template(read(f"{name}.html")) for name in ("accept", "error", "signed_in", "redirect")
+            name: Template(read(f"{name}.html"))
+            for name in ("accept", "error", "signed_in", "redirect", "confirm", "sign_out", "signed_out")
         }
         script = read("accept.js")
         style = read("accept.css")
@@ -161,5 +162,25 @@ class Pages:
         return self._page(200, self._render("Signed in", "signed_in", user_id=user_id), cookies)
 
     def redirect(self, location: str, cookies: list[Cookie]) -> Response[str]:
-        body = self._render("Signed in", "redirect", location=location)
+        body = self._render("Signed in", "redirect", location=location, heading="Signed in")
         return self._page(303, body, cookies, {"Location": location})
+
+    # --- Sessions: the "another user is signed in" page, sign-out (issue 9 item 7, issue 10) -----
+
+    def confirm_switch(self, signed_in_user_id: str, link_user_id: str, token: str) -> Response[str]:
+        """409: who is signed in here, who the link is for, and a button that posts the token again
+        with ``confirm=switch_user``. No script: this form must never submit itself."""
+        body = self._render(
+            "Switch accounts?", "confirm", signed_in_user=signed_in_user_id, link_user=link_user_id, token=token
+        )
+        return self._page(409, body)
+
+    def sign_out(self, redirect_url: str) -> Response[str]:
+        """The GET page: a button that POSTs /sign-out (a GET never signs out)."""
+        return self._page(200, self._render("Sign out", "sign_out", redirect_url=redirect_url))
+
+    def signed_out(self, cookies: list[Cookie], redirect_url: str | None) -> Response[str]:
+        if redirect_url:
+            body = self._render("Signed out", "redirect", location=redirect_url, heading="Signed out")
+            return self._page(303, body, cookies, {"Location": redirect_url})
+        return self._page(200, self._render("Signed out", "signed_out"), cookies)

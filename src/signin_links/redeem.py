@@ -6,14 +6,24 @@ the browser sent one) and gets back an :class:`Accepted` or a :class:`SignInLink
 Order of work, so that a failure never leaves a consumed token without a session:
 
 1. verify the token (HS256, key by ``kid``, expiry with a small leeway) -> invalid / expired;
-2. re-check the redirect carried inside the token against today's allow-list;
+2. re-check the redirect carried inside the token against today's allow-list, in the ASCII form
+   the answer will carry (``redirects.py``): a token whose redirect cannot be sent (malformed, or
+   off the list) is refused here, untouched (a token minted before redirects were normalised may
+   carry raw non-ASCII text, which is normalised the same way mint now does);
 3. load (and parse) the session signing key;
-4. ``TokenStore.redeem``: pending and unexpired -> accepted, recording the new session id;
-   on failure the item as it stands tells already used / revoked / expired apart;
-5. sign the session JWT.
+4. when the browser holds a session of another user (its ``__session`` cookie, signed by us) and the
+   request does not confirm the switch: :class:`AnotherUserSignedIn`, nothing written (login CSRF);
+5. ``TokenStore.redeem``: ONE ``TransactWriteItems`` (pending and unexpired -> accepted, recording
+   the new session id, and the session's record with the hash of its refresh token); on failure the
+   token item as it stood tells already used / revoked / expired apart, and nothing is written;
+6. sign the session JWT (``SessionTokenLifetimeSeconds``) and hand back the refresh token.
+
+The user (and org) of the session come from the ticket's signed ``uid``/``oid`` claims, so step 5
+needs no read first; a token minted before those claims existed costs one ``GetItem`` more.
 
 A token already accepted is answered with success again when the request carries the very session
-that token created (a reload or an in-app browser re-posting the form); otherwise it is "already used".
+that token created and that session is still active (a reload or an in-app browser re-posting the
+form: one read of the session on that rare path); otherwise it is "already used".
 Each outcome is counted (metrics) and published as an audit event; an audit failure never fails a
 sign-in.
 """
@@ -23,9 +33,9 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -34,9 +44,11 @@ from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_missing
 from signin_links.events import EventPublisher
 from signin_links.keyring import Keyring
-from signin_links.models import SignInTokenRecord, TokenStatus
+from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
-from signin_links.sessions import Session, issue_session, verify_session
+from signin_links.redirects import UrlError, origin_of
+from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
+from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
 from signin_links.wire import body_bytes, json_object
@@ -77,11 +89,30 @@ class Rejected(SignInLinksError):
         self.user_id = user_id
 
 
+CONFIRM_FIELD = "confirm"
+CONFIRM_SWITCH_USER = "switch_user"
+
+
+class AnotherUserSignedIn(SignInLinksError):
+    """The browser holds a session of another user and the request did not confirm the switch."""
+
+    def __init__(self, *, signed_in_user_id: str, link_user_id: str, token: str) -> None:
+        super().__init__(ErrorCode.ANOTHER_USER_SIGNED_IN)
+        self.signed_in_user_id = signed_in_user_id
+        self.link_user_id = link_user_id
+        self.token = token
+
+    def __repr__(self) -> str:  # never print the token
+        return "AnotherUserSignedIn(<redacted>)"
+
+
 @dataclass(frozen=True)
 class AcceptRequest:
     token: str
     # Every ``__session`` value the browser sent (two can arrive, set for different domains).
     session_cookies: tuple[str, ...] = field(default=(), repr=False)
+    # The person confirmed signing in as the link's user although another user is signed in here.
+    confirm_switch: bool = False
 
     def __repr__(self) -> str:  # never print the token
         return "AcceptRequest(<redacted>)"
@@ -98,6 +129,14 @@ class Accepted:
     redirect_url: str | None
     org_id: str | None = None
     retried: bool = False
+    refresh_token: str = field(default="", repr=False)  # empty on a retry: the browser holds its own
+    session_max_age: int = 0  # seconds left of the session (the cookies' Max-Age)
+
+
+def clean_token(value: str) -> str:
+    """A token as it arrived, without the whitespace that mail clients and copy-paste add around
+    it (the page's query string and the POST body are read alike)."""
+    return value.strip()
 
 
 def parse_accept_request(
@@ -110,9 +149,11 @@ def parse_accept_request(
     raw = body_bytes(body, max_bytes)
     media_type = (content_type or FORM).split(";", 1)[0].strip().lower()
     token: object = None
+    confirm: object = None
     if media_type == JSON or media_type.endswith("+json"):
         if raw.strip():
-            token = json_object(raw).get("token")
+            data = json_object(raw)
+            token, confirm = data.get("token"), data.get(CONFIRM_FIELD)
     elif media_type in (FORM, ""):
         try:
             fields = parse_qs(raw.decode("utf-8"), max_num_fields=8, strict_parsing=False)
@@ -120,15 +161,19 @@ def parse_accept_request(
             raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
         values = fields.get("token") or []
         token = values[0] if len(values) == 1 else None
+        confirms = fields.get(CONFIRM_FIELD) or []
+        confirm = confirms[0] if len(confirms) == 1 else None
     else:
         raise SignInLinksError(
             ErrorCode.REQUEST_BODY_INVALID, 'Send the token as a form (token=...) or as JSON ({"token": ...}).'
         )
+    if isinstance(token, str):
+        token = clean_token(token)
     if token is None or token == "":
         raise param_missing("token")
     if not isinstance(token, str):
         raise Rejected(ErrorCode.TICKET_INVALID)
-    return AcceptRequest(token=token.strip(), session_cookies=session_cookies)
+    return AcceptRequest(token=token, session_cookies=session_cookies, confirm_switch=confirm == CONFIRM_SWITCH_USER)
 
 
 def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple[str, ...]:
@@ -141,11 +186,6 @@ def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple
         if sep and key == name and value.strip()
     ]
     return tuple(found[:limit])
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 class AuditTrail:
@@ -221,10 +261,11 @@ class Redemptions:
         self.clock = clock
 
     def check(self, token: str) -> Ticket:
-        """Signature, expiry and redirect of a token, without touching its state (the GET page)."""
+        """Signature, expiry and redirect of a token, without touching its state (the GET page).
+
+        The ticket returned carries its redirect as the ASCII URL the answer will send."""
         ticket = self._verify(token)
-        self._check_redirect(ticket)
-        return ticket
+        return replace(ticket, redirect_url=self._check_redirect(ticket))
 
     def accept(self, request: AcceptRequest, *, fallback_issuer: str) -> Accepted:
         """Redeem the token once and issue a session; every outcome is counted and audited."""
@@ -256,10 +297,13 @@ class Redemptions:
         """How long a verifier may cache the JWKS.
 
         A new session key is published (in the secret) ``key_activation_delay`` before it signs; a
-        function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window
-        means every verifier knows a key before the first session signed with it (at most 1 hour).
+        function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window,
+        less the margin rotation keeps (``ACTIVATION_MARGIN_SECONDS``, for clock skew and slow
+        re-reads), means every verifier knows a key before the first session signed with it (at most
+        1 hour; 0 when the delay leaves no room, which rotation refuses anyway).
         """
-        window = self.settings.key_activation_delay_seconds - self.settings.secrets_max_age_seconds
+        settings = self.settings
+        window = settings.key_activation_delay_seconds - settings.secrets_max_age_seconds - ACTIVATION_MARGIN_SECONDS
         return max(0, min(3600, window))
 
     def issuer(self, fallback: str) -> str:
@@ -277,14 +321,21 @@ class Redemptions:
                 raise Rejected(error.code) from None
             raise
 
-    def _check_redirect(self, ticket: Ticket) -> None:
-        if ticket.redirect_url and not self.settings.redirect_allowed(ticket.redirect_url):
+    def _check_redirect(self, ticket: Ticket) -> str | None:
+        if not ticket.redirect_url:
+            return None
+        try:
+            target = self.settings.redirect_target(ticket.redirect_url)
+        except UrlError:
+            target = None
+        if target is None:
             raise Rejected(
                 ErrorCode.TICKET_INVALID,
                 "This link leads to a destination that is no longer allowed.",
                 reason=REDIRECT_NOT_ALLOWED,
                 sign_in_token_id=ticket.sid,
             )
+        return target
 
     def _accept(self, request: AcceptRequest, fallback_issuer: str) -> Accepted:
         ticket = self.check(request.token)
@@ -292,57 +343,100 @@ class Redemptions:
         now = self.clock()
         signing_key = keyring.current(now)
         _ = signing_key.private_key  # parse the PEM now: a malformed key must fail before the write
-        session_id = ids.new_id(ids.SESSION)
+        user_id, org_id = ticket.user_id, ticket.org_id
+        if user_id is None:  # minted before tickets carried uid: read the token once
+            current = self.store.get(ticket.sid)
+            if current is None:
+                raise Rejected(ErrorCode.TICKET_INVALID, sign_in_token_id=ticket.sid)
+            user_id, org_id = current.user_id, current.org_id
+        if not request.confirm_switch:
+            self._refuse_silent_switch(request, user_id, keyring, now)
+        settings = self.settings
+        now_ms = int(now * 1000)
+        expire_at = now_ms + settings.session_lifetime_seconds * 1000
+        inactivity_ms = settings.session_inactivity_seconds * 1000
+        refresh = new_refresh_token(ids.new_id(ids.SESSION))
+        authorized_party = origin_of(ticket.redirect_url) if ticket.redirect_url else None
+        session = SessionRecord(
+            id=refresh.session_id,
+            user_id=user_id,
+            client_id=ids.new_id(ids.CLIENT),
+            status=SessionStatus.ACTIVE,
+            created_at=now_ms,
+            updated_at=now_ms,
+            last_active_at=now_ms,
+            expire_at=expire_at,
+            abandon_at=min(expire_at, now_ms + inactivity_ms) if inactivity_ms else expire_at,
+            sign_in_token_id=ticket.sid,
+            refresh_hash=refresh_hash(refresh.secret),
+            org_id=org_id,
+            authorized_party=authorized_party,
+        )
         try:
-            record = self.store.redeem(ticket.sid, session_id, int(now), int(now * 1000))
+            self.store.redeem(ticket.sid, session, int(now), settings.session_ttl_for(expire_at))
         except RedeemRejected as rejected:
-            return self._rejected(ticket, rejected.current, request.session_cookies, keyring, now)
-        issued_at = int(now)
+            return self._rejected(
+                ticket,
+                rejected.current,
+                user_id=user_id,
+                session_cookies=request.session_cookies,
+                keyring=keyring,
+                now=now,
+                issuer=self.issuer(fallback_issuer),
+            )
         token = issue_session(
             signing_key,
-            session_id=session_id,
-            user_id=record.user_id,
-            issued_at=issued_at,
-            lifetime=self.settings.session_lifetime_seconds,
+            session_id=session.id,
+            user_id=user_id,
+            issued_at=int(now),
+            lifetime=settings.session_token_lifetime_seconds,
             issuer=self.issuer(fallback_issuer),
-            org_id=record.org_id,
-            authorized_party=origin_of(ticket.redirect_url) if ticket.redirect_url else None,
+            org_id=org_id,
+            authorized_party=authorized_party,
         )
         return Accepted(
-            sign_in_token_id=record.id,
-            user_id=record.user_id,
-            session_id=session_id,
+            sign_in_token_id=ticket.sid,
+            user_id=user_id,
+            session_id=session.id,
             session_token=token,
             redirect_url=ticket.redirect_url,
-            org_id=record.org_id,
+            org_id=org_id,
+            refresh_token=refresh.value,
+            session_max_age=settings.session_lifetime_seconds,
         )
+
+    def _refuse_silent_switch(self, request: AcceptRequest, user_id: str, keyring: Keyring, now: float) -> None:
+        """Login CSRF: a link of user B must not silently replace the session of user A in this browser.
+
+        "Holds a session" means a ``__session`` cookie signed by us, issued within the session lifetime
+        (its 60-second token may have expired while the session lives on). No table read: a session
+        revoked meanwhile still asks for the confirmation, which is harmless.
+        """
+        for cookie in request.session_cookies:
+            held = verify_session(cookie, keyring, now=now, expired_for=self.settings.session_lifetime_seconds)
+            if held is not None and held.user_id != user_id:
+                raise AnotherUserSignedIn(signed_in_user_id=held.user_id, link_user_id=user_id, token=request.token)
 
     def _rejected(
         self,
         ticket: Ticket,
         current: SignInTokenRecord | None,
+        *,
+        user_id: str,
         session_cookies: tuple[str, ...],
         keyring: Keyring,
         now: float,
+        issuer: str,
     ) -> Accepted:
         """Tell the failed write's cause from the item as it stood; a same-browser retry succeeds."""
-        if current is None:
+        if current is None or current.user_id != user_id:
             # Signed by us, but no such token in the table (deleted after expiry, or another stack's).
             raise Rejected(ErrorCode.TICKET_INVALID, sign_in_token_id=ticket.sid)
         if current.status is TokenStatus.ACCEPTED:
             for cookie in session_cookies:
-                session = self._same_browser(current, cookie, keyring, now)
-                if session is None:
-                    continue
-                return Accepted(
-                    sign_in_token_id=current.id,
-                    user_id=current.user_id,
-                    session_id=session.session_id,
-                    session_token=cookie,
-                    redirect_url=ticket.redirect_url,
-                    org_id=current.org_id,
-                    retried=True,
-                )
+                retried = self._same_browser(ticket, current, cookie, keyring=keyring, now=now, issuer=issuer)
+                if retried is not None:
+                    return retried
             code = ErrorCode.SIGN_IN_TOKEN_ALREADY_USED
         elif current.status is TokenStatus.REVOKED:
             code = ErrorCode.SIGN_IN_TOKEN_REVOKED
@@ -351,13 +445,44 @@ class Redemptions:
         raise Rejected(code, sign_in_token_id=current.id, user_id=current.user_id)
 
     def _same_browser(
-        self, current: SignInTokenRecord, session_cookie: str | None, keyring: Keyring, now: float
-    ) -> Session | None:
+        self,
+        ticket: Ticket,
+        current: SignInTokenRecord,
+        session_cookie: str | None,
+        *,
+        keyring: Keyring,
+        now: float,
+        issuer: str,
+    ) -> Accepted | None:
+        """The retry of a used link by the browser that used it, while the session it created is active."""
         if not session_cookie or not current.session_id:
             return None
-        session = verify_session(session_cookie, keyring, now=now)
-        if session is None or session.user_id != current.user_id:
+        held = verify_session(session_cookie, keyring, now=now, expired_for=self.settings.session_lifetime_seconds)
+        if held is None or held.user_id != current.user_id:
             return None
-        if not hmac.compare_digest(session.session_id.encode(), current.session_id.encode()):
+        if not hmac.compare_digest(held.session_id.encode(), current.session_id.encode()):
             return None
-        return session
+        now_ms = int(now * 1000)
+        session = self.store.get_session(held.session_id)  # the rare path: one read
+        if session is None or session.status_at(now_ms) is not SessionStatus.ACTIVE:
+            return None
+        token = issue_session(
+            keyring.current(now),
+            session_id=session.id,
+            user_id=session.user_id,
+            issued_at=int(now),
+            lifetime=self.settings.session_token_lifetime_seconds,
+            issuer=issuer,
+            org_id=session.org_id,
+            authorized_party=session.authorized_party,
+        )
+        return Accepted(
+            sign_in_token_id=current.id,
+            user_id=current.user_id,
+            session_id=session.id,
+            session_token=token,
+            redirect_url=ticket.redirect_url,
+            org_id=current.org_id,
+            retried=True,
+            session_max_age=max(0, (session.expire_at - now_ms) // 1000),
+        )

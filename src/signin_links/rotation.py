@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 import jwt
 
-from signin_links.config import Settings
+from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS, Settings
 from signin_links.errors import SignInLinksError
 from signin_links.keyring import HMAC, RSA, Key, Keyring, generate_key
 from signin_links.tickets import sign_ticket, verify_ticket
 
 #: Extra time on top of the secrets cache ``max_age`` before a new key may sign.
-ACTIVATION_MARGIN_SECONDS = 60
+ACTIVATION_MARGIN_SECONDS = MIN_ACTIVATION_MARGIN_SECONDS
 HMAC_MIN_BYTES = 32
 RSA_BITS = 2048
 RSA_EXPONENT = 65537
@@ -67,7 +67,8 @@ def check_timing(settings: Settings) -> None:
     if settings.key_activation_delay_seconds < needed:
         raise RotationError(
             f"KEY_ACTIVATION_DELAY_SECONDS ({settings.key_activation_delay_seconds}) must be at least "
-            f"SECRETS_MAX_AGE_SECONDS + {ACTIVATION_MARGIN_SECONDS} ({needed})"
+            f"SECRETS_MAX_AGE_SECONDS + {ACTIVATION_MARGIN_SECONDS} ({needed}); a deployed stack sets "
+            f"KEY_ACTIVATION_MARGIN_SECONDS instead, which cannot be below {ACTIVATION_MARGIN_SECONDS}"
         )
 
 

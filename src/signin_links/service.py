@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from signin_links import ids
-from signin_links.config import Settings
+from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
 from signin_links.keyring import Keyring
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
+from signin_links.redirects import UrlError
 from signin_links.store import TokenStore
 from signin_links.tickets import sign_ticket
 
@@ -66,14 +67,24 @@ def check_mint_request(request: MintRequest, settings: Settings) -> MintRequest:
         redirect = settings.default_redirect_url or None
     elif not isinstance(redirect, str):
         raise param_invalid("redirect_url", "must be a string.")
-    elif (
-        len(redirect) > MAX_URL_LENGTH
-        or not redirect.isprintable()
-        or " " in redirect
-        or not settings.redirect_allowed(redirect)
-    ):
-        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
+    else:
+        redirect = check_redirect_url(redirect, settings)
     return replace(request, expires_in_seconds=expires, redirect_url=redirect)
+
+
+def check_redirect_url(url: str, settings: Settings) -> str:
+    """The ASCII URL a redirect is signed and sent as (``redirects.py``), on an allowed origin."""
+    if len(url) > MAX_URL_LENGTH:
+        raise param_invalid("redirect_url", f"must be at most {MAX_URL_LENGTH} characters.")
+    try:
+        target = settings.redirect_target(url)
+    except UrlError as exc:
+        raise param_invalid("redirect_url", f"is not a valid http(s) URL: {exc.reason}.") from None
+    if target is None:
+        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
+    if len(target) > MAX_URL_LENGTH:
+        raise param_invalid("redirect_url", f"must be at most {MAX_URL_LENGTH} characters once percent-encoded.")
+    return target
 
 
 def accept_url(base_url: str, token: str) -> str:
@@ -89,11 +100,15 @@ class SignInTokens:
         store: TokenStore,
         ticket_keyring: Callable[[], Keyring],
         clock: Clock = time.time,
+        published_base_url: Callable[[], str] = lambda: "",
     ) -> None:
         self.settings = settings
         self.store = store
         self.ticket_keyring = ticket_keyring
         self.clock = clock
+        # The stack's own URL, published by the template after the API exists (an SSM parameter):
+        # what links point at when no AcceptBaseUrl is configured, for batches from the first deploy.
+        self.published_base_url = published_base_url
 
     def new_record(
         self, request: MintRequest, *, token_id: str, now: float, batch_id: str | None = None
@@ -123,11 +138,32 @@ class SignInTokens:
             issued_at=issued_at,
             expires_in_seconds=record.expires_in_seconds,
             redirect_url=record.redirect_url,
+            user_id=record.user_id,
+            org_id=record.org_id,
         )
         return SignInToken(record=record, token=token, url=accept_url(base_url, token))
 
     def base_url(self, fallback: str) -> str:
-        return self.settings.accept_base_url or fallback
+        """Where an HTTP-minted link points: the configured URL, else the stack's published one
+        (which knows a CloudFront distribution in front of the API), else the request's own host."""
+        if self.settings.accept_base_url:
+            return self.settings.accept_base_url
+        try:
+            published = self.published_base_url()
+        except SignInLinksError:
+            published = ""  # logged where it failed; the request's host still makes a working link
+        return published.rstrip("/") or fallback
+
+    def batch_base_url(self) -> str:
+        """Where a batch-minted link points (no request to take a host from); raises
+        ``SignInLinksError`` (unavailable: the batch is retried) if the published URL is unreadable."""
+        url = self.settings.accept_base_url or self.published_base_url().rstrip("/")
+        if not url:
+            raise ConfigError(
+                "no accept base URL for batches: set ACCEPT_BASE_URL (template parameter AcceptBaseUrl) or "
+                "ACCEPT_BASE_URL_PARAMETER (the stack's AcceptBaseUrlParameter)"
+            )
+        return url
 
     def create(self, request: MintRequest, *, fallback_base_url: str) -> SignInToken:
         request = check_mint_request(request, self.settings)

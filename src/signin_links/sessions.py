@@ -12,6 +12,11 @@ Clerk's Python SDK rejects an unexpected audience. Header: ``alg: RS256``, ``typ
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 
 import jwt
@@ -20,6 +25,8 @@ from signin_links import ids
 from signin_links.keyring import Key, Keyring
 
 COOKIE_NAME = "__session"
+REFRESH_COOKIE_NAME = "__refresh"
+REFRESH_SECRET_BYTES = 32  # 256 bits
 ALGORITHM = "RS256"
 NOT_BEFORE_SKEW = 10
 MAX_SESSION_TOKEN_LENGTH = 8192
@@ -95,11 +102,16 @@ def _decode(token: str, keyring: Keyring, leeway: int) -> dict[str, object] | No
     return claims
 
 
-def verify_session(token: str, keyring: Keyring, *, now: float, leeway: int = 0) -> Session | None:
+def verify_session(
+    token: str, keyring: Keyring, *, now: float, leeway: int = 0, expired_for: int | None = None
+) -> Session | None:
     """The session a ``__session`` value stands for, or None if it is not one of ours and live.
 
     RS256 only, key chosen by ``kid`` among the session keyring's keys; ``exp`` and ``nbf`` are checked
-    against ``now``. Never raises on bad input: a cookie is a hint, not a request.
+    against ``now``. ``expired_for`` accepts a token whose ``exp`` passed at most that many seconds ago
+    (a short-lived token still names its session and user: refresh, the same-browser retry and the
+    "another user is signed in" check use it; none of them trusts the session to be active without
+    the table). Never raises on bad input: a cookie is a hint, not a request.
     """
     if not token or len(token) > MAX_SESSION_TOKEN_LENGTH or not token.isascii():
         return None  # a JWT is ASCII; PyJWT would raise UnicodeEncodeError on a lone surrogate
@@ -116,10 +128,63 @@ def verify_session(token: str, keyring: Keyring, *, now: float, leeway: int = 0)
         or not isinstance(exp, int)
         or claims.get("sts") != "active"
         or not isinstance(nbf, int)
-        or exp + leeway < now
+        or exp + leeway + (expired_for or 0) < now
         or nbf - leeway > now
     ):
         return None
     org = claims.get("o")
     org_id = org.get("id") if isinstance(org, dict) and isinstance(org.get("id"), str) else None
     return Session(session_id=sid, user_id=sub, issued_at=iat, expires_at=exp, org_id=org_id)
+
+
+# --- Refresh tokens (``__refresh``) -----------------------------------------------------------------
+# The cookie value is ``<session id>.<secret>``: the session is found by its key (one GetItem, never
+# a scan), and the secret (256 random bits, base64url) is checked against the SHA-256 the session
+# item holds, in constant time. The table never holds the secret itself.
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    session_id: str
+    secret: str
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"RefreshToken(session_id={self.session_id!r}, secret=<redacted>)"
+
+    @property
+    def value(self) -> str:
+        return f"{self.session_id}.{self.secret}"
+
+
+def refresh_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def new_refresh_token(session_id: str) -> RefreshToken:
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(REFRESH_SECRET_BYTES)).rstrip(b"=").decode("ascii")
+    return RefreshToken(session_id=session_id, secret=secret)
+
+
+MAX_REFRESH_TOKEN_LENGTH = 128
+_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def parse_refresh_token(value: object) -> RefreshToken | None:
+    """The session id and secret of a ``__refresh`` value, or None for anything else (never raises)."""
+    if not isinstance(value, str) or len(value) > MAX_REFRESH_TOKEN_LENGTH or not value.isascii():
+        return None
+    session_id, sep, secret = value.strip().partition(".")
+    if not sep or not ids.is_id(session_id, ids.SESSION) or not secret or not set(secret) <= _SECRET_CHARS:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != REFRESH_SECRET_BYTES:
+        return None
+    return RefreshToken(session_id=session_id, secret=secret)
+
+
+def refresh_matches(token: RefreshToken, stored_hash: str) -> bool:
+    """Constant-time comparison of the presented secret's hash with the stored one."""
+    return hmac.compare_digest(refresh_hash(token.secret).encode("ascii"), stored_hash.encode("ascii", "replace"))

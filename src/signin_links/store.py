@@ -7,6 +7,13 @@ Item shape (table key ``pk``)::
     expires_at (Unix s), eis (expires_in_seconds), ttl (Unix s, DynamoDB TTL housekeeping),
     redirect_url?, org_id?, batch_id?, session_id?, accepted_at? (Unix ms)
 
+    pk = "sess_..."       id of a session (written with its token's acceptance, in one transaction)
+    kind = "session", user_id, session_user_id (= user_id: key of the sparse SessionsByUser index),
+    client_id ("client_...": key of the sparse SessionsByClient index), status ("active" | "ended" |
+    "revoked" | "expired" | "abandoned"), created_at, updated_at, last_active_at, expire_at,
+    abandon_at (Unix ms), sign_in_token_id, refresh_hash (SHA-256 hex of the refresh secret),
+    ttl (Unix s), org_id?, azp?
+
     pk = "email#sit_..."  the email of that token (delivery by email; see the email section below)
     status ("sending" | "sent" | "failed" | "unknown"), request_id, claimed_at, updated_at (Unix ms),
     announced (bool), ttl, message_id?, reason?
@@ -28,13 +35,14 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from signin_links.errors import ErrorCode, SignInLinksError, unavailable
-from signin_links.models import SignInTokenRecord, TokenStatus
+from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED = "TransactionCanceledException"
 
 
 @contextmanager
@@ -153,39 +161,69 @@ class TokenStore:
                 raise SignInLinksError(ErrorCode.SIGN_IN_TOKEN_CANNOT_BE_REVOKED) from None
         return from_item(response["Attributes"])
 
-    def redeem(self, token_id: str, session_id: str, now_s: int, now_ms: int) -> SignInTokenRecord:
-        """pending and unexpired -> accepted, recording the session, in ONE conditional write.
+    def redeem(self, token_id: str, session: SessionRecord, now_s: int, session_ttl: int) -> None:
+        """pending and unexpired -> accepted, recording the session, and the session's record, in ONE
+        ``TransactWriteItems``: the token's conditional update and the session's conditional put.
 
         Of any number of concurrent calls for one token, exactly one returns; the others raise
-        :class:`RedeemRejected` carrying the item as it stands, so the caller can tell
-        already-used from revoked from expired without a second read.
+        :class:`RedeemRejected` carrying the item as it stands (``ReturnValuesOnConditionCheckFailure``
+        on the token's update: DynamoDB returns the item in the transaction's ``CancellationReasons``),
+        so the caller can tell already-used from revoked from expired without a second read. A
+        failed condition writes neither item. The update also requires the token's ``user_id`` to be
+        the session's (the ticket carries it, signed): a token item never yields another user's session.
+        A ``TransactionConflict`` (another transaction on the same token at that instant) is retried
+        a few times: the next attempt sees the winner's write and fails its condition, as a
+        conditional ``UpdateItem`` would have.
         """
-        with dynamodb_errors("UpdateItem"):
-            try:
-                response = self._client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": _s(token_id)},
-                    UpdateExpression=(
-                        "SET #status = :accepted, updated_at = :now_ms, accepted_at = :now_ms, session_id = :sess"
-                    ),
-                    ConditionExpression="attribute_exists(pk) AND #status = :pending AND expires_at > :now_s",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":accepted": _s(TokenStatus.ACCEPTED.value),
-                        ":pending": _s(TokenStatus.PENDING.value),
-                        ":now_ms": _n(now_ms),
-                        ":now_s": _n(now_s),
-                        ":sess": _s(session_id),
-                    },
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != CONDITION_FAILED:
-                    raise
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                raise RedeemRejected(from_item(old) if old else None) from None
-        return from_item(response["Attributes"])
+        update = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": _s(token_id)},
+                "UpdateExpression": (
+                    "SET #status = :accepted, updated_at = :now_ms, accepted_at = :now_ms, session_id = :sess"
+                ),
+                "ConditionExpression": (
+                    "attribute_exists(pk) AND #status = :pending AND expires_at > :now_s AND user_id = :user"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":accepted": _s(TokenStatus.ACCEPTED.value),
+                    ":pending": _s(TokenStatus.PENDING.value),
+                    ":now_ms": _n(session.created_at),
+                    ":now_s": _n(now_s),
+                    ":sess": _s(session.id),
+                    ":user": _s(session.user_id),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": session_item(session, session_ttl),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            if attempt:
+                self._sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
+            with dynamodb_errors("TransactWriteItems"):
+                try:
+                    self._client.transact_write_items(TransactItems=[update, put])
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != TRANSACTION_CANCELED:
+                        raise
+                    reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons") or []  # type: ignore[assignment]
+                    codes = [reason.get("Code") for reason in reasons]
+                    if codes[:1] == ["ConditionalCheckFailed"]:
+                        old: dict[str, Any] | None = reasons[0].get("Item")
+                        raise RedeemRejected(from_item(old) if old else None) from None
+                    if "TransactionConflict" in codes and attempt + 1 < TRANSACTION_ATTEMPTS:
+                        continue
+                    # The session id collided (128 random bits), or conflicts persisted: retry later.
+                    logger.warning("redeem transaction cancelled", extra={"reasons": codes})
+                    raise unavailable("Sign-in") from None
+            return
 
     def get(self, token_id: str) -> SignInTokenRecord | None:
         with dynamodb_errors("GetItem"):
@@ -485,11 +523,181 @@ class TokenStore:
             table_name=self.table_name, key_attr="pk", expiry_attr="ttl", boto3_client=self._client
         )
 
+    # --- Sessions (docs/accepting-links.md, "Sessions") ----------------------------------------
+    # Every change of a session's status is ONE conditional write whose old and new images alone
+    # say which change it was (status before/after, user_id, client_id, pk, sign_in_token_id): the
+    # table's stream is the audit trail of sessions.
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with dynamodb_errors("GetItem"):
+            response = self._client.get_item(TableName=self.table_name, Key={"pk": _s(session_id)}, ConsistentRead=True)
+        item = response.get("Item")
+        return session_from_item(item) if item and item.get("kind", {}).get("S") == SESSION_KIND else None
+
+    def touch_session(self, session_id: str, now_ms: int, abandon_at: int, min_interval_ms: int) -> bool:
+        """Record activity (``last_active_at``, and ``abandon_at`` when inactivity is on) at most once
+        per ``min_interval_ms``, only while the session is active; False when the condition held it back."""
+        with dynamodb_errors("UpdateItem"):
+            try:
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(session_id)},
+                    UpdateExpression="SET last_active_at = :now, abandon_at = :abandon, updated_at = :now",
+                    ConditionExpression=(
+                        "#kind = :session AND #status = :active AND last_active_at <= :before "
+                        "AND expire_at > :now AND abandon_at > :now"
+                    ),
+                    ExpressionAttributeNames={"#status": "status", "#kind": "kind"},
+                    ExpressionAttributeValues={
+                        ":session": _s(SESSION_KIND),
+                        ":active": _s(SessionStatus.ACTIVE.value),
+                        ":now": _n(now_ms),
+                        ":before": _n(now_ms - min_interval_ms),
+                        ":abandon": _n(abandon_at),
+                    },
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                    return False
+                raise
+        return True
+
+    def end_session(
+        self, session_id: str, status: SessionStatus, now_ms: int, ttl: int, refresh_hash: str | None = None
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """active -> ``status`` (ended, revoked, expired or abandoned) in one conditional write.
+
+        Returns ``(new, None)`` when this call changed it, ``(None, old)`` when the condition failed
+        (``old`` is the item as it stood, None when there is no such session). ``expired`` and
+        ``abandoned`` are only written once time has made them true. ``refresh_hash`` (sign-out)
+        also requires the stored hash to be that one: only the holder of the refresh token ends it.
+        """
+        condition = "#kind = :session AND #status = :active"
+        values: dict[str, Any] = {
+            ":session": _s(SESSION_KIND),
+            ":active": _s(SessionStatus.ACTIVE.value),
+            ":status": _s(status.value),
+            ":now": _n(now_ms),
+            ":ttl": _n(ttl),
+        }
+        if status is SessionStatus.EXPIRED:
+            condition += " AND expire_at <= :now"
+        elif status is SessionStatus.ABANDONED:
+            condition += " AND abandon_at <= :now AND expire_at > :now"
+        else:
+            condition += " AND expire_at > :now AND abandon_at > :now"
+        if refresh_hash is not None:
+            condition += " AND refresh_hash = :hash"
+            values[":hash"] = _s(refresh_hash)
+        with dynamodb_errors("UpdateItem"):
+            try:
+                response = self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(session_id)},
+                    UpdateExpression="SET #status = :status, updated_at = :now, #ttl = :ttl",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#status": "status", "#kind": "kind", "#ttl": "ttl"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                found = old if old and old.get("kind", {}).get("S") == SESSION_KIND else None
+                return None, session_from_item(found) if found else None
+        return session_from_item(response["Attributes"]), None
+
+    def list_sessions(self, *, user_id: str | None = None, client_id: str | None = None) -> list[SessionRecord]:
+        """Every session of a user (or of a client), newest first, through the sparse indexes
+        (only session items carry their keys). Bounded by the table's TTL: records go some
+        retention after they end."""
+        if user_id is not None:
+            index, key, value = USER_SESSIONS_INDEX, "session_user_id", user_id
+        elif client_id is not None:
+            index, key, value = CLIENT_SESSIONS_INDEX, "client_id", client_id
+        else:
+            raise ValueError("user_id or client_id")
+        found: list[SessionRecord] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#key = :value",
+            "ExpressionAttributeNames": {"#key": key},
+            "ExpressionAttributeValues": {":value": _s(value)},
+            "ScanIndexForward": False,
+        }
+        while len(found) < MAX_LISTED_SESSIONS:
+            with dynamodb_errors("Query"):
+                response = self._client.query(**request)
+            found.extend(session_from_item(item) for item in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:MAX_LISTED_SESSIONS]
+
 
 BATCH_GET_MAX_KEYS = 100
 BATCH_WRITE_MAX_ITEMS = 25
 BATCH_RUNNING = "running"
 BATCH_COMPLETED = "completed"
+
+
+# --- Session items -----------------------------------------------------------------------------
+
+SESSION_KIND = "session"
+USER_SESSIONS_INDEX = "SessionsByUser"  # session_user_id (S) HASH, created_at (N) RANGE
+CLIENT_SESSIONS_INDEX = "SessionsByClient"  # client_id (S) HASH, created_at (N) RANGE
+MAX_LISTED_SESSIONS = 1000  # per user or client (records leave with the TTL)
+TRANSACTION_ATTEMPTS = 3
+
+
+def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
+    """A session's item. ``session_user_id`` repeats ``user_id`` as the key of the sparse
+    ``SessionsByUser`` index (token items also have a ``user_id`` and must stay out of it)."""
+    item: dict[str, Any] = {
+        "pk": _s(record.id),
+        "kind": _s(SESSION_KIND),
+        "user_id": _s(record.user_id),
+        "session_user_id": _s(record.user_id),
+        "client_id": _s(record.client_id),
+        "status": _s(record.status.value),
+        "created_at": _n(record.created_at),
+        "updated_at": _n(record.updated_at),
+        "last_active_at": _n(record.last_active_at),
+        "expire_at": _n(record.expire_at),
+        "abandon_at": _n(record.abandon_at),
+        "sign_in_token_id": _s(record.sign_in_token_id),
+        "refresh_hash": _s(record.refresh_hash),
+        "ttl": _n(ttl),
+    }
+    if record.org_id:
+        item["org_id"] = _s(record.org_id)
+    if record.authorized_party:
+        item["azp"] = _s(record.authorized_party)
+    return item
+
+
+def session_from_item(item: dict[str, Any]) -> SessionRecord:
+    def opt(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    return SessionRecord(
+        id=item["pk"]["S"],
+        user_id=item["user_id"]["S"],
+        client_id=item["client_id"]["S"],
+        status=SessionStatus(item["status"]["S"]),
+        created_at=int(item["created_at"]["N"]),
+        updated_at=int(item["updated_at"]["N"]),
+        last_active_at=int(item["last_active_at"]["N"]),
+        expire_at=int(item["expire_at"]["N"]),
+        abandon_at=int(item["abandon_at"]["N"]),
+        sign_in_token_id=item["sign_in_token_id"]["S"],
+        refresh_hash=item["refresh_hash"]["S"],
+        org_id=opt("org_id"),
+        authorized_party=opt("azp"),
+    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Pure functions over PyJWT; no I/O. Claims follow Clerk's ticket (``sid``, ``st``, ``eis``,
 ``exp``) plus ``iat`` and, when the link redirects, ``rdr`` (the redirect is carried inside the
-signed token and re-checked at accept).
+signed token and re-checked at accept). ``uid`` (the user id) and ``oid`` (the org id, when given)
+let the accept write the session record in the same transaction that consumes the token, without
+reading the token first; tokens minted before they existed have neither (the accept then reads).
 """
 
 from __future__ import annotations
@@ -30,9 +32,20 @@ class Ticket:
     expires_in_seconds: int
     redirect_url: str | None
     kid: str
+    user_id: str | None = None  # None: a token minted before ``uid`` existed
+    org_id: str | None = None
 
 
-def sign_ticket(key: Key, *, sid: str, issued_at: int, expires_in_seconds: int, redirect_url: str | None = None) -> str:
+def sign_ticket(
+    key: Key,
+    *,
+    sid: str,
+    issued_at: int,
+    expires_in_seconds: int,
+    redirect_url: str | None = None,
+    user_id: str | None = None,
+    org_id: str | None = None,
+) -> str:
     claims: dict[str, object] = {
         "eis": expires_in_seconds,
         "exp": issued_at + expires_in_seconds,
@@ -42,6 +55,10 @@ def sign_ticket(key: Key, *, sid: str, issued_at: int, expires_in_seconds: int, 
     }
     if redirect_url:
         claims["rdr"] = redirect_url
+    if user_id:
+        claims["uid"] = user_id
+    if org_id:
+        claims["oid"] = org_id
     return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid, "typ": "JWT"})
 
 
@@ -80,6 +97,7 @@ def verify_ticket(token: str, keyring: Keyring, *, now: float, leeway: int) -> T
         raise _invalid() from None
     sid, exp, iat, eis = claims.get("sid"), claims.get("exp"), claims.get("iat"), claims.get("eis", 0)
     rdr = claims.get("rdr")
+    uid, oid = claims.get("uid"), claims.get("oid")
     if (
         claims.get("st") != TICKET_TYPE
         or not isinstance(sid, str)
@@ -88,8 +106,19 @@ def verify_ticket(token: str, keyring: Keyring, *, now: float, leeway: int) -> T
         or not isinstance(iat, int)
         or not isinstance(eis, int)
         or (rdr is not None and not isinstance(rdr, str))
+        or (uid is not None and (not isinstance(uid, str) or not uid))
+        or (oid is not None and (not isinstance(oid, str) or not oid))
     ):
         raise _invalid()
     if exp + leeway < now:
         raise SignInLinksError(ErrorCode.TICKET_EXPIRED)
-    return Ticket(sid=sid, issued_at=iat, expires_at=exp, expires_in_seconds=eis, redirect_url=rdr, kid=kid)
+    return Ticket(
+        sid=sid,
+        issued_at=iat,
+        expires_at=exp,
+        expires_in_seconds=eis,
+        redirect_url=rdr,
+        kid=kid,
+        user_id=uid,
+        org_id=oid,
+    )

@@ -82,3 +82,69 @@ def test_revoked_and_tampered_links_fail_with_their_codes(local_stack: LocalStac
     tampered = httpx.post(accept, json={"token": minted["token"][:-2] + "xx"})
     assert tampered.status_code == 400 and tampered.json()["errors"][0]["code"] == "ticket_invalid_code"
     assert tampered.headers["content-type"] == "application/json"
+
+
+# --- Redirects that HTTP cannot carry (issue 9) -------------------------------------------------
+
+
+def resign(local_stack: LocalStackHandle, token: str, redirect_url: str) -> str:
+    """The same token re-signed with the stack's ticket key around a raw ``rdr``, as mint signed
+    redirects before they were normalised (such tokens are still in mailboxes)."""
+    from signin_links.keyring import parse_keyring
+    from signin_links.tickets import sign_ticket
+
+    secret = local_stack.state["secrets"]["TicketKeyringSecret"]
+    raw = local_stack.aws("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+    key = parse_keyring(raw).get(jwt.get_unverified_header(token)["kid"])
+    assert key is not None
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return sign_ticket(
+        key, sid=claims["sid"], issued_at=claims["iat"], expires_in_seconds=claims["eis"], redirect_url=redirect_url
+    )
+
+
+def browser_post(local_stack: LocalStackHandle, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{local_stack.base_url}/accept-token",
+        data={"token": token},
+        headers={"accept": "text/html"},
+        follow_redirects=False,
+        timeout=30,
+    )
+
+
+def test_a_non_ascii_redirect_signs_in_and_lands_on_its_ascii_url(local_stack: LocalStackHandle) -> None:
+    base = local_stack.base_url
+    minted = local_stack.mint(redirect_url=f"{base}/café/日本?q=é")
+    sent = f"{base}/caf%C3%A9/%E6%97%A5%E6%9C%AC?q=%C3%A9"
+    assert jwt.decode(minted["token"], options={"verify_signature": False})["rdr"] == sent
+    answer = browser_post(local_stack, minted["token"])
+    assert answer.status_code == 303 and answer.headers["location"] == sent
+    assert answer.headers["set-cookie"].startswith("__session=")
+    assert local_stack.status(minted["id"]) == "accepted"
+
+
+def test_an_old_token_with_a_raw_non_ascii_redirect_still_signs_in(local_stack: LocalStackHandle) -> None:
+    """Sent raw, its Location made the local stack drop the connection after the token was consumed."""
+    base = local_stack.base_url
+    minted = local_stack.mint(redirect_url=f"{base}/start")
+    old = resign(local_stack, minted["token"], f"{base}/日本")
+    answer = browser_post(local_stack, old)
+    assert answer.status_code == 303 and answer.headers["location"] == f"{base}/%E6%97%A5%E6%9C%AC"
+    assert answer.headers["set-cookie"].startswith("__session=")
+    assert local_stack.status(minted["id"]) == "accepted"
+
+
+def test_an_old_token_whose_redirect_cannot_be_sent_is_refused_and_stays_pending(
+    local_stack: LocalStackHandle,
+) -> None:
+    base = local_stack.base_url
+    minted = local_stack.mint(redirect_url=f"{base}/start")
+    for raw in (f"{base}/\ud800", "https://[x/"):
+        old = resign(local_stack, minted["token"], raw)
+        page = httpx.get(f"{base}/accept-token", params={"token": old}, headers={"accept": "text/html"}, timeout=30)
+        assert page.status_code == 400 and "ticket_invalid_code" in page.text
+        answer = browser_post(local_stack, old)
+        assert answer.status_code == 400 and "ticket_invalid_code" in answer.text
+        assert "set-cookie" not in answer.headers
+    assert local_stack.status(minted["id"]) == "pending"

@@ -18,9 +18,10 @@ import sys
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, LocalStackHandle
+from tests.e2e.conftest import ROOT, LocalStackHandle, running_stack
 
 
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -206,3 +207,33 @@ def test_make_invoke_on_the_manifest_event_with_the_running_stack(local_stack: L
     with local_stack.client() as client:
         accepted = client.post("/accept-token", json={"token": token}, headers={"Accept": "application/json"})
     assert accepted.status_code == 200 and accepted.json()["user_id"] == "user_cart_1"
+
+
+def test_a_batch_works_on_a_first_deploy_without_an_accept_base_url(tmp_path: Any) -> None:
+    """Issue 11, item 2: a stack deployed with no AcceptBaseUrl and no custom domain mints batches;
+    the links point at the stack's own URL, read from its AcceptBaseUrlParameter (SSM)."""
+    with running_stack(tmp_path / "stack", env={"LOCAL_PARAMETER_AcceptBaseUrl": ""}) as stack:
+        env = stack.env("MintLinkFunction")
+        assert env["ACCEPT_BASE_URL"] == ""  # as on a default deploy
+        published = stack.aws("ssm").get_parameter(Name=env["ACCEPT_BASE_URL_PARAMETER"])["Parameter"]["Value"]
+        assert published == stack.base_url
+        event = json.loads((ROOT / "events" / "mint_batch_manifest.json").read_text())
+        bucket, _, key = event["detail"]["manifest"].removeprefix("s3://").partition("/")
+        rows = "user_id\r\n" + "".join(f"user_first_{n}\r\n" for n in range(3))
+        stack.aws("s3").put_object(Bucket=bucket, Key=key, Body=rows.encode())
+        result, published_events = deliver(stack, event)
+        assert result["counts"]["minted"] == 3 and result["counts"]["failed"] == 0, result
+        assert published_events["SignInLinkMinted"] == 3
+        results_bucket, _, results_key = result["results"].removeprefix("s3://").partition("/")
+        body = stack.aws("s3").get_object(Bucket=results_bucket, Key=results_key)["Body"].read().decode()
+        for line in map(json.loads, body.splitlines()):
+            assert line["url"].startswith(f"{stack.base_url}/accept-token?token="), line["user_id"]
+        # The HTTP path reads the same published URL (the request's host would be the same here).
+        minted = httpx.post(
+            f"{stack.base_url}/v1/sign_in_tokens",
+            json={"user_id": "user_first_http"},
+            headers={"Authorization": f"Bearer {stack.secret_key}"},
+            timeout=30,
+        )
+        assert minted.status_code == 200, minted.text
+        assert minted.json()["url"].startswith(f"{stack.base_url}/accept-token?token=")

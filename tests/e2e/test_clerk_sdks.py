@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 from clerk_backend_api import Clerk, models
 from clerk_backend_api.utils import BackoffStrategy, RetryConfig
@@ -162,3 +164,105 @@ def test_js_sdk_creates_revokes_and_parses_errors(local_stack: LocalStackHandle)
     assert invalid["errors"][0]["meta"] == {"paramName": "expires_in_seconds"}
     assert error("wrongKey")["status"] == 401
     assert error("wrongKey")["errors"][0]["code"] == "clerk_key_invalid"
+
+
+# --- Sessions (issue 10): the SDKs' /v1/sessions calls ------------------------------------------
+
+
+def sign_in(stack: LocalStackHandle, user_id: str) -> dict[str, str]:
+    """Redeem a fresh link over HTTP as a browser would: the session id and both cookie values."""
+    token = stack.mint(user_id)["token"]
+    with httpx.Client(base_url=stack.base_url, timeout=30) as browser:
+        answer = browser.post("/accept-token", json={"token": token}, headers={"Accept": "application/json"})
+    assert answer.status_code == 200, answer.text
+    return {
+        "id": answer.json()["created_session_id"],
+        "session": answer.cookies["__session"],
+        "refresh": answer.cookies["__refresh"],
+    }
+
+
+def test_python_sdk_lists_gets_tokens_refreshes_and_revokes_sessions(local_stack: LocalStackHandle) -> None:
+    first = sign_in(local_stack, "user_py_sessions")
+    second = sign_in(local_stack, "user_py_sessions")
+    with python_sdk(local_stack) as clerk:
+        listed = clerk.sessions.list(user_id="user_py_sessions")
+        assert [session.id for session in listed] == [second["id"], first["id"]]
+        assert all(session.status == models.Status.ACTIVE for session in listed)
+        got = clerk.sessions.get(session_id=first["id"])
+        assert got.user_id == "user_py_sessions" and got.client_id.startswith("client_")
+        assert got.expire_at > got.created_at and got.abandon_at == got.expire_at
+
+        token = clerk.sessions.create_token(session_id=first["id"], expires_in_seconds=120)
+        claims = jwt.decode(token.jwt or "", options={"verify_signature": False})
+        assert claims["sid"] == first["id"] and claims["exp"] - claims["iat"] == 120
+
+        refreshed = clerk.sessions.refresh(
+            session_id=first["id"],
+            expired_token=first["session"],
+            refresh_token=first["refresh"],
+            request_origin=local_stack.base_url,
+        )
+        assert isinstance(refreshed, models.Token)
+        assert jwt.decode(refreshed.jwt, options={"verify_signature": False})["sid"] == first["id"]
+
+        revoked = clerk.sessions.revoke(session_id=first["id"])
+        assert revoked.status == models.Status.REVOKED and revoked.id == first["id"]
+        with pytest.raises(models.ClerkErrors) as again:
+            clerk.sessions.revoke(session_id=first["id"])
+        assert again.value.status_code == 400
+        assert again.value.data.errors[0].code == "session_cannot_be_revoked_code"
+        with pytest.raises(models.ClerkErrors) as refused:  # revoked: refresh fails at once
+            clerk.sessions.refresh(
+                session_id=first["id"],
+                expired_token=first["session"],
+                refresh_token=first["refresh"],
+                request_origin=local_stack.base_url,
+            )
+        assert refused.value.status_code == 401
+        with pytest.raises(models.ClerkErrors) as unknown:
+            clerk.sessions.get(session_id="sess_0000000000000000000000")
+        assert unknown.value.status_code == 404 and unknown.value.data.errors[0].code == "resource_not_found"
+        active = clerk.sessions.list(user_id="user_py_sessions", status=models.QueryParamStatus.ACTIVE)
+        assert [session.id for session in active] == [second["id"]]
+
+
+def test_js_sdk_lists_gets_tokens_and_revokes_sessions(local_stack: LocalStackHandle) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the @clerk/backend check needs Node.js 20.9 or newer")
+    npm_ready()
+    first = sign_in(local_stack, "user_js_sessions")
+    second = sign_in(local_stack, "user_js_sessions")
+    completed = subprocess.run(
+        ["node", "clerk_sessions.mjs"],
+        cwd=JS_DIR,
+        env={
+            **os.environ,
+            "CLERK_API_URL": local_stack.base_url,
+            "CLERK_SECRET_KEY": local_stack.secret_key,
+            "USER_ID": "user_js_sessions",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["list"]["ok"], result["list"]
+    page = result["list"]["value"]
+    assert page["totalCount"] == 2 and [s["id"] for s in page["data"]] == [second["id"], first["id"]]
+    got = result["get"]["value"]
+    assert got["id"] == second["id"] and got["userId"] == "user_js_sessions" and got["status"] == "active"
+    assert isinstance(got["expireAt"], int) and got["clientId"].startswith("client_")
+    token = result["token"]["value"]
+    assert jwt.decode(token["jwt"], options={"verify_signature": False})["sid"] == second["id"]
+    claims = jwt.decode(result["tokenWithExpiry"]["value"]["jwt"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 120
+    assert result["revoked"]["ok"] and result["revoked"]["value"]["status"] == "revoked"
+    assert result["revokedAgain"]["error"]["status"] == 400
+    assert result["revokedAgain"]["error"]["errors"][0]["code"] == "session_cannot_be_revoked_code"
+    assert result["tokenOfRevoked"]["error"]["status"] == 400
+    assert [s["id"] for s in result["activeOnly"]["value"]["data"]] == [first["id"]]
+    assert result["unknown"]["error"]["status"] == 404
+    assert result["unknown"]["error"]["errors"][0]["code"] == "resource_not_found"

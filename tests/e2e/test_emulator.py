@@ -378,6 +378,67 @@ def test_responses_are_translated_as_api_gateway_does() -> None:
     assert http_response({"statusCode": "nope"}).status == 500
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Location": "https://app.example.com/日本"},  # not Latin-1: http.server raised, the connection dropped
+        {"Location": "https://app.example.com/\ud800"},
+        {"X-Split": "a\r\nSet-Cookie: injected=1"},  # a header value must not start another header
+        {"X-Nul": "a\x00b"},
+        {"Bad Name": "x"},
+        {"X-\u00e9": "x"},
+    ],
+)
+def test_a_header_http_cannot_carry_is_a_500_not_a_dropped_connection(headers: dict[str, str]) -> None:
+    assert http_response({"statusCode": 303, "headers": headers, "body": ""}).status == 500
+    ((name, value),) = headers.items()
+    if name in ("Location", "X-Split", "X-Nul"):  # a bad value (not a bad name): as a cookie too
+        assert http_response({"statusCode": 200, "cookies": [f"__session={value}"], "body": ""}).status == 500
+
+
+def raw_exchange(url: str, request: bytes) -> bytes:
+    """Send raw bytes to the stack and read its answer (the server closes after a bad request)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=20) as connection:
+        connection.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and b"Connection: close" not in b"".join(chunks):
+                break
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: -5\r\n",
+        b"Content-Length: 1_0\r\n",
+        b"Content-Length: +10\r\n",
+        b"Content-Length: 0x10\r\n",
+        b"Content-Length: 99999999999999999999999999999999999999\r\n",
+        b"Transfer-Encoding: chunked\r\n",  # with a chunk size of -1 (read to EOF: a hung thread)
+    ],
+)
+def test_malformed_request_framing_is_answered_not_hung(local_stack: LocalStackHandle, framing: bytes) -> None:
+    body = b"-1\r\nabc\r\n0\r\n\r\n" if b"chunked" in framing else b'{"user_id": "u"}'
+    request = (
+        b"POST /v1/sign_in_tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing + b"\r\n" + body
+    )
+    answer = raw_exchange(local_stack.base_url, request)
+    status = answer.split(b"\r\n", 1)[0]
+    assert status in (b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 413 Request Entity Too Large"), answer[:300]
+
+
 # --- local.invoke ------------------------------------------------------------------------------------------
 
 

@@ -179,24 +179,56 @@ def test_each_request_has_its_own_trace_id(api: httpx.Client) -> None:
     assert first != second
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", "/"),
-        ("GET", "/v1/nothing"),
-        ("GET", MINT),  # a route exists for POST only
-        ("DELETE", MINT),
-        ("HEAD", MINT),
-        ("POST", "/v1/sign_in_tokens/sit_1/revoke/extra"),
-        ("POST", "/v1/sign_in_tokens/sit_1"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("GET", "/v2/sign_in_tokens"), ("HEAD", "/nothing")])
 def test_unmatched_route_is_api_gateways_404(local_stack: LocalStackHandle, method: str, path: str) -> None:
     response = httpx.request(method, local_stack.base_url + path, timeout=30)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
     if method != "HEAD":
         assert response.json() == {"message": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/nothing", 404, "resource_not_found"),
+        ("POST", "/v1/sign_in_tokens/sit_1/revoke/extra", 404, "resource_not_found"),
+        ("POST", "/v1/sign_in_tokens/sit_1", 404, "resource_not_found"),
+        ("GET", MINT, 405, "method_not_allowed"),  # a route exists for POST only
+        ("DELETE", MINT, 405, "method_not_allowed"),
+        ("PUT", revoke_path("sit_1"), 405, "method_not_allowed"),
+        ("HEAD", MINT, 405, None),
+    ],
+)
+def test_an_unmatched_v1_request_is_answered_in_the_envelope_and_not_cached(
+    api: httpx.Client, method: str, path: str, status: int, code: str | None
+) -> None:
+    """Through the template's ANY /v1/{proxy+} route: Clerk's envelope, Cache-Control: no-store."""
+    response = api.request(method, path)
+    assert response.status_code == status and response.headers["cache-control"] == "no-store"
+    assert response.headers["content-type"] == "application/json"
+    if status == 405:
+        assert response.headers["allow"] == "POST"
+    if code is not None:
+        assert_error(response, status, code)
+
+
+def test_every_v1_answer_says_no_store(local_stack: LocalStackHandle, api: httpx.Client) -> None:
+    """The mint answer carries a live token: no cache (browser, proxy, CDN) may keep it (issue 9)."""
+    minted = api.post(MINT, json={"user_id": "user_no_store"})
+    token_id = minted.json()["id"]
+    answers = [
+        (minted, 200),
+        (api.post(revoke_path(token_id)), 200),
+        (api.post(revoke_path(token_id)), 400),
+        (api.post(revoke_path("sit_0000000000000000000000")), 404),
+        (api.post(MINT, json={"user_id": "u", "redirect_url": "https://[x/"}), 422),
+        (api.post(MINT, content=b"{"), 400),
+        (httpx.post(local_stack.base_url + MINT, json={"user_id": "u"}, timeout=30), 401),
+    ]
+    for response, status in answers:
+        assert response.status_code == status, response.text
+        assert response.headers["cache-control"] == "no-store", (status, response.headers)
 
 
 def test_a_body_over_api_gateways_limit_is_413(api: httpx.Client) -> None:

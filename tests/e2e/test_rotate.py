@@ -1,7 +1,8 @@
 """``make rotate SECRET=...`` rotates a keyring of the running local stack, and a person can watch it.
 
-The stack runs with a short activation delay and cache age (``LOCAL_PARAMETER_SecretsMaxAgeSeconds=1``,
-``LOCAL_PARAMETER_KeyActivationDelaySeconds=61``: the functions' own rule is delay >= max age + 60).
+The stack runs with a short cache age and activation margin (``LOCAL_PARAMETER_SecretsMaxAgeSeconds=1``,
+``LOCAL_PARAMETER_KeyActivationMarginSeconds=60``: a new key signs max age + margin = 61 s after it
+was added; the functions refuse a margin under 60).
 Links minted before the rotation still sign in; until the new key activates, new links are still
 signed with the old one; after it, with the new one; sessions verify through the JWKS throughout.
 """
@@ -28,7 +29,10 @@ from tests.e2e.conftest import ROOT, LocalStackHandle, running_stack
 
 WATCH = {
     "LOCAL_PARAMETER_SecretsMaxAgeSeconds": "1",
-    "LOCAL_PARAMETER_KeyActivationDelaySeconds": "61",
+    "LOCAL_PARAMETER_KeyActivationMarginSeconds": "60",
+    # Session JWTs live 60 s (session.js refreshes them): long enough here for one signed before the
+    # rotation to be checked against the JWKS after the new key took over.
+    "LOCAL_PARAMETER_SessionTokenLifetimeSeconds": "600",
     "LOCAL_PARAMETER_EmailSender": "",
 }
 
@@ -150,11 +154,13 @@ def restore_environ() -> Iterator[None]:
 
 
 def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_environ: None) -> None:
-    # Activation 120 s with a 100 s cache: some warm function could meet a key it cannot verify yet.
-    env = {"LOCAL_PARAMETER_SecretsMaxAgeSeconds": "100", "LOCAL_PARAMETER_KeyActivationDelaySeconds": "120"}
+    # A 59 s margin: some warm function could meet a key it cannot verify yet. The functions refuse
+    # to start with it (CloudFormation would refuse the parameter; the local stack takes it).
+    env = {"LOCAL_PARAMETER_KeyActivationMarginSeconds": "59"}
     with MotoServer() as moto:
         stack = LocalStack.build(url="http://127.0.0.1:3999", endpoint=moto.endpoint, env=env, processes=True)
         try:
+            assert any("KeyActivationMarginSeconds=59" in note for note in stack.notes)
             stack.activate()
             stack.emulator_lock = moto.lock
             secrets = aws_client("secretsmanager", moto.endpoint)
@@ -169,7 +175,7 @@ def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_en
             answer, route = stack.call(request, "127.0.0.1:3999")
             assert route == "POST /_local/rotate" and answer.status == 422
             message = json.loads(answer.body)["message"]
-            assert message.startswith("createSecret failed: RotationError: KEY_ACTIVATION_DELAY_SECONDS (120)")
+            assert message.startswith("createSecret failed: ConfigError: KEY_ACTIVATION_MARGIN_SECONDS: 59 is below")
             assert current() == before
         finally:
             stack.close()

@@ -138,7 +138,7 @@ def test_every_response_carries_the_security_headers(stack: Stack, context: Any)
         assert (
             answer.headers["Referrer-Policy"] == "no-referrer" and answer.headers["X-Content-Type-Options"] == "nosniff"
         )
-        expected_cache = "public, max-age=300" if name == "jwks" else "no-store"
+        expected_cache = "public, max-age=240" if name == "jwks" else "no-store"
         assert answer.headers["Cache-Control"] == expected_cache, name
 
 

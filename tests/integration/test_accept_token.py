@@ -168,13 +168,22 @@ def test_post_redeems_once_sets_the_session_cookie_and_redirects(stack: Stack, c
     claims = session_claims(stack, cookie.value)
     assert claims["sub"] == "user_123" and claims["sid"].startswith("sess_")
     assert claims["v"] == 2 and claims["sts"] == "active" and "aud" not in claims and "o" not in claims
-    assert claims["nbf"] == claims["iat"] - 10 and claims["exp"] == claims["iat"] + 604800
+    # The token lives SessionTokenLifetimeSeconds (60 s); the cookie lives as long as the session.
+    assert claims["nbf"] == claims["iat"] - 10 and claims["exp"] == claims["iat"] + 60
     assert claims["iss"] == "https://links.example.com" and claims["azp"] == "https://app.example.com"
     header = jwt.get_unverified_header(cookie.value)
     assert header["alg"] == "RS256" and header["typ"] == "JWT" and header["kid"]
     item = stack.item(minted["id"])
     assert item is not None and item["status"]["S"] == "accepted"
     assert item["session_id"]["S"] == claims["sid"] and int(item["accepted_at"]["N"]) >= minted["created_at"]
+    refresh = answer.refresh_cookie()["__refresh"]
+    assert refresh["path"] == "/" and refresh["secure"] and refresh["httponly"] and not refresh["domain"]
+    assert refresh["samesite"] == "Lax" and refresh["max-age"] == "604800"
+    assert refresh.value.startswith(claims["sid"] + ".")
+    session = stack.item(claims["sid"])
+    assert session is not None and session["status"]["S"] == "active" and session["user_id"]["S"] == "user_123"
+    assert session["sign_in_token_id"]["S"] == minted["id"] and session["azp"]["S"] == "https://app.example.com"
+    assert refresh.value.split(".", 1)[1] not in json.dumps(session)  # only a hash is stored
 
 
 def test_json_answer_carries_the_session(stack: Stack, context: Any) -> None:
@@ -214,8 +223,14 @@ def test_session_issuer_and_cookie_domain_come_from_settings(
     answer = post(context, mint(context)["token"])
     cookie = answer.session_cookie()["__session"]
     assert cookie["domain"] == "example.com" and cookie["max-age"] == "3600"
+    assert answer.refresh_cookie()["__refresh"]["domain"] == "example.com"
+    assert answer.refresh_cookie()["__refresh"]["max-age"] == "3600"
     claims = session_claims(stack, cookie.value)
-    assert claims["iss"] == "https://clerk.example.com" and claims["exp"] - claims["iat"] == 3600
+    assert claims["iss"] == "https://clerk.example.com" and claims["exp"] - claims["iat"] == 60
+    monkeypatch.setenv("SESSION_TOKEN_LIFETIME_SECONDS", "300")
+    reset_caches()
+    claims = session_claims(stack, post(context, mint(context)["token"]).session_cookie()["__session"].value)
+    assert claims["exp"] - claims["iat"] == 300
 
 
 # --- same-browser retry ---------------------------------------------------------------------
@@ -228,7 +243,11 @@ def test_same_browser_retry_succeeds_again_without_a_write(stack: Stack, context
     item_before = stack.item(minted["id"])
     retry = post(context, minted["token"], cookie=session)
     assert retry.status == 303 and retry.headers["Location"] == "https://app.example.com/home"
-    assert retry.cookies == []  # the browser already holds its session
+    # A fresh token for the same session; the browser keeps its __refresh.
+    assert (
+        session_claims(stack, retry.session_cookie()["__session"].value)["sid"] == session_claims(stack, session)["sid"]
+    )
+    assert not [cookie for cookie in retry.cookies if cookie.startswith("__refresh=")]
     assert stack.item(minted["id"]) == item_before
     # Two __session cookies (say host-only and Domain=example.com): the one that matches counts.
     other_session = post(context, mint(context)["token"]).session_cookie()["__session"].value
@@ -355,7 +374,7 @@ def test_auto_submit_can_be_switched_off(stack: Stack, context: Any, monkeypatch
 def test_jwks_lists_the_session_keys_with_cache_headers(stack: Stack, context: Any) -> None:
     answer = invoke(load_event("jwks.json"), context)
     assert answer.status == 200 and answer.headers["Content-Type"] == "application/json"
-    assert answer.headers["Cache-Control"] == "public, max-age=300"
+    assert answer.headers["Cache-Control"] == "public, max-age=240"  # 600 s delay - 300 s max age - 60 s margin
     (key,) = answer.json()["keys"]
     assert key["kty"] == "RSA" and key["alg"] == "RS256" and key["use"] == "sig" and key["e"] == "AQAB"
     assert len(base64.urlsafe_b64decode(key["n"] + "==")) == 256  # RSA-2048

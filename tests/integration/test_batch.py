@@ -454,6 +454,7 @@ def test_more_users_than_one_invocation_takes_is_rejected(batches: Batches) -> N
 
 
 def test_a_batch_id_reused_for_other_users_is_rejected(batches: Batches) -> None:
+    """Past the idempotency window (its records expired): the batch header's fingerprint answers."""
     batches.deliver({"batch_id": "once", "user_ids": ["a", "b"]})
     batches.forget_idempotency()
     with pytest.raises(BatchRejected, match="already used") as caught:
@@ -462,13 +463,104 @@ def test_a_batch_id_reused_for_other_users_is_rejected(batches: Batches) -> None
     assert sorted(i["user_id"]["S"] for i in batches.tokens("once")) == ["a", "b"] and len(batches.minted()) == 2
 
 
+# Within the idempotency window (nothing cleared: what a user meets when re-sending a batch_id a
+# minute later), Powertools used to replay the first batch's summary: exit 0, nothing minted for
+# the new users (issue 9). The stored record's payload hash now catches it.
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"user_ids": ["a", "c"]},
+        {"user_ids": ["a", "b", "c"]},
+        {"users": [{"user_id": "a"}, {"user_id": "b", "metadata": {"plan": "pro"}}]},
+        {"user_ids": ["a", "b"], "expires_in_seconds": 60},
+        {"user_ids": ["a", "b"], "org_id": "org_other"},
+    ],
+)
+def test_a_batch_id_reused_within_the_idempotency_window_is_rejected(batches: Batches, second: dict[str, Any]) -> None:
+    first = batches.deliver({"batch_id": "again", "user_ids": ["a", "b"]})
+    with pytest.raises(BatchRejected, match="already used") as caught:
+        batches.deliver({"batch_id": "again", **second})
+    assert caught.value.param == "batch_id" and caught.value.code.wire_code == "form_param_value_invalid"
+    assert sorted(i["user_id"]["S"] for i in batches.tokens("again")) == ["a", "b"]
+    # The identical redelivery is still answered from the stored record: nothing announced twice.
+    assert batches.deliver({"batch_id": "again", "user_ids": ["a", "b"]}) == first
+    assert len(batches.minted()) == 2 and len(batches.summaries()) == 1
+
+
+def test_a_manifest_rewritten_under_a_reused_batch_id_is_rejected(batches: Batches) -> None:
+    """A manifest batch's fingerprint is its content, read before the idempotency check."""
+    uri = batches.put_manifest("m/wave.csv", "user_id\r\nu1\r\nu2\r\n")
+    detail = {"batch_id": "wave", "manifest": uri}
+    first = batches.deliver(detail)
+    assert first["counts"]["minted"] == 2
+    assert batches.deliver(detail) == first  # the same manifest: the stored summary
+    batches.put_manifest("m/wave.csv", "user_id\r\nu1\r\nu3\r\n")
+    with pytest.raises(BatchRejected, match="already used"):
+        batches.deliver(detail)
+    assert sorted(i["user_id"]["S"] for i in batches.tokens("wave")) == ["u1", "u2"]
+    assert len(batches.minted()) == 2
+
+
+def test_a_chunk_reused_for_other_users_is_rejected(batches: Batches) -> None:
+    base = {"batch_id": "chunky", "chunk_index": 0, "expires_in_seconds": None, "org_id": None}
+    first = batches.invoke({**base, "users": [{"user_id": "u1"}]})
+    assert batches.invoke({**base, "users": [{"user_id": "u1"}]}) == first
+    with pytest.raises(BatchRejected, match="already used"):
+        batches.invoke({**base, "users": [{"user_id": "u2"}]})
+    assert [i["user_id"]["S"] for i in batches.tokens("chunky")] == ["u1"]
+
+
+def test_a_bad_redirect_is_that_users_failure_and_the_batch_goes_on(batches: Batches) -> None:
+    """Malformed redirects used to raise ValueError out of the invocation (retried, then the DLQ)."""
+    bad = ["https://[x/", "https://app.example.com]/", "http://[::1", "https://app.example.com\uff0fevil.com/"]
+    detail = {
+        "batch_id": "redirects",
+        "users": [
+            {"user_id": "first", "redirect_url": "https://app.example.com/start"},
+            *({"user_id": f"bad_{n}", "redirect_url": url} for n, url in enumerate(bad)),
+            {"user_id": "cafe", "redirect_url": "https://app.example.com/café"},
+        ],
+    }
+    summary = batches.deliver(detail)
+    assert summary["counts"] == {"requested": 6, "minted": 2, "already_minted": 0, "failed": 4, "duplicates": 0}
+    assert [(f["index"], f["user_id"], f["code"]) for f in summary["failures"]] == [
+        (n + 1, f"bad_{n}", "form_param_value_invalid") for n in range(4)
+    ]
+    assert all("redirect_url" in f["reason"] for f in summary["failures"])
+    minted = {m["user_id"]: m for m in batches.minted()}
+    assert set(minted) == {"first", "cafe"}
+    assert claims_of(minted["cafe"]["url"], ticket_key(batches.stack))["rdr"] == "https://app.example.com/caf%C3%A9"
+
+
 def test_batches_need_an_accept_base_url(batches: Batches) -> None:
     from signin_links.config import ConfigError
 
-    batches.set_env(ACCEPT_BASE_URL="")
+    batches.set_env(ACCEPT_BASE_URL="", ACCEPT_BASE_URL_PARAMETER="")
     with pytest.raises(ConfigError, match="ACCEPT_BASE_URL"):
         batches.deliver({"batch_id": "nowhere", "user_ids": ["a"]})
     assert batches.all_items("nowhere") == []
+
+
+def test_a_first_deploy_batch_links_to_the_stacks_published_url(batches: Batches) -> None:
+    """No AcceptBaseUrl, no custom domain: the template publishes the API's own URL in an SSM
+    parameter (it cannot be an environment variable: the API names the functions)."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/signin-links-test/accept-base-url", Value="https://abc123.execute-api.x/", Type="String")
+    batches.set_env(ACCEPT_BASE_URL="", ACCEPT_BASE_URL_PARAMETER="/signin-links-test/accept-base-url")
+    summary = batches.deliver({"batch_id": "first-deploy", "user_ids": ["a", "b"]})
+    assert summary["counts"]["minted"] == 2
+    urls = [detail["url"] for detail in batches.minted()]
+    assert len(urls) == 2 and all(url.startswith("https://abc123.execute-api.x/accept-token?token=") for url in urls)
+
+
+def test_an_unreadable_published_url_fails_the_batch_for_a_retry_before_any_write(batches: Batches) -> None:
+    from signin_links.errors import ErrorCode, SignInLinksError
+
+    batches.set_env(ACCEPT_BASE_URL="", ACCEPT_BASE_URL_PARAMETER="/signin-links-test/missing")
+    with pytest.raises(SignInLinksError) as caught:
+        batches.deliver({"batch_id": "no-url-yet", "user_ids": ["a"]})
+    assert caught.value.code is ErrorCode.SERVICE_UNAVAILABLE  # retried by Lambda, then the DLQ
+    assert batches.all_items("no-url-yet") == []
 
 
 # --- Partial failures and crashes ---------------------------------------------------------------
@@ -562,9 +654,10 @@ def test_failed_event_entries_are_retried_and_permanent_failures_reported(batche
     assert len(minted) == 39 and set(minted.values()) == {1} and "user_00007" not in minted
     assert len(batches.tokens("lossy")) == 40  # the token exists; only its announcement failed
 
-    # The header is not completed, so a redelivery announces the one that failed, and only it.
+    # The header is not completed, so a redelivery announces the one that failed, and only it; at
+    # once, within the idempotency window (nothing cleared): an incomplete run leaves no idempotency
+    # record that would replay its summary instead.
     batches.healthy()
-    batches.forget_idempotency()
     again = batches.deliver(detail)
     assert again["status"] == "completed"
     assert again["counts"] == {"requested": 40, "minted": 1, "already_minted": 39, "failed": 0, "duplicates": 0}
@@ -678,6 +771,32 @@ def test_a_second_delivery_while_the_first_runs_is_refused(batches: Batches) -> 
     assert len(batches.minted()) == 30
 
 
+def test_a_reused_batch_id_arriving_while_the_first_runs_is_rejected(batches: Batches) -> None:
+    """Not "in progress" (which Lambda retries, and which then met the first batch's stored
+    summary): rejected at once, whatever state the first delivery's record is in."""
+    detail = {"batch_id": "overlap", "users": users(30)}
+    outcomes: list[Exception] = []
+
+    def meddling(client: Any) -> Any:
+        def put_events(**kwargs: Any) -> dict[str, Any]:
+            if not outcomes:  # another request under the same batch_id, while the first is running
+                try:
+                    batches.deliver({"batch_id": "overlap", "users": users(30, prefix="other_")})
+                except Exception as exc:
+                    outcomes.append(exc)
+            result: dict[str, Any] = client.put_events(**kwargs)
+            return result
+
+        return Wrapped(client, put_events=put_events)
+
+    batches.use_clients(events=meddling)
+    batches.set_env(BATCH_CONCURRENCY="1")
+    summary = batches.deliver(detail)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], BatchRejected), outcomes
+    assert "already used" in str(outcomes[0])
+    assert summary["counts"]["minted"] == 30 and len(batches.tokens("overlap")) == 30
+
+
 # --- The Step Functions path (chunks, then a summary) --------------------------------------------
 
 
@@ -697,7 +816,10 @@ def test_chunks_and_the_final_summary_through_the_handler(batches: Batches) -> N
     assert Counter(m["user_id"] for m in batches.minted()) == Counter({f"u{n}": 1 for n in range(5)})
     assert batches.summaries() == []  # chunks publish no batch summary
 
-    # A retried chunk (the state machine's Retry) changes nothing.
+    # A retried chunk (the state machine's Retry) changes nothing: within the idempotency window
+    # (the stored summary), and later (the completed header).
+    assert batches.invoke({**base, "chunk_index": 4, "users": rows[4:]}) == second
+    assert len(batches.minted()) == 5
     batches.forget_idempotency()
     retried = batches.invoke({**base, "chunk_index": 4, "users": rows[4:]})
     assert retried["redelivery"] is True and len(batches.minted()) == 5

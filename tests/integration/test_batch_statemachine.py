@@ -47,7 +47,8 @@ def test_the_template_points_the_state_machine_at_this_definition_and_the_mint_f
     assert ROOT / props["DefinitionUri"] == ASL
     placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
     assert placeholders == set(props["DefinitionSubstitutions"]) == {"MintLinkFunctionArn"}
-    assert props["DefinitionSubstitutions"]["MintLinkFunctionArn"] == {"Fn::GetAtt": ["MintLinkFunction", "Arn"]}
+    # The published alias, so a gradual deploy (DeploymentPreference) moves the chunks' code too.
+    assert props["DefinitionSubstitutions"]["MintLinkFunctionArn"] == {"Ref": "MintLinkFunction.Alias"}
     invoke = [p for p in props["Policies"] if "LambdaInvokePolicy" in p]
     assert invoke == [{"LambdaInvokePolicy": {"FunctionName": {"Ref": "MintLinkFunction"}}}]
     functions = load_template()["Resources"]

@@ -72,6 +72,27 @@ def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
         ({"user_id": "u", "expires_in_seconds": 1.5}, 422, "form_param_value_invalid", "expires_in_seconds"),
         ({"user_id": "u", "expires_in_seconds": True}, 422, "form_param_value_invalid", "expires_in_seconds"),
         ({"user_id": "u", "redirect_url": "https://evil.example"}, 422, "form_param_value_invalid", "redirect_url"),
+        # Malformed URLs once escaped urlsplit as ValueError (a 500): issue 9.
+        ({"user_id": "u", "redirect_url": "https://[x/"}, 422, "form_param_value_invalid", "redirect_url"),
+        (
+            {"user_id": "u", "redirect_url": "https://app.example.com]/"},
+            422,
+            "form_param_value_invalid",
+            "redirect_url",
+        ),
+        ({"user_id": "u", "redirect_url": "http://[::1"}, 422, "form_param_value_invalid", "redirect_url"),
+        (
+            {"user_id": "u", "redirect_url": "https://app.example.com\uff0fevil.com/"},
+            422,
+            "form_param_value_invalid",
+            "redirect_url",
+        ),
+        (
+            {"user_id": "u", "redirect_url": "https://app.example.com:x/"},
+            422,
+            "form_param_value_invalid",
+            "redirect_url",
+        ),
         ({"user_id": "u", "org_id": 7}, 422, "form_param_value_invalid", "org_id"),
         ({"user_id": "u", "nope": 1}, 422, "form_param_unknown", "nope"),
         ("{not json", 400, "request_body_invalid", None),
@@ -125,3 +146,99 @@ def test_revoke_reads_no_body(stack: Stack, context: Any) -> None:
     event["body"] = "not json at all"
     status, _, body = call(event, context)
     assert status == 200 and body["status"] == "revoked"
+
+
+def test_without_an_accept_base_url_links_use_the_stacks_published_url(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The published URL knows what the request cannot: a CloudFront distribution in front of the
+    API (its requests reach the API on the execute-api host)."""
+    import boto3
+
+    from tests.conftest import reset_caches
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/stack/accept-base-url", Value="https://d111.cloudfront.net", Type="String"
+    )
+    monkeypatch.setenv("ACCEPT_BASE_URL", "")
+    monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/accept-base-url")
+    reset_caches()
+    status, _, body = call(create_event({"user_id": "user_cf"}), context)
+    assert status == 200 and body["url"] == f"https://d111.cloudfront.net/accept-token?token={body['token']}"
+
+
+def test_an_unreadable_published_url_falls_back_to_the_requests_host(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("ACCEPT_BASE_URL", "")
+    monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/not-there")
+    reset_caches()
+    event = create_event({"user_id": "user_host"})
+    status, _, body = call(event, context)
+    host = event["requestContext"]["domainName"]
+    assert status == 200 and body["url"] == f"https://{host}/accept-token?token={body['token']}"
+
+
+# --- Cache-Control (issue 9): the mint answer carries a live token; nothing under /v1 is cached ----
+
+
+def routed(method: str, path: str, body: str | None = None) -> dict[str, Any]:
+    """A request that API Gateway hands to the mint function through its ``ANY /v1/{proxy+}`` route."""
+    event = create_event(body or "")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["routeKey"] = event["requestContext"]["routeKey"] = "ANY /v1/{proxy+}"
+    return event
+
+
+def test_every_v1_answer_says_no_store(stack: Stack, context: Any) -> None:
+    status, headers, minted = call(create_event({"user_id": "user_cache"}), context)
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    revoke = load_event("revoke_sign_in_token.json")
+    revoke["pathParameters"] = {"sign_in_token_id": minted["id"]}
+    revoke["rawPath"] = revoke["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
+    answers = [
+        (200, call(revoke, context)),
+        (400, call(revoke, context)),  # already revoked
+        (404, call(load_event("revoke_sign_in_token.json"), context)),
+        (422, call(create_event({}), context)),
+        (401, call(create_event({"user_id": "u"}, authorization="Bearer nope"), context)),
+        (400, call(create_event("{"), context)),
+        (404, call(routed("GET", "/v1/nothing/here"), context)),
+        (404, call(routed("POST", "/v1/sign_in_tokens/sit_x/revoke/more"), context)),
+    ]
+    for expected, (got, answer_headers, body) in answers:
+        assert got == expected, body
+        assert answer_headers["Cache-Control"] == "no-store", (expected, answer_headers)
+        assert answer_headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/sign_in_tokens"),
+        ("PUT", "/v1/sign_in_tokens"),
+        ("DELETE", "/v1/sign_in_tokens"),
+        ("PATCH", "/v1/sign_in_tokens"),
+        ("OPTIONS", "/v1/sign_in_tokens"),
+        ("HEAD", "/v1/sign_in_tokens"),
+        ("GET", "/v1/sign_in_tokens/sit_0000000000000000000042/revoke"),
+        ("DELETE", "/v1/sign_in_tokens/sit_0000000000000000000042/revoke"),
+    ],
+)
+def test_another_method_on_a_v1_route_is_405_with_allow(stack: Stack, context: Any, method: str, path: str) -> None:
+    status, headers, body = call(routed(method, path, '{"user_id": "user_405"}'), context)
+    assert status == 405 and headers["Allow"] == "POST" and headers["Cache-Control"] == "no-store"
+    assert headers["Content-Type"] == "application/json"
+    if method != "HEAD":
+        assert body["errors"][0]["code"] == "method_not_allowed"
+    count = stack.dynamodb.scan(TableName=stack.table_name, Select="COUNT")["Count"]
+    assert count == 0  # nothing minted
+
+
+def test_the_example_event_of_the_fallback_route_is_a_405(stack: Stack, context: Any) -> None:
+    status, headers, body = call(load_event("v1_method_not_allowed.json"), context)
+    assert status == 405 and headers["Allow"] == "POST" and headers["Cache-Control"] == "no-store"
+    assert body["errors"][0]["code"] == "method_not_allowed" and body["clerk_trace_id"] == "req-0405"

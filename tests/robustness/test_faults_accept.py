@@ -68,9 +68,10 @@ def test_accept_with_dynamodb_failing_is_503_and_leaves_the_token_pending(
     minted = mint(context)
     before = stack.item(minted["id"])
     with injected(monkeypatch) as faults:
-        faults.fail("dynamodb", "UpdateItem", fault)
+        # The accept's one DynamoDB call: the token's update and the session's put, one transaction.
+        faults.fail("dynamodb", "TransactWriteItems", fault)
         assert_unavailable(accept(context, minted["token"], as_json=as_json), as_json=as_json)
-        assert faults.failed == [("dynamodb", "UpdateItem")]
+        assert faults.failed == [("dynamodb", "TransactWriteItems")]
         assert stack.item(minted["id"]) == before
         announced = [params for service, _, params in faults.calls if service == "events"]
         assert "SignInTokenAccepted" not in str(announced), "announced an acceptance that did not happen"
@@ -117,4 +118,7 @@ def test_a_warm_accept_survives_a_secrets_manager_outage(
     with injected(monkeypatch) as faults:
         faults.fail("secretsmanager", None, SECRETS_FAULTS["EndpointConnectionError"])
         assert accept(context, minted["token"]).status == 200
-        assert faults.count("secretsmanager") == 0 and faults.count("dynamodb", "UpdateItem") == 1
+        assert (
+            faults.count("secretsmanager") == 0
+            and faults.count("dynamodb") == faults.count("dynamodb", "TransactWriteItems") == 1
+        )

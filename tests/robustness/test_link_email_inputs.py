@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from signin_links.config import Settings
+from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.keyring import HMAC, Keyring, generate_key
 from signin_links.link_email import (
@@ -384,3 +384,33 @@ def test_a_token_signed_long_ago_is_a_permanent_failure_not_an_ignored_event() -
     detail["url"] = f"{BASE}/accept-token?token={token_for('sit_0000000000000000000003', issued_at=NOW - 7200)}"
     assert world.mailer().deliver(event_of(detail), "req-1").reason == "link_expired"
     assert time.time() > 0 and not world.ses.requests
+
+
+def test_without_accept_base_url_the_published_one_decides_which_links_are_ours() -> None:
+    world = World()
+    settings = replace(SETTINGS, accept_base_url="")
+    mailer = LinkMailer(
+        settings,
+        store=world.store,  # type: ignore[arg-type]
+        ses=world.ses,
+        publisher=world.publisher,  # type: ignore[arg-type]
+        templates=TEMPLATES,
+        ticket_keyring=lambda: KEYRING,
+        published_base_url=lambda: BASE + "/",
+        clock=lambda: float(NOW),
+        sleep=lambda seconds: None,
+    )
+    ours = event_of(valid_detail("sit_0000000000000000000004", {"email": "ada@example.com"}))
+    assert mailer.deliver(ours, "req-1").outcome == "sent"
+    elsewhere = valid_detail("sit_0000000000000000000005", {"email": "ada@example.com"})
+    elsewhere["url"] = elsewhere["url"].replace(BASE, "https://other.example.com")
+    assert mailer.deliver(event_of(elsewhere), "req-1").outcome == "ignored"
+    with pytest.raises(ConfigError, match="ACCEPT_BASE_URL_PARAMETER"):
+        LinkMailer(
+            settings,
+            store=world.store,  # type: ignore[arg-type]
+            ses=world.ses,
+            publisher=world.publisher,  # type: ignore[arg-type]
+            templates=TEMPLATES,
+            ticket_keyring=lambda: KEYRING,
+        )

@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Stack, load_event, load_function
+from tests.strategies import json_values as hostile_json_values
+from tests.strategies import redirect_urls, tricky_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -35,13 +37,19 @@ json_scalars = (
     | st.text(max_size=40)
     | st.sampled_from(["", " ", "\u0000", "\u2028", "user_1", "https://app.example.com/x", "sit_x", "60"])
 )
-json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+json_values = (
+    st.recursive(
+        json_scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    )
+    | hostile_json_values
 )
+# Widened after issue 9 (a malformed redirect_url was a 500 that this generator never reached):
+# bracketed hosts, IPv6 literals, fullwidth and non-ASCII characters, bad ports, user info.
 field_values = {
-    "user_id": st.text(max_size=300) | json_values,
+    "user_id": st.text(max_size=300) | tricky_text | json_values,
     "expires_in_seconds": st.integers(min_value=-10, max_value=2**40) | json_values,
-    "org_id": st.none() | st.text(max_size=300) | json_values,
+    "org_id": st.none() | st.text(max_size=300) | tricky_text | json_values,
     "redirect_url": st.sampled_from(
         [
             "https://app.example.com/welcome",
@@ -54,6 +62,7 @@ field_values = {
             "https://app.example.com/\u0000",
         ]
     )
+    | redirect_urls
     | json_values,
 }
 mint_objects = st.fixed_dictionaries({}, optional=field_values) | st.dictionaries(
@@ -109,6 +118,9 @@ def check_answer(stack: Stack, before: int, status: int, headers: dict[str, str]
 @example({"user_id": "user_1", "expires_in_seconds": float("inf")})
 @example({"user_id": "\ud800"})
 @example({"user_id": "u", "org_id": "o", "redirect_url": "https://app.example.com/w", "expires_in_seconds": 1})
+@example({"user_id": "u", "redirect_url": "https://[x/"})
+@example({"user_id": "u", "redirect_url": "https://app.example.com\uff0fevil.com/"})
+@example({"user_id": "u", "redirect_url": "https://app.example.com/café"})
 def test_any_json_object_is_answered_cleanly(stack: Stack, context: Any, payload: dict[str, Any]) -> None:
     before = item_count(stack)
     status, headers, body = call(create_event(json.dumps(payload)), context)
@@ -117,6 +129,8 @@ def test_any_json_object_is_answered_cleanly(stack: Stack, context: Any, payload
         assert isinstance(payload["user_id"], str) and 0 < len(payload["user_id"]) <= 256
         expires = payload.get("expires_in_seconds")
         assert expires is None or (type(expires) is int and 1 <= expires <= 2592000)
+        redirect = stack.item(body["id"]).get("redirect_url", {}).get("S")  # type: ignore[union-attr]
+        assert redirect is None or (redirect.isascii() and len(redirect) <= 2048)
 
 
 @HANDLER_PROPERTY

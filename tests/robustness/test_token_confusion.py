@@ -155,6 +155,10 @@ def test_the_same_browser_retry_accepts_only_the_real_session(stack: Stack, cont
     }
     for label, cookie in impostors.items():
         answer = accept(context, minted["token"], cookies=[f"__session={cookie}"])
+        if label == "another user's session":  # login CSRF guard: asks first, changes nothing
+            assert answer.status == 409 and answer.code == "another_user_signed_in", label
+            assert not answer.cookies, label
+            answer = accept(context, minted["token"], cookies=[f"__session={cookie}"], confirm="switch_user")
         assert answer.status == 400, label
         assert answer.code == "sign_in_token_already_used_code", label
         assert not answer.cookies, label

@@ -53,3 +53,43 @@ def test_redirect_allow_list_compares_whole_origins() -> None:
     assert not settings.redirect_allowed("https://app.example.com:8443/")
     assert not settings.redirect_allowed("//app.example.com/")
     assert not settings.redirect_allowed("javascript:alert(1)")
+
+
+def test_session_settings_default_to_clerks_and_are_bounded() -> None:
+    settings = parse_settings({"TABLE_NAME": "t"})
+    assert settings.session_token_lifetime_seconds == 60
+    assert settings.session_lifetime_seconds == 7 * 24 * 3600 and settings.session_inactivity_seconds == 0
+    custom = parse_settings(
+        {"TABLE_NAME": "t", "SESSION_TOKEN_LIFETIME_SECONDS": "12", "SESSION_INACTIVITY_SECONDS": "1800"}
+    )
+    assert custom.session_token_lifetime_seconds == 12 and custom.session_inactivity_seconds == 1800
+    for env, var in (
+        ({"SESSION_TOKEN_LIFETIME_SECONDS": "4"}, "SESSION_TOKEN_LIFETIME_SECONDS"),
+        ({"SESSION_TOKEN_LIFETIME_SECONDS": "7200", "SESSION_LIFETIME_SECONDS": "3600"}, "SESSION_TOKEN_LIFETIME"),
+        ({"SESSION_INACTIVITY_SECONDS": "120"}, "SESSION_INACTIVITY_SECONDS"),
+        ({"SESSION_INACTIVITY_SECONDS": "x"}, "SESSION_INACTIVITY_SECONDS"),
+    ):
+        with pytest.raises(ConfigError, match=var):
+            parse_settings({"TABLE_NAME": "t", **env})
+
+
+def test_a_deployed_stack_gives_a_margin_over_the_secrets_max_age() -> None:
+    settings = parse_settings(
+        {"TABLE_NAME": "t", "SECRETS_MAX_AGE_SECONDS": "300", "KEY_ACTIVATION_MARGIN_SECONDS": "60"}
+    )
+    assert settings.key_activation_delay_seconds == 360
+    assert parse_settings({"TABLE_NAME": "t"}).key_activation_delay_seconds == 600  # no margin: the delay itself
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "59"},
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "0"},
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "soon"},
+        {"KEY_ACTIVATION_MARGIN_SECONDS": "120", "KEY_ACTIVATION_DELAY_SECONDS": "900"},
+    ],
+)
+def test_a_margin_below_sixty_seconds_or_beside_a_delay_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="KEY_ACTIVATION_MARGIN_SECONDS"):
+        parse_settings({"TABLE_NAME": "t", **env})

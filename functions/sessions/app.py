@@ -1,0 +1,168 @@
+"""sessions: Clerk's ``/v1/sessions`` Backend API (list, get, revoke, tokens, refresh).
+
+Thin by design: each route authenticates (Bearer secret key), reads its inputs, makes one call into
+the domain (``session_service.py``) and shapes Clerk's answer. A function of its own because it signs
+RS256 session tokens: the mint function never loads RSA code (its cold start stays short), and the
+accept function never holds the API keys.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signin_links import aws
+from signin_links.auth import authenticate
+from signin_links.config import get_settings
+from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
+from signin_links.http import (
+    install_error_handlers,
+    json_response,
+    method_not_allowed,
+    no_store,
+    other_methods,
+    request_body,
+)
+from signin_links.keyring import RSA, Keyring, load_keyring
+from signin_links.observability import logger, metrics, tracer
+from signin_links.session_service import Sessions, parse_session_query, session_json
+from signin_links.store import TokenStore
+from signin_links.wire import body_bytes, read_json_object
+
+app = APIGatewayHttpResolver()
+install_error_handlers(app)
+
+TOKEN_FIELDS = frozenset({"expires_in_seconds"})
+REFRESH_FIELDS = frozenset(
+    {"expired_token", "refresh_token", "request_origin", "request_headers", "format", "request_originating_ip"}
+)
+
+
+@cache
+def sessions() -> Sessions:
+    settings = get_settings()
+
+    def session_keyring() -> Keyring:
+        return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
+
+    return Sessions(settings, TokenStore(aws.client("dynamodb"), settings.table_name), session_keyring)
+
+
+def authenticated() -> Sessions:
+    service = sessions()
+    authenticate(app.current_event.headers.get("authorization"), service.settings)
+    return service
+
+
+def answer(body: Any) -> Response[str]:
+    """200 with Clerk's JSON; never cached (tokens, session state)."""
+    return json_response(200, body, {"Cache-Control": "no-store"})
+
+
+def own_base_url() -> str:
+    return f"https://{app.current_event.request_context.domain_name}"
+
+
+def json_body(service: Sessions, fields: frozenset[str]) -> dict[str, Any]:
+    """The JSON object body (empty allowed); an unknown field is 422 ``form_param_unknown``."""
+    body = read_json_object(request_body(app), service.settings.max_body_bytes)
+    for name in body:
+        if name not in fields:
+            raise SignInLinksError(
+                ErrorCode.FORM_PARAM_UNKNOWN, f"{str(name)[:64]} is not a valid parameter.", param=str(name)[:64]
+            )
+    return body
+
+
+@app.get("/v1/sessions")
+@tracer.capture_method
+def list_sessions() -> Response[str]:
+    service = authenticated()
+    query = parse_session_query(dict(app.current_event.query_string_parameters or {}))
+    page, total = service.list(query)
+    now_ms = service.now_ms()
+    data = [session_json(record, now_ms) for record in page]
+    return answer({"data": data, "total_count": total} if query.paginated else data)
+
+
+@app.get("/v1/sessions/<session_id>")
+@tracer.capture_method
+def get_session(session_id: str) -> Response[str]:
+    service = authenticated()
+    return answer(session_json(service.get(session_id), service.now_ms()))
+
+
+@app.post("/v1/sessions/<session_id>/revoke")
+@tracer.capture_method
+def revoke_session(session_id: str) -> Response[str]:
+    service = authenticated()
+    # No body is expected and none is read: the JS SDK sends an empty one with a JSON content type.
+    body_bytes(request_body(app), service.settings.max_body_bytes)
+    return answer(session_json(service.revoke(session_id), service.now_ms()))
+
+
+@app.post("/v1/sessions/<session_id>/tokens")
+@tracer.capture_method
+def create_session_token(session_id: str) -> Response[str]:
+    service = authenticated()
+    body = json_body(service, TOKEN_FIELDS)
+    token = service.create_token(session_id, body.get("expires_in_seconds"), fallback_issuer=own_base_url())
+    logger.info("session token issued", extra={"session_id": session_id})
+    return answer({"object": "token", "jwt": token})
+
+
+@app.post("/v1/sessions/<session_id>/refresh")
+@tracer.capture_method
+def refresh_session(session_id: str) -> Response[str]:
+    """Clerk's backend refresh: the ``__refresh`` value and the (expired) ``__session`` token of one
+    session; 401 when the session is not active or they do not match it."""
+    service = authenticated()
+    body = json_body(service, REFRESH_FIELDS)
+    expired_token, refresh_token = body.get("expired_token"), body.get("refresh_token")
+    for name, value in (("expired_token", expired_token), ("refresh_token", refresh_token)):
+        if not isinstance(value, str) or not value:
+            raise param_invalid(name, "must be a non-empty string.")
+    if not isinstance(body.get("request_origin"), str):
+        raise param_invalid("request_origin", "must be a string.")
+    if body.get("request_headers") is not None and not isinstance(body["request_headers"], dict):
+        raise param_invalid("request_headers", "must be an object or null.")
+    if body.get("request_originating_ip") is not None and not isinstance(body["request_originating_ip"], str):
+        raise param_invalid("request_originating_ip", "must be a string or null.")
+    response_format = "token" if body.get("format") is None else body["format"]
+    if response_format not in ("token", "cookie"):
+        raise param_invalid("format", "must be token or cookie.")
+    refreshed = service.refresh(
+        refresh_token, fallback_issuer=own_base_url(), session_id=session_id, expired_token=expired_token
+    )
+    if response_format == "cookie":
+        cookie = f"__session={refreshed.token}; Path=/; Max-Age={refreshed.max_age}; HttpOnly; Secure; SameSite=Lax"
+        domain = service.settings.session_cookie_domain
+        return answer({"object": "cookies", "cookies": [cookie + (f"; Domain={domain}" if domain else "")]})
+    return answer({"object": "token", "jwt": refreshed.token})
+
+
+# Every other method on the routes above, and unknown paths under /v1/sessions (the template's ANY
+# /v1/sessions and ANY /v1/sessions/{proxy+} routes bring them here): 405 with Allow, or 404, in
+# Clerk's envelope with Cache-Control: no-store, like every /v1 answer.
+@app.route("/v1/sessions", method=other_methods("GET"))
+@app.route("/v1/sessions/<session_id>", method=other_methods("GET"))
+def get_only(session_id: str = "") -> Response[str]:
+    return method_not_allowed(app, "GET")
+
+
+@app.route("/v1/sessions/<session_id>/revoke", method=other_methods("POST"))
+@app.route("/v1/sessions/<session_id>/tokens", method=other_methods("POST"))
+@app.route("/v1/sessions/<session_id>/refresh", method=other_methods("POST"))
+def post_only(session_id: str) -> Response[str]:
+    return method_not_allowed(app, "POST")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return no_store(app.resolve(event, context))

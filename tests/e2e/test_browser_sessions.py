@@ -1,0 +1,267 @@
+"""Sessions in a real headless Chromium (issue 10 item 7, issue 9 item 7).
+
+An application origin (``http://127.0.0.1:<port>``, served here) hosts the seed's own accept page
+ported to ``session.js``: ``signIn.create({strategy: "ticket", ticket})`` then ``setActive``. Ports
+do not change the site, so that origin is *same-site* with the stack (``http://127.0.0.1:<other
+port>``): SameSite=Lax cookies flow with a credentialed ``fetch``, and the stack allows the origin
+through ``LOCAL_PARAMETER_AllowedRedirectOrigins``. Session tokens live 12 s on this stack
+(``LOCAL_PARAMETER_SessionTokenLifetimeSeconds``), so ``session.js`` refreshes them every ~2 s.
+
+An attacker's origins: ``http://localhost:<port>`` (another site: cross-site) and another port of
+127.0.0.1 that is not allowed (same-site, not allowed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from tests.e2e.conftest import LocalStackHandle, running_stack
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+TOKEN_LIFETIME_S = 12
+
+# The seed's own accept page (Clerk's docs: signIn.create with the ticket, then setActive), ported:
+# only the import changed (a script tag and window.SigninLinks instead of @clerk's hooks).
+SEED_PAGE = """<!doctype html><title>Accept</title>
+<script src="{stack}/session.js"></script>
+<p id="status">working</p>
+<script>
+(async () => {{
+  const {{ signIn, setActive }} = window.SigninLinks;
+  const ticket = new URL(window.location.href).searchParams.get("token");
+  const status = document.getElementById("status");
+  try {{
+    const signInAttempt = await signIn.create({{ strategy: "ticket", ticket }});
+    if (signInAttempt.status === "complete") {{
+      await setActive({{ session: signInAttempt.createdSessionId }});
+      status.textContent = "signed-in:" + signInAttempt.createdSessionId;
+    }}
+  }} catch (error) {{
+    status.textContent = "error:" + error.status + ":" + error.code;
+  }}
+}})();
+</script>"""
+
+# An application page: shows who is signed in, follows session changes, signs out with a button.
+APP_PAGE = """<!doctype html><title>App</title>
+<script src="{stack}/session.js"></script>
+<p id="who">loading</p><button id="out">Sign out</button>
+<script>
+const who = document.getElementById("who");
+const show = (session) => {{ who.textContent = session ? "session:" + session.id : "signed-out"; }};
+SigninLinks.addListener(({{ session }}) => show(session));
+SigninLinks.load().then(show);
+document.getElementById("out").addEventListener("click", () => SigninLinks.signOut());
+</script>"""
+
+# The attacker: an auto-submitting cross-site form, and a credentialed fetch.
+ATTACK_FORM = """<!doctype html><title>Win a prize</title>
+<form id="f" method="post" action="{stack}/accept-token"><input type="hidden" name="token" value="{token}"></form>
+<script>document.getElementById("f").submit();</script>"""
+ATTACK_FETCH = """<!doctype html><title>Win a prize</title><p id="result">working</p>
+<script>
+fetch("{stack}/accept-token", {{method: "POST", credentials: "include",
+  headers: {{"Content-Type": "application/json"}}, body: JSON.stringify({{token: "{token}"}})}})
+  .then((r) => {{ document.getElementById("result").textContent = "status:" + r.status; }})
+  .catch(() => {{ document.getElementById("result").textContent = "blocked"; }});
+</script>"""
+
+
+class Site:
+    """A tiny origin serving pages by path (``/page?...`` -> ``pages[path](query)``)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.pages: dict[str, Any] = {}
+        pages = self.pages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                render = pages.get(url.path)
+                body = render({k: v[0] for k, v in parse_qs(url.query).items()}).encode() if render else b"missing"
+                self.send_response(200 if render else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://{host}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def app_site() -> Iterator[Site]:
+    site = Site()
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def stack(app_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
+    env = {
+        "LOCAL_PARAMETER_AllowedRedirectOrigins": app_site.origin,
+        "LOCAL_PARAMETER_SessionTokenLifetimeSeconds": str(TOKEN_LIFETIME_S),
+    }
+    with running_stack(tmp_path_factory.mktemp("sessions-browser-stack"), env=env) as handle:
+        app_site.pages["/accept-token"] = lambda query: SEED_PAGE.format(stack=handle.base_url)
+        app_site.pages["/app"] = lambda query: APP_PAGE.format(stack=handle.base_url)
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+def cookies(context: Any, stack: LocalStackHandle) -> dict[str, str]:
+    return {cookie["name"]: cookie["value"] for cookie in context.cookies(stack.base_url)}
+
+
+def sign_in_on_the_apps_page(context: Any, stack: LocalStackHandle, app_site: Site, user_id: str) -> str:
+    minted = stack.mint(user_id)
+    page = context.new_page()
+    page.goto(f"{app_site.origin}/accept-token?token={minted['token']}")
+    page.wait_for_function("document.getElementById('status').textContent !== 'working'")
+    status = page.locator("#status").inner_text()
+    assert status.startswith("signed-in:sess_"), status
+    assert stack.status(minted["id"]) == "accepted"
+    page.close()
+    return status.split(":", 1)[1]
+
+
+def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_page_out(
+    stack: LocalStackHandle, app_site: Site, browser: Any
+) -> None:
+    context = browser.new_context()
+    session_id = sign_in_on_the_apps_page(context, stack, app_site, "user_chromium")
+    jar = cookies(context, stack)
+    assert set(jar) >= {"__session", "__refresh"} and jar["__refresh"].startswith(session_id + ".")
+    first = jwt.decode(jar["__session"], options={"verify_signature": False})
+    assert first["sid"] == session_id and first["exp"] - first["iat"] == TOKEN_LIFETIME_S
+
+    app = context.new_page()
+    app.goto(f"{app_site.origin}/app")
+    app.get_by_text(f"session:{session_id}").wait_for()
+    # Past the first token's expiry, session.js has refreshed it by itself: a newer token, same session.
+    app.wait_for_timeout((TOKEN_LIFETIME_S + 2) * 1000)
+    later = jwt.decode(cookies(context, stack)["__session"], options={"verify_signature": False})
+    assert later["sid"] == session_id and later["iat"] > first["iat"] and later["exp"] > time.time()
+    token = app.evaluate("SigninLinks.session.getToken()")
+    assert jwt.decode(token, options={"verify_signature": False})["sid"] == session_id
+
+    with stack.client() as api:
+        assert api.post(f"/v1/sessions/{session_id}/revoke").json()["status"] == "revoked"
+    # The next refresh (within ~2 s) fails: the page learns it is signed out, the cookies are gone.
+    app.get_by_text("signed-out").wait_for(timeout=15_000)
+    assert "__refresh" not in cookies(context, stack) and "__session" not in cookies(context, stack)
+    assert app.evaluate("SigninLinks.session") is None
+    context.close()
+
+
+def test_sign_out_with_the_button_and_on_the_sign_out_page(
+    stack: LocalStackHandle, app_site: Site, browser: Any
+) -> None:
+    context = browser.new_context()
+    session_id = sign_in_on_the_apps_page(context, stack, app_site, "user_sign_out")
+    app = context.new_page()
+    app.goto(f"{app_site.origin}/app")
+    app.get_by_text(f"session:{session_id}").wait_for()
+    app.get_by_role("button", name="Sign out").click()
+    app.get_by_text("signed-out").wait_for()
+    assert not cookies(context, stack)
+    item = stack.item(session_id)
+    assert item is not None and item["status"]["S"] == "ended"
+
+    # The service's own page: a GET shows a button (never signs out), the button does.
+    again = sign_in_on_the_apps_page(context, stack, app_site, "user_sign_out")
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/sign-out")
+    assert stack.item(again)["status"]["S"] == "active"  # type: ignore[index]
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("Signed out.").wait_for()
+    assert not cookies(context, stack) and stack.item(again)["status"]["S"] == "ended"  # type: ignore[index]
+    context.close()
+
+
+def test_an_attackers_pages_leave_the_visitors_session_intact(
+    stack: LocalStackHandle, app_site: Site, browser: Any
+) -> None:
+    context = browser.new_context()
+    visitor_session = sign_in_on_the_apps_page(context, stack, app_site, "user_visitor")
+    before = cookies(context, stack)
+    attacker_token = stack.mint("user_attacker")
+    cross_site = Site(host="localhost")  # another site altogether
+    not_allowed = Site()  # same site, an origin not on the allow-list
+    try:
+        for site in (cross_site, not_allowed):
+            site.pages["/form"] = lambda query: ATTACK_FORM.format(stack=stack.base_url, token=attacker_token["token"])
+            site.pages["/fetch"] = lambda query: ATTACK_FETCH.format(
+                stack=stack.base_url, token=attacker_token["token"]
+            )
+            page = context.new_page()
+            page.goto(f"{site.origin}/form")
+            page.wait_for_load_state("load")
+            page.locator("#error-code").wait_for()
+            assert page.locator("#error-code").inner_text() == "origin_invalid"
+            page.goto(f"{site.origin}/fetch")
+            page.wait_for_function("document.getElementById('result').textContent !== 'working'")
+            assert page.locator("#result").inner_text() in ("blocked", "status:403")
+            page.close()
+            assert stack.status(attacker_token["id"]) == "pending"
+            assert cookies(context, stack) == before
+    finally:
+        cross_site.close()
+        not_allowed.close()
+
+    # A webmail click on the attacker's link (top-level GET, then the page's own POST) asks first.
+    page = context.new_page()
+    page.goto(attacker_token["url"])
+    page.get_by_text("Switch accounts?").wait_for()
+    assert page.locator("#signed-in-user").inner_text() == "user_visitor"
+    assert page.locator("#link-user").inner_text() == "user_attacker"
+    assert stack.status(attacker_token["id"]) == "pending" and cookies(context, stack) == before
+    page.get_by_role("button", name="Sign in as user_attacker").click()
+    page.get_by_text("Signed in as user_attacker").wait_for()
+    assert stack.status(attacker_token["id"]) == "accepted"
+    assert (
+        jwt.decode(cookies(context, stack)["__session"], options={"verify_signature": False})["sub"] == "user_attacker"
+    )
+    assert visitor_session
+    context.close()
+
+
+def test_the_session_script_is_served_from_the_stack(stack: LocalStackHandle) -> None:
+    answer = httpx.get(f"{stack.base_url}/session.js")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/javascript")
+    assert (
+        Path(__file__).resolve().parents[2].joinpath("functions/accept_token/templates/session.js").read_text()
+        == answer.text
+    )

@@ -1,0 +1,970 @@
+"""template.yaml as CloudFormation will see it: translated by samtranslator, linted by cfn-lint,
+its parameter constraints and rules evaluated, its IAM, key and bus policies read statement by
+statement, and its non-Lambda resources created on moto's CloudFormation (issues 9 and 11).
+
+Nothing here needs AWS: samtranslator and cfn-lint run offline, and the SAM CLI check runs only
+where ``make validate``/``make build`` installed SAM CLI (``.venv-sam``; CI does both first).
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.template import TEMPLATE, Resolver, load_template, parameter_values
+from signin_links import ids
+from signin_links.batch import IDEMPOTENCY_KEY_PREFIX, header_key, marker_key
+from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS
+from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
+
+ROOT = TEMPLATE.parent
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STACK = "signin-links-dev"
+SERVING = ("MintLinkFunction", "AcceptTokenFunction")
+
+SOURCE = load_template()
+PARAMETERS: dict[str, dict[str, Any]] = SOURCE["Parameters"]
+
+
+class _NoManagedPolicies:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@functools.cache
+def _translated(stage: str) -> str:
+    from samtranslator.translator.transform import transform
+
+    template = copy.deepcopy(SOURCE)
+    for resource in template["Resources"].values():  # what `sam package` does to local paths
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            resource["Properties"]["DefinitionUri"] = "s3://bucket/definition.json"
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    return json.dumps(transform(template, {"Stage": stage}, _NoManagedPolicies()))
+
+
+def translated(stage: str = "dev") -> dict[str, Any]:
+    """The template after the SAM transform (a fresh copy)."""
+    result: dict[str, Any] = json.loads(_translated(stage))
+    return result
+
+
+def resolver(template: dict[str, Any], **overrides: str) -> Resolver:
+    """Evaluates intrinsics as CloudFormation would for stack ``STACK`` (resources by logical id)."""
+    return Resolver(
+        template,
+        parameter_values(template, overrides),
+        ref_of=lambda logical_id: logical_id if logical_id in template["Resources"] else None,
+        att_of=lambda logical_id, attr: f"arn:aws:{logical_id}:{attr}",
+        region=REGION,
+        account_id=ACCOUNT,
+        stack_name=STACK,
+    )
+
+
+def role_arn(template: dict[str, Any], role: str) -> str:
+    """The ARN a role will have (CloudFormation generates its name from the stack and logical id)."""
+    path = resolver(template).resolve(template["Resources"][role]["Properties"].get("Path", "/"))
+    return f"arn:aws:iam::{ACCOUNT}:role{path}{STACK}-{role}-AbCdEf123456"
+
+
+def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    found = []
+    for policy in template["Resources"][role]["Properties"].get("Policies", []):
+        found.extend(policy["PolicyDocument"]["Statement"])
+    return found
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return [value] if isinstance(value, str) else list(value)
+
+
+# --- Lint, translation, the guided deploy ---------------------------------------------------------
+
+
+def test_cfn_lint_with_informational_checks_finds_nothing() -> None:
+    """cfn-lint translates the template with samtranslator and checks every condition combination
+    (E3004 is the circular-dependency check: key policy -> role -> secret -> key must not close)."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"], regions=[REGION]))
+    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == []
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_template_translates_for_both_stages(stage: str) -> None:
+    template = translated(stage)
+    assert "Transform" not in template or template["Transform"] == ["AWS::LanguageExtensions"]
+    aliases = {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Alias"}
+    assert {r["Properties"]["Name"] for r in aliases.values()} == {"live"}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_no_resource_depends_on_itself(stage: str) -> None:
+    """CloudFormation counts every reference in a resource, UpdatePolicy included (cfn-lint's E3004
+    does not look there): an API alarm in a DeploymentPreference closes alias -> deployment group ->
+    alarm -> API -> alias."""
+    from local.template import references
+
+    resources = translated(stage)["Resources"]
+    edges = {}
+    for logical_id, resource in resources.items():
+        depends = resource.get("DependsOn") or []
+        mentioned = references({k: v for k, v in resource.items() if k != "Type"}) | set(
+            [depends] if isinstance(depends, str) else depends
+        )
+        edges[logical_id] = {name for name in mentioned if name in resources and name != logical_id}
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        assert node not in path, " -> ".join([*path[path.index(node) :], node])
+        if node in done:
+            return
+        for target in sorted(edges[node]):
+            visit(target, [*path, node])
+        done.add(node)
+
+    for logical_id in resources:
+        visit(logical_id, [])
+
+
+def test_the_http_api_declares_that_its_routes_have_no_api_gateway_authorizer() -> None:
+    """What SAM CLI's guided deploy reads (samcli/commands/deploy/auth_utils.py): an HttpApi with an
+    Auth property counts as configured, so it no longer asks "... has no authentication. Is this
+    okay?" (default No, which aborted the deploy) once per function."""
+    api = SOURCE["Resources"]["HttpApi"]["Properties"]
+    assert api["Auth"] == {"EnableIamAuthorizer": False}
+    for function in SERVING:
+        for event in SOURCE["Resources"][function]["Properties"]["Events"].values():
+            if event["Type"] == "HttpApi":
+                assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+
+
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+AUTH_PER_RESOURCE = """
+import json, sys
+from samcli.commands.deploy.auth_utils import auth_per_resource
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+region = {"AWS::Region": "us-east-1"}
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], parameter_overrides={}, global_parameter_overrides=region)
+print(json.dumps(auth_per_resource(stacks)))
+"""
+
+
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="SAM CLI is not installed here (make validate installs it)")
+def test_sam_cli_guided_deploy_asks_no_authentication_question() -> None:
+    done = subprocess.run(
+        [str(SAM_PYTHON), "-c", AUTH_PER_RESOURCE, str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {name for name, _ in answers} >= set(SERVING)
+    assert [name for name, configured in answers if not configured] == []  # nothing to ask
+
+
+GUIDED_DEPLOY = """
+import sys
+import samcli.commands.deploy.guided_context as guided
+
+class Reached(Exception):
+    pass
+
+def first_aws_call(*args, **kwargs):
+    raise Reached
+
+guided.manage_stack = first_aws_call  # looks up SAM CLI's bucket: every prompt has been answered
+context = guided.GuidedContext(
+    template_file=sys.argv[1], stack_name="signin-links-dev", s3_bucket=None, image_repository=None,
+    image_repositories=None, s3_prefix=None, region="us-east-1", confirm_changeset=True,
+    capabilities=("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"), parameter_overrides={"Stage": "dev"},
+    disable_rollback=False,
+)
+try:
+    context.guided_prompts(guided.get_template_parameters(template_file=sys.argv[1]))
+except Reached:
+    print("\\nREACHED the deployment step")
+"""
+
+
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="SAM CLI is not installed here (make validate installs it)")
+def test_sam_deploy_guided_reaches_the_deployment_when_every_answer_is_the_default() -> None:
+    """`sam deploy --guided` with Enter pressed at every prompt (samconfig.toml's values as the
+    CLI passes them), up to the first AWS call. Before the template declared its auth, the first
+    "... has no authentication. Is this okay? [y/N]" aborted it: Security Constraints Not Satisfied."""
+    done = subprocess.run(
+        [str(SAM_PYTHON), "-c", GUIDED_DEPLOY, str(TEMPLATE)],
+        input="\n" * 200,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "has no authentication" not in done.stdout
+    assert "REACHED the deployment step" in done.stdout.splitlines(), done.stdout[-2000:]
+
+
+def test_samconfig_deploys_each_stage_without_questions() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for env, stage in (("default", "dev"), ("dev", "dev"), ("prod", "prod")):
+        sections = config[env]
+        assert sections["global"]["parameters"]["region"], env
+        assert sections["global"]["parameters"]["stack_name"], env
+        assert sections["build"]["parameters"]["cached"] is True, env
+        deploy = sections["deploy"]["parameters"]
+        assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}, env
+        assert deploy["resolve_s3"] is True, env
+        assert f"Stage={stage}" in deploy["parameter_overrides"], env
+        assert sections["validate"]["parameters"]["lint"] is True, env
+    assert (
+        config["default"]["global"]["parameters"]["stack_name"] != config["prod"]["global"]["parameters"]["stack_name"]
+    )
+
+
+# --- Parameters that cannot work fail the deploy ------------------------------------------------------
+
+
+def violations(values: dict[str, str], region: str = REGION) -> list[str]:
+    """What CloudFormation refuses before creating anything: each parameter's AllowedValues,
+    AllowedPattern (a whole match), MinValue/MaxValue, then every rule whose condition holds."""
+    template = SOURCE
+    found = []
+    params = {name: str(spec.get("Default", "")) for name, spec in PARAMETERS.items()} | values
+    for name, value in params.items():
+        spec = PARAMETERS[name]
+        allowed = [str(item) for item in spec.get("AllowedValues", [value])]
+        if value not in allowed or not re.fullmatch(spec.get("AllowedPattern", ".*"), value):
+            found.append(name)
+        elif spec["Type"] == "Number":
+            number = float(value)
+            if ("MinValue" in spec and number < spec["MinValue"]) or ("MaxValue" in spec and number > spec["MaxValue"]):
+                found.append(name)
+    if found:
+        return found
+    evaluate = resolver(template, **values)
+    evaluate.region = region
+    for name, rule in template["Rules"].items():
+        if "RuleCondition" in rule and not evaluate.resolve(rule["RuleCondition"]):
+            continue
+        for assertion in rule["Assertions"]:
+            if not evaluate.resolve(assertion["Assert"]):
+                found.append(name)
+    return found
+
+
+GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "good", "bad"),
+    [
+        ("ThrottleRateLimit", ["1", "50"], ["0", "-5"]),
+        ("ThrottleBurstLimit", ["1", "100"], ["0", "-1"]),
+        ("KeyActivationMarginSeconds", ["60", "300"], ["59", "0"]),
+        ("SecretsMaxAgeSeconds", ["60", "300"], ["59"]),
+        ("MaxExpiresInSeconds", ["1", "600"], ["0"]),
+        ("SessionLifetimeSeconds", ["60"], ["59"]),
+        ("ResultsRetentionDays", ["1"], ["0"]),
+        ("WafRateLimitPerIp", ["10", "300"], ["9", "0"]),
+        (
+            "AlarmTopicArn",
+            ["", f"arn:aws:sns:eu-west-1:{ACCOUNT}:alarms"],
+            ["alarms", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:q"],
+        ),
+        (
+            "CertificateArn",
+            ["", f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/ab-12"],
+            ["certificate/ab", f"arn:aws:iam::{ACCOUNT}:server-certificate/x"],
+        ),
+        (
+            "MintPrincipalArns",
+            ["", GOOD_ARN, f"{GOOD_ARN},arn:aws:iam::{ACCOUNT}:role/team/*"],
+            ["producer", f"{GOOD_ARN}, {GOOD_ARN}", f"{GOOD_ARN},"],
+        ),
+        ("KeyringReaderArns", ["", GOOD_ARN], ["*", "arn:aws:s3:::bucket"]),
+        (
+            "WebAclArn",
+            ["", f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/edge/0a1b-2c"],
+            [f"arn:aws:wafv2:eu-west-1:{ACCOUNT}:regional/webacl/x/1"],
+        ),
+        (
+            "AllowedRedirectOrigins",
+            ["", "https://app.example.com", "https://a.example.com,http://127.0.0.1:3000"],
+            ["app.example.com", "https://app.example.com/path", "ftp://x"],
+        ),
+        ("DefaultRedirectUrl", [""], ["app.example.com/", "javascript:alert(1)"]),
+        (
+            "AcceptBaseUrl",
+            ["", "https://app.example.com", "https://app.example.com/auth"],
+            ["app.example.com", "https://x/?q=1", "https://x/#f"],
+        ),
+        ("SessionIssuer", ["", "https://issuer.example.com"], ["issuer"]),
+        ("CustomDomainName", ["", "login.example.com"], ["https://login.example.com", "login", "-x.example.com"]),
+        ("SessionCookieDomain", ["", "example.com"], [".example.com", "example.com/"]),
+        ("HostedZoneId", ["", "Z0123456789ABC"], ["0123", "zone"]),
+        ("KeyRotationSchedule", ["rate(30 days)", "cron(0 3 1 * ? *)"], ["30 days", "monthly"]),
+        ("BatchEventSource", ["signin-links.batches", "com.example.batches"], ["", "has space"]),
+        ("ManifestBucketName", ["", "my-manifests"], ["My_Bucket", "ab"]),
+        ("CostCenter", ["signin-links", "team-42"], ["", "x" * 257]),
+        ("LogLevel", ["DEBUG", "INFO", "WARN", "ERROR"], ["TRACE", "info"]),
+        ("EdgeProtection", ["none", "cloudfront-waf"], ["waf"]),
+        ("Stage", ["dev", "prod"], ["staging"]),
+    ],
+)
+def test_each_parameter_constraint_accepts_good_values_and_refuses_bad_ones(
+    parameter: str, good: list[str], bad: list[str]
+) -> None:
+    for value in good:
+        assert parameter not in violations({parameter: value}), value
+    for value in bad:
+        assert violations({parameter: value}) == [parameter], value
+
+
+@pytest.mark.parametrize(
+    ("rule", "bad", "good"),
+    [
+        (
+            "CustomDomainNeedsCertificate",
+            {"CustomDomainName": "login.example.com"},
+            {
+                "CustomDomainName": "login.example.com",
+                "CertificateArn": f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/a",
+            },
+        ),
+        ("CertificateNeedsCustomDomain", {"CertificateArn": f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/a"}, {}),
+        (
+            "HostedZoneNeedsCustomDomain",
+            {"HostedZoneId": "Z0123456789ABC"},
+            {
+                "HostedZoneId": "Z0123456789ABC",
+                "CustomDomainName": "login.example.com",
+                "CertificateArn": f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/a",
+            },
+        ),
+        ("BatchSourceIsNotTheStacksOwn", {"BatchEventSource": "signin-links"}, {"BatchEventSource": "signin-links.x"}),
+        (
+            "WebAclNeedsEdgeProtection",
+            {"WebAclArn": f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/edge/0a1b"},
+            {
+                "WebAclArn": f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/edge/0a1b",
+                "EdgeProtection": "cloudfront-waf",
+            },
+        ),
+        (
+            "DefaultRedirectNeedsOrigins",
+            {"DefaultRedirectUrl": "https://app.example.com/"},
+            {"DefaultRedirectUrl": "https://app.example.com/", "AllowedRedirectOrigins": "https://app.example.com"},
+        ),
+    ],
+)
+def test_each_rule_refuses_a_combination_that_cannot_work(rule: str, bad: dict[str, str], good: dict[str, str]) -> None:
+    assert violations(bad) == [rule]
+    assert violations(good) == []
+
+
+def test_the_stacks_own_web_acl_needs_the_stack_in_us_east_1() -> None:
+    edge = {"EdgeProtection": "cloudfront-waf"}
+    assert violations(edge, region="us-east-1") == []
+    assert violations(edge, region="eu-west-1") == ["EdgeWebAclNeedsUsEast1"]
+    acl = f"arn:aws:wafv2:us-east-1:{ACCOUNT}:global/webacl/edge/0a1b"
+    assert violations({**edge, "WebAclArn": acl}, region="eu-west-1") == []
+
+
+def test_every_rule_and_constraint_says_what_is_wrong() -> None:
+    assert violations({}) == []  # the defaults deploy
+    for name, spec in PARAMETERS.items():
+        if {"AllowedPattern", "MinValue", "MaxValue"} & set(spec):
+            assert len(spec.get("ConstraintDescription", "")) > 20, name
+    for name, rule in SOURCE["Rules"].items():
+        for assertion in rule["Assertions"]:
+            assert len(assertion.get("AssertDescription", "")) > 20, name
+
+
+def test_no_activation_delay_below_the_secrets_max_age_plus_sixty_seconds_can_be_expressed() -> None:
+    """CloudFormation cannot add two parameters, so the template takes a margin, not a delay."""
+    assert "KeyActivationDelaySeconds" not in PARAMETERS
+    margin = PARAMETERS["KeyActivationMarginSeconds"]
+    assert margin["MinValue"] == MIN_ACTIVATION_MARGIN_SECONDS == ACTIVATION_MARGIN_SECONDS == 60
+    env = SOURCE["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["KEY_ACTIVATION_MARGIN_SECONDS"] == {"Ref": "KeyActivationMarginSeconds"}
+    assert "KEY_ACTIVATION_DELAY_SECONDS" not in env
+
+
+# --- Names, first deploy ------------------------------------------------------------------------------
+
+NAME_PROPERTIES = re.compile(r"^(Name|[A-Z][A-Za-z]*Name)$")
+NOT_NAMES = {"KeyName", "AttributeName", "IndexName", "MetricName", "PolicyName", "DomainName", "ConfigName"}
+
+
+def test_no_resource_has_a_fixed_name() -> None:
+    """Two stacks of the same Stage in one account and region must not collide: every name is
+    CloudFormation's or derived from the stack name (or from another resource's)."""
+    template = translated("dev")
+    fixed = []
+    for logical_id, resource in template["Resources"].items():
+        for key, value in (resource.get("Properties") or {}).items():
+            if not NAME_PROPERTIES.match(key) or key in NOT_NAMES:
+                continue
+            if resource["Type"] in ("AWS::Lambda::Alias", "AWS::ApiGatewayV2::Stage"):
+                continue  # "live" and "$default": names inside the stack's own function and API
+            text = json.dumps(value)
+            if "AWS::StackName" not in text and '"Ref"' not in text and "Fn::GetAtt" not in text and "${" not in text:
+                fixed.append(f"{logical_id}.{key} = {text}")
+    assert fixed == []
+    assert "signin-links-${Stage}" not in TEMPLATE.read_text()
+
+
+def test_the_state_machine_may_start_only_its_own_child_executions() -> None:
+    template = translated("dev")
+    machine = template["Resources"]["MintBatchStateMachine"]["Properties"]
+    assert "StateMachineName" not in machine
+    start = next(
+        s for s in statements(template, "MintBatchStateMachineRole") if s.get("Sid") == "DistributedMapChildExecutions"
+    )
+    arn = resolver(template).resolve(start["Resource"])
+    generated = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:MintBatchStateMachine-a1B2c3D4e5F6"
+    assert fnmatch.fnmatchcase(generated, arn)
+    assert start["Condition"] == {"StringEquals": {"aws:ResourceTag/signin-links:stack": {"Ref": "AWS::StackName"}}}
+
+
+def test_the_stack_publishes_its_own_url_for_links_without_a_cycle() -> None:
+    """A variable naming the API would be a cycle (the API's routes name the functions): the URL
+    goes to an SSM parameter the mint function reads, named from the stack name."""
+    resources = SOURCE["Resources"]
+    parameter = resources["AcceptBaseUrlParameter"]["Properties"]
+    mint = resources["MintLinkFunction"]["Properties"]
+    assert parameter["Name"] == mint["Environment"]["Variables"]["ACCEPT_BASE_URL_PARAMETER"]
+    assert parameter["Name"] == {"Fn::Sub": "/${AWS::StackName}/accept-base-url"}
+    evaluate = resolver(SOURCE)
+    default = Resolver(
+        SOURCE,
+        parameter_values(SOURCE),
+        ref_of=lambda name: name,
+        att_of=lambda name, attr: "https://abc123.execute-api.us-east-1.amazonaws.com" if name == "HttpApi" else None,
+    )
+    assert default.resolve(parameter["Value"]) == "https://abc123.execute-api.us-east-1.amazonaws.com"
+    (read,) = [s for s in statements(translated(), "MintLinkFunctionRole") if "ssm:GetParameter" in actions(s)]
+    assert actions(read) == ["ssm:GetParameter"]
+    assert evaluate.resolve(read["Resource"]) == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{STACK}/accept-base-url"
+
+
+# --- Teardown -----------------------------------------------------------------------------------------
+
+KEPT_IN_PROD = {
+    "TokensTable",
+    "ApiKeysSecret",
+    "TicketKeyringSecret",
+    "SessionKeyringSecret",
+    "TicketKeyringKey",
+    "SessionKeyringKey",
+}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_delete_removes_everything_in_dev_and_keeps_the_state_in_prod(stage: str) -> None:
+    template = translated(stage)
+    evaluate = resolver(template, Stage=stage)
+    kept = set()
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::Version":
+            continue  # SAM retains old versions for rollbacks; they go with their function
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            policy = evaluate.resolve(resource.get(attribute, "Delete"))
+            assert policy in ("Delete", "Retain"), (logical_id, policy)
+            if policy == "Retain":
+                kept.add(logical_id)
+    assert kept == (KEPT_IN_PROD if stage == "prod" else set())
+    table = template["Resources"]["TokensTable"]["Properties"]
+    assert evaluate.resolve(table["DeletionProtectionEnabled"]) is (stage == "prod")
+
+
+def test_the_results_bucket_is_emptied_before_the_stack_deletes_it() -> None:
+    resources = SOURCE["Resources"]
+    emptier = resources["EmptyResultsBucketOnDelete"]
+    assert emptier["Properties"] == {
+        "ServiceToken": {"Fn::GetAtt": ["EmptyResultsBucketFunction", "Arn"]},
+        "BucketName": {"Ref": "ResultsBucket"},
+    }  # it refers to the bucket, so CloudFormation deletes it (and empties the bucket) first
+    (policy,) = resources["EmptyResultsBucketFunction"]["Properties"]["Policies"]
+    (statement,) = policy["Statement"]
+    assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:ListBucket"]
+    assert resources["ResultsBucket"]["DeletionPolicy"] == "Delete"
+
+
+# --- IAM: exact actions (issue 9, item 8) -------------------------------------------------------------
+
+
+def test_the_mint_function_holds_exactly_the_actions_its_code_uses() -> None:
+    """No SAM write policies: DynamoDBWritePolicy grants BatchWriteItem (which deletes any key) and
+    S3WritePolicy grants PutLifecycleConfiguration (which would keep URL-bearing results forever)."""
+    source = SOURCE["Resources"]["MintLinkFunction"]["Properties"]["Policies"]
+    assert not [
+        p
+        for p in source
+        if isinstance(p, dict)
+        and set(p)
+        & {
+            "DynamoDBWritePolicy",
+            "DynamoDBReadPolicy",
+            "DynamoDBCrudPolicy",
+            "S3WritePolicy",
+            "S3ReadPolicy",
+            "S3CrudPolicy",
+        }
+    ]
+    template = translated()
+    granted: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements(template, "MintLinkFunctionRole"):
+        assert statement["Effect"] == "Allow"
+        for action in actions(statement):
+            granted.setdefault(action, []).append(statement)
+    assert set(granted) == {
+        "dynamodb:PutItem",  # create, start_batch, idempotency record
+        "dynamodb:UpdateItem",  # revoke, complete_batch, add_announced, idempotency record
+        "dynamodb:GetItem",  # idempotency record
+        "dynamodb:BatchGetItem",  # get_batch_tokens, announced
+        "dynamodb:BatchWriteItem",  # put_batch_tokens
+        "dynamodb:DeleteItem",  # a failed batch's idempotency record
+        "s3:GetObject",  # manifests
+        "s3:PutObject",  # results
+        "ssm:GetParameter",  # the stack's own URL
+        "kms:Decrypt",  # the ticket keyring
+        "secretsmanager:GetSecretValue",  # API keys, ticket keyring
+        "events:PutEvents",  # minted links, batch summaries
+        "sqs:SendMessage",  # the batch dead-letter queue (on-failure destination)
+    }
+    assert not any(action.endswith("*") for action in granted)
+
+
+def leading_keys(statement: dict[str, Any]) -> list[str]:
+    keys: list[str] = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    return keys
+
+
+def test_the_mint_function_writes_only_its_own_item_kinds() -> None:
+    template = translated()
+    by_action = {
+        a: s for s in statements(template, "MintLinkFunctionRole") for a in actions(s) if a.startswith("dynamodb:")
+    }
+    token, header, marker = ids.new_id(ids.SIGN_IN_TOKEN), header_key("b", -1), marker_key("b", -1, 0)
+    idempotency = f"{IDEMPOTENCY_KEY_PREFIX}#abc123"
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"):
+        keys = leading_keys(by_action[action])
+        for key in (token, header, marker, idempotency):
+            assert any(fnmatch.fnmatchcase(key, pattern) for pattern in keys), (action, key)
+        assert not any(fnmatch.fnmatchcase("sess_abc", pattern) for pattern in keys), action
+    # BatchWriteItem can delete: tokens only (which PutItem may overwrite anyway).
+    assert leading_keys(by_action["dynamodb:BatchWriteItem"]) == ["sit_*"]
+    assert leading_keys(by_action["dynamodb:DeleteItem"]) == ["batch-idempotency#*"]
+    (put_object,) = [s for s in statements(template, "MintLinkFunctionRole") if "s3:PutObject" in actions(s)]
+    assert resolver(template).resolve(put_object["Resource"]) == "arn:aws:ResultsBucket:Arn/results/*"
+
+
+def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
+    template = translated()
+    accept = {a for s in statements(template, "AcceptTokenFunctionRole") for a in actions(s)}
+    assert accept == {
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "secretsmanager:GetSecretValue",
+        "events:PutEvents",
+        "kms:Decrypt",
+    }
+    by_action = {
+        a: s for s in statements(template, "AcceptTokenFunctionRole") for a in actions(s) if a.startswith("dynamodb:")
+    }
+    token, session = ids.new_id(ids.SIGN_IN_TOKEN), ids.new_id(ids.SESSION)
+    for action in ("dynamodb:UpdateItem", "dynamodb:GetItem"):
+        keys = leading_keys(by_action[action])
+        assert all(any(fnmatch.fnmatchcase(key, p) for p in keys) for key in (token, session)), action
+        assert not any(fnmatch.fnmatchcase("batch_abc", p) for p in keys), action
+    # The transaction's PutItem creates sessions: it can never overwrite a token.
+    assert leading_keys(by_action["dynamodb:PutItem"]) == ["sess_*"]
+    sessions = {a for s in statements(template, "SessionsFunctionRole") for a in actions(s)}
+    assert sessions == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "secretsmanager:GetSecretValue",
+        "kms:Decrypt",
+    }
+    (change,) = [s for s in statements(template, "SessionsFunctionRole") if "dynamodb:UpdateItem" in actions(s)]
+    assert leading_keys(change) == ["sess_*"]
+    machine = {a for s in statements(template, "MintBatchStateMachineRole") for a in actions(s)}
+    assert "s3:GetObject" in machine and not {a for a in machine if a.startswith("s3:") and a != "s3:GetObject"}
+
+
+# --- Keyring keys (issue 9, item 9) -------------------------------------------------------------------
+
+
+def decryptors(template: dict[str, Any], key: str, **overrides: str) -> list[str]:
+    """Principal ARN patterns the key policy lets decrypt (all of them behind Secrets Manager)."""
+    evaluate = resolver(template, **overrides)
+    patterns = []
+    for statement in template["Resources"][key]["Properties"]["KeyPolicy"]["Statement"]:
+        granted = actions(statement)
+        assert not {"kms:*", "kms:Create*", "kms:CreateGrant"} & set(granted), statement.get("Sid")
+        if "kms:Decrypt" not in granted and "kms:ReEncrypt*" not in granted:
+            continue
+        condition = evaluate.resolve(statement["Condition"])
+        assert condition["StringEquals"]["kms:ViaService"] == f"secretsmanager.{REGION}.amazonaws.com"
+        patterns.extend(condition["ArnLike"]["aws:PrincipalArn"])
+    return patterns
+
+
+def may_decrypt(template: dict[str, Any], key: str, role: str, **overrides: str) -> bool:
+    arn = role_arn(template, role)
+    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in decryptors(template, key, **overrides))
+
+
+def test_each_keyring_has_its_own_customer_managed_key() -> None:
+    resources = SOURCE["Resources"]
+    assert resources["TicketKeyringSecret"]["Properties"]["KmsKeyId"] == {"Ref": "TicketKeyringKey"}
+    assert resources["SessionKeyringSecret"]["Properties"]["KmsKeyId"] == {"Ref": "SessionKeyringKey"}
+    for key in ("TicketKeyringKey", "SessionKeyringKey"):
+        assert resources[key]["Type"] == "AWS::KMS::Key"
+        assert resources[key]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_only_the_functions_that_need_a_keyring_may_decrypt_it() -> None:
+    template = translated()
+    roles = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    ticket = {role for role in roles if may_decrypt(template, "TicketKeyringKey", role)}
+    session = {role for role in roles if may_decrypt(template, "SessionKeyringKey", role)}
+    # SendLinkEmailFunction verifies a link's token before it mails it (delivery by email, optional).
+    assert ticket == {
+        "MintLinkFunctionRole",
+        "AcceptTokenFunctionRole",
+        "RotateKeysFunctionRole",
+        "SendLinkEmailFunctionRole",
+    }
+    assert session == {"AcceptTokenFunctionRole", "SessionsFunctionRole", "RotateKeysFunctionRole"}
+    # Another stack's roles (same template, another name) and the account's own admins cannot.
+    other = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-other/mint/x"
+    assert not any(fnmatch.fnmatchcase(other, p) for p in decryptors(template, "TicketKeyringKey"))
+    admin = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+    assert not any(fnmatch.fnmatchcase(admin, p) for p in decryptors(template, "TicketKeyringKey"))
+    # Break glass: a role named in KeyringReaderArns.
+    assert admin in decryptors(template, "SessionKeyringKey", KeyringReaderArns=admin)
+
+
+def test_the_key_policies_name_no_role_so_no_cycle_closes() -> None:
+    """key -> role -> secret -> key would be a cycle: the key policies match the functions' role
+    paths (RolePath, from the stack name) instead of referring to the roles."""
+    for key in ("TicketKeyringKey", "SessionKeyringKey"):
+        text = json.dumps(SOURCE["Resources"][key])
+        assert "Role" not in re.sub(r'"Sid": "[^"]*"', "", text).replace("role/", "")
+    for function, path in (
+        ("MintLinkFunction", "mint"),
+        ("AcceptTokenFunction", "accept"),
+        ("SessionsFunction", "sessions"),
+        ("RotateKeysFunction", "rotate"),
+        ("SendLinkEmailFunction", "email"),
+    ):
+        assert SOURCE["Resources"][function]["Properties"]["RolePath"] == {"Fn::Sub": f"/${{AWS::StackName}}/{path}/"}
+
+
+def test_the_functions_iam_names_the_keys_they_decrypt() -> None:
+    template = translated()
+    for role, keys in (
+        ("MintLinkFunctionRole", ["TicketKeyringKey"]),
+        ("AcceptTokenFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
+        ("SessionsFunctionRole", ["SessionKeyringKey"]),
+        ("RotateKeysFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
+        ("SendLinkEmailFunctionRole", ["TicketKeyringKey"]),
+    ):
+        (statement,) = [s for s in statements(template, role) if "kms:Decrypt" in actions(s)]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert resources == [{"Fn::GetAtt": [key, "Arn"]} for key in keys], role
+    (rotate,) = [s for s in statements(template, "RotateKeysFunctionRole") if "kms:Decrypt" in actions(s)]
+    assert "kms:GenerateDataKey" in actions(rotate)  # PutSecretValue encrypts the new keyring
+
+
+# --- Who may put events on the bus (issue 9, item 6) ------------------------------------------------
+
+
+def denied(template: dict[str, Any], principal: str, source: str, **overrides: str) -> bool:
+    """Whether the bus policy's explicit denies refuse ``principal`` putting an event of ``source``."""
+    evaluate = resolver(template, **overrides)
+    policy = evaluate.resolve(template["Resources"]["EventBus"]["Properties"]["Policy"])
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Deny" and statement["Action"] == "events:PutEvents"
+        assert statement["Resource"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{STACK}"
+        condition = statement["Condition"]
+        patterns = condition["ArnNotLike"]["aws:PrincipalArn"]
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        matches = not any(fnmatch.fnmatchcase(principal, p) for p in patterns)
+        if "ForAnyValue:StringEquals" in condition:
+            matches = matches and source in condition["ForAnyValue:StringEquals"]["events:source"]
+        if matches:
+            return True
+    return False
+
+
+def test_only_the_stack_and_the_named_producers_may_put_events() -> None:
+    template = translated()
+    mint, accept = role_arn(template, "MintLinkFunctionRole"), role_arn(template, "AcceptTokenFunctionRole")
+    producer = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
+    stranger = f"arn:aws:iam::{ACCOUNT}:role/anyone-with-events-putevents"
+    for role in (mint, accept):
+        assert not denied(template, role, "signin-links")
+    assert denied(template, stranger, "signin-links.batches")
+    assert denied(template, producer, "signin-links.batches")  # not named: no batch producer at all
+    assert not denied(template, producer, "signin-links.batches", MintPrincipalArns=producer)
+    assert denied(template, stranger, "signin-links.batches", MintPrincipalArns=producer)
+    # A producer cannot forge the events the stack publishes (SignInLinkMinted carries a live URL).
+    assert denied(template, producer, "signin-links", MintPrincipalArns=producer)
+    # Delivery by email: the email function publishes SignInLinkEmailFailed; SES feedback is
+    # forwarded from the default bus by the stack's own role.
+    assert not denied(template, role_arn(template, "SendLinkEmailFunctionRole"), "signin-links")
+    assert not denied(template, role_arn(template, "EmailFeedbackRole"), "aws.ses")
+
+
+# --- Production: gradual deploys, edge, observability, tags ------------------------------------------
+
+
+@pytest.mark.parametrize(("stage", "config"), [("dev", "AllAtOnce"), ("prod", "Canary10Percent5Minutes")])
+def test_serving_functions_deploy_gradually_in_prod_and_roll_back_on_their_alarms(stage: str, config: str) -> None:
+    template = translated(stage)
+    evaluate = resolver(template, Stage=stage)
+    for function, alarms in (
+        ("MintLinkFunction", {"MintLinkErrorsAlarm"}),
+        ("AcceptTokenFunction", {"AcceptTokenErrorsAlarm"}),
+        ("SessionsFunction", {"SessionsErrorsAlarm"}),
+    ):
+        group = template["Resources"][f"{function}DeploymentGroup"]["Properties"]
+        assert evaluate.resolve(group["DeploymentConfigName"]) == f"CodeDeployDefault.Lambda{config}"
+        assert {a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]} == alarms
+        assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+        alias = template["Resources"][f"{function}Aliaslive"]
+        assert alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"] == {
+            "Ref": f"{function}DeploymentGroup"
+        }
+
+
+def test_the_optional_edge_rate_limits_each_ip_on_accept_and_v1() -> None:
+    template = translated("prod")
+    acl = template["Resources"]["EdgeWebAcl"]
+    assert acl["Condition"] == "CreatesWebAcl" and acl["Properties"]["Scope"] == "CLOUDFRONT"
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    for name, path in (("accept-token-per-ip", "/accept-token"), ("v1-per-ip", "/v1/")):
+        statement = rules[name]["Statement"]["RateBasedStatement"]
+        assert statement["AggregateKeyType"] == "IP" and statement["Limit"] == {"Ref": "WafRateLimitPerIp"}
+        assert statement["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == path
+    managed = rules["aws-common-rules"]["Statement"]["ManagedRuleGroupStatement"]
+    assert managed == {"VendorName": "AWS", "Name": "AWSManagedRulesCommonRuleSet"}
+    distribution = template["Resources"]["EdgeDistribution"]
+    assert distribution["Condition"] == "HasEdgeProtection"
+    assert PARAMETERS["EdgeProtection"]["Default"] == "none"
+    # Links minted behind CloudFront point at CloudFront (through the published URL).
+    value = SOURCE["Resources"]["AcceptBaseUrlParameter"]["Properties"]["Value"]
+    assert "EdgeDistribution.DomainName" in json.dumps(value)
+
+
+def test_the_state_machine_logs_and_is_traced() -> None:
+    machine = translated()["Resources"]["MintBatchStateMachine"]["Properties"]
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    logging_config = machine["LoggingConfiguration"]
+    assert logging_config["Level"] in ("ERROR", "ALL") and logging_config["IncludeExecutionData"] is False
+    assert logging_config["Destinations"] == [
+        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["MintBatchStateMachineLogs", "Arn"]}}}
+    ]
+
+
+def alarm_metrics(props: dict[str, Any]) -> set[str]:
+    if "MetricName" in props:
+        return {props["MetricName"]}
+    return {m["MetricStat"]["Metric"]["MetricName"] for m in props["Metrics"] if "MetricStat" in m}
+
+
+def test_the_production_alarms_watch_what_the_issue_names() -> None:
+    alarms = {n: r["Properties"] for n, r in SOURCE["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarm_metrics(alarms["MintBatchFailedAlarm"]) == {
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+        "ExecutionsAborted",
+    }
+    latency = alarms["AcceptLatencyAlarm"]
+    assert (
+        latency["ExtendedStatistic"] == "p99"
+        and {"Name": "Route", "Value": "POST /accept-token"} in latency["Dimensions"]
+    )
+    v1 = alarms["V1ClientErrorsAlarm"]
+    routes = {
+        d["Value"]
+        for m in v1["Metrics"]
+        if "MetricStat" in m
+        for d in m["MetricStat"]["Metric"]["Dimensions"]
+        if d["Name"] == "Route"
+    }
+    assert routes == {
+        f"{r.method} {r.path}"
+        for r in __import__("local.template", fromlist=["http_routes"]).http_routes()
+        if r.path.startswith("/v1/")
+    }
+    assert alarm_metrics(alarms["TokensTableThrottlesAlarm"]) == {"ReadThrottleEvents", "WriteThrottleEvents"}
+    duration = alarms["MintLinkDurationAlarm"]
+    timeout = SOURCE["Resources"]["MintLinkFunction"]["Properties"]["Timeout"]
+    assert duration["MetricName"] == "Duration" and duration["Threshold"] == timeout * 1000 * 0.8
+    assert SOURCE["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]["DetailedMetricsEnabled"] is True
+
+
+def test_the_dashboard_shows_the_documented_metrics() -> None:
+    body = SOURCE["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text = resolver(SOURCE).sub(body[0], body[1])
+    dashboard = json.loads(text)
+    shown = {
+        metric[1] for widget in dashboard["widgets"] for metric in widget["properties"]["metrics"] if metric[0] != "..."
+    }
+    documented = set(re.findall(r"`(\w+)`", (ROOT / "docs" / "operations.md").read_text().split("**Metrics**", 1)[1]))
+    assert {"SignInTokensMinted", "SignInTokensAccepted", "BatchSignInTokensMinted", "BatchUsersFailed"} <= shown
+    assert shown & documented >= {
+        "SignInTokensMinted",
+        "SignInTokensRevoked",
+        "SignInTokensAccepted",
+        "SignInTokenRetriesAccepted",
+    }
+    titles = {widget["properties"]["title"] for widget in dashboard["widgets"]}
+    assert titles == {"Links minted", "Accepts by outcome", "Latency (ms)", "Errors", "Batch progress"}
+
+
+def test_one_parameter_sets_lambdas_and_powertools_log_level() -> None:
+    function = SOURCE["Globals"]["Function"]
+    assert function["LoggingConfig"]["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+    assert function["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"  # ApplicationLogLevel needs it
+
+
+@functools.cache
+def taggable_types() -> dict[str, str]:
+    """CloudFormation type -> "array" or "object", for every type whose schema has Tags."""
+    import cfnlint
+
+    root = Path(cfnlint.__file__).parent / "data" / "schemas" / "providers"
+    index = json.loads((root / "us-east-1.json").read_text())
+    found = {}
+    for kind, ref in index.items():
+        if not isinstance(ref, str) or not (root.parent / "resources" / f"{ref}.json").exists():
+            continue
+        schema = json.loads((root.parent / "resources" / f"{ref}.json").read_text())
+        tags = schema.get("properties", {}).get("Tags")
+        if tags:
+            found[kind] = "object" if tags.get("type") == "object" else "array"
+    return found
+
+
+def test_every_taggable_resource_carries_the_stack_stage_and_cost_tags() -> None:
+    template = translated("prod")
+    evaluate = resolver(template, Stage="prod", CostCenter="team-42")
+    want = {"signin-links:stack": STACK, "signin-links:stage": "prod", "cost-center": "team-42"}
+    untagged = []
+    for logical_id, resource in template["Resources"].items():
+        kind = taggable_types().get(resource["Type"])
+        if kind is None:
+            continue
+        if resource["Type"] == "AWS::Events::Rule":
+            continue  # SAM's EventBridgeRule events take no tags (docs/deploying.md: use sam deploy --tags)
+        props = resource.get("Properties") or {}
+        if "Body" in props:  # an HttpApi: SAM writes its tags into the OpenAPI body
+            found = {t["name"]: evaluate.resolve(t["x-amazon-apigateway-tag-value"]) for t in props["Body"]["tags"]}
+        else:
+            tags = evaluate.resolve(props.get("Tags") or ([] if kind == "array" else {}))
+            found = {t["Key"]: t["Value"] for t in tags} if kind == "array" else tags
+        if {k: found.get(k) for k in want} != want:
+            untagged.append(logical_id)
+    assert untagged == []
+
+
+# --- moto's CloudFormation ----------------------------------------------------------------------------
+
+MOTO_TYPES = {
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::S3::Bucket",
+    "AWS::Events::EventBus",
+    "AWS::Logs::LogGroup",
+    "AWS::KMS::Key",
+    "AWS::SSM::Parameter",
+}
+
+
+def test_moto_cloudformation_creates_the_stateful_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table, queue, bucket, keys, bus, parameter and log groups, as resolved for dev, created
+    by moto's CloudFormation (it has no secrets; the Lambda, API and IAM resources need a real
+    deploy; the local stack creates the secrets from the same template)."""
+    from moto import mock_aws
+
+    source = translated("dev")
+    evaluate = resolver(source)
+    kept = {
+        name: r
+        for name, r in source["Resources"].items()
+        if r["Type"] in MOTO_TYPES and not ("Condition" in r and not evaluate.condition(r["Condition"]))
+    }
+    resources = {}
+    for name, resource in kept.items():
+        props = copy.deepcopy(resource.get("Properties") or {})
+        if name == "AcceptBaseUrlParameter":
+            props["Value"] = "https://abc123.execute-api.us-east-1.amazonaws.com"  # HttpApi is not created here
+        if resource["Type"] in ("AWS::KMS::Key", "AWS::SSM::Parameter"):
+            props.pop("Tags", None)  # moto reads these tags in its APIs' shapes, not CloudFormation's
+        if name.endswith("Logs") and "LogGroupName" in props:
+            props["LogGroupName"] = f"/test/{name}"  # named after functions that are not created here
+        resources[name] = {
+            "Type": resource["Type"],
+            "Properties": props,
+            "DeletionPolicy": evaluate.resolve(resource.get("DeletionPolicy", "Delete")),
+        }
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": source["Parameters"],
+        "Conditions": source["Conditions"],
+        "Resources": resources,
+    }
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    import boto3
+
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(body))
+        stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        created = {
+            r["LogicalResourceId"]: r["ResourceStatus"]
+            for r in cloudformation.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
+        }
+        assert set(created) == set(resources) and set(created.values()) == {"CREATE_COMPLETE"}
+        assert {r["Type"] for r in resources.values()} == MOTO_TYPES
+        assert boto3.client("events", region_name=REGION).describe_event_bus(Name=STACK)["Name"] == STACK
+        parameter = boto3.client("ssm", region_name=REGION).get_parameter(Name=f"/{STACK}/accept-base-url")
+        assert parameter["Parameter"]["Value"].startswith("https://")
+        cloudformation.delete_stack(StackName=STACK)  # dev: nothing is retained
+        assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
+
+
+if __name__ == "__main__":  # pragma: no cover - a quick look at the translated template
+    json.dump(translated(sys.argv[1] if len(sys.argv) > 1 else "dev"), sys.stdout, indent=1)

@@ -1,0 +1,412 @@
+"""Refresh, sign-out, session.js, login CSRF and CORS on the accept function; Clerk's /v1/sessions on
+the sessions function: the real handlers with the events/ files, on moto."""
+
+from __future__ import annotations
+
+import json
+import time
+from http.cookies import SimpleCookie
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.conftest import SECRET_KEY, Stack, load_event
+from tests.handlers import Answer, accept, invoke, mint, status_of
+from tests.robustness.faults import injected
+
+FORM = "application/x-www-form-urlencoded"
+ALLOWED = "https://app.example.com"  # on the test stack's ALLOWED_REDIRECT_ORIGINS
+
+
+def signed_in(context: Any, user_id: str = "user_routes", **fields: Any) -> dict[str, str]:
+    """Accept a fresh link: the session's id, its token and both cookie values."""
+    answer = accept(context, mint(context, user_id=user_id, **fields)["token"])
+    assert answer.status == 200, answer.code
+    jar: SimpleCookie = SimpleCookie()
+    for cookie in answer.cookies:
+        jar.load(cookie)
+    return {
+        "id": answer.json()["created_session_id"],
+        "session": jar["__session"].value,
+        "refresh": jar["__refresh"].value,
+    }
+
+
+def browser_event(name: str, *, cookies: list[str] | None = None, **headers: str) -> dict[str, Any]:
+    event = load_event(name)
+    if cookies is not None:
+        event["cookies"] = cookies
+    else:
+        event.pop("cookies", None)
+    for header in ("sec-fetch-site", "sec-fetch-mode", "origin"):
+        event["headers"].pop(header, None)
+    event["headers"].update({key.replace("_", "-"): value for key, value in headers.items()})
+    return event
+
+
+def refresh(context: Any, refresh_value: str | None, **headers: str) -> Answer:
+    cookies = [] if refresh_value is None else [f"__refresh={refresh_value}"]
+    return invoke("accept_token", browser_event("refresh_session.json", cookies=cookies, **headers), context)
+
+
+def cleared(answer: Answer) -> bool:
+    names = sorted(cookie.split("=", 1)[0] for cookie in answer.cookies)
+    return names == ["__refresh", "__session"] and all("Max-Age=0" in cookie for cookie in answer.cookies)
+
+
+def api(
+    context: Any, name: str, session_id: str | None = None, body: Any = None, query: dict[str, str] | None = None
+) -> Answer:
+    event = load_event(name)
+    if session_id is not None:
+        event["pathParameters"] = {"session_id": session_id}
+        event["rawPath"] = event["requestContext"]["http"]["path"] = event["rawPath"].replace(
+            "sess_0000000000000000000000", session_id
+        )
+    if body is not None:
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+    if query is not None:
+        event["queryStringParameters"] = query
+        event["rawQueryString"] = "&".join(f"{key}={value}" for key, value in query.items())
+    return invoke("sessions", event, context)
+
+
+def set_attribute(stack: Stack, pk: str, name: str, value: int) -> None:
+    stack.dynamodb.update_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": pk}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": name},
+        ExpressionAttributeValues={":v": {"N": str(value)}},
+    )
+
+
+# --- POST /session/refresh -----------------------------------------------------------------
+
+
+def test_refresh_gives_a_fresh_token_with_at_most_one_read_and_one_write(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = signed_in(context, org_id="org_r")
+    with injected(monkeypatch) as faults:
+        answer = refresh(context, session["refresh"])
+    assert answer.status == 200 and answer.json()["object"] == "token"
+    token = answer.json()["jwt"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sid"] == session["id"] and claims["sub"] == "user_routes" and claims["o"] == {"id": "org_r"}
+    assert claims["exp"] - claims["iat"] == 60
+    assert answer.session_cookie()["__session"].value == token
+    assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem"]  # active < 1 min ago
+
+    set_attribute(stack, session["id"], "last_active_at", int(time.time() * 1000) - 61_000)
+    with injected(monkeypatch) as faults:
+        assert refresh(context, session["refresh"]).status == 200
+    assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem", "UpdateItem"]
+    item = stack.item(session["id"])
+    assert item is not None and int(item["last_active_at"]["N"]) > int(time.time() * 1000) - 5_000
+
+
+@pytest.mark.parametrize("case", ["missing", "malformed", "wrong_secret", "another_session", "revoked", "expired"])
+def test_refresh_refusals_are_401_and_clear_both_cookies(stack: Stack, context: Any, case: str) -> None:
+    session = signed_in(context)
+    other = signed_in(context)
+    value: str | None = {
+        "missing": None,
+        "malformed": "not-a-refresh-token",
+        "wrong_secret": session["id"] + "." + other["refresh"].split(".", 1)[1],
+        "another_session": other["id"] + "." + session["refresh"].split(".", 1)[1],
+        "revoked": session["refresh"],
+        "expired": session["refresh"],
+    }[case]
+    if case == "revoked":
+        assert api(context, "revoke_session.json", session["id"]).status == 200
+    if case == "expired":
+        set_attribute(stack, session["id"], "expire_at", int(time.time() * 1000) - 1)
+    answer = refresh(context, value)
+    assert answer.status == 401 and answer.code == "authentication_invalid" and cleared(answer)
+    item = stack.item(session["id"])
+    assert item is not None
+    expected = {"revoked": "revoked", "expired": "expired"}.get(case, "active")
+    assert item["status"]["S"] == expected  # an expiry found by a refresh is recorded (one write)
+
+
+# --- login CSRF and CORS -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({}, True),  # API clients and older browsers
+        ({"sec_fetch_site": "same-origin", "sec_fetch_mode": "navigate", "origin": "null"}, True),
+        ({"sec_fetch_site": "none", "sec_fetch_mode": "navigate"}, True),
+        ({"sec_fetch_site": "cross-site", "sec_fetch_mode": "navigate", "origin": "https://evil.example"}, False),
+        ({"sec_fetch_site": "cross-site", "sec_fetch_mode": "navigate", "origin": ALLOWED}, False),
+        ({"sec_fetch_site": "same-site", "sec_fetch_mode": "no-cors", "origin": ALLOWED}, False),
+        ({"sec_fetch_site": "same-site", "sec_fetch_mode": "cors", "origin": "https://other.example.com"}, False),
+        ({"sec_fetch_site": "cross-site", "sec_fetch_mode": "cors", "origin": "null"}, False),
+        ({"sec_fetch_site": "same-site", "sec_fetch_mode": "cors", "origin": ALLOWED}, True),
+        ({"sec_fetch_site": "cross-site", "sec_fetch_mode": "cors", "origin": ALLOWED}, True),
+        ({"sec_fetch_site": "bogus"}, False),
+    ],
+)
+def test_cookie_posts_from_other_sites_are_refused_unless_cors_from_an_allowed_origin(
+    stack: Stack, context: Any, headers: dict[str, str], allowed: bool
+) -> None:
+    minted = mint(context, user_id="user_csrf")
+    event = load_event("accept_token_post.json")
+    event["body"] = f"token={minted['token']}"
+    event["headers"].pop("origin", None)
+    event["headers"].update({key.replace("_", "-"): value for key, value in headers.items()})
+    cors = headers.get("sec_fetch_mode") == "cors" and allowed
+    if cors:
+        event["headers"]["accept"] = "application/json"  # what fetch() in session.js asks for
+    answer = invoke("accept_token", event, context)
+    assert (answer.status in (200, 303)) is allowed, (answer.status, answer.code)
+    assert status_of(stack, minted["id"]) == ("accepted" if allowed else "pending")
+    if not allowed:
+        assert answer.status == 403 and answer.code == "origin_invalid" and not answer.cookies
+    assert (answer.headers.get("Access-Control-Allow-Origin") == ALLOWED) is cors
+    if cors:
+        assert answer.headers["Access-Control-Allow-Credentials"] == "true" and answer.headers["Vary"] == "Origin"
+        assert answer.is_json and answer.json()["status"] == "complete"  # fetch() reads JSON
+    session = signed_in(context, user_id="user_csrf")
+    refreshed = refresh(context, session["refresh"], **headers)
+    assert refreshed.status == (200 if allowed else 403)
+
+
+@pytest.mark.parametrize(
+    "name", ["accept_token_preflight.json", "refresh_session_preflight.json", "sign_out_preflight.json"]
+)
+def test_preflights_answer_allowed_origins_only(stack: Stack, context: Any, name: str) -> None:
+    event = load_event(name)
+    event["headers"]["origin"] = ALLOWED
+    answer = invoke("accept_token", event, context)
+    assert answer.status == 204
+    assert answer.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert answer.headers["Access-Control-Allow-Credentials"] == "true"
+    assert answer.headers["Access-Control-Allow-Methods"] == "POST" and answer.headers["Vary"] == "Origin"
+    assert "content-type" in answer.headers["Access-Control-Allow-Headers"]
+    for origin in ("https://evil.example", "null", ALLOWED + ".evil.example", ALLOWED.upper()):
+        event["headers"]["origin"] = origin
+        refused = invoke("accept_token", event, context)
+        assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+
+# --- sign-out --------------------------------------------------------------------------------
+
+
+def sign_out(
+    context: Any, session: dict[str, str] | None, *, body: str = "", content_type: str = FORM, **headers: str
+) -> Answer:
+    cookies = [] if session is None else [f"__session={session['session']}", f"__refresh={session['refresh']}"]
+    event = browser_event("sign_out.json", cookies=cookies, **headers)
+    event["body"] = body
+    event["headers"]["content-type"] = content_type
+    return invoke("accept_token", event, context)
+
+
+def test_sign_out_ends_the_session_clears_the_cookies_and_redirects(stack: Stack, context: Any) -> None:
+    session = signed_in(context)
+    answer = sign_out(context, session, body=f"redirect_url={ALLOWED}/bye", sec_fetch_site="same-origin")
+    assert answer.status == 303 and answer.headers["Location"] == f"{ALLOWED}/bye" and cleared(answer)
+    item = stack.item(session["id"])
+    assert item is not None and item["status"]["S"] == "ended"
+    assert refresh(context, session["refresh"]).status == 401  # at once
+    page = sign_out(context, None)
+    assert page.status == 200 and "Signed out." in page.body and cleared(page)
+
+
+def test_sign_out_as_json_and_its_refusals_change_nothing(stack: Stack, context: Any) -> None:
+    session = signed_in(context)
+    for body in (json.dumps({"redirect_url": "https://evil.example/"}), json.dumps({"redirect_url": 7})):
+        refused = sign_out(context, session, body=body, content_type="application/json")
+        assert refused.status == 422 and refused.code == "form_param_value_invalid" and not refused.cookies
+    cross = sign_out(context, session, sec_fetch_site="cross-site", sec_fetch_mode="navigate")
+    assert cross.status == 403 and not cross.cookies
+    forged = dict(session, refresh=session["id"] + "." + signed_in(context)["refresh"].split(".", 1)[1])
+    assert sign_out(context, forged).status == 200  # cookies cleared, but the session is not the caller's
+    assert stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
+    done = sign_out(context, session, body="{}", content_type="application/json", accept="application/json")
+    assert done.status == 200 and done.json() == {
+        "object": "sign_out",
+        "status": "complete",
+        "session_id": session["id"],
+    }
+    assert stack.item(session["id"])["status"]["S"] == "ended"  # type: ignore[index]
+
+
+def test_a_get_never_signs_out(stack: Stack, context: Any) -> None:
+    session = signed_in(context)
+    event = browser_event("sign_out_page.json", cookies=[f"__refresh={session['refresh']}"])
+    event["queryStringParameters"] = {"redirect_url": f"{ALLOWED}/x"}
+    page = invoke("accept_token", event, context)
+    assert page.status == 200 and 'action="sign-out"' in page.body and f'value="{ALLOWED}/x"' in page.body
+    assert not page.cookies and stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
+    event["queryStringParameters"] = {"redirect_url": "https://evil.example/"}
+    assert 'value=""' in invoke("accept_token", event, context).body
+
+
+def test_session_js_is_served_as_a_script(stack: Stack, context: Any) -> None:
+    answer = invoke("accept_token", load_event("session_js.json"), context)
+    assert answer.status == 200 and answer.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert "window.SigninLinks" in answer.body and "eval(" not in answer.body
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_another_user_page_names_both_users_and_posts_with_confirmation(stack: Stack, context: Any) -> None:
+    alice = signed_in(context, user_id="user_alice")
+    minted = mint(context, user_id="user_<bob>")
+    answer = accept(context, minted["token"], cookies=[f"__session={alice['session']}"], as_json=False)
+    assert answer.status == 409 and not answer.cookies
+    assert 'id="signed-in-user">user_alice<' in answer.body and 'id="link-user">user_&lt;bob&gt;<' in answer.body
+    assert 'name="confirm" value="switch_user"' in answer.body and "<script" not in answer.body
+    assert status_of(stack, minted["id"]) == "pending"
+
+
+# --- /v1/sessions ----------------------------------------------------------------------------
+
+
+def test_list_get_revoke_and_tokens_in_clerks_shapes(stack: Stack, context: Any) -> None:
+    first = signed_in(context, user_id="user_api")
+    second = signed_in(context, user_id="user_api", org_id="org_api")
+    listed = api(context, "list_sessions.json", query={"user_id": "user_api"})
+    assert listed.status == 200 and [s["id"] for s in listed.json()] == [second["id"], first["id"]]
+    session = listed.json()[0]
+    assert set(session) == {
+        "object", "id", "user_id", "client_id", "status", "last_active_at", "expire_at", "abandon_at",
+        "created_at", "updated_at", "last_active_organization_id", "actor",
+    }  # fmt: skip
+    assert session["object"] == "session" and session["status"] == "active" and session["actor"] is None
+    assert session["last_active_organization_id"] == "org_api" and session["client_id"].startswith("client_")
+    paged = api(
+        context, "list_sessions.json", query={"user_id": "user_api", "paginated": "true", "limit": "1", "offset": "1"}
+    )
+    assert paged.json() == {"data": [listed.json()[1]], "total_count": 2}
+    by_client = api(context, "list_sessions.json", query={"client_id": session["client_id"]})
+    assert [s["id"] for s in by_client.json()] == [second["id"]]
+
+    assert api(context, "get_session.json", first["id"]).json() == listed.json()[1]
+    token = api(context, "create_session_token.json", first["id"], body={"expires_in_seconds": 120})
+    claims = jwt.decode(token.json()["jwt"], options={"verify_signature": False})
+    assert token.json()["object"] == "token" and claims["sid"] == first["id"] and claims["exp"] - claims["iat"] == 120
+    default = api(context, "create_session_token.json", first["id"], body="")
+    assert jwt.decode(default.json()["jwt"], options={"verify_signature": False})["exp"] - claims["iat"] in (60, 61)
+
+    revoked = api(context, "revoke_session.json", first["id"])
+    assert revoked.status == 200 and revoked.json()["status"] == "revoked"
+    again = api(context, "revoke_session.json", first["id"])
+    assert again.status == 400 and again.code == "session_cannot_be_revoked_code"
+    inactive = api(context, "create_session_token.json", first["id"], body={})
+    assert inactive.status == 400 and inactive.code == "session_not_active"
+    active_only = api(context, "list_sessions.json", query={"user_id": "user_api", "status": "active"})
+    assert [s["id"] for s in active_only.json()] == [second["id"]]
+
+
+@pytest.mark.parametrize("name", ["get_session.json", "revoke_session.json", "create_session_token.json"])
+def test_unknown_and_malformed_ids_are_404(stack: Stack, context: Any, name: str) -> None:
+    for session_id in ("sess_0000000000000000000000", "sit_0000000000000000000000", "x" * 300, "sess_\u00e9"):
+        answer = api(context, name, session_id, body="{}" if name != "get_session.json" else None)
+        assert answer.status == 404 and answer.code == "resource_not_found", session_id
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({}, "user_id"),
+        ({"user_id": "u", "limit": "0"}, "limit"),
+        ({"user_id": "u", "limit": "501"}, "limit"),
+        ({"user_id": "u", "limit": "1e3"}, "limit"),
+        ({"user_id": "u", "offset": "-1"}, "offset"),
+        ({"user_id": "u", "offset": "99999999999999999999"}, "offset"),
+        ({"user_id": "u", "status": "deleted"}, "status"),
+        ({"user_id": "u", "status": ""}, "status"),
+        ({"client_id": ""}, "client_id"),
+        ({"user_id": "u", "paginated": "yes"}, "paginated"),
+    ],
+)
+def test_bad_list_queries_are_422_naming_the_field(
+    stack: Stack, context: Any, query: dict[str, str], param: str
+) -> None:
+    answer = api(context, "list_sessions.json", query=query)
+    assert answer.status == 422 and answer.json()["errors"][0]["meta"] == {"param_name": param}
+
+
+def test_backend_refresh_checks_the_session_token_and_the_refresh_token(stack: Stack, context: Any) -> None:
+    session = signed_in(context, user_id="user_backend")
+    other = signed_in(context, user_id="user_backend")
+
+    def call(session_id: str, **body: Any) -> Answer:
+        payload = {"expired_token": session["session"], "refresh_token": session["refresh"], "request_origin": ALLOWED}
+        return api(context, "refresh_session_backend.json", session_id, body={**payload, **body})
+
+    fine = call(session["id"])
+    assert (
+        fine.status == 200
+        and jwt.decode(fine.json()["jwt"], options={"verify_signature": False})["sid"] == session["id"]
+    )
+    cookie = call(session["id"], format="cookie").json()
+    assert cookie["object"] == "cookies" and cookie["cookies"][0].startswith("__session=")
+    assert call(other["id"]).status == 401  # the path names another session
+    assert call(session["id"], expired_token=other["session"]).status == 401  # another session's token
+    assert call(session["id"], refresh_token=other["refresh"]).status == 401
+    assert call(session["id"], expired_token="garbage").status == 401
+    assert call(session["id"], format="xml").status == 422
+    assert call(session["id"], unknown=1).status == 422
+
+
+def test_the_sessions_api_needs_the_secret_key(stack: Stack, context: Any) -> None:
+    event = load_event("get_session.json")
+    event["headers"]["authorization"] = "Bearer sk_test_not_the_right_key_0000"
+    assert invoke("sessions", event, context).status == 401
+    event["headers"]["authorization"] = f"Bearer {SECRET_KEY}"
+    assert invoke("sessions", event, context).status == 404
+
+
+# --- Other methods and unknown paths under /v1/sessions (issue 9: every /v1 answer no-store) -------
+
+
+def fallback(context: Any, method: str, path: str) -> Answer:
+    """A request that API Gateway hands to the sessions function through its ANY catch-all routes."""
+    event = load_event(
+        "session_method_not_allowed.json" if path != "/v1/sessions" else "session_list_method_not_allowed.json"
+    )
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    return invoke("sessions", event, context)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/v1/sessions", "GET"),
+        ("DELETE", "/v1/sessions", "GET"),
+        ("PUT", "/v1/sessions/sess_0000000000000000000042", "GET"),
+        ("DELETE", "/v1/sessions/sess_0000000000000000000042", "GET"),
+        ("GET", "/v1/sessions/sess_0000000000000000000042/revoke", "POST"),
+        ("PATCH", "/v1/sessions/sess_0000000000000000000042/tokens", "POST"),
+        ("OPTIONS", "/v1/sessions/sess_0000000000000000000042/refresh", "POST"),
+    ],
+)
+def test_another_method_on_a_sessions_route_is_405_with_allow(
+    stack: Stack, context: Any, method: str, path: str, allow: str
+) -> None:
+    answer = fallback(context, method, path)
+    assert answer.status == 405
+    assert answer.headers["Allow"] == allow
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.code == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/v1/sessions/sess_0000000000000000000042/nothing", "/v1/sessions/a/b/c/d"])
+def test_an_unknown_sessions_path_is_404_in_the_envelope(stack: Stack, context: Any, path: str) -> None:
+    answer = fallback(context, "GET", path)
+    assert answer.status == 404
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.code == "resource_not_found"
+
+
+@pytest.mark.parametrize("name", ["session_method_not_allowed.json", "session_list_method_not_allowed.json"])
+def test_the_example_events_of_the_sessions_fallbacks_are_405(stack: Stack, context: Any, name: str) -> None:
+    answer = invoke("sessions", load_event(name), context)
+    assert answer.status == 405 and answer.headers["Cache-Control"] == "no-store"
