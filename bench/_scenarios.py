@@ -191,6 +191,8 @@ def accept_scenario() -> Scenario:
 
 
 SCENARIOS = {"mint_link": mint_scenario, "accept_token": accept_scenario}
+# The floor of each function (bench/floors/<kind>/app.py): run on the function's own scenario.
+FLOORS = {"mint_link": "mint", "accept_token": "accept"}
 
 
 def run_child(
