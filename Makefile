@@ -121,3 +121,6 @@ build-AcceptTokenFunction:
 
 build-RotateKeysFunction:
 	$(call lambda_package,rotate_keys)
+
+build-AuditEventsFunction:
+	$(call lambda_package,audit_events)

@@ -19,7 +19,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws
 from signin_links.config import Settings, get_settings
-from signin_links.events import EventPublisher
 from signin_links.http import JSON, install_error_handlers, request_body, wants_html
 from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
 from signin_links.observability import logger, metrics, tracer
@@ -59,14 +58,9 @@ def redemptions() -> Redemptions:
     def session_keyring() -> Keyring:
         return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
 
-    @cache
-    def publisher() -> EventPublisher:
-        # Two attempts at most: the audit trail must not hold a person's sign-in back.
-        return EventPublisher(aws.client("events"), settings.event_bus_name, max_attempts=2)
-
-    audit = AuditTrail(publisher if settings.event_bus_name else None)
+    # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
-    return Redemptions(settings, store, ticket_keyring, session_keyring, audit=audit)
+    return Redemptions(settings, store, ticket_keyring, session_keyring, audit=AuditTrail())
 
 
 def own_base_url() -> str:
