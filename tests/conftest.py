@@ -34,7 +34,6 @@ os.environ.update(
     AWS_REGION=REGION,
     POWERTOOLS_SERVICE_NAME="signin-links",
     POWERTOOLS_METRICS_NAMESPACE="SigninLinks",
-    POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_DEV="false",
 )
 

@@ -21,7 +21,7 @@ from signin_links import aws
 from signin_links.config import Settings, get_settings
 from signin_links.http import JSON, install_error_handlers, request_body, wants_html
 from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
-from signin_links.observability import logger, metrics, tracer
+from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
 from signin_links.redeem import (
     Accepted,
@@ -93,7 +93,6 @@ def sign_in_json(outcome: Accepted) -> dict[str, Any]:
 
 
 @app.get("/accept-token")
-@tracer.capture_method
 def accept_page() -> Response[str]:
     token = app.current_event.get_query_string_value("token")
     if not token:  # the script looks in the fragment (#token=...)
@@ -111,7 +110,6 @@ def accept_page_head() -> Response[str]:
 
 
 @app.post("/accept-token")
-@tracer.capture_method
 def accept_token() -> Response[str]:
     service = redemptions()
     event = app.current_event
@@ -138,7 +136,6 @@ def accept_token() -> Response[str]:
 
 
 @app.get("/.well-known/jwks.json")
-@tracer.capture_method
 def jwks() -> Response[str]:
     service = redemptions()
     return Response(
@@ -150,7 +147,6 @@ def jwks() -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return pages().secure(app.resolve(event, context))

@@ -17,7 +17,7 @@ from signin_links.auth import authenticate
 from signin_links.config import get_settings
 from signin_links.http import install_error_handlers, json_response, request_body
 from signin_links.keyring import HMAC, Keyring, load_keyring
-from signin_links.observability import logger, metrics, tracer
+from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
 from signin_links.store import TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
@@ -65,7 +65,6 @@ def is_batch_invocation(event: dict[str, Any]) -> bool:
     return "detail-type" in event or "batch_id" in event
 
 
-@tracer.capture_method
 def mint_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The batch entry: a malformed request raises ``BatchRejected`` (the invocation fails and the
     event lands in the on-failure destination); the summary is returned, never a URL."""
@@ -81,7 +80,6 @@ def own_base_url() -> str:
 
 
 @app.post("/v1/sign_in_tokens")
-@tracer.capture_method
 def create_sign_in_token() -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
@@ -93,7 +91,6 @@ def create_sign_in_token() -> Response[str]:
 
 
 @app.post("/v1/sign_in_tokens/<sign_in_token_id>/revoke")
-@tracer.capture_method
 def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
@@ -108,7 +105,6 @@ def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
 # Correlation id: the API request id over HTTP; the batch_id for a batch (EventBridge detail, or the
 # state machine's chunk), the same across redeliveries, chunks and the SignInLinkMinted events.
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_batch_invocation(event):

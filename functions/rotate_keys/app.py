@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws
 from signin_links.config import get_settings
-from signin_links.observability import logger, metrics, tracer
+from signin_links.observability import logger, metrics
 from signin_links.rotation import RotationError
 from signin_links.secret_rotation import KeyringRotation, RotationStep
 
@@ -26,7 +26,6 @@ def keyring_rotation() -> KeyringRotation:
 
 
 @logger.inject_lambda_context(correlation_id_path="ClientRequestToken", clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     try:
