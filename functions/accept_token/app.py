@@ -17,10 +17,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws
+from signin_links import aws, snapstart
 from signin_links.config import Settings, get_settings
+from signin_links.errors import SignInLinksError
 from signin_links.http import JSON, install_error_handlers, request_body, wants_html
-from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
+from signin_links.keyring import HMAC, RSA, Keyring, forget_secrets, load_keyring
 from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
 from signin_links.redeem import (
@@ -150,3 +151,32 @@ def jwks() -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return pages().secure(app.resolve(event, context))
+
+
+# --- Init: the first request's work, done while Lambda initialises the function -----------------
+
+
+def initialise() -> None:
+    """Load the pages, create the client, read both keyrings and parse the signing key now, in
+    Lambda's init phase (and, with SnapStart, before the snapshot), so that the first sign-in does
+    not. A failure is logged, not raised: the first request reads again (and answers 503 if it
+    still cannot), where an init that raised would fail that request and run the init again."""
+    pages()
+    service = redemptions()
+    try:
+        service.ticket_keyring()
+        _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
+    except (SignInLinksError, ValueError) as error:
+        logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})
+
+
+@snapstart.after_restore
+def restored() -> None:
+    """After a SnapStart restore, rebuild what the snapshot holds: clients, keyrings, parsed keys."""
+    redemptions.cache_clear()
+    forget_secrets()
+    aws.reset_clients()
+    initialise()
+
+
+initialise()

@@ -12,11 +12,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws
-from signin_links.auth import authenticate
+from signin_links import aws, snapstart
+from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
+from signin_links.errors import SignInLinksError
 from signin_links.http import install_error_handlers, json_response, request_body
-from signin_links.keyring import HMAC, Keyring, load_keyring
+from signin_links.keyring import HMAC, Keyring, forget_secrets, load_keyring
 from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
 from signin_links.store import TokenStore
@@ -110,3 +111,32 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if is_batch_invocation(event):
         return mint_batch(event, context)
     return app.resolve(event, context)
+
+
+# --- Init: the first request's work, done while Lambda initialises the function -----------------
+
+
+def initialise() -> None:
+    """Create the clients and read the API keys and the ticket keyring now, in Lambda's init phase
+    (and, with SnapStart, before the snapshot), so that the first request does not. A Secrets Manager
+    failure is logged, not raised: the first request reads again, where an init that raised would
+    fail that request and run the whole init again at the next."""
+    tokens = sign_in_tokens()
+    try:
+        live_keys(tokens.settings)
+        tokens.ticket_keyring()
+    except SignInLinksError as error:
+        logger.warning("init: secrets not read; the first request reads them", extra={"code": error.code.wire_code})
+
+
+@snapstart.after_restore
+def restored() -> None:
+    """After a SnapStart restore, rebuild what the snapshot holds: clients, secrets, keyrings."""
+    sign_in_tokens.cache_clear()
+    batch_minter.cache_clear()
+    forget_secrets()
+    aws.reset_clients()
+    initialise()
+
+
+initialise()
