@@ -9,8 +9,9 @@ the same way: what botocore and PyJWT alone cost for one request of this design.
 
 The earlier baseline is kept in rows of its own: PyJWT alone doing the same cryptography in the same
 process (mint: one HS256 encode; accept: one HS256 decode plus one RS256 encode, key parsed once).
-While a package still ships the X-Ray SDK, the same again with Powertools' Tracer disabled shows its
-share.
+The same requests again with the Logger at WARNING (no per-request line) and with Metrics disabled
+show those two shares; while a package still ships the X-Ray SDK, a run with Powertools' Tracer
+disabled shows its share.
 """
 
 from __future__ import annotations
@@ -93,6 +94,24 @@ def warm_cpu(options: Options) -> list[Figure]:
                 detail={"requests": warm, "repeats": repeats},
             )
         )
+        # The share of the per-request Logger line and EMF metrics: the same requests with each off.
+        for label, off in (
+            ("Logger at WARNING", {"POWERTOOLS_LOG_LEVEL": "WARNING"}),
+            ("Metrics off", {"POWERTOOLS_METRICS_DISABLED": "true"}),
+        ):
+            quiet = [run_child(environment, handler_spec(scenario, warm=warm), {**env, **off}) for _ in range(repeats)]
+            figures.append(
+                Figure(
+                    "warm cpu",
+                    f"{name}: CPU per warm request, {label}",
+                    median([run["warm_cpu_us"] for run in quiet]),
+                    "us",
+                    f"{floor_name} handler",
+                    median([run["warm_cpu_us"] for run in floors]),
+                    note=f"{', '.join(f'{k}={v}' for k, v in off.items())}: its share",
+                    detail={"requests": warm, "repeats": repeats},
+                )
+            )
         if environment.has("aws_xray_sdk"):
             untraced_env = {**env, "POWERTOOLS_TRACE_DISABLED": "true"}
             untraced = [run_child(environment, handler_spec(scenario, warm=warm), untraced_env) for _ in range(repeats)]
