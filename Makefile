@@ -150,3 +150,6 @@ build-SessionsFunction:
 
 build-EmptyResultsBucketFunction:
 	cp functions/empty_bucket/app.py "$(ARTIFACTS_DIR)/"
+
+build-AuditEventsFunction:
+	$(call lambda_package,audit_events)

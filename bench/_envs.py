@@ -6,18 +6,15 @@ site-packages at all) with ``PYTHONPATH`` = the function's directory, then the L
 share (boto3 and its dependencies, at the versions of the dev virtualenv): the modules Lambda would
 find, and no others.
 
-Two kinds of function directory:
-
-* :func:`lambda_package` is what ``make build-<Function>`` (the Makefile's ``lambda_package``)
-  puts in the artifacts directory, built with the interpreter that will run it: the function's own
-  ``functions/<dir>/requirements.txt`` (the complete pinned list, ``--no-deps``, wheels only, for
-  this machine's platform), ``signin_links``, ``functions/<dir>/*.py`` and ``templates/`` in ONE
-  directory, no ``__pycache__``, then (``compiled=True``) ``compileall -q -j 0
-  --invalidation-mode unchecked-hash`` over all of it, exactly as the Makefile does. Its children
-  run with ``-B``: ``/var/task`` is read-only, so a module without valid bytecode is compiled at
-  every cold start, never cached.
-* :func:`function_env` is the older, lighter one the warm-CPU benchmark uses (this interpreter,
-  task root and dependencies side by side, bytecode written by the first run).
+:func:`lambda_package` is what ``make build-<Function>`` (the Makefile's ``lambda_package``)
+puts in the artifacts directory, built with the interpreter that will run it: the function's own
+``functions/<dir>/requirements.txt`` (the complete pinned list, ``--no-deps``, wheels only, for
+this machine's platform), ``signin_links``, ``functions/<dir>/*.py`` and ``templates/`` in ONE
+directory, no ``__pycache__``, then (``compiled=True``) ``compileall -q -j 0
+--invalidation-mode unchecked-hash`` over all of it, exactly as the Makefile does. Its children
+run with ``-B``: ``/var/task`` is read-only, so a module without valid bytecode is compiled at
+every cold start, never cached. :func:`floor_package` packages a floor handler
+(``bench/floors/``) the same way.
 
 :func:`lambda_python` finds Lambda's own Python version (3.13) the way the Makefile does.
 Installed dependencies are cached under ``bench/.cache`` keyed by interpreter and requirements.
@@ -131,18 +128,6 @@ def _install(
     return done
 
 
-def task_root(directory: str, flavour: str) -> Path:
-    """A fresh copy of what ``make build-<Function>`` puts beside the dependencies: the function's
-    files (``app.py``, ``templates/``) and ``signin_links``, without any ``__pycache__``."""
-    root = CACHE / f"taskroot-{directory}-{flavour}"
-    if root.exists():
-        shutil.rmtree(root)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt")
-    shutil.copytree(ROOT / "functions" / directory, root, ignore=ignore)
-    shutil.copytree(ROOT / "src" / "signin_links", root / "signin_links", ignore=ignore)
-    return root
-
-
 def requirement_lines(path: Path) -> list[str]:
     stripped = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return [line for line in stripped if line]
@@ -173,13 +158,6 @@ class FunctionEnv:
         return any(self.package_dir.glob(f"{distribution}-*.dist-info"))
 
 
-def function_env(directory: str) -> FunctionEnv:
-    """This interpreter; the task root beside the pip-installed dependencies; bytecode allowed."""
-    requirements = requirement_lines(ROOT / "functions" / directory / "requirements.txt")
-    package = _install(CACHE / f"package-{directory}", requirements)
-    return FunctionEnv(task_root(directory, "pyc"), package, runtime_dir())
-
-
 def lambda_package(directory: str, python: Interpreter, *, compiled: bool) -> FunctionEnv:
     """The artifacts directory of ``make build-<Function>``, built for ``python`` (see the module's
     docstring); ``compiled=False`` is what the build ships when it finds no Python 3.13."""
@@ -207,6 +185,43 @@ def lambda_package(directory: str, python: Interpreter, *, compiled: bool) -> Fu
         )
         if completed.returncode != 0:
             raise RuntimeError(f"compileall of {root} failed:\n{(completed.stderr or completed.stdout)[-3000:]}")
+    return FunctionEnv(root, root, runtime_dir(python), python=python.executable, read_only=True)
+
+
+# What each floor (bench/floors/<kind>/app.py) ships, at the versions the functions pin.
+FLOOR_DISTRIBUTIONS = {
+    "mint": ("PyJWT",),
+    "accept": ("PyJWT", "cryptography", "cffi", "pycparser"),
+}
+FLOOR_PINS_FROM = {"mint": "mint_link", "accept": "accept_token"}
+
+
+def floor_requirements(kind: str) -> list[str]:
+    """The floor's dependencies, pinned as the matching function pins them."""
+    wanted = {name.lower() for name in FLOOR_DISTRIBUTIONS[kind]}
+    pins = requirement_lines(ROOT / "functions" / FLOOR_PINS_FROM[kind] / "requirements.txt")
+    found = [pin for pin in pins if pin.split("==", 1)[0].strip().lower() in wanted]
+    if len(found) != len(wanted):
+        raise RuntimeError(f"functions/{FLOOR_PINS_FROM[kind]}/requirements.txt does not pin all of {sorted(wanted)}")
+    return found
+
+
+def floor_package(kind: str, python: Interpreter) -> FunctionEnv:
+    """The floor handler ``bench/floors/<kind>/app.py`` packaged as :func:`lambda_package` packages a
+    function (its dependencies ``--no-deps`` for ``python``, bytecode by the Makefile's compileall)."""
+    deps = _install(
+        CACHE / f"deps-floor-{kind}", floor_requirements(kind), compile_bytecode=False, python=python, only_binary=True
+    )
+    root = CACHE / f"artifacts-floor-{kind}-{python.cache_tag}"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(deps, root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".complete"))
+    shutil.copy2(ROOT / "bench" / "floors" / kind / "app.py", root / "app.py")
+    completed = subprocess.run(
+        [python.executable, "-m", *COMPILEALL, str(root)], capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"compileall of {root} failed:\n{(completed.stderr or completed.stdout)[-3000:]}")
     return FunctionEnv(root, root, runtime_dir(python), python=python.executable, read_only=True)
 
 

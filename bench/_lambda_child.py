@@ -3,20 +3,55 @@
 Usage: ``python -S -s -c <this file's text> <spec.json>``. Prints one line ``BENCH_RESULT {...}``.
 
 ``mode: "boto3"``   time ``import boto3`` (the baseline).
-``mode: "handler"`` time ``import app`` (the handler module, as Lambda imports it), then the first
-                    request through ``lambda_handler`` with AWS replaced at botocore's HTTP layer
-                    (``_fake_aws.py``); then, when asked, ``warm`` more requests (CPU time each) and
-                    the bare cryptographic floor of the same work (PyJWT only).
+``mode: "handler"`` time ``import app`` (the handler module, as Lambda imports it: its init, which may
+                    already call AWS), then the first request through ``lambda_handler``; AWS is
+                    answered in memory at botocore's HTTP layer (``_fake_aws.py``) from the moment
+                    ``botocore.httpsession`` is imported. Then, when asked, ``warm`` more requests
+                    (CPU time each), the bare cryptographic floor of the same work (PyJWT only), and
+                    (``profile``) a cProfile of the warm requests.
 
-Only the standard library is imported before the timed section.
+Only the standard library is imported before the timed section (``_fake_aws.py`` uses json, re, uuid
+and collections, which botocore imports anyway).
 """
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
 import sys
 import time
 
 spec = json.loads(open(sys.argv[1], encoding="utf-8").read())  # noqa: SIM115 - stdlib only, tiny
 result = {}
+fake = None
+
+if spec["mode"] == "handler":
+    # -- not timed: the fake AWS, patched into botocore when botocore.httpsession is first imported --
+    loader_spec = importlib.util.spec_from_file_location("_fake_aws", spec["fake_aws"])
+    fake_module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(fake_module)
+    fake = fake_module.FakeAws(spec["secrets"])
+    fake.items.update(spec.get("items") or {})
+
+    class _PatchBotocore(importlib.abc.MetaPathFinder):
+        """Finds ``botocore.httpsession`` as usual and installs the fake right after it executes."""
+
+        def find_spec(self, fullname, path, target=None):
+            if fullname != "botocore.httpsession":
+                return None
+            found = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if found is None or found.loader is None:
+                return found
+            original_exec = found.loader.exec_module
+
+            def exec_module(module):
+                original_exec(module)
+                fake.install()
+
+            found.loader.exec_module = exec_module
+            return found
+
+    sys.meta_path.insert(0, _PatchBotocore())
 
 wall0, cpu0 = time.perf_counter(), time.process_time()
 if spec["mode"] == "boto3":
@@ -25,20 +60,12 @@ if spec["mode"] == "boto3":
     result["import_ms"] = (time.perf_counter() - wall0) * 1000
     result["import_cpu_ms"] = (time.process_time() - cpu0) * 1000
 else:
-    import app  # the handler module: functions/<dir>/app.py, first on sys.path
+    import app  # the handler module: functions/<dir>/app.py (or a floor), first on sys.path
 
     result["import_ms"] = (time.perf_counter() - wall0) * 1000
     result["import_cpu_ms"] = (time.process_time() - cpu0) * 1000
-
-    # -- not timed: the fake AWS and a context object ------------------------------------------
-    import importlib.util
-
-    loader_spec = importlib.util.spec_from_file_location("_fake_aws", spec["fake_aws"])
-    fake_module = importlib.util.module_from_spec(loader_spec)
-    loader_spec.loader.exec_module(fake_module)
-    fake = fake_module.FakeAws(spec["secrets"])
-    fake.items.update(spec.get("items") or {})
-    fake.install()
+    result["init_calls"] = dict(fake.calls)
+    fake.calls.clear()
 
     class Context:
         function_name = "bench-function"
@@ -63,15 +90,32 @@ else:
     result["cold_calls"] = dict(fake.calls)
     result["rsa_loaded"] = any(name.startswith("cryptography.hazmat.primitives.asymmetric") for name in sys.modules)
     result["cryptography_loaded"] = "cryptography" in sys.modules
+    result["xray_sdk_loaded"] = "aws_xray_sdk" in sys.modules
 
     warm = int(spec.get("warm") or 0)
     if warm:
         fake.calls.clear()
         statuses = set()
+        events = [json.loads(json.dumps(event)) for _ in range(warm)]  # copies made outside the timing
+        profiler = None
+        if spec.get("profile"):
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         cpu_start = time.process_time()
-        for _ in range(warm):
-            statuses.add(app.lambda_handler(json.loads(json.dumps(event)), context).get("statusCode"))
+        for request in events:
+            statuses.add(app.lambda_handler(request, context).get("statusCode"))
         result["warm_cpu_us"] = (time.process_time() - cpu_start) / warm * 1e6
+        if profiler is not None:
+            import io
+            import pstats
+
+            profiler.disable()
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out)
+            stats.sort_stats(spec.get("profile_sort") or "tottime").print_stats(int(spec.get("profile_lines") or 40))
+            result["profile"] = out.getvalue()
         result["warm_statuses"] = sorted(statuses)
         result["warm_calls_per_request"] = {name: count / warm for name, count in fake.calls.items()}
 

@@ -126,6 +126,7 @@ def mint_scenario() -> Scenario:
                 "sid": "sit_" + "A" * 22,
                 "st": "sign_in_token",
                 "rdr": REDIRECT,
+                "uid": "user_bench",
             },
         },
         env=env,
@@ -144,7 +145,9 @@ def accept_scenario() -> Scenario:
     session_key = parse_keyring(session_ring, "rsa").keys[0]
     now = int(time.time())
     sid = "sit_" + "B" * 22
-    token = sign_ticket(ticket_key, sid=sid, issued_at=now, expires_in_seconds=2592000, redirect_url=REDIRECT)
+    token = sign_ticket(
+        ticket_key, sid=sid, issued_at=now, expires_in_seconds=2592000, redirect_url=REDIRECT, user_id="user_bench"
+    )
     record = SignInTokenRecord(
         id=sid, user_id="user_bench", status=TokenStatus.PENDING, created_at=now * 1000, updated_at=now * 1000,
         expires_at=now + 2592000, expires_in_seconds=2592000, redirect_url=REDIRECT,
@@ -172,6 +175,7 @@ def accept_scenario() -> Scenario:
                 "sid": sid,
                 "st": "sign_in_token",
                 "rdr": REDIRECT,
+                "uid": "user_bench",
             },
             "session_key_pem": session_key.private_key_pem,
             "session_claims": {
@@ -179,7 +183,7 @@ def accept_scenario() -> Scenario:
                 "sid": "sess_" + "C" * 22,
                 "iat": now,
                 "nbf": now - 10,
-                "exp": now + 604800,
+                "exp": now + 60,
                 "iss": "https://links.example.com",
                 "v": 2,
                 "sts": "active",
@@ -191,6 +195,8 @@ def accept_scenario() -> Scenario:
 
 
 SCENARIOS = {"mint_link": mint_scenario, "accept_token": accept_scenario}
+# The floor of each function (bench/floors/<kind>/app.py): run on the function's own scenario.
+FLOORS = {"mint_link": "mint", "accept_token": "accept"}
 
 
 def run_child(

@@ -5,14 +5,27 @@ two requests served by two threads can both pass the check. Real DynamoDB applie
 write to an item atomically, and this project's single-use guarantee rests on that. So the WSGI
 app is wrapped in :class:`SerialisedApp`: one request at a time, each one complete (response body
 included) before the next starts. Throughput is not the point of an emulator; correctness is.
+
+One more difference is mended here (:func:`atomic_transactions`): moto's ``TransactWriteItems`` goes
+on applying a transaction's items after one fails its condition, then "rolls back" by putting back a
+deep copy of every table it touches, taken before the transaction. DynamoDB writes nothing for a
+cancelled transaction and publishes no stream record of it; moto's rollback leaves the records of
+the items it applied in the stream shard that readers hold (so the local AuditPipe saw a
+``SessionCreated`` for a session that was never stored), and copying the whole table, its stream
+included, on every transaction made each accept cost as much as the table is large (a suite that
+had minted 10,000 links timed out). The mended version backs up only the items the transaction
+names and the length of each touched table's stream, and on any failure puts those items back and
+drops the stream records the transaction added: what DynamoDB does, at the cost of what it touches.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +34,78 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def atomic_transactions() -> None:
+    """Make moto's ``TransactWriteItems`` all-or-nothing without copying tables (see the module's
+    docstring). Idempotent; the local stack's moto server and the tests' in-process moto call it."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend.transact_write_items, "atomic", False):
+        return
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        saved: dict[tuple[str, Any], Any] = {}  # (table, hash value) -> the items under it, copied
+        streams: dict[str, tuple[Any, int]] = {}  # table -> (its stream shard, its length)
+        for entry in transact_items:
+            for operation in entry.values():
+                if not isinstance(operation, dict) or operation.get("TableName") not in self.tables:
+                    continue  # moto's own checks answer it
+                table = self.tables[operation["TableName"]]
+                key = operation.get("Key") or operation.get("Item") or {}
+                if table.hash_key_attr not in key:
+                    continue
+                hash_value = DynamoType(key[table.hash_key_attr])
+                if (table.name, hash_value) not in saved:
+                    present = hash_value in table.items
+                    saved[(table.name, hash_value)] = copy.deepcopy(table.items[hash_value]) if present else None
+                if table.stream_shard is not None and table.name not in streams:
+                    streams[table.name] = (table.stream_shard, len(table.stream_shard.items))
+        try:
+            with _no_table_copies():
+                original(self, transact_items)
+        except Exception:
+            for (table_name, hash_value), items in saved.items():
+                table = self.tables[table_name]
+                if items is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = items
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+
+    transact_write_items.atomic = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+@contextmanager
+def _no_table_copies() -> Iterator[None]:
+    """moto's transaction copies every table it touches (``copy.deepcopy``) to roll back with: the
+    mended transaction rolls back itself, so those copies become the tables themselves (a table
+    object put back in its own place)."""
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    setattr(models, "copy", _CopyModule(deepcopy))  # noqa: B010 - the module moto's transaction reads
+    try:
+        yield
+    finally:
+        setattr(models, "copy", copy)  # noqa: B010
+
+
+class _CopyModule:
+    """``copy`` as moto's transaction sees it while :func:`_no_table_copies` runs."""
+
+    def __init__(self, deepcopy: Any) -> None:
+        self.deepcopy = deepcopy
+        self.copy = copy.copy
 
 
 class SerialisedApp:
@@ -68,6 +153,7 @@ class MotoServer:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines from moto
         cache_jsonpath_parser()
+        atomic_transactions()
         app = SerialisedApp(DomainDispatcherApplication(create_backend_app))
         app.lock = self.lock  # whoever changes moto's backend directly takes it too (local.rotation)
         self._server = make_server(self.host, self.port, app, threaded=True)

@@ -56,6 +56,7 @@ class Context:
     region: str = REGION
     api_url: str = ""
     empty_keyrings: dict[str, str] = field(default_factory=dict)  # secret ARN -> kind, seeded later
+    pipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> name, arn, properties
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -90,6 +91,7 @@ class LocalResources:
     kinds: dict[str, str] = field(default_factory=dict)  # logical id -> CloudFormation type
     created: dict[str, Created] = field(default_factory=dict)
     empty_keyrings: dict[str, str] = field(default_factory=dict)  # secret ARN -> keyring kind
+    pipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # run by local.pipes (LocalStack.start_pipes)
 
     def seed_keyrings(self, endpoint: str) -> None:
         """Put a first key into every keyring secret created empty.
@@ -164,6 +166,7 @@ def create_resources(
         props = resolver.resolve(resource.get("Properties") or {})
         found.created[logical_id] = make(ctx, logical_id, props)
     found.empty_keyrings.update(ctx.empty_keyrings)
+    found.pipes.update(ctx.pipes)
     return found, resolver
 
 
@@ -344,6 +347,15 @@ def _function(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
     """Not created in the emulator (the local stack runs it in-process); names for references."""
     name = str(props.get("FunctionName") or ctx.name(logical_id))
     return Created(ref=name, attrs={"Arn": ctx.arn("lambda", f"function:{name}")}, created=False)
+
+
+@creator("AWS::Pipes::Pipe")
+def _pipe(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    """Not created in the emulator (moto has no Pipes): ``local.pipes`` runs it, from these properties."""
+    name = str(props.get("Name") or ctx.name(logical_id))
+    arn = ctx.arn("pipes", f"pipe/{name}")
+    ctx.pipes[logical_id] = {"name": name, "arn": arn, "properties": props}
+    return Created(ref=name, attrs={"Arn": arn, "CurrentState": "RUNNING"}, created=False)
 
 
 @creator("AWS::Serverless::HttpApi")

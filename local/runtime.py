@@ -53,7 +53,6 @@ BASE_ENVIRONMENT = {
     **FAKE_CREDENTIALS,
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
 }
 # Never let a local function reach real AWS through the developer's own credentials.
 SCRUBBED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE")

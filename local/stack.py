@@ -12,6 +12,9 @@
    init error is reported here), and serves the template's ``HttpApi`` routes as payload 2.0
    events (``local.apigw``) on a ``ThreadingHTTPServer``. Each function scales out to
    ``LOCAL_CONCURRENCY`` worker processes (default 4), each running one invocation at a time.
+   Each ``AWS::Pipes::Pipe`` from a table's stream to a bus runs in a thread (``local.pipes``):
+   the audit events reach the local bus as AWS would deliver them. ``LOCAL_PIPE_PUT_EVENTS_FAILURES=n``
+   makes each pipe's first n ``PutEvents`` calls fail, to watch it retry.
 5. Prints the URL, the secret key (``LOCAL_SECRET_KEY`` overrides the default), the moto endpoint
    and a ready-to-run curl; writes the same, machine-readable, to ``.local-stack/state.json``
    (``LOCAL_STACK_STATE`` moves it) and removes it on exit. Ctrl-C or SIGTERM stops it cleanly,
@@ -54,8 +57,9 @@ from local.apigw import (
     not_found,
     too_large,
 )
-from local.emulator import REGION, MotoServer
+from local.emulator import REGION, MotoServer, aws_client
 from local.outbox import verify_sender
+from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
 from local.rules import AsyncConfig, RuleEngine, RuleSpec, template_rules
 from local.runtime import (
@@ -136,6 +140,8 @@ class LocalStack:
     emulator_lock: threading.Lock | None = None  # MotoServer.lock, when the emulator runs in this process
     notes: list[str] = field(default_factory=list)  # parameter overrides CloudFormation would refuse
     _rotating: threading.Lock = field(default_factory=threading.Lock)
+    pipe_put_events_failures: int = 0  # LOCAL_PIPE_PUT_EVENTS_FAILURES: injected EventBridge outage
+    pipes: list[PipeEmulator] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.router = Router(self.routes)
@@ -164,7 +170,8 @@ class LocalStack:
             logical_id: function_env(function_environment(spec, resolver), endpoint)
             for logical_id, spec in specs.items()
         }
-        concurrency = int((env if env is not None else os.environ).get("LOCAL_CONCURRENCY") or DEFAULT_CONCURRENCY)
+        settings = env if env is not None else os.environ
+        concurrency = int(settings.get("LOCAL_CONCURRENCY") or DEFAULT_CONCURRENCY)
         local_functions = {
             logical_id: LocalFunction(
                 spec=spec, name=found.ref(logical_id) or logical_id, concurrency=concurrency, processes=processes
@@ -196,6 +203,7 @@ class LocalStack:
             async_configs=async_configs,
             rotations=rotation_schedules(template),
             notes=parameter_notes(template, parameters),
+            pipe_put_events_failures=int(settings.get("LOCAL_PIPE_PUT_EVENTS_FAILURES") or 0),
         )
 
     def activate(self) -> None:
@@ -290,8 +298,41 @@ class LocalStack:
         self.rule_engine = engine
         return engine
 
+    def start_pipes(self) -> None:
+        """Run each pipe from a table's stream to a bus in a thread (``local.pipes``), its enrichment
+        invoked as the template's function. Call after :meth:`activate` (the functions must be up)."""
+        arns = {self.resources.att(logical_id, "Arn"): logical_id for logical_id in self.functions}
+
+        def enrich(arn: str, batch: list[dict[str, Any]]) -> Any:
+            # The function's ARN, or an alias of it (``arn:...:function:name:live``).
+            logical_id = arns.get(arn) or arns.get(arn.rsplit(":", 1)[0])
+            if logical_id is None:
+                raise LookupError(f"the enrichment {arn} is not a function of the template")
+            return self.functions[logical_id].invoke(batch)
+
+        for logical_id, pipe in self.resources.pipes.items():
+            spec = PipeSpec.from_properties(logical_id, pipe["name"], pipe["arn"], pipe["properties"])
+            if not spec.is_stream_to_bus:
+                print(f"!! {logical_id}: only pipes from a DynamoDB stream to a bus are emulated", file=sys.stderr)
+                continue
+            events = aws_client("events", self.endpoint)
+            if self.pipe_put_events_failures:
+                events = faulty_put_events(events, self.pipe_put_events_failures)
+            emulator = PipeEmulator(
+                spec,
+                streams=aws_client("dynamodbstreams", self.endpoint),
+                events=events,
+                sqs=aws_client("sqs", self.endpoint),
+                enrich=enrich,
+            )
+            self.pipes.append(emulator.start())
+
     def close(self) -> None:
-        """Stop delivering events, then every function's worker processes (in-process functions have none)."""
+        """Stop the pipes and the rules' deliveries, then every function's worker processes
+        (in-process functions have none)."""
+        for pipe in self.pipes:
+            pipe.stop()
+        self.pipes.clear()
         if self.rule_engine is not None:
             self.rule_engine.close()
         for function in self.functions.values():
@@ -312,6 +353,7 @@ class LocalStack:
             "event_buses": self.resources.of_kind("AWS::Events::EventBus"),
             "buckets": self.resources.of_kind("AWS::S3::Bucket"),
             "queues": self.resources.of_kind("AWS::SQS::Queue"),
+            "pipes": {logical_id: pipe["arn"] for logical_id, pipe in self.resources.pipes.items()},
             "resources": self.resources.to_json(),
             "functions": {
                 logical_id: {
@@ -622,6 +664,7 @@ def main() -> int:
         stack.emulator_lock = moto.lock
         stack.activate()
         stack.start_rules()
+        stack.start_pipes()
         server.stack = stack
         write_state(state_file, stack.state())
         print(banner(stack, state_file), flush=True)

@@ -192,10 +192,26 @@ class Resolver:
             if value is None:
                 raise TemplateError(f"unknown pseudo parameter {name}")
             return value
+        base, dot, attribute = name.partition(".")
+        if dot and attribute == "Alias":  # SAM: the alias AutoPublishAlias publishes, as its ARN
+            alias = self.alias_of(base)
+            arn = self.att_of(base, "Arn")
+            if alias is None or arn is None:
+                raise TemplateError(f"Ref {name}: {base} publishes no alias (AutoPublishAlias)")
+            return f"{arn}:{alias}"
         value = self.ref_of(name)
         if value is None:
             raise TemplateError(f"Ref {name}: no such parameter or resource")
         return value
+
+    def alias_of(self, logical_id: str) -> str | None:
+        """The AutoPublishAlias of a function (its own, else the Globals'), or None."""
+        resource = (self.template.get("Resources") or {}).get(logical_id) or {}
+        if resource.get("Type") != "AWS::Serverless::Function":
+            return None
+        globals_ = ((self.template.get("Globals") or {}).get("Function")) or {}
+        alias = (resource.get("Properties") or {}).get("AutoPublishAlias", globals_.get("AutoPublishAlias"))
+        return str(self.resolve(alias)) if alias else None
 
     def get_att(self, logical_id: str, attr: str) -> str:
         value = self.att_of(logical_id, attr)

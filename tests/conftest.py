@@ -16,6 +16,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.emulator import atomic_transactions
+
+# moto in this process writes a cancelled TransactWriteItems to nothing, as DynamoDB does (the local
+# stack's moto server does the same; see local/emulator.py).
+atomic_transactions()
+
 # Every test's logs are scanned for tokens, secret keys and accept URLs (see tests/logscan.py).
 pytest_plugins = ["tests.logscan"]
 
@@ -34,7 +40,6 @@ os.environ.update(
     AWS_REGION=REGION,
     POWERTOOLS_SERVICE_NAME="signin-links",
     POWERTOOLS_METRICS_NAMESPACE="SigninLinks",
-    POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_DEV="false",
 )
 

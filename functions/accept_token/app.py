@@ -17,14 +17,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws
+from signin_links import aws, snapstart
 from signin_links.config import Settings, get_settings
 from signin_links.errors import SignInLinksError
-from signin_links.events import EventPublisher
 from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
 from signin_links.http import JSON, error_response, install_error_handlers, request_body, wants_html
-from signin_links.keyring import HMAC, RSA, Keyring, load_keyring
-from signin_links.observability import logger, metrics, tracer
+from signin_links.keyring import HMAC, RSA, Keyring, forget_secrets, load_keyring
+from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
 from signin_links.redeem import (
     Accepted,
@@ -65,14 +64,9 @@ def redemptions() -> Redemptions:
     def session_keyring() -> Keyring:
         return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
 
-    @cache
-    def publisher() -> EventPublisher:
-        # Two attempts at most: the audit trail must not hold a person's sign-in back.
-        return EventPublisher(aws.client("events"), settings.event_bus_name, max_attempts=2)
-
-    audit = AuditTrail(publisher if settings.event_bus_name else None)
+    # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
-    return Redemptions(settings, store, ticket_keyring, session_keyring, audit=audit)
+    return Redemptions(settings, store, ticket_keyring, session_keyring, audit=AuditTrail())
 
 
 @cache
@@ -136,7 +130,6 @@ def sign_in_json(outcome: Accepted) -> dict[str, Any]:
 
 
 @app.get("/accept-token")
-@tracer.capture_method
 def accept_page() -> Response[str]:
     token = clean_token(app.current_event.get_query_string_value("token") or "")
     if not token:  # the script looks in the fragment (#token=...)
@@ -154,7 +147,6 @@ def accept_page_head() -> Response[str]:
 
 
 @app.post("/accept-token")
-@tracer.capture_method
 def accept_token() -> Response[str]:
     service = redemptions()
     event = app.current_event
@@ -217,7 +209,6 @@ def preflight() -> Response[str]:
 
 
 @app.post("/session/refresh")
-@tracer.capture_method
 def refresh_session() -> Response[str]:
     """A fresh ``__session`` while the session named by ``__refresh`` is active; else 401 and both
     cookies cleared. At most one read and one write."""
@@ -249,7 +240,6 @@ def sign_out_page() -> Response[str]:
 
 
 @app.post("/sign-out")
-@tracer.capture_method
 def sign_out() -> Response[str]:
     """End the session named by the cookies (``ended``), clear both cookies, then 303 to an allowed
     ``redirect_url`` or a "Signed out." page (JSON callers: 200 and a small object)."""
@@ -290,7 +280,6 @@ def session_js() -> Response[str]:
 
 
 @app.get("/.well-known/jwks.json")
-@tracer.capture_method
 def jwks() -> Response[str]:
     service = redemptions()
     return Response(
@@ -302,7 +291,36 @@ def jwks() -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return pages().secure(app.resolve(event, context))
+
+
+# --- Init: the first request's work, done while Lambda initialises the function -----------------
+
+
+def initialise() -> None:
+    """Load the pages, create the client, read both keyrings and parse the signing key now, in
+    Lambda's init phase (and, with SnapStart, before the snapshot), so that the first sign-in does
+    not. A failure is logged, not raised: the first request reads again (and answers 503 if it
+    still cannot), where an init that raised would fail that request and run the init again."""
+    pages()
+    service = redemptions()
+    try:
+        service.ticket_keyring()
+        _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
+    except (SignInLinksError, ValueError) as error:
+        logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})
+
+
+@snapstart.after_restore
+def restored() -> None:
+    """After a SnapStart restore, rebuild what the snapshot holds: clients, keyrings, parsed keys."""
+    redemptions.cache_clear()
+    sessions.cache_clear()
+    forget_secrets()
+    aws.reset_clients()
+    initialise()
+
+
+initialise()

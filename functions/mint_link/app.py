@@ -12,9 +12,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws
-from signin_links.auth import authenticate
+from signin_links import aws, snapstart
+from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
+from signin_links.errors import SignInLinksError
 from signin_links.http import (
     install_error_handlers,
     json_response,
@@ -23,8 +24,8 @@ from signin_links.http import (
     other_methods,
     request_body,
 )
-from signin_links.keyring import HMAC, Keyring, load_keyring
-from signin_links.observability import logger, metrics, tracer
+from signin_links.keyring import HMAC, Keyring, forget_secrets, load_keyring
+from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
 from signin_links.store import TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
@@ -82,7 +83,6 @@ def is_batch_invocation(event: dict[str, Any]) -> bool:
     return "detail-type" in event or "batch_id" in event
 
 
-@tracer.capture_method
 def mint_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The batch entry: a malformed request raises ``BatchRejected`` (the invocation fails and the
     event lands in the on-failure destination); the summary is returned, never a URL."""
@@ -98,7 +98,6 @@ def own_base_url() -> str:
 
 
 @app.post("/v1/sign_in_tokens")
-@tracer.capture_method
 def create_sign_in_token() -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
@@ -110,7 +109,6 @@ def create_sign_in_token() -> Response[str]:
 
 
 @app.post("/v1/sign_in_tokens/<sign_in_token_id>/revoke")
-@tracer.capture_method
 def revoke_sign_in_token(sign_in_token_id: str) -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
@@ -133,9 +131,38 @@ def post_only(sign_in_token_id: str = "") -> Response[str]:
 # Correlation id: the API request id over HTTP; the batch_id for a batch (EventBridge detail, or the
 # state machine's chunk), the same across redeliveries, chunks and the SignInLinkMinted events.
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_batch_invocation(event):
         return mint_batch(event, context)
     return no_store(app.resolve(event, context))
+
+
+# --- Init: the first request's work, done while Lambda initialises the function -----------------
+
+
+def initialise() -> None:
+    """Create the clients and read the API keys, the ticket keyring and the published accept base URL
+    now, in Lambda's init phase (and, with SnapStart, before the snapshot), so that the first request
+    does not. A Secrets Manager failure is logged, not raised: the first request reads again, where an
+    init that raised would fail that request and run the whole init again at the next."""
+    tokens = sign_in_tokens()
+    try:
+        live_keys(tokens.settings)
+        tokens.ticket_keyring()
+        tokens.base_url(fallback="")  # the stack's published URL, when no AcceptBaseUrl is set (cached)
+    except SignInLinksError as error:
+        logger.warning("init: secrets not read; the first request reads them", extra={"code": error.code.wire_code})
+
+
+@snapstart.after_restore
+def restored() -> None:
+    """After a SnapStart restore, rebuild what the snapshot holds: clients, secrets, keyrings."""
+    sign_in_tokens.cache_clear()
+    batch_minter.cache_clear()
+    forget_secrets()
+    aws.reset_clients()
+    initialise()
+
+
+initialise()

@@ -13,9 +13,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws
+from signin_links import aws, snapstart
 from signin_links.config import get_settings
-from signin_links.observability import logger, metrics, tracer
+from signin_links.observability import logger, metrics
 from signin_links.rotation import RotationError
 from signin_links.secret_rotation import KeyringRotation, RotationStep
 
@@ -26,7 +26,6 @@ def keyring_rotation() -> KeyringRotation:
 
 
 @logger.inject_lambda_context(correlation_id_path="ClientRequestToken", clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     try:
@@ -39,3 +38,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         raise
     logger.info("keyring rotation step done", extra={"outcome": outcome})
     return {"step": request.step, "outcome": outcome}
+
+
+@snapstart.after_restore
+def restored() -> None:
+    """After a SnapStart restore: a client of the restored environment's own."""
+    keyring_rotation.cache_clear()
+    aws.reset_clients()
+    keyring_rotation()
+
+
+keyring_rotation()  # the client, created in Lambda's init phase

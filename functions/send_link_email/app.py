@@ -18,7 +18,7 @@ from signin_links.config import get_settings
 from signin_links.events import EventPublisher
 from signin_links.keyring import HMAC, Keyring, load_keyring
 from signin_links.link_email import EmailTemplates, LinkMailer
-from signin_links.observability import logger, metrics, tracer
+from signin_links.observability import logger, metrics
 from signin_links.store import TokenStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -47,7 +47,6 @@ def mailer() -> LinkMailer:
 
 # Correlation id: the batch_id, as in mint_link's batch logs (the EventBridge event id if none).
 @logger.inject_lambda_context(correlation_id_path="detail.batch_id || id", clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = mailer().deliver(event, context.aws_request_id, context.get_remaining_time_in_millis)

@@ -15,8 +15,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws
-from signin_links.auth import authenticate
+from signin_links import aws, snapstart
+from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
 from signin_links.http import (
@@ -27,8 +27,8 @@ from signin_links.http import (
     other_methods,
     request_body,
 )
-from signin_links.keyring import RSA, Keyring, load_keyring
-from signin_links.observability import logger, metrics, tracer
+from signin_links.keyring import RSA, Keyring, forget_secrets, load_keyring
+from signin_links.observability import logger, metrics
 from signin_links.session_service import Sessions, parse_session_query, session_json
 from signin_links.store import TokenStore
 from signin_links.wire import body_bytes, read_json_object
@@ -79,7 +79,6 @@ def json_body(service: Sessions, fields: frozenset[str]) -> dict[str, Any]:
 
 
 @app.get("/v1/sessions")
-@tracer.capture_method
 def list_sessions() -> Response[str]:
     service = authenticated()
     query = parse_session_query(dict(app.current_event.query_string_parameters or {}))
@@ -90,14 +89,12 @@ def list_sessions() -> Response[str]:
 
 
 @app.get("/v1/sessions/<session_id>")
-@tracer.capture_method
 def get_session(session_id: str) -> Response[str]:
     service = authenticated()
     return answer(session_json(service.get(session_id), service.now_ms()))
 
 
 @app.post("/v1/sessions/<session_id>/revoke")
-@tracer.capture_method
 def revoke_session(session_id: str) -> Response[str]:
     service = authenticated()
     # No body is expected and none is read: the JS SDK sends an empty one with a JSON content type.
@@ -106,7 +103,6 @@ def revoke_session(session_id: str) -> Response[str]:
 
 
 @app.post("/v1/sessions/<session_id>/tokens")
-@tracer.capture_method
 def create_session_token(session_id: str) -> Response[str]:
     service = authenticated()
     body = json_body(service, TOKEN_FIELDS)
@@ -116,7 +112,6 @@ def create_session_token(session_id: str) -> Response[str]:
 
 
 @app.post("/v1/sessions/<session_id>/refresh")
-@tracer.capture_method
 def refresh_session(session_id: str) -> Response[str]:
     """Clerk's backend refresh: the ``__refresh`` value and the (expired) ``__session`` token of one
     session; 401 when the session is not active or they do not match it."""
@@ -162,7 +157,34 @@ def post_only(session_id: str) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return no_store(app.resolve(event, context))
+
+
+# --- Init: the first request's work, done while Lambda initialises the function -----------------
+
+
+def initialise() -> None:
+    """Create the client, read the API keys and the session keyring and parse the signing key now, in
+    Lambda's init phase (and, with SnapStart, before the snapshot), so that the first request does
+    not. A failure is logged, not raised: the first request reads again (and answers 503 if it still
+    cannot), where an init that raised would fail that request and run the init again."""
+    service = sessions()
+    try:
+        live_keys(service.settings)
+        _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
+    except (SignInLinksError, ValueError) as error:
+        logger.warning("init: secrets not read; the first request reads them", extra={"error": type(error).__name__})
+
+
+@snapstart.after_restore
+def restored() -> None:
+    """After a SnapStart restore, rebuild what the snapshot holds: clients, secrets, parsed keys."""
+    sessions.cache_clear()
+    forget_secrets()
+    aws.reset_clients()
+    initialise()
+
+
+initialise()

@@ -58,9 +58,14 @@ def key_matches(presented: str, live: tuple[bytes, ...]) -> bool:
     return matched
 
 
+def live_keys(settings: Settings) -> tuple[bytes, ...]:
+    """Digests of the live API keys (the secret is cached for ``secrets_max_age``, its parse on its text)."""
+    return parse_api_keys(fetch_secret(settings.api_keys_secret_id, settings.secrets_max_age_seconds))
+
+
 def authenticate(header: str | None, settings: Settings) -> None:
     presented = bearer_key(header)
-    live = parse_api_keys(fetch_secret(settings.api_keys_secret_id, settings.secrets_max_age_seconds))
+    live = live_keys(settings)
     if not live:
         logger.error("the API keys secret holds no usable key (at least 16 characters)")
         raise unavailable("Authentication")

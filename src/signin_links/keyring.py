@@ -211,6 +211,19 @@ def fetch_secret(secret_id: str, max_age: int) -> str:
     return str(value)
 
 
+def forget_secrets() -> None:
+    """Drop every cached secret and parameter value, parsed keyring and the Secrets Manager and SSM
+    providers (their clients): the next read goes to AWS again (after a SnapStart restore,
+    ``signin_links.snapstart``)."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    DEFAULT_PROVIDERS.pop("secrets", None)
+    DEFAULT_PROVIDERS.pop("ssm", None)  # aws.fetch_parameter's provider
+    parse_keyring.cache_clear()
+
+
 def load_keyring(secret_id: str, max_age: int, kind: str) -> Keyring:
     """The keyring held in ``secret_id``; a malformed secret is an operator error (503, logged)."""
     raw = fetch_secret(secret_id, max_age)

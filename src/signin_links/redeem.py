@@ -24,8 +24,10 @@ needs no read first; a token minted before those claims existed costs one ``GetI
 A token already accepted is answered with success again when the request carries the very session
 that token created and that session is still active (a reload or an in-app browser re-posting the
 form: one read of the session on that rare path); otherwise it is "already used".
-Each outcome is counted (metrics) and published as an audit event; an audit failure never fails a
-sign-in.
+Each outcome is counted (metrics) and logged. The write is the only AWS call: the audit events of
+an accepted token and of the session it creates come from the table's stream (``signin_links.audit``,
+AuditPipe), so they exist exactly when the write was committed; a rejection or a retry writes
+nothing and has no event.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -42,7 +43,6 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from signin_links import ids
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_missing
-from signin_links.events import EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
@@ -58,10 +58,7 @@ Clock = Callable[[], float]
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
-ACCEPTED_EVENT = "SignInTokenAccepted"
-REJECTED_EVENT = "SignInTokenRejected"
-
-# Rejection reasons (metric dimension and audit field), one per failure the user can see.
+# Rejection reasons (metric dimension and log field), one per failure the user can see.
 REASONS = {
     ErrorCode.TICKET_INVALID: "invalid",
     ErrorCode.TICKET_EXPIRED: "expired",
@@ -72,7 +69,7 @@ REDIRECT_NOT_ALLOWED = "redirect_not_allowed"
 
 
 class Rejected(SignInLinksError):
-    """A rejection of a sign-in attempt, with what is known about the token (for the audit trail)."""
+    """A rejection of a sign-in attempt, with what is known about the token (for metrics and logs)."""
 
     def __init__(
         self,
@@ -189,24 +186,13 @@ def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple
 
 
 class AuditTrail:
-    """Counts each outcome (Powertools metrics) and publishes it on EventBridge (never the token)."""
-
-    def __init__(self, publisher: Callable[[], EventPublisher] | None) -> None:
-        self._publisher = publisher
+    """Counts each outcome (Powertools metrics). It publishes nothing: the audit events of committed
+    changes come from the table's stream (``signin_links.audit``), never from the request."""
 
     def accepted(self, outcome: Accepted) -> None:
         metrics.add_metric(name="SignInTokensAccepted", unit=MetricUnit.Count, value=1)
         if outcome.retried:
             metrics.add_metric(name="SignInTokenRetriesAccepted", unit=MetricUnit.Count, value=1)
-        self._publish(
-            ACCEPTED_EVENT,
-            {
-                "sign_in_token_id": outcome.sign_in_token_id,
-                "user_id": outcome.user_id,
-                "session_id": outcome.session_id,
-                "retried": outcome.retried,
-            },
-        )
 
     def rejected(self, error: Rejected) -> None:
         with single_metric(
@@ -216,28 +202,6 @@ class AuditTrail:
             default_dimensions=metrics.default_dimensions,
         ) as metric:
             metric.add_dimension(name="reason", value=error.reason)
-        self._publish(
-            REJECTED_EVENT,
-            {
-                "sign_in_token_id": error.sign_in_token_id,
-                "user_id": error.user_id,
-                "reason": error.reason,
-                "code": error.code.wire_code,
-            },
-        )
-
-    def _publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        if self._publisher is None:
-            return
-        try:
-            delivered = self._publisher().publish_one(detail_type, detail)
-        except SignInLinksError:
-            delivered = False
-        if not delivered:
-            logger.warning(
-                "audit event not delivered",
-                extra={"detail_type": detail_type, "sign_in_token_id": detail.get("sign_in_token_id")},
-            )
 
 
 class Redemptions:
@@ -268,7 +232,7 @@ class Redemptions:
         return replace(ticket, redirect_url=self._check_redirect(ticket))
 
     def accept(self, request: AcceptRequest, *, fallback_issuer: str) -> Accepted:
-        """Redeem the token once and issue a session; every outcome is counted and audited."""
+        """Redeem the token once and issue a session; every outcome is counted and logged."""
         try:
             outcome = self._accept(request, fallback_issuer)
         except Rejected as error:

@@ -115,6 +115,52 @@ def test_concurrent_conditional_writes_on_one_item_have_one_winner(
     assert item["status"]["S"] == winners[0]
 
 
+def test_a_cancelled_transaction_writes_nothing_and_streams_nothing(local_stack: LocalStackHandle) -> None:
+    """DynamoDB applies a TransactWriteItems whole or not at all, and streams only what it applied.
+    A reader that holds a shard iterator (the AuditPipe emulation does) sees no record of a
+    cancelled transaction, and sees the writes that come after it."""
+    from botocore.exceptions import ClientError
+
+    dynamodb, streams = local_stack.aws("dynamodb"), local_stack.aws("dynamodbstreams")
+    table = local_stack.table_name
+    stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST")[
+        "ShardIterator"
+    ]
+    token, created, later = (f"txn-{name}-{uuid.uuid4().hex}" for name in ("token", "created", "later"))
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": token}, "status": {"S": "accepted"}})
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": token}},
+                        "UpdateExpression": "SET #s = :accepted",
+                        "ConditionExpression": "#s = :pending",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {":accepted": {"S": "accepted"}, ":pending": {"S": "pending"}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+                {"Put": {"TableName": table, "Item": {"pk": {"S": created}, "status": {"S": "active"}}}},
+            ]
+        )
+    reasons = cancelled.value.response["CancellationReasons"]
+    assert [reason["Code"] for reason in reasons] == ["ConditionalCheckFailed", "None"]
+    assert reasons[0]["Item"]["status"] == {"S": "accepted"}
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": created}})
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": later}, "status": {"S": "pending"}})
+    seen: list[str] = []
+    for _ in range(5):
+        answer = streams.get_records(ShardIterator=iterator)
+        seen += [record["dynamodb"]["Keys"]["pk"]["S"] for record in answer["Records"]]
+        iterator = answer["NextShardIterator"]
+    mine = [key for key in seen if key in (token, created, later)]
+    assert mine == [token, later], seen
+
+
 # --- Resources and environments come from template.yaml ------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """The accept function's defences: forged and malformed tokens, bad bodies, security headers on
-every response, metrics and audit events for each outcome, and no token in any log line."""
+every response, metrics for each outcome and an audit event (from the table's stream) for each
+committed change, and no token in any log line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -17,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signin_links.observability import logger
-from tests.conftest import Stack, load_event, reset_caches
+from tests.conftest import Stack, load_event
 from tests.integration.test_accept_token import (
     HTML_ACCEPT,
     SECURITY_HEADERS,
@@ -31,6 +32,8 @@ from tests.integration.test_accept_token import (
     revoke,
     status_of,
 )
+from tests.pipes import audit_pipe, bus_queue
+from tests.robustness.faults import injected
 
 
 def b64(data: bytes) -> str:
@@ -160,25 +163,6 @@ def test_inline_script_and_style_are_allowed_by_hash_only(stack: Stack, context:
 # --- metrics, audit events, logs -------------------------------------------------------------
 
 
-@pytest.fixture
-def audit_queue(stack: Stack) -> Iterator[Any]:
-    """An SQS queue receiving every event the functions put on the stack's bus."""
-    import boto3
-
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    queue_url = sqs.create_queue(QueueName="audit")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.env["EVENT_BUS_NAME"]
-    stack.events.put_rule(Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["signin-links"]}))
-    stack.events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-
-    def received() -> list[dict[str, Any]]:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        return [json.loads(message["Body"]) for message in messages]
-
-    yield received
-
-
 def emitted_metrics(output: str) -> list[tuple[str, dict[str, str]]]:
     """(metric name, dimensions) of every EMF blob printed."""
     found: list[tuple[str, dict[str, str]]] = []
@@ -192,18 +176,20 @@ def emitted_metrics(output: str) -> list[tuple[str, dict[str, str]]]:
     return found
 
 
-def test_each_outcome_is_counted_and_audited(
-    stack: Stack, context: Any, audit_queue: Any, capsys: pytest.CaptureFixture[str]
+def test_each_outcome_is_counted_and_each_committed_change_is_audited_once(
+    stack: Stack, context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    received = bus_queue(stack)
+    pipe = audit_pipe(stack)
     accepted = mint(context)
     revoked = mint(context)
     revoke(context, revoked["id"])
     capsys.readouterr()
     first = post(context, accepted["token"])
     session = first.session_cookie()["__session"].value
-    post(context, accepted["token"], cookie=session)  # same-browser retry
-    post(context, accepted["token"])  # already used
-    post(context, revoked["token"])
+    post(context, accepted["token"], cookie=session)  # same-browser retry: nothing written
+    post(context, accepted["token"])  # already used: nothing written
+    post(context, revoked["token"])  # revoked: nothing written
     post(context, "not-a-token")
     metrics = emitted_metrics(capsys.readouterr().out)
     names = [name for name, _ in metrics]
@@ -211,31 +197,42 @@ def test_each_outcome_is_counted_and_audited(
     reasons = sorted(dims["reason"] for name, dims in metrics if name == "SignInTokensRejected")
     assert reasons == ["already_used", "invalid", "revoked"]
 
-    events = [event for _ in range(3) for event in audit_queue()]
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        by_type.setdefault(event["detail-type"], []).append(event["detail"])
-    accepted_details = by_type["SignInTokenAccepted"]
-    assert sorted(detail["retried"] for detail in accepted_details) == [False, True]
-    assert {detail["sign_in_token_id"] for detail in accepted_details} == {accepted["id"]}
-    assert all(detail["session_id"].startswith("sess_") for detail in accepted_details)
-    rejected = {detail["reason"]: detail for detail in by_type["SignInTokenRejected"]}
-    assert set(rejected) == {"already_used", "revoked", "invalid"}
-    assert rejected["revoked"]["sign_in_token_id"] == revoked["id"] and rejected["invalid"]["sign_in_token_id"] is None
+    # The revoke, then the accept's one transaction: the token accepted and the session created.
+    assert pipe.drain() == 3
+    events = received()
+    assert {event["source"] for event in events} == {"signin-links"}
+    by_type = {event["detail-type"]: event for event in events}
+    assert events[0]["detail-type"] == "SignInTokenRevoked"
+    assert sorted(by_type) == ["SessionCreated", "SignInTokenAccepted", "SignInTokenRevoked"]
+    session_id = jwt.decode(session, options={"verify_signature": False})["sid"]
+    assert by_type["SignInTokenRevoked"]["detail"] == {"sign_in_token_id": revoked["id"], "user_id": revoked["user_id"]}
+    assert by_type["SignInTokenAccepted"]["detail"] == {
+        "sign_in_token_id": accepted["id"],
+        "user_id": accepted["user_id"],
+        "session_id": session_id,
+        "retried": False,
+    }
+    created = by_type["SessionCreated"]["detail"]
+    assert created["session_id"] == session_id and created["sign_in_token_id"] == accepted["id"]
+    assert created["user_id"] == accepted["user_id"] and created["client_id"].startswith("client_")
+    updated_at = int(stack.item(accepted["id"])["updated_at"]["N"])  # type: ignore[index]
+    accepted_at = by_type["SignInTokenAccepted"]["time"]
+    assert abs(datetime.fromisoformat(accepted_at.replace("Z", "+00:00")).timestamp() - updated_at / 1000) < 1
     assert accepted["token"] not in json.dumps(events) and session not in json.dumps(events)
+    assert pipe.drain() == 0 and received() == [], "an event twice"
+    assert pipe.stats.dropped == 0 and pipe.stats.dead_lettered_batches == 0
 
 
-def test_audit_failure_does_not_fail_the_sign_in(stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
-    reset_caches()
+def test_an_accept_calls_no_aws_service_but_its_one_write(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     minted = mint(context, redirect_url="https://app.example.com/")
-    records = capture_logs()
-    try:
+    post(context, mint(context)["token"])  # warm: the keyrings are cached, as in a warm function
+    with injected(monkeypatch) as faults:
         answer = post(context, minted["token"])
-    finally:
-        release_logs(records)
+        made = [(service, operation) for service, operation, _ in faults.calls]
+    assert made == [("dynamodb", "TransactWriteItems")]  # the token's update and the session's put
     assert answer.status == 303 and status_of(stack, minted["id"]) == "accepted"
-    assert any(record.getMessage() == "audit event not delivered" for record in records.records)
 
 
 class _Records(logging.Handler):

@@ -1,15 +1,18 @@
 """Fault injection on the accept page: Secrets Manager and DynamoDB errors, throttling and outages
 give a 503 with ``Retry-After`` (the JSON envelope, or a page for a browser), and a token is never
-consumed without a session; EventBridge (the audit trail) failing never fails a sign-in."""
+consumed without a session; EventBridge failing never fails a sign-in (the accept never calls it)
+and loses no audit event (the pipe retries)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from tests.conftest import Stack, reset_caches
 from tests.handlers import HTML, JSON, Answer, accept, accept_get_event, invoke, mint, status_of
+from tests.pipes import audit_pipe, bus_queue
 from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, client_error, injected
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -80,16 +83,26 @@ def test_accept_with_dynamodb_failing_is_503_and_leaves_the_token_pending(
 
 
 @pytest.mark.parametrize("fault", EVENTS_FAULTS.values(), ids=EVENTS_FAULTS.keys())
-def test_an_audit_outage_never_fails_a_sign_in(
+def test_an_eventbridge_outage_neither_fails_a_sign_in_nor_loses_its_audit_event(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory
 ) -> None:
+    received = bus_queue(stack)
+    backoffs: list[float] = []
+    pipe = audit_pipe(stack, sleep=backoffs.append)
     minted = mint(context)
+    outage = itertools.count()
     with injected(monkeypatch) as faults:
-        faults.fail("events", "PutEvents", fault)
+        faults.fail("events", "PutEvents", fault, when=lambda params: next(outage) < 3)  # 3 calls fail
         answer = accept(context, minted["token"])
         assert answer.status == 200 and answer.cookies
-        assert ("events", "PutEvents") in faults.failed
+        assert faults.count("events") == 0, "the sign-in called EventBridge"
+        assert pipe.drain() == 2  # the token accepted and the session created, in one transaction
+        assert faults.failed == [("events", "PutEvents")] * 3
     assert status_of(stack, minted["id"]) == "accepted"
+    assert len(backoffs) == 3 and backoffs == sorted(backoffs), "retried without backing off"
+    events = received()
+    assert sorted(event["detail-type"] for event in events) == ["SessionCreated", "SignInTokenAccepted"]
+    assert {event["detail"]["sign_in_token_id"] for event in events} == {minted["id"]}
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())

@@ -24,7 +24,7 @@ def max_age(secrets_max_age: int, activation_delay: int) -> int:
         }
     )
     unused: Any = None
-    return Redemptions(settings, unused, unused, unused, audit=AuditTrail(None)).jwks_max_age()
+    return Redemptions(settings, unused, unused, unused, audit=AuditTrail()).jwks_max_age()
 
 
 def test_the_defaults_leave_the_margin() -> None:

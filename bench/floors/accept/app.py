@@ -1,0 +1,89 @@
+"""The floor of an accept: the mint floor's imports plus ``cryptography``, 2 clients, 2 keyring
+reads and the PEM parsed (at init), then per request the form read, one HS256 verification, a
+refresh secret and its hash, one TransactWriteItems (the token's conditional update and the
+session's put) and one RS256 signature. Nothing else (see ``bench/floors``)."""
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import time
+from urllib.parse import parse_qs
+
+import boto3
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+_session = boto3.session.Session()
+_secrets = _session.client("secretsmanager")
+_dynamodb = _session.client("dynamodb")
+_TABLE = os.environ["TABLE_NAME"]
+_TICKET = json.loads(_secrets.get_secret_value(SecretId=os.environ["TICKET_KEYRING_SECRET_ID"])["SecretString"])[
+    "keys"
+][0]
+_TICKET_SECRET = base64.urlsafe_b64decode(_TICKET["secret"] + "=" * (-len(_TICKET["secret"]) % 4))
+_SESSION = json.loads(_secrets.get_secret_value(SecretId=os.environ["SESSION_KEYRING_SECRET_ID"])["SecretString"])[
+    "keys"
+][0]
+_SESSION_KEY = load_pem_private_key(_SESSION["private_key_pem"].encode(), password=None)
+_HEADERS = {"kid": _SESSION["kid"], "typ": "JWT"}
+_LIFETIME = 604800  # the session
+_TOKEN_LIFETIME = 60  # its token
+
+
+def lambda_handler(event, context):
+    token = parse_qs(event["body"])["token"][0]
+    claims = jwt.decode(token, _TICKET_SECRET, algorithms=["HS256"])
+    now = int(time.time())
+    session_id = "sess_" + secrets.token_hex(11)
+    refresh = secrets.token_urlsafe(32)
+    user_id = claims["uid"]
+    _dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": _TABLE,
+                    "Key": {"pk": {"S": claims["sid"]}},
+                    "UpdateExpression": "SET #s = :accepted, session_id = :sess",
+                    "ConditionExpression": "#s = :pending AND expires_at > :now",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {
+                        ":accepted": {"S": "accepted"},
+                        ":pending": {"S": "pending"},
+                        ":now": {"N": str(now)},
+                        ":sess": {"S": session_id},
+                    },
+                }
+            },
+            {
+                "Put": {
+                    "TableName": _TABLE,
+                    "Item": {
+                        "pk": {"S": session_id},
+                        "user_id": {"S": user_id},
+                        "status": {"S": "active"},
+                        "refresh_hash": {"S": hashlib.sha256(refresh.encode()).hexdigest()},
+                        "expire_at": {"N": str((now + _LIFETIME) * 1000)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+    )
+    session = jwt.encode(
+        {"sub": user_id, "sid": session_id, "iat": now, "nbf": now - 10, "exp": now + _TOKEN_LIFETIME,
+         "iss": "https://links.example.com", "v": 2, "sts": "active"},
+        _SESSION_KEY,
+        algorithm="RS256",
+        headers=_HEADERS,
+    )  # fmt: skip
+    return {
+        "statusCode": 303,
+        "headers": {"location": claims.get("rdr") or "/"},
+        "cookies": [
+            f"__session={session}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={_LIFETIME}",
+            f"__refresh={session_id}.{refresh}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={_LIFETIME}",
+        ],
+        "body": "",
+    }

@@ -1,0 +1,246 @@
+"""Audit events from stream records (``signin_links.audit``, ``functions/audit_events``), and the
+agreement between ``AuditPipe``'s filters (template.yaml) and the mapping: a record the filters keep
+is an audited change, and an audited change is kept."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto.events.models import EventPattern
+
+from local.template import load_template
+from signin_links.audit import CHANGES, MalformedRecord, audit_event, change_of
+from tests.conftest import load_function
+
+NOW_MS = 1_795_528_800_123
+
+
+def record(event_name: str, pk: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"Keys": {"pk": {"S": pk}}, "SequenceNumber": "1", "ApproximateCreationDateTime": 1}
+    if old is not None:
+        data["OldImage"] = old
+    if new is not None:
+        data["NewImage"] = new
+    return {"eventID": "e1", "eventName": event_name, "eventSource": "aws:dynamodb", "dynamodb": data}
+
+
+def token(pk: str = "sit_abc", status: str = "pending", **extra: str | int) -> dict[str, Any]:
+    image: dict[str, Any] = {
+        "pk": {"S": pk},
+        "user_id": {"S": "user_1"},
+        "status": {"S": status},
+        "updated_at": {"N": str(NOW_MS)},
+    }
+    for name, value in extra.items():
+        image[name] = {"N": str(value)} if isinstance(value, int) else {"S": value}
+    return image
+
+
+def filters() -> list[EventPattern]:
+    props = load_template()["Resources"]["AuditPipe"]["Properties"]
+    return [EventPattern.load(item["Pattern"]) for item in props["SourceParameters"]["FilterCriteria"]["Filters"]]
+
+
+def kept_by_the_pipe(item: dict[str, Any]) -> bool:
+    event: Any = json.loads(json.dumps(item))
+    return any(pattern.matches_event(event) for pattern in filters())
+
+
+def test_an_accepted_token_is_today_s_event_at_its_commit_time() -> None:
+    accepted = record("MODIFY", "sit_abc", token(), token(status="accepted", session_id="sess_1"))
+    event = audit_event(accepted)
+    assert event is not None and event.detail_type == "SignInTokenAccepted"
+    assert event.detail == {
+        "sign_in_token_id": "sit_abc",
+        "user_id": "user_1",
+        "session_id": "sess_1",
+        "retried": False,
+    }
+    assert event.time == "2026-11-24T14:00:00.123Z"
+    assert kept_by_the_pipe(accepted)
+
+
+def test_a_revoked_token_is_an_event_too() -> None:
+    revoked = record("MODIFY", "sit_abc", token(), token(status="revoked"))
+    event = audit_event(revoked)
+    assert event is not None and event.detail_type == "SignInTokenRevoked"
+    assert event.detail == {"sign_in_token_id": "sit_abc", "user_id": "user_1"}
+    assert kept_by_the_pipe(revoked)
+
+
+def session(status: str = "active") -> dict[str, Any]:
+    """A session item's image as the store writes it (the attributes its events read)."""
+    return token("sess_1", status, client_id="client_1", sign_in_token_id="sit_abc", created_at=NOW_MS)
+
+
+SESSION_DETAIL = {"session_id": "sess_1", "user_id": "user_1", "client_id": "client_1", "sign_in_token_id": "sit_abc"}
+
+
+def test_a_session_created_by_an_accept_is_an_event() -> None:
+    created = record("INSERT", "sess_1", None, session())
+    event = audit_event(created)
+    assert event is not None and event.detail_type == "SessionCreated"
+    assert event.detail == SESSION_DETAIL and event.time == "2026-11-24T14:00:00.123Z"
+    assert kept_by_the_pipe(created)
+
+
+@pytest.mark.parametrize(
+    ("status", "detail_type"),
+    [
+        ("ended", "SessionEnded"),
+        ("revoked", "SessionRevoked"),
+        ("expired", "SessionExpired"),
+        ("abandoned", "SessionAbandoned"),
+    ],
+)
+def test_every_end_of_an_active_session_is_an_event(status: str, detail_type: str) -> None:
+    ended = record("MODIFY", "sess_1", session(), session(status))
+    event = audit_event(ended)
+    assert event is not None and event.detail_type == detail_type and event.detail == SESSION_DETAIL
+    assert kept_by_the_pipe(ended)
+
+
+def test_a_session_s_activity_is_no_event() -> None:
+    touched = record("MODIFY", "sess_1", session(), {**session(), "last_active_at": {"N": str(NOW_MS)}})
+    assert audit_event(touched) is None and not kept_by_the_pipe(touched)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        record("INSERT", "sit_abc", None, token()),  # minted (the URL, never stored, is the batch's event)
+        record("MODIFY", "sit_abc", token(status="accepted"), token(status="accepted", x="1")),  # no change
+        record("MODIFY", "sit_abc", token(status="revoked"), token(status="accepted")),  # not from pending
+        record("REMOVE", "sit_abc", token(status="accepted"), None),  # TTL housekeeping
+        record("MODIFY", "batch#b1", token("batch#b1", "running"), token("batch#b1", "completed")),
+        record("MODIFY", "sess_1", token("sess_1"), token("sess_1", "accepted")),  # another kind of item
+    ],
+    ids=["mint", "same status", "not pending", "ttl delete", "batch header", "other kind"],
+)
+def test_what_is_not_an_audited_change_has_no_event_and_is_filtered_out(item: dict[str, Any]) -> None:
+    assert audit_event(item) is None
+    assert not kept_by_the_pipe(item)
+
+
+def test_an_audited_change_missing_what_its_event_needs_is_malformed_and_left_out() -> None:
+    no_session = record("MODIFY", "sit_abc", token(), token(status="accepted"))
+    with pytest.raises(MalformedRecord, match="session_id"):
+        audit_event(no_session)
+    no_time = record("MODIFY", "sit_abc", token(), {**token(status="revoked"), "updated_at": {"S": "soon"}})
+    with pytest.raises(MalformedRecord, match="updated_at"):
+        audit_event(no_time)
+    good = record("MODIFY", "sit_def", token("sit_def"), token("sit_def", "revoked"))
+    events = load_function("audit_events").lambda_handler([no_session, no_time, good], None)
+    assert [(event["detail_type"], event["detail"]["sign_in_token_id"]) for event in events] == [
+        ("SignInTokenRevoked", "sit_def")
+    ]
+
+
+def test_the_enrichment_keeps_the_batch_order() -> None:
+    changed = [token(f"sit_{n}", "revoked" if n % 2 else "accepted", session_id="s") for n in range(10)]
+    batch = [record("MODIFY", f"sit_{n}", token(f"sit_{n}"), new) for n, new in enumerate(changed)]
+    events = load_function("audit_events").lambda_handler(batch, None)
+    assert [event["detail"]["sign_in_token_id"] for event in events] == [f"sit_{n}" for n in range(10)]
+
+
+# --- properties: the filters and the mapping agree; nothing the pipe hands over makes it raise ---
+
+STATUSES = ["pending", "accepted", "revoked", "active", "ended", "expired", "abandoned", "completed", "running"]
+PREFIXES = ["sit_", "sess_", "batch#", "batch-idempotency#", "SIT_", "sit", "\uff53it_"]  # the last: fullwidth s
+ids = st.one_of(
+    st.sampled_from(PREFIXES).flatmap(lambda prefix: st.text(max_size=12).map(lambda body: prefix + body)),
+    st.text(max_size=20),
+)
+statuses = st.one_of(st.sampled_from(STATUSES), st.text(max_size=10))
+strings = st.text(max_size=30)  # lone surrogates, non-ASCII, empty
+numbers = st.one_of(st.integers(min_value=-(10**20), max_value=10**20).map(str), strings)
+
+
+@st.composite
+def images(draw: st.DrawFn, pk: str) -> dict[str, Any]:
+    image: dict[str, Any] = {"pk": {"S": pk}, "status": {"S": draw(statuses)}}
+    for name in ("user_id", "session_id", "client_id", "sign_in_token_id"):
+        if draw(st.booleans()):
+            image[name] = {"S": draw(strings)}
+    if draw(st.booleans()):
+        image["updated_at"] = {"N": draw(numbers)}
+    return image
+
+
+@st.composite
+def stream_records(draw: st.DrawFn) -> dict[str, Any]:
+    """Records as DynamoDB writes them: string attributes are strings, numbers are numeric text."""
+    pk = draw(ids)
+    event_name = draw(st.sampled_from(["INSERT", "MODIFY", "REMOVE"]))
+    old = draw(images(pk)) if event_name != "INSERT" else None
+    new = draw(images(pk)) if event_name != "REMOVE" else None
+    return record(event_name, pk, old, new)
+
+
+@st.composite
+def audited_and_near_misses(draw: st.DrawFn) -> dict[str, Any]:
+    """A record of each audited change in CHANGES, then perhaps one thing about it changed (the
+    kind of item, the event, a status): the records a filter and its mapping must agree on."""
+    change = draw(st.sampled_from(CHANGES))
+    pk = change.id_prefix + draw(st.text(min_size=1, max_size=8))
+    old_status = draw(st.sampled_from(sorted(change.old_status))) if change.old_status else None
+    new_status = draw(st.sampled_from(sorted(change.new_status)))
+    event_name = "INSERT" if change.old_status is None else "MODIFY"
+    miss = draw(st.sampled_from(["none", "prefix", "event", "old", "new"]))
+    if miss == "prefix":
+        pk = draw(st.sampled_from(PREFIXES)) + pk[len(change.id_prefix) :]
+    elif miss == "event":
+        event_name = draw(st.sampled_from(["INSERT", "MODIFY", "REMOVE"]))
+    elif miss == "old":
+        old_status = draw(statuses)
+    elif miss == "new":
+        new_status = draw(statuses)
+    old = token(pk, old_status) if old_status is not None and event_name != "INSERT" else None
+    new = (
+        token(pk, new_status, session_id="sess_1", client_id="client_1", sign_in_token_id="sit_1")
+        if event_name != "REMOVE"
+        else None
+    )
+    return record(event_name, pk, old, new)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@st.composite
+def malformed_records(draw: st.DrawFn) -> Any:
+    """Anything at all, and records whose images have the wrong JSON types."""
+    item = draw(stream_records())
+    for path in draw(st.lists(st.sampled_from(["eventName", "dynamodb", "Keys", "NewImage", "OldImage"]))):
+        target = item if path in ("eventName", "dynamodb") else item["dynamodb"]
+        if isinstance(target, dict):
+            target[path] = draw(json_values)
+    return draw(st.one_of(st.just(item), json_values))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.one_of(stream_records(), audited_and_near_misses()))
+def test_the_pipe_keeps_exactly_the_records_the_mapping_knows(item: dict[str, Any]) -> None:
+    assert kept_by_the_pipe(item) == (change_of(item) is not None)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.one_of(stream_records(), malformed_records()), max_size=5), json_values)
+def test_the_enrichment_never_raises_and_answers_events_only(batch: list[Any], other: Any) -> None:
+    handler = load_function("audit_events").lambda_handler
+    for payload in (batch, other):
+        events = handler(payload, None)
+        assert isinstance(events, list)
+        json.dumps(events)  # the pipe gets JSON back
+        for event in events:
+            assert set(event) == {"detail_type", "detail", "time"}
+            assert event["detail_type"] in {change.detail_type for change in CHANGES}
+            assert isinstance(event["detail"], dict) and event["time"].endswith("Z")
