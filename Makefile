@@ -58,6 +58,14 @@ chromium: ## Install Debian's Chromium for the browser tests (if missing)
 local: install ## Run the local stack (moto + the template's HttpApi routes) on http://$(HOST):$(PORT)
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m local.stack
 
+.PHONY: events
+events: install ## Follow what the running local stack's event buses carry, like tail -f (tokens redacted)
+	$(PY) -m local.follow
+
+.PHONY: rotate
+rotate: install ## Rotate a keyring of the running local stack: SECRET=TicketKeyringSecret or SessionKeyringSecret
+	$(PY) -m local.rotation $(SECRET)
+
 .PHONY: invoke
 invoke: install ## Run FUNCTION (logical id) on EVENT (a file in events/), as `sam local invoke` would
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
@@ -133,6 +141,9 @@ build-AcceptTokenFunction:
 
 build-RotateKeysFunction:
 	$(call lambda_package,rotate_keys)
+
+build-SendLinkEmailFunction:
+	$(call lambda_package,send_link_email)
 
 build-SessionsFunction:
 	$(call lambda_package,sessions)

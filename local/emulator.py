@@ -21,6 +21,7 @@ drops the stream records the transaction added: what DynamoDB does, at the cost 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -138,6 +139,7 @@ class MotoServer:
         self.port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.lock = threading.Lock()  # held while a request is served (SerialisedApp)
 
     @property
     def endpoint(self) -> str:
@@ -150,8 +152,10 @@ class MotoServer:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines from moto
+        cache_jsonpath_parser()
         atomic_transactions()
         app = SerialisedApp(DomainDispatcherApplication(create_backend_app))
+        app.lock = self.lock  # whoever changes moto's backend directly takes it too (local.rotation)
         self._server = make_server(self.host, self.port, app, threaded=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
@@ -174,6 +178,18 @@ class MotoServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def cache_jsonpath_parser() -> None:
+    """Parse each JSONPath expression once. moto's EventBridge parses the same eight expressions
+    (its default input template) again for every event it delivers to a target, with a PLY parser
+    built each time: about 10 ms an event per matching rule, in a server that serves one request
+    at a time. The parsed expressions are immutable, so a cache changes nothing but the time."""
+    import jsonpath_ng.ext
+
+    parse = getattr(jsonpath_ng.ext, "parse")  # noqa: B009 - not re-exported, for mypy
+    if not hasattr(parse, "cache_info"):
+        setattr(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=1024)(parse))  # noqa: B010
 
 
 def aws_client(service: str, endpoint: str, region: str = REGION) -> Any:

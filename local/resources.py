@@ -361,3 +361,10 @@ def _pipe(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
 @creator("AWS::Serverless::HttpApi")
 def _http_api(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
     return Created(ref="local", attrs={"ApiEndpoint": ctx.api_url, "ApiId": "local"}, created=False)
+
+
+@creator("AWS::SES::ConfigurationSet")
+def _configuration_set(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    name = str(props.get("Name") or ctx.name(logical_id))
+    ctx.client("sesv2").create_configuration_set(ConfigurationSetName=name)
+    return Created(ref=name, attrs={"Arn": ctx.arn("ses", f"configuration-set/{name}")})

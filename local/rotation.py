@@ -11,17 +11,35 @@ which is possible because the emulator runs in this process (``local.emulator.Mo
 ``python -m local.invoke RotateKeysFunction events/rotate_ticket_keyring.json`` calls
 :func:`prepare_rotation_event` first, so a rotation step runs exactly as Secrets Manager would run
 it; the tests stage their rotations with :func:`begin_rotation`.
+
+**Rotating the running stack** (``make rotate SECRET=TicketKeyringSecret``, i.e. ``python -m
+local.rotation TicketKeyringSecret``): the stack's emulator lives in the stack's process, so the
+rotation must be staged there. This command asks the running stack (``POST /_local/rotate``, a
+local-only route, with the stack's secret key as Bearer token) to do what ``RotateSecret`` does:
+stage the rotation (:func:`begin_rotation`, under the emulator's request lock), then invoke the
+stack's ``RotateKeysFunction`` for the four steps, in its worker processes, as Secrets Manager
+invokes the deployed one (:func:`rotate`). The stack's functions pick the new keyring up as
+deployed ones do: when their cached copy is older than ``SecretsMaxAgeSeconds``. It prints the key
+added and when it starts signing, never key material.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 
-from local.emulator import REGION
+from local.emulator import REGION, aws_client
 from local.template import ACCOUNT_ID
+
+if TYPE_CHECKING:
+    from local.runtime import LocalFunction
 
 PENDING = "AWSPENDING"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -83,3 +101,126 @@ def prepare_rotation_event(event: Mapping[str, Any]) -> None:
     """Before a rotation step is invoked locally: make sure its rotation has begun."""
     if is_rotation_event(event):
         begin_rotation(str(event["SecretId"]), str(event["ClientRequestToken"]))
+
+
+# --- Rotating the running stack ------------------------------------------------------------------
+
+
+class RotationFailed(RuntimeError):
+    """A rotation step failed (the keyring stays on its current version, as in AWS)."""
+
+    def __init__(self, step: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{step} failed: {error.get('errorType')}: {error.get('errorMessage')}")
+        self.step = step
+        self.error = error
+
+
+def rotate(
+    secret_arn: str,
+    function: LocalFunction,
+    endpoint: str,
+    *,
+    lock: threading.Lock | None = None,
+) -> dict[str, Any]:
+    """Rotate the keyring ``secret_arn`` as Secrets Manager would: stage the rotation on the
+    emulator (in this process), then run ``function`` (the stack's RotateKeysFunction) on the four
+    steps. Returns what changed: the version, each step's outcome, the kids before and after, the
+    key added and when it activates. :class:`RotationFailed` if a step fails."""
+    from local.runtime import InvocationError
+
+    client = aws_client("secretsmanager", endpoint)
+    before = _kids(client, secret_arn)
+    with lock or nullcontext():  # moto's backend is mutated directly: not while a request is served
+        token = begin_rotation(secret_arn, function_name=function.name)
+    steps = []
+    for step in STEPS:
+        try:
+            result = function.invoke({"SecretId": secret_arn, "ClientRequestToken": token, "Step": step})
+        except InvocationError as exc:
+            raise RotationFailed(step, {"errorType": exc.error_type, "errorMessage": exc.error_message}) from None
+        except Exception as exc:  # an in-process function raises what the handler raised
+            raise RotationFailed(step, {"errorType": type(exc).__name__, "errorMessage": str(exc)}) from None
+        steps.append({"step": step, "outcome": (result or {}).get("outcome")})
+    after = _kids(client, secret_arn)
+    added = [key for key in after["keys"] if key["kid"] not in {old["kid"] for old in before["keys"]}]
+    return {
+        "version": token,
+        "steps": steps,
+        "kind": after["kind"],
+        "kids_before": [key["kid"] for key in before["keys"]],
+        "kids_after": [key["kid"] for key in after["keys"]],
+        "added": added[0] if added else None,
+        "signing_now": _signing(after["keys"], int(time.time())),
+    }
+
+
+def _kids(client: Any, secret_arn: str) -> dict[str, Any]:
+    """The keyring's kind and, per key, its kid and times: never its material."""
+    # Naming the stage: moto does not follow a moved AWSCURRENT label otherwise (as keyring.fetch_secret).
+    data = json.loads(client.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")["SecretString"])
+    keys = [
+        {"kid": key["kid"], "created_at": key.get("created_at"), "activates_at": key.get("activates_at")}
+        for key in data.get("keys", [])
+    ]
+    return {"kind": data.get("kind"), "keys": keys}
+
+
+def _signing(keys: list[dict[str, Any]], now: int) -> str | None:
+    """The kid that signs at ``now``: the most recently activated key (keyring.py's rule)."""
+    active = [key for key in keys if int(key.get("activates_at") or 0) <= now]
+    if not active:
+        return None
+    latest = max(active, key=lambda key: (int(key.get("activates_at") or 0), int(key.get("created_at") or 0)))
+    return str(latest["kid"])
+
+
+def describe(secret: str, result: dict[str, Any], max_age: str | None) -> str:
+    """What ``make rotate`` prints."""
+    lines = [f"{secret} rotated (version {result['version']})"]
+    lines += [f"  {step['step']:<13} {step['outcome']}" for step in result["steps"]]
+    added = result.get("added")
+    if added:
+        when = int(added["activates_at"])
+        stamp = time.strftime("%H:%M:%S UTC", time.gmtime(when))
+        lines.append(f"  added {added['kid']}: signs from {stamp} (in {max(0, when - int(time.time()))} s)")
+    lines.append(f"  keys now: {', '.join(result['kids_after'])}; signing now: {result['signing_now']}")
+    if max_age:
+        lines.append(f"  the stack's functions read the new keyring within SecretsMaxAgeSeconds ({max_age} s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make rotate SECRET=<keyring secret>``: rotate a keyring of the running local stack."""
+    from local.invoke import live_state
+    from local.stack import state_path
+
+    parser = argparse.ArgumentParser(prog="python -m local.rotation", description=main.__doc__)
+    parser.add_argument("secret", nargs="?", default="", help="a keyring secret's logical id: TicketKeyringSecret")
+    args = parser.parse_args(argv)
+    state = live_state(state_path())
+    if state is None:
+        print(f"no local stack is running (state file {state_path()}); start one with `make local`", file=sys.stderr)
+        return 2
+    import httpx
+
+    try:
+        response = httpx.post(
+            f"{state['url']}/_local/rotate",
+            json={"secret": args.secret},
+            headers={"Authorization": f"Bearer {state['secret_key']}"},
+            timeout=300,
+        )
+    except httpx.HTTPError as exc:
+        print(f"the local stack did not answer: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    answer = response.json()
+    if response.status_code != 200:
+        print(f"rotation refused: {answer.get('message')}", file=sys.stderr)
+        return 1
+    max_age = str(state.get("parameters", {}).get("SecretsMaxAgeSeconds") or "") or None
+    print(describe(answer["secret"], answer["result"], max_age or answer.get("secrets_max_age")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

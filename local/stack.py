@@ -26,12 +26,14 @@ or header, which could carry a token or a key.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import re
 import shlex
 import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +44,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
+from local import outbox, rotation
 from local.apigw import (
     MAX_BODY_BYTES,
     HttpRequest,
@@ -50,12 +53,15 @@ from local.apigw import (
     http_event,
     http_response,
     internal_error,
+    message_response,
     not_found,
     too_large,
 )
 from local.emulator import REGION, MotoServer, aws_client
+from local.outbox import verify_sender
 from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
+from local.rules import AsyncConfig, RuleEngine, RuleSpec, template_rules
 from local.runtime import (
     DEFAULT_CONCURRENCY,
     InvocationError,
@@ -76,6 +82,7 @@ from local.template import (
 
 DEFAULT_STATE = ROOT / ".local-stack" / "state.json"
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
+LOCAL_EMAIL_SENDER = "signin-links@example.com"
 
 
 def state_path() -> Path:
@@ -98,6 +105,10 @@ def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) ->
         if url not in origins:
             origins.append(url)
         overrides["AllowedRedirectOrigins"] = ",".join(origins)
+    # Delivery by email is on locally (moto's SES records each message; /_local/outbox shows them);
+    # LOCAL_PARAMETER_EmailSender= (empty) turns it off.
+    if "EmailSender" in declared and "EmailSender" not in overrides:
+        overrides["EmailSender"] = LOCAL_EMAIL_SENDER
     return overrides
 
 
@@ -120,6 +131,15 @@ class LocalStack:
     routes: list[Route]
     router: Router = field(init=False)
     init_errors: dict[str, str] = field(default_factory=dict)
+    # EventBridge rules of the template (local.rules); delivered once start_rules() has run.
+    rules: list[RuleSpec] = field(default_factory=list)
+    async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
+    rule_engine: RuleEngine | None = None
+    # `make rotate` (local.rotation): secret logical id -> the function its RotationSchedule names.
+    rotations: dict[str, str] = field(default_factory=dict)
+    emulator_lock: threading.Lock | None = None  # MotoServer.lock, when the emulator runs in this process
+    notes: list[str] = field(default_factory=list)  # parameter overrides CloudFormation would refuse
+    _rotating: threading.Lock = field(default_factory=threading.Lock)
     pipe_put_events_failures: int = 0  # LOCAL_PIPE_PUT_EVENTS_FAILURES: injected EventBridge outage
     pipes: list[PipeEmulator] = field(default_factory=list)
 
@@ -143,7 +163,9 @@ class LocalStack:
         found, resolver = create_resources(
             template, endpoint, parameters=parameters, secret_key=secret_key, stack_name=STACK_NAME, api_url=url
         )
+        verify_sender(endpoint, parameters)
         specs = specs if specs is not None else functions(template)
+        specs = {logical_id: spec for logical_id, spec in specs.items() if _exists(template, resolver, logical_id)}
         environments = {
             logical_id: function_env(function_environment(spec, resolver), endpoint)
             for logical_id, spec in specs.items()
@@ -156,6 +178,18 @@ class LocalStack:
             )
             for logical_id, spec in specs.items()
         }
+        rules = template_rules(
+            template,
+            resolver,
+            active=lambda logical_id: _exists(template, resolver, logical_id),
+            arn_of=lambda logical_id: found.att(logical_id, "Arn"),
+        )
+        async_configs = {
+            logical_id: AsyncConfig.of(
+                resolver.resolve({key: spec.properties[key] for key in _ASYNC_KEYS if key in spec.properties})
+            )
+            for logical_id, spec in specs.items()
+        }
         return cls(
             url=url,
             endpoint=endpoint,
@@ -164,7 +198,11 @@ class LocalStack:
             resources=found,
             functions=local_functions,
             environments=environments,
-            routes=http_routes(template),
+            routes=[route for route in http_routes(template) if route.function in local_functions],
+            rules=rules,
+            async_configs=async_configs,
+            rotations=rotation_schedules(template),
+            notes=parameter_notes(template, parameters),
             pipe_put_events_failures=int(settings.get("LOCAL_PIPE_PUT_EVENTS_FAILURES") or 0),
         )
 
@@ -198,6 +236,68 @@ class LocalStack:
                 self.init_errors[logical_id] = reason
                 print(f"!! {logical_id} failed to initialise: {reason}\n{frames}", file=sys.stderr, flush=True)
 
+    def local_route(self, request: HttpRequest) -> tuple[HttpResponse, str] | None:
+        """The local stack's own routes under ``/_local/`` (not in the template, never deployed)."""
+        if request.raw_path != "/_local" and not request.raw_path.startswith("/_local/"):
+            return None
+        if request.raw_path == "/_local/rotate":
+            return self.rotate(request), local_route_key(request)
+        answer = outbox.handle(request)
+        return (answer or not_found()), local_route_key(request)
+
+    def rotate(self, request: HttpRequest) -> HttpResponse:
+        """``POST /_local/rotate`` ``{"secret": "<keyring secret logical id>"}``, with the stack's key as
+        Bearer token: one rotation as Secrets Manager runs it (``local.rotation``)."""
+        if request.method != "POST":
+            return message_response(405, "Method Not Allowed")
+        given = (request.header("authorization") or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), self.secret_key.encode()):
+            return message_response(401, "the stack's secret key is required (Authorization: Bearer ...)")
+        try:
+            secret = json.loads(request.body or b"{}").get("secret")
+        except (ValueError, AttributeError):
+            secret = None
+        choices = ", ".join(sorted(self.rotations))
+        function_id = self.rotations.get(secret) if isinstance(secret, str) else None
+        if function_id is None or function_id not in self.functions:
+            return message_response(400, f"SECRET must name a rotated secret of the template: {choices}")
+        assert isinstance(secret, str)
+        arn = self.resources.ref(secret) or secret
+        with self._rotating:
+            try:
+                result = rotation.rotate(arn, self.functions[function_id], self.endpoint, lock=self.emulator_lock)
+            except rotation.RotationFailed as exc:
+                print(f"!! rotation of {secret} failed at {exc.step}: {exc.error['errorType']}", file=sys.stderr)
+                return message_response(422, str(exc))
+        body = json.dumps({"secret": secret, "result": result}).encode()
+        return HttpResponse(200, [("Content-Type", "application/json")], body)
+
+    def start_rules(self, env: dict[str, str] | None = None) -> RuleEngine:
+        """Create the template's EventBridge rules in the emulator and start delivering their events
+        to the functions (``local.rules``). ``LOCAL_ASYNC_RETRY_SECONDS`` sets the first retry's delay."""
+        values = os.environ if env is None else env
+        names = {
+            arn: logical_id
+            for logical_id, item in self.resources.created.items()
+            if (arn := item.attrs.get("Arn")) is not None
+        }
+        engine = RuleEngine(
+            rules=self.rules,
+            functions={
+                logical_id: function
+                for logical_id, function in self.functions.items()
+                if logical_id not in self.init_errors
+            },
+            async_configs=self.async_configs,
+            endpoint=self.endpoint,
+            names=names,
+            retry_delay_s=float(values.get("LOCAL_ASYNC_RETRY_SECONDS") or 1.0),
+        )
+        engine.install()
+        engine.start()
+        self.rule_engine = engine
+        return engine
+
     def start_pipes(self) -> None:
         """Run each pipe from a table's stream to a bus in a thread (``local.pipes``), its enrichment
         invoked as the template's function. Call after :meth:`activate` (the functions must be up)."""
@@ -228,10 +328,13 @@ class LocalStack:
             self.pipes.append(emulator.start())
 
     def close(self) -> None:
-        """Stop the pipes, then every function's worker processes (in-process functions have none)."""
+        """Stop the pipes and the rules' deliveries, then every function's worker processes
+        (in-process functions have none)."""
         for pipe in self.pipes:
             pipe.stop()
         self.pipes.clear()
+        if self.rule_engine is not None:
+            self.rule_engine.close()
         for function in self.functions.values():
             function.close()
 
@@ -264,11 +367,15 @@ class LocalStack:
             "routes": [
                 {"route_key": f"{route.method} {route.path}", "function": route.function} for route in self.routes
             ],
+            "rules": self.rule_engine.describe() if self.rule_engine is not None else [],
             "curl": curl_command(self.url, self.secret_key),
         }
 
     def call(self, request: HttpRequest, domain_name: str) -> tuple[HttpResponse, str]:
         """Serve one request; returns the response and the route key (for the log)."""
+        local_answer = self.local_route(request)
+        if local_answer is not None:
+            return local_answer
         match = self.router.match(request.method, request.raw_path)
         if match is None:
             return not_found(), f"{request.method} (no route)"
@@ -288,6 +395,61 @@ class LocalStack:
             print(f"!! {match.route.function} raised {type(exc).__name__}\n{frames}", file=sys.stderr, flush=True)
             return internal_error(), match.route_key
         return http_response(result), match.route_key
+
+
+_ASYNC_KEYS = ("EventInvokeConfig", "DeadLetterQueue")
+
+
+def parameter_notes(template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
+    """Overrides outside a Number parameter's MinValue/MaxValue: CloudFormation refuses them, the
+    local stack takes them (to watch a rotation in a minute, say) and says so."""
+    notes = []
+    declared = template.get("Parameters") or {}
+    for name, value in parameters.items():
+        spec = declared.get(name) or {}
+        if spec.get("Type") != "Number":
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        low, high = float(spec.get("MinValue", number)), float(spec.get("MaxValue", number))
+        if not low <= number <= high:
+            bound = "MinValue" if number < low else "MaxValue"
+            notes.append(f"{name}={value} is past the template's {bound} {spec[bound]}: CloudFormation would refuse it")
+    return notes
+
+
+def rotation_schedules(template: dict[str, Any]) -> dict[str, str]:
+    """Secret logical id -> logical id of the function its ``AWS::SecretsManager::RotationSchedule``
+    names (``RotationLambdaARN: !GetAtt Function.Arn``)."""
+    found = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::SecretsManager::RotationSchedule":
+            continue
+        props = resource.get("Properties") or {}
+        secret, function = props.get("SecretId") or {}, props.get("RotationLambdaARN") or {}
+        target = function.get("Fn::GetAtt") if isinstance(function, dict) else None
+        if isinstance(secret, dict) and "Ref" in secret and isinstance(target, list):
+            found[str(secret["Ref"])] = str(target[0])
+    return found
+
+
+def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
+    """Whether a resource exists with these parameters: it has no Condition, or its Condition holds."""
+    condition = (template["Resources"].get(logical_id) or {}).get("Condition")
+    return not condition or bool(resolver.condition(condition))
+
+
+LOCAL_ROUTES = ("outbox", "outbox.json", "rotate")
+
+
+def local_route_key(request: HttpRequest) -> str:
+    """``GET /_local/outbox/{id}``: the route, never the id or an unknown path (the log shows no path)."""
+    parts = request.raw_path.split("/")
+    if len(parts) < 3 or parts[2] not in LOCAL_ROUTES:
+        return f"{request.method} /_local (no route)"
+    return f"{request.method} /_local/{parts[2]}" + ("/{id}" if len(parts) > 3 else "")
 
 
 def curl_command(url: str, secret_key: str) -> str:
@@ -415,6 +577,35 @@ def display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def rules_text(stack: LocalStack) -> str:
+    """The template's EventBridge rules: what each delivers locally, and what cannot run here."""
+    lines = []
+    for rule in stack.rule_engine.describe() if stack.rule_engine is not None else []:
+        pattern = json.dumps(rule["pattern"], separators=(",", ":")) if rule["pattern"] else rule["schedule"]
+        for target in rule["targets"]:
+            head = f"    {rule['origin']}  bus {rule['bus']}  {pattern}  ->  {target['target']}"
+            if not target["local"]:
+                lines.append(f"{head}\n      NOT RUN LOCALLY: {target['not_local']}")
+            elif "retries" in target:
+                failed = target["on_failure"] or "dropped"
+                lines.append(f"{head}\n      async invoke, {target['retries']} retries, then {failed}")
+            else:
+                lines.append(head)
+    return "\n".join(lines) or "    (none)"
+
+
+def local_text(stack: LocalStack) -> str:
+    """The local-only pages and commands, and the parameter notes."""
+    email = stack.parameters.get("EmailSender")
+    lines = [
+        f"  Outbox       {stack.url}/_local/outbox"
+        + (f"   (email from {email})" if email else "   (delivery by email is off: LOCAL_PARAMETER_EmailSender)"),
+        f"  Rotate       make rotate SECRET=<{' | '.join(sorted(stack.rotations))}>",
+    ]
+    lines += [f"  Note         {note}" for note in stack.notes]
+    return "\n".join(lines) + "\n"
+
+
 def banner(stack: LocalStack, state_file: Path) -> str:
     routes = "\n".join(f"    {route.method:<6} {route.path}  ->  {route.function}" for route in stack.routes)
     return f"""
@@ -427,7 +618,9 @@ AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION})
   State        {state_file}
   Routes
 {routes}
-
+  EventBridge rules (put events on the bus with the moto endpoint; `make events` follows the bus)
+{rules_text(stack)}
+{local_text(stack)}
 Mint a sign-in link:
 
   {curl_command(stack.url, stack.secret_key)}
@@ -468,7 +661,9 @@ def main() -> int:
     try:
         moto.start()
         stack = LocalStack.build(url=url, endpoint=moto.endpoint, secret_key=secret_key, processes=True)
+        stack.emulator_lock = moto.lock
         stack.activate()
+        stack.start_rules()
         stack.start_pipes()
         server.stack = stack
         write_state(state_file, stack.state())

@@ -33,6 +33,14 @@ def client(service: str) -> Any:
     return session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
+@cache
+def client_without_retries(service: str) -> Any:
+    """A client that makes each call once: for calls that must not be repeated blindly (SES's
+    SendEmail, where a retry after a timeout could send a second email); the caller decides."""
+    config = _CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=10))
+    return session().client(service, config=config)  # type: ignore[call-overload]
+
+
 def fetch_parameter(name: str, max_age: int) -> str:
     """An SSM parameter's value through Powertools Parameters (cached for ``max_age`` seconds); an
     unreadable or missing parameter is :func:`~signin_links.errors.unavailable` (503, or a retried
@@ -56,4 +64,5 @@ def fetch_parameter(name: str, max_age: int) -> str:
 def reset_clients() -> None:
     """Forget cached clients (tests that switch endpoints call this)."""
     client.cache_clear()
+    client_without_retries.cache_clear()
     session.cache_clear()

@@ -74,6 +74,13 @@ class Settings:
     batch_concurrency: int = 8  # threads for BatchWriteItem / PutEvents
     batch_idempotency_seconds: int = 3600
     max_body_bytes: int = 16 * 1024
+    # Delivery by email (link_email.py; template parameters EmailSender, ...): off without a sender.
+    email_sender: str = ""  # the From address, on a verified SES identity
+    email_sender_name: str = ""
+    email_configuration_set: str = ""
+    email_template_dir: str = ""  # empty: the function's own templates/
+    email_claim_timeout_seconds: int = 60  # a "sending" claim older than this outlived its invocation
+    email_max_attempts: int = 5  # SendEmail attempts while SES throttles, within one invocation
 
     def ttl_for(self, expires_at: int) -> int:
         """DynamoDB TTL (housekeeping only) for a token that expires at ``expires_at``."""
@@ -183,6 +190,12 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         batch_max_manifest_bytes=_int(env, "BATCH_MAX_MANIFEST_BYTES", 32 * 1024 * 1024, minimum=1),
         batch_concurrency=_int(env, "BATCH_CONCURRENCY", 8, minimum=1),
         batch_idempotency_seconds=_int(env, "BATCH_IDEMPOTENCY_SECONDS", 3600, minimum=60),
+        email_sender=env.get("EMAIL_SENDER", "").strip(),
+        email_sender_name=env.get("EMAIL_SENDER_NAME", "").strip(),
+        email_configuration_set=env.get("EMAIL_CONFIGURATION_SET", "").strip(),
+        email_template_dir=env.get("EMAIL_TEMPLATE_DIR", "").strip(),
+        email_claim_timeout_seconds=_int(env, "EMAIL_CLAIM_TIMEOUT_SECONDS", 60, minimum=1),
+        email_max_attempts=_int(env, "EMAIL_MAX_ATTEMPTS", 5, minimum=1),
     )
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")

@@ -14,6 +14,10 @@ Item shape (table key ``pk``)::
     abandon_at (Unix ms), sign_in_token_id, refresh_hash (SHA-256 hex of the refresh secret),
     ttl (Unix s), org_id?, azp?
 
+    pk = "email#sit_..."  the email of that token (delivery by email; see the email section below)
+    status ("sending" | "sent" | "failed" | "unknown"), request_id, claimed_at, updated_at (Unix ms),
+    announced (bool), ttl, message_id?, reason?
+
 Every state change is one conditional write; ``ClientError`` never leaves this module: it becomes
 a domain error (throttling and outages: 503 with ``Retry-After``).
 """
@@ -376,6 +380,141 @@ class TokenStore:
                 ExpressionAttributeValues={":ids": {"SS": list(dict.fromkeys(token_ids))}, ":ttl": _n(ttl)},
             )
 
+    # --- Delivery by email (see link_email.py) ---------------------------------------------------------
+    # One marker item per sign-in token, pk = "email#<sign_in_token_id>", written before anything
+    # is sent: "sending" (claimed by one invocation), then "sent" (with SES's message id),
+    # "failed" (a permanent failure, with its reason) or "unknown" (the claimer died mid-send).
+    # Only the invocation that claimed a marker may settle or release it.
+
+    def claim_email(self, token_id: str, request_id: str, now_ms: int, ttl: int) -> EmailMarker | None:
+        """Claim the right to send the token's email: ``None`` when this call created the
+        "sending" marker, else the marker as it stands (the email is someone else's)."""
+        return self._put_email_marker(
+            EmailMarker(token_id, EMAIL_SENDING, request_id, claimed_at=now_ms, updated_at=now_ms), ttl
+        )
+
+    def record_email_failure(
+        self, token_id: str, request_id: str, reason: str, now_ms: int, ttl: int
+    ) -> EmailMarker | None:
+        """Record a permanent failure found before sending: ``None`` when this call recorded it,
+        else the marker as it stands."""
+        marker = EmailMarker(token_id, EMAIL_FAILED, request_id, claimed_at=now_ms, updated_at=now_ms, reason=reason)
+        return self._put_email_marker(marker, ttl)
+
+    def _put_email_marker(self, marker: EmailMarker, ttl: int) -> EmailMarker | None:
+        item: dict[str, Any] = {
+            "pk": _s(email_marker_key(marker.token_id)),
+            "status": _s(marker.status),
+            "request_id": _s(marker.request_id),
+            "claimed_at": _n(marker.claimed_at),
+            "updated_at": _n(marker.updated_at),
+            "announced": {"BOOL": False},
+            "ttl": _n(ttl),
+        }
+        if marker.reason:
+            item["reason"] = _s(marker.reason)
+        with dynamodb_errors("PutItem"):
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                if not old:  # gone in between (TTL): treat as held by someone unknown
+                    return EmailMarker(marker.token_id, EMAIL_UNKNOWN, "", 0, 0)
+                return email_marker_from_item(old)
+        return None
+
+    def settle_email(
+        self, token_id: str, request_id: str, status: str, now_ms: int, *, message_id: str = "", reason: str = ""
+    ) -> bool:
+        """ "sending" -> ``status`` ("sent", "failed", "unknown"), only for the invocation that
+        claimed it; ``False`` if the marker is not that invocation's "sending" marker any more."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":status": _s(status),
+            ":now": _n(now_ms),
+            ":sending": _s(EMAIL_SENDING),
+            ":request": _s(request_id),
+        }
+        update = "SET #status = :status, updated_at = :now"
+        for name, value in (("message_id", message_id), ("reason", reason)):
+            if value:
+                update += f", {name} = :{name}"
+                values[f":{name}"] = _s(value)
+        with dynamodb_errors("UpdateItem"):
+            try:
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(email_marker_key(token_id))},
+                    UpdateExpression=update,
+                    ConditionExpression="#status = :sending AND request_id = :request",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+                return False
+        return True
+
+    def take_over_email(self, token_id: str, claimed_by: str, request_id: str, now_ms: int) -> bool:
+        """A "sending" marker whose claimer is known to be dead -> "unknown", now this
+        invocation's to announce; ``False`` if it changed in between (another took it over)."""
+        with dynamodb_errors("UpdateItem"):
+            try:
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(email_marker_key(token_id))},
+                    UpdateExpression="SET #status = :unknown, request_id = :request, updated_at = :now, reason = :why",
+                    ConditionExpression="#status = :sending AND request_id = :claimer",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":unknown": _s(EMAIL_UNKNOWN),
+                        ":sending": _s(EMAIL_SENDING),
+                        ":claimer": _s(claimed_by),
+                        ":request": _s(request_id),
+                        ":now": _n(now_ms),
+                        ":why": _s("outcome_unknown"),
+                    },
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+                return False
+        return True
+
+    def release_email(self, token_id: str, request_id: str) -> None:
+        """Give back a claim (SES refused the message, so nothing was sent): a retry may claim it."""
+        with dynamodb_errors("DeleteItem"):
+            try:
+                self._client.delete_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(email_marker_key(token_id))},
+                    ConditionExpression="#status = :sending AND request_id = :request",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":sending": _s(EMAIL_SENDING), ":request": _s(request_id)},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+
+    def mark_email_announced(self, token_id: str) -> None:
+        """The failure event of a "failed" or "unknown" marker was published."""
+        with dynamodb_errors("UpdateItem"):
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"pk": _s(email_marker_key(token_id))},
+                UpdateExpression="SET announced = :yes",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+
     def idempotency_layer(self) -> DynamoDBPersistenceLayer:
         """Powertools Idempotency records, kept in this same table (``pk`` key, ``ttl`` expiry)."""
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -579,3 +718,43 @@ class BatchHeader:
 class BatchToken:
     record: SignInTokenRecord
     chunk: int  # the unit of work that wrote it
+
+
+# --- Delivery by email ------------------------------------------------------------------------------
+
+EMAIL_SENDING = "sending"
+EMAIL_SENT = "sent"
+EMAIL_FAILED = "failed"
+EMAIL_UNKNOWN = "unknown"
+EMAIL_MARKER_PREFIX = "email#"
+
+
+def email_marker_key(token_id: str) -> str:
+    return f"{EMAIL_MARKER_PREFIX}{token_id}"
+
+
+@dataclass(frozen=True)
+class EmailMarker:
+    """Where the email of one sign-in token stands (``pk`` = ``email#<token_id>``)."""
+
+    token_id: str
+    status: str  # sending | sent | failed | unknown
+    request_id: str  # the invocation that claimed (or recorded, or took over) it
+    claimed_at: int  # Unix ms
+    updated_at: int  # Unix ms
+    reason: str = ""
+    message_id: str = ""
+    announced: bool = False  # a failed/unknown marker's event was published
+
+
+def email_marker_from_item(item: dict[str, Any]) -> EmailMarker:
+    return EmailMarker(
+        token_id=item["pk"]["S"].removeprefix(EMAIL_MARKER_PREFIX),
+        status=item["status"]["S"],
+        request_id=item.get("request_id", {}).get("S", ""),
+        claimed_at=int(item.get("claimed_at", {}).get("N", "0")),
+        updated_at=int(item.get("updated_at", {}).get("N", "0")),
+        reason=item.get("reason", {}).get("S", ""),
+        message_id=item.get("message_id", {}).get("S", ""),
+        announced=bool(item.get("announced", {}).get("BOOL", False)),
+    )

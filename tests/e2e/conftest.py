@@ -199,9 +199,14 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> int:
     return process.returncode
 
 
+# The session's stack runs without delivery by email: its batches (10,000 users without addresses)
+# would each start an email invocation in the background. tests/e2e/test_email.py starts its own.
+SESSION_ENV = {"LOCAL_PARAMETER_EmailSender": ""}
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
-    with running_stack(tmp_path_factory.mktemp("local-stack")) as stack:
+    with running_stack(tmp_path_factory.mktemp("local-stack"), env=SESSION_ENV) as stack:
         yield stack
 
 

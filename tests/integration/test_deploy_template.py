@@ -652,7 +652,13 @@ def test_only_the_functions_that_need_a_keyring_may_decrypt_it() -> None:
     roles = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
     ticket = {role for role in roles if may_decrypt(template, "TicketKeyringKey", role)}
     session = {role for role in roles if may_decrypt(template, "SessionKeyringKey", role)}
-    assert ticket == {"MintLinkFunctionRole", "AcceptTokenFunctionRole", "RotateKeysFunctionRole"}
+    # SendLinkEmailFunction verifies a link's token before it mails it (delivery by email, optional).
+    assert ticket == {
+        "MintLinkFunctionRole",
+        "AcceptTokenFunctionRole",
+        "RotateKeysFunctionRole",
+        "SendLinkEmailFunctionRole",
+    }
     assert session == {"AcceptTokenFunctionRole", "SessionsFunctionRole", "RotateKeysFunctionRole"}
     # Another stack's roles (same template, another name) and the account's own admins cannot.
     other = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-other/mint/x"
@@ -674,6 +680,7 @@ def test_the_key_policies_name_no_role_so_no_cycle_closes() -> None:
         ("AcceptTokenFunction", "accept"),
         ("SessionsFunction", "sessions"),
         ("RotateKeysFunction", "rotate"),
+        ("SendLinkEmailFunction", "email"),
     ):
         assert SOURCE["Resources"][function]["Properties"]["RolePath"] == {"Fn::Sub": f"/${{AWS::StackName}}/{path}/"}
 
@@ -685,6 +692,7 @@ def test_the_functions_iam_names_the_keys_they_decrypt() -> None:
         ("AcceptTokenFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
         ("SessionsFunctionRole", ["SessionKeyringKey"]),
         ("RotateKeysFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
+        ("SendLinkEmailFunctionRole", ["TicketKeyringKey"]),
     ):
         (statement,) = [s for s in statements(template, role) if "kms:Decrypt" in actions(s)]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -727,6 +735,10 @@ def test_only_the_stack_and_the_named_producers_may_put_events() -> None:
     assert denied(template, stranger, "signin-links.batches", MintPrincipalArns=producer)
     # A producer cannot forge the events the stack publishes (SignInLinkMinted carries a live URL).
     assert denied(template, producer, "signin-links", MintPrincipalArns=producer)
+    # Delivery by email: the email function publishes SignInLinkEmailFailed; SES feedback is
+    # forwarded from the default bus by the stack's own role.
+    assert not denied(template, role_arn(template, "SendLinkEmailFunctionRole"), "signin-links")
+    assert not denied(template, role_arn(template, "EmailFeedbackRole"), "aws.ses")
 
 
 # --- Production: gradual deploys, edge, observability, tags ------------------------------------------

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 
 def test_every_module_registers_and_the_list_shows_them() -> None:
     names = {bench.name for bench in discover()}
-    assert {"cold start", "warm cpu", "aws calls", "throughput"} <= names
+    assert {"cold start", "warm cpu", "aws calls", "throughput", "email"} <= names
     listed = subprocess.run(
         [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout

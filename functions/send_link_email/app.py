@@ -1,0 +1,53 @@
+"""send_link_email: one email per ``SignInLinkMinted`` event, through Amazon SES (optional; on when
+the template parameter ``EmailSender`` is set).
+
+Thin by design: the EventBridge event goes to one domain call (``signin_links.link_email``), whose
+outcome is the result. Templates come from ``EMAIL_TEMPLATE_DIR`` or this function's ``templates/``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signin_links import aws
+from signin_links.config import get_settings
+from signin_links.events import EventPublisher
+from signin_links.keyring import HMAC, Keyring, load_keyring
+from signin_links.link_email import EmailTemplates, LinkMailer
+from signin_links.observability import logger, metrics
+from signin_links.store import TokenStore
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@cache
+def mailer() -> LinkMailer:
+    settings = get_settings()
+
+    def ticket_keyring() -> Keyring:
+        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+
+    def published_base_url() -> str:
+        return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
+
+    return LinkMailer(
+        settings,
+        store=TokenStore(aws.client("dynamodb"), settings.table_name),
+        ses=aws.client_without_retries("sesv2"),
+        publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
+        templates=EmailTemplates.load(Path(settings.email_template_dir or TEMPLATES)),
+        ticket_keyring=ticket_keyring,
+        published_base_url=published_base_url if settings.accept_base_url_parameter else None,
+    )
+
+
+# Correlation id: the batch_id, as in mint_link's batch logs (the EventBridge event id if none).
+@logger.inject_lambda_context(correlation_id_path="detail.batch_id || id", clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    delivery = mailer().deliver(event, context.aws_request_id, context.get_remaining_time_in_millis)
+    return delivery.to_json()

@@ -1,0 +1,604 @@
+"""The template's EventBridge rules on the local stack: an event put on a local bus reaches its function.
+
+moto evaluates rule patterns on ``PutEvents`` and delivers to a few target types itself (SQS queues,
+other buses, log groups), but it cannot invoke a Lambda function without Docker (a rule with a
+function target makes every matching ``PutEvents`` fail). So, for every rule of ``template.yaml``
+(SAM ``EventBridgeRule`` / ``CloudWatchEvent`` events of a function or state machine, and
+``AWS::Events::Rule`` resources), the local stack:
+
+1. creates the rule in moto, on the bus and with the pattern the template gives (resolved like
+   every other property: ``!Ref BatchEventSource`` is the parameter's local value). A target moto
+   delivers to itself (an SQS queue, a bus, a log group) is created as it is. A function target is
+   replaced by a queue of the rule's own, its *relay queue*; nothing else reads it.
+2. polls the relay queues from one thread (``ReceiveMessage`` without long polling: the emulator
+   serves one request at a time, so a long poll would hold up every other request) and hands each
+   event to the function as Lambda's *asynchronous* invocation does: the event (the rule's
+   ``Input``, ``InputPath`` or ``InputTransformer`` applied) runs in the function's execution
+   environments (``local.runtime``), up to its concurrency at once, with one request id for the
+   event across its attempts. A failed invocation is retried ``EventInvokeConfig.MaximumRetryAttempts``
+   times (default 2), after ``LOCAL_ASYNC_RETRY_SECONDS`` (default 1 s), then twice that, ... (Lambda
+   waits 1 and 2 minutes); then, or once the event is older than ``MaximumEventAgeInSeconds``, the
+   event goes to the function's ``OnFailure`` destination (SQS or EventBridge) as Lambda's
+   invocation record (``requestContext.condition`` RetriesExhausted or EventAgeExceeded,
+   ``requestPayload``, ``responsePayload`` with the error), else to its ``DeadLetterQueue``, else
+   it is dropped, as Lambda drops it, and the stack says so.
+3. A rule's own ``RetryPolicy`` and ``DeadLetterConfig`` cover EventBridge failing to hand the
+   event to Lambda (throttled or refused ``Invoke`` calls). Locally that hand-over is an in-memory
+   queue and cannot fail, so they never come into play; the stack lists them.
+
+Rules whose targets cannot run locally are listed (banner, state file) with the reason, never
+dropped in silence: a Step Functions target (moto cannot run a state machine's Lambda tasks without
+Docker), a schedule, a target service moto does not deliver to.
+
+Events put by anyone reach the rules: ``aws events put-events --endpoint-url``, boto3, a function,
+another part of the local stack. The stack's log shows each delivery (rule, function, outcome,
+milliseconds), never an event's content.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.emulator import REGION, aws_client
+from local.resources import STACK_NAME
+from local.runtime import InvocationError, LambdaContext, LocalFunction, error_object
+from local.template import ACCOUNT_ID, Resolver
+
+RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
+# What Lambda does for an asynchronous invocation when EventInvokeConfig says nothing.
+DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 2
+DEFAULT_MAXIMUM_EVENT_AGE_S = 21600
+# EventBridge's defaults for a target without RetryPolicy.
+DEFAULT_RULE_RETRY_ATTEMPTS = 185
+DEFAULT_RULE_EVENT_AGE_S = 86400
+DEFAULT_RETRY_DELAY_S = 1.0
+POLL_IDLE_S = 0.1  # between polls when every relay queue was empty
+LOCAL_TARGET_SERVICES = ("sqs", "events", "logs")  # moto delivers to these itself
+WHOLE_EVENT = "<aws.events.event.json>"  # moto's input template variable for the event as it is
+SIMPLE_PATH = re.compile(r"\$(\.[A-Za-z0-9_-]+)*")  # the InputPath forms supported locally
+EVENT_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One target of a rule, resolved."""
+
+    id: str
+    arn: str
+    function: str | None = None  # logical id of the template function it invokes
+    state_machine: str | None = None  # logical id of the template state machine it starts
+    input: str | None = None  # constant JSON text
+    input_path: str | None = None
+    input_transformer: dict[str, Any] | None = None
+    retry_attempts: int = DEFAULT_RULE_RETRY_ATTEMPTS
+    max_event_age_s: int = DEFAULT_RULE_EVENT_AGE_S
+    dead_letter_arn: str | None = None
+    role_arn: str | None = None
+
+    @property
+    def service(self) -> str:
+        parts = self.arn.split(":")
+        return parts[2] if len(parts) > 2 else ""
+
+    def not_local(self) -> str | None:
+        """Why this target cannot run locally (``None``: it can)."""
+        if self.function is not None:
+            if self.input_path is not None and not SIMPLE_PATH.fullmatch(self.input_path):
+                return f"InputPath {self.input_path!r} is not supported locally (only $ and $.a.b)"
+            return None
+        if self.state_machine is not None:
+            return "a Step Functions target: moto cannot run a state machine's Lambda tasks without Docker"
+        if self.service not in LOCAL_TARGET_SERVICES:
+            return f"target service {self.service or self.arn!r} is not emulated locally"
+        if self.input is not None or self.input_path is not None:
+            return "Input/InputPath on a non-function target is not honoured by moto"
+        return None
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One EventBridge rule of the template, resolved against the local resources."""
+
+    logical_id: str  # SAM's: <Function><EventName>; else the AWS::Events::Rule's own
+    origin: str  # where the template declares it, for people: MintLinkFunction.Events.MintBatch
+    bus: str  # event bus name ("default" if the template names none)
+    pattern: dict[str, Any] | None
+    targets: tuple[TargetSpec, ...]
+    schedule: str | None = None
+    enabled: bool = True
+
+    @property
+    def name(self) -> str:
+        """The rule's name in the emulator (EventBridge allows 64 characters)."""
+        return f"{STACK_NAME}-{self.logical_id}"[:64]
+
+    def not_local(self) -> str | None:
+        """Why the whole rule does not run locally (``None``: at least part of it does)."""
+        if not self.enabled:
+            return "disabled in the template"
+        if self.schedule is not None:
+            return "a schedule rule: schedules do not fire locally"
+        if self.pattern is None:
+            return "no event pattern"
+        reasons = [target.not_local() for target in self.targets]
+        if self.targets and all(reasons):
+            return "; ".join(reason for reason in reasons if reason)
+        return None
+
+
+# --- Reading the template ------------------------------------------------------------------------
+
+
+def _bus_name(value: Any) -> str:
+    """An EventBusName (or bus ARN) -> the bus's name."""
+    text = str(value or "default")
+    return text.rsplit("/", 1)[1] if text.startswith("arn:") and "/" in text else text
+
+
+def _pattern(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    data = json.loads(value) if isinstance(value, str) else value
+    return data if isinstance(data, dict) else None
+
+
+def _sam_target(owner: str, kind: str, props: Mapping[str, Any], arn: str) -> TargetSpec:
+    retry = props.get("RetryPolicy") or {}
+    dead_letter = props.get("DeadLetterConfig") or {}
+    target_id = str((props.get("Target") or {}).get("Id") or f"{owner}Target")
+    return TargetSpec(
+        id=target_id,
+        arn=arn,
+        function=owner if kind == "AWS::Serverless::Function" else None,
+        state_machine=owner if kind == "AWS::Serverless::StateMachine" else None,
+        input=props.get("Input"),
+        input_path=props.get("InputPath"),
+        input_transformer=props.get("InputTransformer"),
+        retry_attempts=int(retry.get("MaximumRetryAttempts", DEFAULT_RULE_RETRY_ATTEMPTS)),
+        max_event_age_s=int(retry.get("MaximumEventAgeInSeconds", DEFAULT_RULE_EVENT_AGE_S)),
+        dead_letter_arn=dead_letter.get("Arn"),
+    )
+
+
+def template_rules(
+    template: Mapping[str, Any],
+    resolver: Resolver,
+    *,
+    active: Callable[[str], bool],
+    arn_of: Callable[[str], str | None],
+) -> list[RuleSpec]:
+    """Every EventBridge rule the template declares, in template order.
+
+    ``active(logical_id)``: whether a resource exists (its Condition holds); ``arn_of``: the local
+    ARN of a resource (to recognise a function or state machine among an ``AWS::Events::Rule``'s
+    targets).
+    """
+    resources: Mapping[str, Any] = template["Resources"]
+    owners = {
+        arn: (logical_id, resource["Type"])
+        for logical_id, resource in resources.items()
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
+        and active(logical_id)
+        and (arn := arn_of(logical_id))
+    }
+    rules: list[RuleSpec] = []
+    for logical_id, resource in resources.items():
+        kind = resource["Type"]
+        if not active(logical_id):
+            continue
+        if kind in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+            events = (resource.get("Properties") or {}).get("Events") or {}
+            for event_name, event in events.items():
+                if event.get("Type") not in RULE_EVENT_TYPES:
+                    continue
+                props = resolver.resolve(event.get("Properties") or {})
+                rules.append(
+                    RuleSpec(
+                        logical_id=f"{logical_id}{event_name}",
+                        origin=f"{logical_id}.Events.{event_name}",
+                        bus=_bus_name(props.get("EventBusName")),
+                        pattern=_pattern(props.get("Pattern")),
+                        targets=(_sam_target(logical_id, kind, props, arn_of(logical_id) or logical_id),),
+                        enabled=str(props.get("State", "ENABLED")).upper() == "ENABLED"
+                        and props.get("Enabled", True) is not False,
+                    )
+                )
+        elif kind == "AWS::Events::Rule":
+            props = resolver.resolve(resource.get("Properties") or {})
+            targets = []
+            for target in props.get("Targets") or []:
+                arn = str(target.get("Arn", ""))
+                owner, owner_kind = owners.get(arn, (None, ""))
+                retry = target.get("RetryPolicy") or {}
+                targets.append(
+                    TargetSpec(
+                        id=str(target.get("Id", "")),
+                        arn=arn,
+                        function=owner if owner_kind == "AWS::Serverless::Function" else None,
+                        state_machine=owner if owner_kind == "AWS::Serverless::StateMachine" else None,
+                        input=target.get("Input"),
+                        input_path=target.get("InputPath"),
+                        input_transformer=target.get("InputTransformer"),
+                        retry_attempts=int(retry.get("MaximumRetryAttempts", DEFAULT_RULE_RETRY_ATTEMPTS)),
+                        max_event_age_s=int(retry.get("MaximumEventAgeInSeconds", DEFAULT_RULE_EVENT_AGE_S)),
+                        dead_letter_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
+                        role_arn=target.get("RoleArn"),
+                    )
+                )
+            rules.append(
+                RuleSpec(
+                    logical_id=logical_id,
+                    origin=logical_id,
+                    bus=_bus_name(props.get("EventBusName")),
+                    pattern=_pattern(props.get("EventPattern")),
+                    targets=tuple(targets),
+                    schedule=props.get("ScheduleExpression"),
+                    enabled=str(props.get("State", "ENABLED")).upper() == "ENABLED",
+                )
+            )
+    return rules
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    """What Lambda does with a failed asynchronous invocation of one function (its EventInvokeConfig)."""
+
+    maximum_retry_attempts: int = DEFAULT_MAXIMUM_RETRY_ATTEMPTS
+    maximum_event_age_s: int = DEFAULT_MAXIMUM_EVENT_AGE_S
+    on_failure_arn: str | None = None
+    dead_letter_arn: str | None = None  # the function's DeadLetterQueue (used when there is no OnFailure)
+
+    @classmethod
+    def of(cls, properties: Mapping[str, Any]) -> AsyncConfig:
+        """From a function's resolved properties (``EventInvokeConfig``, ``DeadLetterQueue``)."""
+        config = properties.get("EventInvokeConfig") or {}
+        on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure")) or {}
+        dead_letter = properties.get("DeadLetterQueue") or {}
+        return cls(
+            maximum_retry_attempts=int(config.get("MaximumRetryAttempts", DEFAULT_MAXIMUM_RETRY_ATTEMPTS)),
+            maximum_event_age_s=int(config.get("MaximumEventAgeInSeconds", DEFAULT_MAXIMUM_EVENT_AGE_S)),
+            on_failure_arn=on_failure.get("Destination"),
+            dead_letter_arn=dead_letter.get("TargetArn"),
+        )
+
+
+# --- Input shaping ----------------------------------------------------------------------------------
+
+
+def input_for(target: TargetSpec, event: dict[str, Any]) -> Any:
+    """What the target receives for ``event``: the constant ``Input``, the part ``InputPath`` names,
+    or the whole event (an ``InputTransformer`` was applied by moto already)."""
+    if target.input is not None:
+        return json.loads(target.input)
+    if target.input_path:
+        return json_path(event, target.input_path)
+    return event
+
+
+def json_path(data: Any, path: str) -> Any:
+    """The simple JSONPath EventBridge's ``InputPath`` takes: ``$`` or ``$.a.b`` (``None`` if absent)."""
+    if not SIMPLE_PATH.fullmatch(path):
+        raise ValueError(f"InputPath {path!r} is not supported locally (only $ and $.a.b)")
+    if path == "$":
+        return data
+    for part in path[2:].split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+# --- Delivering ------------------------------------------------------------------------------------
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Relay:
+    """A rule's function target and the queue moto delivers its events to."""
+
+    rule: RuleSpec
+    target: TargetSpec
+    queue_url: str = ""
+
+
+@dataclass
+class _Pending:
+    relay: Relay
+    event: Any  # what the function receives
+    request_id: str
+    received_at: float
+    attempt: int = 1
+
+
+@dataclass
+class RuleEngine:
+    """Creates the template's rules in the emulator and delivers their events to the local functions."""
+
+    rules: list[RuleSpec]
+    functions: dict[str, LocalFunction]  # logical id -> function (only those the stack runs)
+    async_configs: dict[str, AsyncConfig]  # logical id -> its EventInvokeConfig
+    endpoint: str
+    names: dict[str, str] = field(default_factory=dict)  # ARN -> logical id (for the log)
+    retry_delay_s: float = DEFAULT_RETRY_DELAY_S
+    log: Callable[[str], None] = _log
+    relays: list[Relay] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
+    _timers: set[threading.Timer] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._events = aws_client("events", self.endpoint)
+        self._sqs = aws_client("sqs", self.endpoint)
+
+    # -- setting up ------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Create every rule that can run locally in the emulator (relay queues for function targets)."""
+        for rule in self.rules:
+            if rule.not_local() is not None:
+                continue
+            targets: list[dict[str, Any]] = []
+            for target in rule.targets:
+                if target.not_local() is not None:
+                    continue
+                if target.function is not None and target.function not in self.functions:
+                    continue
+                if target.function is not None:
+                    relay = Relay(rule, target)
+                    queue = f"{STACK_NAME}-{rule.logical_id}-{target.id}-relay"[:80]
+                    relay.queue_url = self._sqs.create_queue(QueueName=queue)["QueueUrl"]
+                    arn = self._sqs.get_queue_attributes(QueueUrl=relay.queue_url, AttributeNames=["QueueArn"])[
+                        "Attributes"
+                    ]["QueueArn"]
+                    self.relays.append(relay)
+                    entry: dict[str, Any] = {"Id": target.id[:64], "Arn": arn}
+                else:
+                    entry = {"Id": target.id[:64], "Arn": target.arn}
+                    if target.role_arn:
+                        entry["RoleArn"] = target.role_arn
+                if target.input_transformer:
+                    entry["InputTransformer"] = target.input_transformer
+                elif target.function is not None:
+                    # The whole event as EventBridge sends it. moto's own default builds the event by
+                    # text substitution into a template, which drops "account" and rewrites any
+                    # "<source>", "<id>", ... found inside the detail.
+                    entry["InputTransformer"] = {"InputTemplate": WHOLE_EVENT}
+                targets.append(entry)
+            if not targets:
+                continue
+            self._events.put_rule(
+                Name=rule.name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern), State="ENABLED"
+            )
+            self._events.put_targets(Rule=rule.name, EventBusName=rule.bus, Targets=targets)
+
+    def start(self) -> None:
+        """Start polling the relay queues (after the functions are initialised)."""
+        if not self.relays or self._thread is not None:
+            return
+        for relay in self.relays:
+            function = relay.target.function
+            assert function is not None
+            if function not in self._pools:
+                concurrency = self.functions[function].concurrency
+                self._pools[function] = ThreadPoolExecutor(concurrency, thread_name_prefix=f"async-{function}")
+        self._thread = threading.Thread(target=self._poll, name="eventbridge-rules", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop polling and drop what has not run yet (the stack is going away)."""
+        self._stop.set()
+        with self._lock:
+            timers, self._timers = set(self._timers), set()
+        for timer in timers:
+            timer.cancel()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the rules, for people -------------------------------------------------------------------
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every rule with what runs locally and what does not (state file, banner)."""
+        relays = {(relay.rule.logical_id, relay.target.id): relay.queue_url for relay in self.relays}
+        described = []
+        for rule in self.rules:
+            targets = []
+            for target in rule.targets:
+                reason = target.not_local() or rule.not_local()
+                if reason is None and target.function is not None and target.function not in self.functions:
+                    reason = f"{target.function} is not running in this stack"
+                item: dict[str, Any] = {
+                    "id": target.id,
+                    "target": target.function or target.state_machine or self.names.get(target.arn, target.arn),
+                    "local": reason is None,
+                }
+                if reason is not None:
+                    item["not_local"] = reason
+                if target.function is not None:
+                    config = self.async_configs.get(target.function, AsyncConfig())
+                    item["relay_queue"] = relays.get((rule.logical_id, target.id))
+                    item["retries"] = config.maximum_retry_attempts
+                    on_failure = config.on_failure_arn or config.dead_letter_arn
+                    item["on_failure"] = self.names.get(on_failure, on_failure) if on_failure else None
+                if target.dead_letter_arn:
+                    item["rule_dead_letter"] = self.names.get(target.dead_letter_arn, target.dead_letter_arn)
+                targets.append(item)
+            described.append(
+                {
+                    "name": rule.name,
+                    "origin": rule.origin,
+                    "bus": rule.bus,
+                    "pattern": rule.pattern,
+                    "schedule": rule.schedule,
+                    "targets": targets,
+                }
+            )
+        return described
+
+    # -- polling and invoking --------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            for relay in self.relays:
+                try:
+                    busy |= self._drain(relay)
+                except Exception as exc:  # the emulator is stopping, or a malformed message: keep going
+                    if self._stop.is_set():
+                        return
+                    self.log(f"!! EventBridge {relay.rule.logical_id}: polling failed ({type(exc).__name__})")
+            if not busy:
+                self._stop.wait(POLL_IDLE_S)
+
+    def _drain(self, relay: Relay) -> bool:
+        response = self._sqs.receive_message(QueueUrl=relay.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = response.get("Messages") or []
+        if not messages:
+            return False
+        self._sqs.delete_message_batch(
+            QueueUrl=relay.queue_url,
+            Entries=[{"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)],
+        )
+        now = time.time()
+        for message in messages:
+            event = json.loads(message["Body"])
+            if isinstance(event, dict) and relay.target.input_transformer is None:
+                # EventBridge's key order, without moto's own "ingestion-time".
+                event = {key: event[key] for key in EVENT_KEYS if key in event}
+            pending = _Pending(relay, input_for(relay.target, event), str(uuid.uuid4()), now)
+            self._submit(pending)
+        return True
+
+    def _submit(self, pending: _Pending) -> None:
+        function = pending.relay.target.function
+        assert function is not None
+        if self._stop.is_set():
+            return
+        try:
+            self._pools[function].submit(self._invoke, pending)
+        except RuntimeError:  # the pool is shut down: the stack is stopping
+            return
+
+    def _invoke(self, pending: _Pending) -> None:
+        relay = pending.relay
+        function_id = relay.target.function
+        assert function_id is not None
+        function = self.functions[function_id]
+        label = f"EventBridge {relay.rule.logical_id} -> {function_id} (request {pending.request_id})"
+        context = LambdaContext(
+            function_name=function.name,
+            memory_limit_in_mb=function.spec.memory_mb,
+            timeout_s=function.spec.timeout_s,
+            aws_request_id=pending.request_id,
+        )
+        started = time.perf_counter()
+        try:
+            function.invoke(pending.event, context)
+        except InvocationError as exc:
+            error = exc.error_object()
+        except Exception as exc:  # in-process functions raise what the handler raised
+            error = error_object(exc)
+        else:
+            self.log(f"{label} -> ok ({(time.perf_counter() - started) * 1000:.0f} ms)")
+            return
+        if self._stop.is_set():
+            return
+        config = self.async_configs.get(function_id, AsyncConfig())
+        elapsed = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+        too_old = time.time() - pending.received_at >= config.maximum_event_age_s
+        if pending.attempt <= config.maximum_retry_attempts and not too_old:
+            delay = self.retry_delay_s * 2 ** (pending.attempt - 1)
+            self.log(
+                f"{label} -> {error['errorType']} ({elapsed}); "
+                f"retry {pending.attempt} of {config.maximum_retry_attempts} in {delay:g} s"
+            )
+            pending.attempt += 1
+            self._later(delay, pending)
+            return
+        condition = "EventAgeExceeded" if too_old else "RetriesExhausted"
+        where = self._on_failure(function, config, pending, error, condition)
+        self.log(f"{label} -> {error['errorType']} ({elapsed}) after {pending.attempt} attempt(s): {where}")
+
+    def _later(self, delay: float, pending: _Pending) -> None:
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self._submit(pending)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._timers.add(timer)
+        timer.start()
+
+    def _on_failure(
+        self, function: LocalFunction, config: AsyncConfig, pending: _Pending, error: dict[str, Any], condition: str
+    ) -> str:
+        """Send the failed event where Lambda would; returns what was done, for the log."""
+        function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function.name}:$LATEST"
+        if config.on_failure_arn:
+            record = {
+                "version": "1.0",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "requestContext": {
+                    "requestId": pending.request_id,
+                    "functionArn": function_arn,
+                    "condition": condition,
+                    "approximateInvokeCount": pending.attempt,
+                },
+                "requestPayload": pending.event,
+                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+                "responsePayload": error,
+            }
+            return self._deliver(config.on_failure_arn, record, error, pending.request_id, condition)
+        if config.dead_letter_arn:
+            return self._deliver(config.dead_letter_arn, pending.event, error, pending.request_id, condition)
+        return f"dropped ({condition}; the function has no OnFailure destination or DeadLetterQueue)"
+
+    def _deliver(self, arn: str, body: Any, error: dict[str, Any], request_id: str, condition: str) -> str:
+        name = self.names.get(arn, arn)
+        service = arn.split(":")[2] if arn.count(":") >= 5 else ""
+        try:
+            if service == "sqs":
+                url = self._sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+                self._sqs.send_message(
+                    QueueUrl=url,
+                    MessageBody=json.dumps(body),
+                    MessageAttributes={
+                        "RequestID": {"DataType": "String", "StringValue": request_id},
+                        "ErrorCode": {"DataType": "String", "StringValue": str(error.get("errorType"))[:256]},
+                    },
+                )
+            elif service == "events":
+                self._events.put_events(
+                    Entries=[
+                        {
+                            "Source": "lambda",
+                            "DetailType": "Lambda Function Invocation Result - Failure",
+                            "Detail": json.dumps(body),
+                            "EventBusName": arn,
+                        }
+                    ]
+                )
+            else:
+                return f"dropped (destination {name} is not emulated locally)"
+        except Exception as exc:
+            return f"dropped (sending to {name} failed: {type(exc).__name__})"
+        return f"sent to {name} ({condition})"

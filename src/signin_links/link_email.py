@@ -1,0 +1,581 @@
+"""Delivery by email: each ``SignInLinkMinted`` event becomes one email through Amazon SES v2
+``SendEmail``, and no token ever gets two.
+
+Order of work for one event (:meth:`LinkMailer.deliver`):
+
+1. **Is it ours?** Detail-type ``SignInLinkMinted`` from source ``signin-links``, a ``url`` that is
+   ``<ACCEPT_BASE_URL>/accept-token?token=<token>``, and a token that verifies against the ticket
+   keyring and names the event's ``sign_in_token_id``. Anything else is *ignored*: logged, counted
+   (``LinkEmailEventsIgnored``), nothing sent, nothing recorded. So whoever can put events on the
+   bus can neither have the stack mail a link it did not mint nor block a real link's email.
+2. **Permanent failures before sending** (no ``metadata.email``, an address SES cannot take, a link
+   already expired) are recorded, a "failed" marker keyed by the token id, and published as
+   ``SignInLinkEmailFailed`` (the marker notes it was; a retry publishes what an earlier attempt
+   could not, so two deliveries racing each other may both publish it). They fail nothing: the
+   invocation succeeds, the other links go on.
+3. **Claim**: a conditional put of the "sending" marker (``store.claim_email``). If a marker is
+   there, the email is someone else's: "sent", "failed" or "unknown" means a duplicate delivery,
+   nothing to do; "sending" means another invocation is sending it, unless its claimer is known
+   to be dead (it is this very request's earlier attempt, or the claim is older than
+   ``EMAIL_CLAIM_TIMEOUT_SECONDS``), in which case nobody can tell whether SES took the message:
+   the marker becomes "unknown" and ``SignInLinkEmailFailed`` says ``outcome_unknown``.
+4. **Send**: render the templates (:class:`EmailTemplates`) and call ``SendEmail`` once per
+   attempt (the client never retries by itself). SES throttling is retried here with full-jitter
+   exponential backoff, up to ``EMAIL_MAX_ATTEMPTS`` and the invocation's remaining time.
+5. **Settle**: "sent" with SES's message id. SES *rejecting* the message (``MessageRejected``,
+   ``BadRequestException``) is a permanent failure (recorded, published). SES *refusing* it for
+   now (still throttled, account paused, SES unavailable, no connection) means nothing was sent:
+   the claim is released and the invocation fails, so Lambda retries it and then hands it to its
+   on-failure destination. A request that may have reached SES without an answer (a read timeout,
+   a dropped connection) is never sent again: "unknown", published.
+
+At most once, not exactly once: the only way to a second email would be a second ``SendEmail``
+after SES accepted the first, and a claim is given back only when SES answered that it did not
+accept the message. The price is the "unknown" outcome: an invocation that dies between its claim
+and its answer leaves an email that may or may not have gone, which is published, not resent.
+
+Nothing here logs an address, a URL or a token; events carry the token id, never the link.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import re
+import string
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from email.utils import formataddr
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+
+from signin_links import ids
+from signin_links.config import ConfigError, Settings
+from signin_links.errors import ErrorCode, SignInLinksError, unavailable
+from signin_links.events import SOURCE, EventPublisher
+from signin_links.keyring import Keyring
+from signin_links.observability import logger, metrics
+from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker, TokenStore
+from signin_links.tickets import verify_ticket
+
+MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.MINTED_DETAIL_TYPE (batch.py is not imported here)
+FAILED_DETAIL_TYPE = "SignInLinkEmailFailed"
+
+# Why an email was not sent (the ``reason`` of SignInLinkEmailFailed and of the marker).
+NO_ADDRESS = "no_address"
+INVALID_ADDRESS = "invalid_address"
+LINK_EXPIRED = "link_expired"
+REJECTED = "rejected"
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+# SES v2 SendEmail errors. Throttled: try again after a pause. Rejecting: the message itself (its
+# address, its content) is refused, and would be again. Anything else: not sent, not for good.
+THROTTLING_CODES = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
+)
+REJECTING_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
+
+BACKOFF_BASE_S = 0.2
+BACKOFF_CAP_S = 5.0
+TIME_MARGIN_MS = 5_000  # never start a wait that would leave less than this of the invocation
+
+TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
+FIELDS = frozenset({"url", "user_id", "sign_in_token_id", "batch_id", "expires_at"})
+MAX_ADDRESS_LENGTH = 254
+
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SUBJECT_SPACE = re.compile(r"\s+")
+
+
+class IgnoredEvent(Exception):
+    """Not a minted link of this stack: nothing is sent or recorded. ``str()`` is safe to log."""
+
+
+class PermanentFailure(Exception):
+    """The email cannot be sent, now or later; ``reason`` is one of the reasons above."""
+
+    def __init__(self, reason: str, error_code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_code = error_code
+
+
+# --- The event ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MintedLink:
+    """A ``SignInLinkMinted`` detail, checked."""
+
+    token_id: str
+    user_id: str
+    url: str = field(repr=False)
+    token: str = field(repr=False)
+    expires_at_ms: int
+    batch_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_minted(event: object, accept_base_url: str) -> MintedLink:
+    """The minted link an EventBridge event carries; :class:`IgnoredEvent` for anything else (the
+    token is not verified here: see :meth:`LinkMailer.deliver`)."""
+    if not isinstance(event, Mapping):
+        raise IgnoredEvent("the event is not a JSON object")
+    if event.get("detail-type") != MINTED_DETAIL_TYPE or event.get("source") != SOURCE:
+        raise IgnoredEvent(f"not a {MINTED_DETAIL_TYPE} event from {SOURCE}")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise IgnoredEvent("the detail is not a JSON object")
+    token_id, user_id, url = detail.get("sign_in_token_id"), detail.get("user_id"), detail.get("url")
+    expires_at, batch_id, metadata = detail.get("expires_at"), detail.get("batch_id"), detail.get("metadata")
+    if not isinstance(token_id, str) or not ids.is_id(token_id, ids.SIGN_IN_TOKEN):
+        raise IgnoredEvent("sign_in_token_id is missing or malformed")
+    if not isinstance(user_id, str) or not user_id:
+        raise IgnoredEvent("user_id is missing")
+    if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+        raise IgnoredEvent("expires_at is not an integer")
+    if batch_id is not None and not isinstance(batch_id, str):
+        raise IgnoredEvent("batch_id is not a string")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise IgnoredEvent("metadata is not a JSON object")
+    prefix = f"{accept_base_url.rstrip('/')}/accept-token?token="
+    if not isinstance(url, str) or not url.startswith(prefix) or len(url) == len(prefix):
+        raise IgnoredEvent("url is not this stack's accept page")
+    return MintedLink(
+        token_id=token_id,
+        user_id=user_id,
+        url=url,
+        token=url[len(prefix) :],
+        expires_at_ms=expires_at,
+        batch_id=batch_id,
+        metadata=metadata or {},
+    )
+
+
+def recipient(metadata: Mapping[str, Any]) -> str:
+    """The address in ``metadata.email``, as SES takes it (an internationalised domain in Punycode);
+    :class:`PermanentFailure` if there is none or it is not one address SES could send to."""
+    value = metadata.get("email")
+    if value is None or value == "":
+        raise PermanentFailure(NO_ADDRESS)
+    if not isinstance(value, str):
+        raise PermanentFailure(INVALID_ADDRESS)
+    address = value.strip()
+    if len(address) > MAX_ADDRESS_LENGTH or address.count("@") != 1:
+        raise PermanentFailure(INVALID_ADDRESS)
+    local, domain = address.split("@")
+    # SES takes 7-bit local parts only (no SMTPUTF8); the domain may be internationalised.
+    if not 1 <= len(local) <= 64 or not _LOCAL_PART.fullmatch(local):
+        raise PermanentFailure(INVALID_ADDRESS)
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except (UnicodeError, ValueError):
+        raise PermanentFailure(INVALID_ADDRESS) from None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        raise PermanentFailure(INVALID_ADDRESS)
+    full = f"{local}@{ascii_domain}"
+    if len(full) > MAX_ADDRESS_LENGTH:
+        raise PermanentFailure(INVALID_ADDRESS)
+    return full
+
+
+# --- The templates --------------------------------------------------------------------------------
+
+
+class _Template(string.Template):
+    """``$name`` / ``${name}`` for the link's fields; ``${metadata.key}`` for a metadata field, and
+    ``${metadata.key|fallback}`` for one that may be missing or empty."""
+
+    idpattern = r"(?a:[_a-z][_a-z0-9]*)"
+    braceidpattern = r"(?a:metadata\.[A-Za-z0-9_-]+(?:\|[^{}$\n]*)?|[_a-z][_a-z0-9]*)"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str = field(repr=False)
+    html: str = field(repr=False)
+
+
+def clean(value: str) -> str:
+    """No lone surrogates (SES's JSON cannot carry them) and no control characters but tab and newline."""
+    value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return _CONTROL.sub("", value)
+
+
+def metadata_text(value: object) -> str:
+    """A metadata value as text: strings as they are, other JSON values as JSON, null as nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (ValueError, TypeError):  # a number too long for Python's int-to-text limit
+        return ""
+
+
+class _Values(Mapping[str, str]):
+    """What a template's placeholders stand for, escaped for one part of the email."""
+
+    def __init__(self, fields: Mapping[str, str], metadata: Mapping[str, Any], escape: Callable[[str], str]) -> None:
+        self._fields = fields
+        self._metadata = metadata
+        self._escape = escape
+
+    def __getitem__(self, name: str) -> str:
+        if name.lower().startswith("metadata."):
+            key, _, fallback = name[len("metadata.") :].partition("|")
+            value = clean(metadata_text(self._metadata.get(key)))
+            return self._escape(value if value.strip() else fallback)
+        return self._escape(clean(self._fields[name.lower()]))
+
+    def __iter__(self) -> Any:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+def _subject_escape(value: str) -> str:
+    return _SUBJECT_SPACE.sub(" ", value)
+
+
+def _html_escape(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+@dataclass(frozen=True)
+class EmailTemplates:
+    """The subject, text and HTML templates (``subject.txt``, ``body.txt``, ``body.html``)."""
+
+    subject: _Template
+    text: _Template
+    html: _Template
+
+    @classmethod
+    def load(cls, directory: Path) -> EmailTemplates:
+        """Read and check the three files; :class:`ConfigError` names a missing file or a bad placeholder."""
+        loaded: dict[str, _Template] = {}
+        for name in TEMPLATE_FILES:
+            path = directory / name
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"email template {path} cannot be read ({type(exc).__name__})") from None
+            template = _Template(text)
+            used = _placeholders(template, path)
+            if name == "subject.txt" and "url" in used:
+                raise ConfigError(f"email template {path}: the link ($url) must not be in the subject")
+            if name != "subject.txt" and "url" not in used:
+                raise ConfigError(f"email template {path} does not contain the link ($url)")
+            loaded[name] = template
+        return cls(subject=loaded["subject.txt"], text=loaded["body.txt"], html=loaded["body.html"])
+
+    def render(self, link: MintedLink) -> RenderedEmail:
+        fields = {
+            "url": link.url,
+            "user_id": link.user_id,
+            "sign_in_token_id": link.token_id,
+            "batch_id": link.batch_id or "",
+            "expires_at": expiry_text(link.expires_at_ms),
+        }
+        subject = self.subject.substitute(_Values(fields, link.metadata, _subject_escape)).strip()
+        return RenderedEmail(
+            subject=subject,
+            text=self.text.substitute(_Values(fields, link.metadata, str)),
+            html=self.html.substitute(_Values(fields, link.metadata, _html_escape)),
+        )
+
+
+def _placeholders(template: _Template, path: Path) -> set[str]:
+    used: set[str] = set()
+    for match in template.pattern.finditer(template.template):
+        if match.group("invalid") is not None:
+            line = template.template[: match.start()].count("\n") + 1
+            raise ConfigError(f"email template {path}, line {line}: a lone $ (write $$ for a dollar sign)")
+        name = match.group("named") or match.group("braced")
+        if name is None:
+            continue  # $$
+        if not name.lower().startswith("metadata.") and name.lower() not in FIELDS:
+            raise ConfigError(f"email template {path}: unknown placeholder ${{{name}}} (known: {sorted(FIELDS)})")
+        used.add(name.lower())
+    return used
+
+
+def expiry_text(expires_at_ms: int) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires_at_ms / 1000))
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+# --- Sending --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened to one event (the function's result; never an address or a link)."""
+
+    outcome: str  # sent | failed | unknown | duplicate | in_progress | ignored
+    sign_in_token_id: str | None = None
+    message_id: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+
+RemainingMs = Callable[[], int]
+
+
+class LinkMailer:
+    """The delivery-by-email use case (see the module's docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: TokenStore,
+        ses: Any,
+        publisher: EventPublisher,
+        templates: EmailTemplates,
+        ticket_keyring: Callable[[], Keyring],
+        published_base_url: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not settings.email_sender:
+            raise ConfigError("EMAIL_SENDER (template parameter EmailSender) must be set to send link emails")
+        try:
+            sender = recipient({"email": settings.email_sender})
+        except PermanentFailure:
+            raise ConfigError(f"EMAIL_SENDER: {settings.email_sender!r} is not an email address") from None
+        if not settings.accept_base_url and published_base_url is None:
+            raise ConfigError(
+                "no accept base URL to check links against: set ACCEPT_BASE_URL (template parameter AcceptBaseUrl) "
+                "or ACCEPT_BASE_URL_PARAMETER (the stack's AcceptBaseUrlParameter)"
+            )
+        self.settings = settings
+        self.store = store
+        self.ses = ses
+        self.publisher = publisher
+        self.templates = templates
+        self.ticket_keyring = ticket_keyring
+        self.published_base_url = published_base_url
+        self.clock = clock
+        self.sleep = sleep
+        name = clean(settings.email_sender_name).replace("\n", " ").strip()
+        self.from_address = formataddr((name, sender)) if name else sender
+
+    def deliver(self, event: object, request_id: str, remaining_ms: RemainingMs | None = None) -> Delivery:
+        """Send the email of one ``SignInLinkMinted`` event, at most once per token. Raises
+        ``service_unavailable`` only when nothing was sent and a retry may succeed."""
+        try:
+            link = self._verified(parse_minted(event, self.base_url()))
+        except IgnoredEvent as exc:
+            logger.warning("event ignored: not a link this stack minted", extra={"reason": str(exc)})
+            metrics.add_metric(name="LinkEmailEventsIgnored", unit="Count", value=1)
+            return Delivery("ignored", reason=str(exc))
+        try:
+            if link.expires_at_ms <= self._now_ms() - self.settings.ticket_leeway_seconds * 1000:
+                raise PermanentFailure(LINK_EXPIRED)
+            address = recipient(link.metadata)
+        except PermanentFailure as failure:
+            return self._fail_before_sending(link, request_id, failure)
+        email = self.templates.render(link)  # before the claim: nothing may fail between claim and send
+        held = self.store.claim_email(link.token_id, request_id, self._now_ms(), self._ttl(link))
+        if held is not None:
+            return self._held(link, held, request_id)
+        return self._send(link, address, email, request_id, remaining_ms)
+
+    def base_url(self) -> str:
+        """Where this stack's links point: the configured URL, else the one the stack publishes (as
+        mint_link reads it). ``service_unavailable`` if that cannot be read (Lambda retries)."""
+        url = self.settings.accept_base_url
+        if not url and self.published_base_url is not None:
+            url = self.published_base_url().rstrip("/")
+        if not url:
+            raise ConfigError("the stack publishes no accept base URL (ACCEPT_BASE_URL_PARAMETER is empty)")
+        return url
+
+    # -- the steps --------------------------------------------------------------------------------
+
+    def _verified(self, link: MintedLink) -> MintedLink:
+        """``link`` once its token verifies and names it, with the token's own expiry (an expired
+        token verifies here; :meth:`deliver` reports it)."""
+        try:
+            # now=0: expiry is judged by deliver() (a permanent failure, not a foreign event), so only
+            # the signature, the kid and the claims decide here.
+            ticket = verify_ticket(link.token, self.ticket_keyring(), now=0, leeway=0)
+        except SignInLinksError as exc:
+            if exc.code is ErrorCode.TICKET_INVALID:
+                raise IgnoredEvent("the link's token does not verify") from None
+            raise  # the keyring could not be read: the invocation fails and is retried
+        if ticket.sid != link.token_id:
+            raise IgnoredEvent("the link's token is not the event's sign_in_token_id")
+        return replace(link, expires_at_ms=ticket.expires_at * 1000)
+
+    def _fail_before_sending(self, link: MintedLink, request_id: str, failure: PermanentFailure) -> Delivery:
+        held = self.store.record_email_failure(
+            link.token_id, request_id, failure.reason, self._now_ms(), self._ttl(link)
+        )
+        if held is not None:
+            return self._held(link, held, request_id)
+        self._announce(link, failure.reason, failure.error_code)
+        return Delivery("failed", link.token_id, reason=failure.reason)
+
+    def _held(self, link: MintedLink, marker: EmailMarker, request_id: str) -> Delivery:
+        """The token's email is already someone's: say what stands, and finish what is unfinished."""
+        if marker.status in (EMAIL_FAILED, EMAIL_UNKNOWN) and not marker.announced:
+            self._announce(link, marker.reason or OUTCOME_UNKNOWN, None)  # an earlier run could not publish it
+            return Delivery(
+                "failed" if marker.status == EMAIL_FAILED else "unknown", link.token_id, reason=marker.reason
+            )
+        if marker.status != EMAIL_SENDING:
+            logger.info("email already handled", extra={"sign_in_token_id": link.token_id, "status": marker.status})
+            metrics.add_metric(name="LinkEmailDuplicates", unit="Count", value=1)
+            return Delivery("duplicate", link.token_id, reason=marker.status)
+        dead = marker.request_id == request_id or (
+            self._now_ms() - marker.claimed_at > self.settings.email_claim_timeout_seconds * 1000
+        )
+        if not dead:
+            logger.info("email being sent by another invocation", extra={"sign_in_token_id": link.token_id})
+            metrics.add_metric(name="LinkEmailDuplicates", unit="Count", value=1)
+            return Delivery("in_progress", link.token_id)
+        if not self.store.take_over_email(link.token_id, marker.request_id, request_id, self._now_ms()):
+            return Delivery("duplicate", link.token_id, reason="taken over by another invocation")
+        logger.warning(
+            "an earlier attempt died while sending: whether the email went is unknown, so it is not resent",
+            extra={"sign_in_token_id": link.token_id},
+        )
+        self._announce(link, OUTCOME_UNKNOWN, None)
+        return Delivery("unknown", link.token_id, reason=OUTCOME_UNKNOWN)
+
+    def _send(
+        self, link: MintedLink, address: str, email: RenderedEmail, request_id: str, remaining_ms: RemainingMs | None
+    ) -> Delivery:
+        request = self._request(link, address, email)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.ses.send_email(**request)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if code in THROTTLING_CODES and self._may_wait(attempt, remaining_ms):
+                    metrics.add_metric(name="LinkEmailsThrottled", unit="Count", value=1)
+                    self.sleep(self._backoff(attempt))
+                    continue
+                if code in REJECTING_CODES:
+                    return self._settle_failed(link, request_id, PermanentFailure(REJECTED, code))
+                self._give_back(link, request_id, code or type(exc).__name__, attempt)
+                raise unavailable("Amazon SES") from None
+            except HTTPClientError as exc:  # the request may have reached SES: never send it again
+                return self._settle_unknown(link, request_id, type(exc).__name__)
+            except BotoCoreError as exc:  # no connection, nothing sent
+                self._give_back(link, request_id, type(exc).__name__, attempt)
+                raise unavailable("Amazon SES") from None
+            message_id = str(response.get("MessageId", ""))
+            try:
+                settled = self.store.settle_email(
+                    link.token_id, request_id, EMAIL_SENT, self._now_ms(), message_id=message_id
+                )
+            except SignInLinksError:
+                settled = False  # the email went: failing now would only turn it into "unknown"
+            if not settled:
+                logger.warning(
+                    "email sent, but its marker could not be set to sent", extra={"sign_in_token_id": link.token_id}
+                )
+            logger.info(
+                "link email sent",
+                extra={"sign_in_token_id": link.token_id, "message_id": message_id, "attempts": attempt},
+            )
+            metrics.add_metric(name="LinkEmailsSent", unit="Count", value=1)
+            return Delivery("sent", link.token_id, message_id=message_id)
+
+    def _request(self, link: MintedLink, address: str, email: RenderedEmail) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "FromEmailAddress": self.from_address,
+            "Destination": {"ToAddresses": [address]},
+            "Content": {
+                "Simple": {
+                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": email.text, "Charset": "UTF-8"},
+                        "Html": {"Data": email.html, "Charset": "UTF-8"},
+                    },
+                }
+            },
+            # Bounce and complaint events of the configuration set carry it (mail.tags).
+            "EmailTags": [{"Name": "sign_in_token_id", "Value": link.token_id}],
+        }
+        if self.settings.email_configuration_set:
+            request["ConfigurationSetName"] = self.settings.email_configuration_set
+        return request
+
+    def _may_wait(self, attempt: int, remaining_ms: RemainingMs | None) -> bool:
+        if attempt >= self.settings.email_max_attempts:
+            return False
+        ceiling_ms = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * 1000
+        return remaining_ms is None or remaining_ms() - ceiling_ms > TIME_MARGIN_MS
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 - jitter
+
+    def _settle_failed(self, link: MintedLink, request_id: str, failure: PermanentFailure) -> Delivery:
+        self.store.settle_email(link.token_id, request_id, EMAIL_FAILED, self._now_ms(), reason=failure.reason)
+        logger.warning(
+            "SES rejected the link email",
+            extra={"sign_in_token_id": link.token_id, "ses_error": failure.error_code},
+        )
+        self._announce(link, failure.reason, failure.error_code)
+        return Delivery("failed", link.token_id, reason=failure.reason)
+
+    def _settle_unknown(self, link: MintedLink, request_id: str, error: str) -> Delivery:
+        self.store.settle_email(link.token_id, request_id, EMAIL_UNKNOWN, self._now_ms(), reason=OUTCOME_UNKNOWN)
+        logger.warning(
+            "SES did not answer: whether the email went is unknown, so it is not resent",
+            extra={"sign_in_token_id": link.token_id, "error": error},
+        )
+        self._announce(link, OUTCOME_UNKNOWN, error)
+        return Delivery("unknown", link.token_id, reason=OUTCOME_UNKNOWN)
+
+    def _give_back(self, link: MintedLink, request_id: str, error: str, attempts: int) -> None:
+        logger.warning(
+            "SES did not take the link email; the claim is released and the invocation fails for a retry",
+            extra={"sign_in_token_id": link.token_id, "ses_error": error, "attempts": attempts},
+        )
+        metrics.add_metric(name="LinkEmailsDeferred", unit="Count", value=1)
+        self.store.release_email(link.token_id, request_id)
+
+    def _announce(self, link: MintedLink, reason: str, error_code: str | None) -> None:
+        """Publish ``SignInLinkEmailFailed`` (ids and the reason; never the address or the link)."""
+        detail = {
+            "sign_in_token_id": link.token_id,
+            "user_id": link.user_id,
+            "batch_id": link.batch_id,
+            "reason": reason,
+            "error_code": error_code,
+        }
+        metrics.add_metric(name="LinkEmailsFailed", unit="Count", value=1)
+        logger.warning("link email not sent", extra={"sign_in_token_id": link.token_id, "reason": reason})
+        if not self.publisher.publish_one(FAILED_DETAIL_TYPE, detail):
+            raise unavailable("EventBridge")  # the marker stays unannounced: the retry publishes it
+        self.store.mark_email_announced(link.token_id)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _ttl(self, link: MintedLink) -> int:
+        return max(int(self.clock()), link.expires_at_ms // 1000) + self.settings.token_retention_seconds
