@@ -117,7 +117,7 @@ def test_any_list_query_parses_or_is_a_422_naming_a_field(params: dict[str, str]
 
 def with_session_id(event: dict[str, Any], session_id: str) -> dict[str, Any]:
     """The event for ``session_id`` as API Gateway sends it: raw (encoded) path and decoded parameter."""
-    path = event["rawPath"].replace("sess_0000000000000000000000", quote(session_id, safe=""))
+    path = event["rawPath"].replace("sess_0000000000000000000000", quote(session_id, safe="", errors="surrogatepass"))
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["pathParameters"] = {"session_id": session_id}
     return event
