@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
-from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
+from signin_links.errors import SignInLinksError, param_invalid, reject_unknown
 from signin_links.http import (
     install_error_handlers,
     json_response,
@@ -70,11 +70,7 @@ def own_base_url() -> str:
 def json_body(service: Sessions, fields: frozenset[str]) -> dict[str, Any]:
     """The JSON object body (empty allowed); an unknown field is 422 ``form_param_unknown``."""
     body = read_json_object(request_body(app), service.settings.max_body_bytes)
-    for name in body:
-        if name not in fields:
-            raise SignInLinksError(
-                ErrorCode.FORM_PARAM_UNKNOWN, f"{str(name)[:64]} is not a valid parameter.", param=str(name)[:64]
-            )
+    reject_unknown(body, fields)
     return body
 
 

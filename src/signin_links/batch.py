@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from signin_links import ids
 from signin_links.config import ConfigError, Settings
-from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, unavailable
+from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, reject_unknown, unavailable
 from signin_links.events import Event, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.manifest import ManifestLocation, ManifestReader, ResultsWriter, parse_manifest_uri, results_key
@@ -127,14 +127,6 @@ class FinalizeRequest:
     chunks: tuple[Mapping[str, Any], ...]
 
 
-def _reject_unknown(data: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    for name in data:
-        if name not in allowed:
-            raise SignInLinksError(
-                ErrorCode.FORM_PARAM_UNKNOWN, f"{str(name)[:64]} is not a valid parameter.", param=str(name)[:64]
-            )
-
-
 def check_batch_id(value: object) -> str:
     batch_id = check_identifier(value, "batch_id", required=True)
     assert batch_id is not None
@@ -145,7 +137,7 @@ def check_batch_id(value: object) -> str:
 
 def parse_detail(detail: Mapping[str, Any], settings: Settings, *, chunked: bool = False) -> BatchRequest:
     """A ``MintSignInLinks`` detail (or a Step Functions chunk) -> :class:`BatchRequest`."""
-    _reject_unknown(detail, CHUNK_FIELDS if chunked else DETAIL_FIELDS)
+    reject_unknown(detail, CHUNK_FIELDS if chunked else DETAIL_FIELDS)
     batch_id = check_batch_id(detail.get("batch_id"))
     expires, org_id = detail.get("expires_in_seconds"), detail.get("org_id")
     # The batch-wide fields follow the API's rules; a bad one rejects the whole batch.
@@ -187,7 +179,7 @@ def check_size(count: int, settings: Settings, name: str) -> None:
 
 
 def parse_finalize(event: Mapping[str, Any]) -> FinalizeRequest:
-    _reject_unknown(event, FINALIZE_FIELDS)
+    reject_unknown(event, FINALIZE_FIELDS)
     batch_id = check_batch_id(event.get("batch_id"))
     chunks = event.get("chunks")
     if not isinstance(chunks, list):
@@ -294,7 +286,7 @@ def read_user(raw: object, request: BatchRequest, settings: Settings) -> tuple[M
     """One user object checked with the API's rules (``check_mint_request``) plus metadata."""
     if not isinstance(raw, dict):
         raise param_invalid("users", "each user must be a JSON object.")
-    _reject_unknown(raw, USER_FIELDS)
+    reject_unknown(raw, USER_FIELDS)
     redirect = raw.get("redirect_url")
     mint = MintRequest(
         user_id=raw.get("user_id"),  # type: ignore[arg-type]  # checked just below

@@ -6,6 +6,7 @@ a response in one place (``wire.error_envelope``) and never build error bodies t
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from enum import Enum
 from typing import Any
 
@@ -159,6 +160,14 @@ def param_missing(name: str) -> SignInLinksError:
 
 def param_invalid(name: str, why: str) -> SignInLinksError:
     return SignInLinksError(ErrorCode.FORM_PARAM_VALUE_INVALID, f"{name} {why}", param=name)
+
+
+def reject_unknown(data: Iterable[object], allowed: Collection[str]) -> None:
+    """Refuse the first field name not in ``allowed`` (422 ``form_param_unknown``), as Clerk does."""
+    for name in data:
+        if name not in allowed:
+            shown = str(name)[:64]
+            raise SignInLinksError(ErrorCode.FORM_PARAM_UNKNOWN, f"{shown} is not a valid parameter.", param=shown)
 
 
 def unavailable(what: str, retry_after: int = 1) -> SignInLinksError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
+from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, reject_unknown
 from signin_links.models import SignInTokenRecord
 from signin_links.service import MintRequest
 
@@ -42,11 +42,7 @@ def read_json_object(body: bytes | str | None, max_bytes: int) -> dict[str, Any]
 def parse_mint_request(data: dict[str, Any]) -> MintRequest:
     """Field names and JSON types of ``POST /v1/sign_in_tokens``; unknown fields are rejected
     (``form_param_unknown``), as Clerk does."""
-    for name in data:
-        if name not in CREATE_FIELDS:
-            raise SignInLinksError(
-                ErrorCode.FORM_PARAM_UNKNOWN, f"{str(name)[:64]} is not a valid parameter.", param=str(name)[:64]
-            )
+    reject_unknown(data, CREATE_FIELDS)
     expires = data.get("expires_in_seconds")
     if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
         raise param_invalid("expires_in_seconds", "must be an integer.")
