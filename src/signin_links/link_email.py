@@ -62,7 +62,7 @@ from signin_links.observability import logger, metrics
 from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker, TokenStore
 from signin_links.tickets import verify_ticket
 
-MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.MINTED_DETAIL_TYPE (batch.py is not imported here)
+MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.minter.MINTED_DETAIL_TYPE (the batch package is not imported here)
 FAILED_DETAIL_TYPE = "SignInLinkEmailFailed"
 
 # Why an email was not sent (the ``reason`` of SignInLinkEmailFailed and of the marker).

@@ -20,7 +20,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from signin_links import aws
-from signin_links.batch import BatchIncomplete, BatchRejected, token_id_for
+from signin_links.batch import BatchIncomplete, BatchRejected
+from signin_links.batch.plan import token_id_for
 from tests.conftest import REGION, Stack, load_event, load_function, reset_caches
 
 RESULTS_BUCKET = "signin-links-results-test"

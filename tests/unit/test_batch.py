@@ -9,18 +9,8 @@ from typing import Any
 import pytest
 
 from signin_links import ids
-from signin_links.batch import (
-    BatchRejected,
-    BatchRequest,
-    FinalizeRequest,
-    fingerprint,
-    header_key,
-    marker_key,
-    parse_invocation,
-    parse_metadata,
-    plan_batch,
-    token_id_for,
-)
+from signin_links.batch.plan import fingerprint, header_key, marker_key, plan_batch, token_id_for
+from signin_links.batch.request import BatchRejected, BatchRequest, FinalizeRequest, parse_invocation, parse_metadata
 from signin_links.config import parse_settings
 from signin_links.errors import SignInLinksError
 from signin_links.manifest import ManifestReader, parse_csv, parse_jsonl, parse_manifest_uri, results_key

@@ -1,35 +1,11 @@
-"""Batch minting (being split into modules; see minter.py for now)."""
+"""Batch minting: one request mints sign-in links for many users (docs/batches.md).
 
-from signin_links.batch.minter import (
-    IDEMPOTENCY_KEY_PREFIX,
-    MINTED_DETAIL_TYPE,
-    BatchIncomplete,
-    BatchMinter,
-    BatchRejected,
-    BatchRequest,
-    FinalizeRequest,
-    fingerprint,
-    header_key,
-    marker_key,
-    parse_invocation,
-    parse_metadata,
-    plan_batch,
-    token_id_for,
-)
+``request`` parses and checks the three event shapes, ``plan`` (pure) decides per user,
+``minter`` writes, signs and announces, ``summary`` (pure) reports. A handler needs only the
+entry points below: ``BatchMinter(...).run(parse_invocation(event, settings), context)``.
+"""
 
-__all__ = [
-    "IDEMPOTENCY_KEY_PREFIX",
-    "MINTED_DETAIL_TYPE",
-    "BatchIncomplete",
-    "BatchMinter",
-    "BatchRejected",
-    "BatchRequest",
-    "FinalizeRequest",
-    "fingerprint",
-    "header_key",
-    "marker_key",
-    "parse_invocation",
-    "parse_metadata",
-    "plan_batch",
-    "token_id_for",
-]
+from signin_links.batch.minter import BatchIncomplete, BatchMinter
+from signin_links.batch.request import BatchRejected, parse_invocation
+
+__all__ = ["BatchIncomplete", "BatchMinter", "BatchRejected", "parse_invocation"]
