@@ -596,7 +596,7 @@ def test_unprocessed_items_and_keys_are_retried_until_written(batches: Batches) 
         return Wrapped(client, batch_write_item=batch_write_item, batch_get_item=batch_get_item)
 
     batches.use_clients(dynamodb=flaky)
-    load_function("mint_link").sign_in_tokens().store._sleep = lambda _: None
+    load_function("mint_link").batch_minter().ledger._sleep = lambda _: None
     summary = batches.deliver({"batch_id": "flaky", "users": users(260)})
     assert summary["counts"]["minted"] == 260 and summary["status"] == "completed"
     assert len(batches.tokens("flaky")) == 260 and len(batches.minted()) == 260

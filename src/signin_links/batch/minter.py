@@ -50,7 +50,7 @@ from signin_links.manifest import ManifestReader, ResultsWriter, results_key
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
-from signin_links.store import BATCH_COMPLETED, BATCH_RUNNING, BatchHeader
+from signin_links.store import BATCH_COMPLETED, BATCH_RUNNING, BatchHeader, BatchLedger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -133,6 +133,7 @@ class BatchMinter:
         self,
         settings: Settings,
         tokens: SignInTokens,
+        ledger: BatchLedger,
         publisher: EventPublisher,
         *,
         manifests: ManifestReader | None = None,
@@ -142,7 +143,7 @@ class BatchMinter:
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.store = tokens.store
+        self.ledger = ledger
         self.publisher = publisher
         self.manifests = manifests
         self.results = results
@@ -234,7 +235,7 @@ class BatchMinter:
             status=BATCH_RUNNING,
             created_at=int(now * 1000),
         )
-        existing = self.store.start_batch(header, ttl)
+        existing = self.ledger.start_batch(header, ttl)
         if existing is not None and existing.fingerprint and existing.fingerprint != header.fingerprint:
             raise reused_batch_id()
         return header, existing
@@ -245,7 +246,7 @@ class BatchMinter:
         request = unit.request
         steps = [plan.entries[start : start + STEP_SIZE] for start in range(0, len(plan.entries), STEP_SIZE)]
         markers = [marker_key(request.batch_id, request.chunk, number) for number in range(len(steps))]
-        announced = self.store.announced(markers) if resumed else {}
+        announced = self.ledger.announced(markers) if resumed else {}
         workers = max(1, min(self.settings.batch_concurrency, len(steps)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
             futures = [
@@ -269,7 +270,7 @@ class BatchMinter:
         if request.chunk == WHOLE_BATCH and not self.publisher.publish_one(COMPLETED_DETAIL_TYPE, summary):
             raise unavailable("EventBridge")  # the retry re-runs: every user is already announced
         if summary["status"] == BATCH_COMPLETED:
-            self.store.complete_batch(header.key, summary, int(self.clock() * 1000))
+            self.ledger.complete_batch(header.key, summary, int(self.clock() * 1000))
         logger.info("batch minted", extra={**self._log(request), **summary["counts"], "status": summary["status"]})
         # Here, not in the handler: a redelivery answered from the idempotency store or the
         # completed header must not count the batch's links a second time.
@@ -305,9 +306,9 @@ class BatchMinter:
             outcome.skipped = True
             return outcome
         to_write, to_announce = self._triage(unit, entries, announced, outcome)
-        self.store.put_batch_tokens(to_write, self.settings.ttl_for, unit.request.chunk)
+        self.ledger.put_batch_tokens(to_write, self.settings.ttl_for, unit.request.chunk)
         self._announce(unit, to_announce, outcome)
-        self.store.add_announced(marker, [token.record.id for _, token in outcome.minted], unit.marker_ttl)
+        self.ledger.add_announced(marker, [token.record.id for _, token in outcome.minted], unit.marker_ttl)
         return outcome
 
     def _triage(
@@ -316,7 +317,7 @@ class BatchMinter:
         """The step's tokens to write (missing) and to announce (just written, or written by an
         earlier run of this unit and not announced); the rest go to ``outcome.already``."""
         request = unit.request
-        existing = self.store.get_batch_tokens([entry.token_id for entry in entries]) if unit.read_first else {}
+        existing = self.ledger.get_batch_tokens([entry.token_id for entry in entries]) if unit.read_first else {}
         to_write: list[SignInTokenRecord] = []
         to_announce: list[tuple[Entry, SignInTokenRecord]] = []
         for entry in entries:
