@@ -6,9 +6,10 @@ Rules:
 * Nothing is written before the accept base URL and the signing key are known: a batch that
   cannot make links leaves no token behind.
 * A *unit* of work (a whole batch, or one chunk) first writes its header (a conditional PutItem).
-  If that creates it, no token of the unit can exist and the first run skips every read; if it
-  exists, each step reads its tokens (BatchGetItem) and writes only the missing ones. A token is
-  never put twice (BatchWriteItem would replace it).
+  If that creates it, no token of the unit can exist, and a whole batch skips every read; if it
+  exists, or for a chunk (another chunk may hold a user listed twice in the manifest), each step
+  reads its tokens (BatchGetItem) and writes only the missing ones. A token is never put twice
+  (BatchWriteItem would replace it).
 * The token itself is never stored: a re-run re-signs it from the stored record.
 * Each step of :data:`STEP_SIZE` users publishes ``SignInLinkMinted`` for its users, then records
   the published token ids in its marker (an atomic set ADD). A re-run publishes only for pending
