@@ -27,7 +27,7 @@ from signin_links.http import (
 from signin_links.keyring import HMAC, Keyring, forget_secrets, load_keyring
 from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
-from signin_links.store import TokenStore
+from signin_links.store import BatchLedger, TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
 
 if TYPE_CHECKING:
@@ -68,13 +68,15 @@ def batch_minter() -> BatchMinter:
 
     tokens = sign_in_tokens()
     settings = tokens.settings
+    ledger = BatchLedger(aws.client("dynamodb"), settings.table_name)
     return BatchMinter(
         settings,
         tokens,
+        ledger,
         EventPublisher(aws.client("events"), settings.event_bus_name),
         manifests=ManifestReader(aws.client("s3")),
         results=ResultsWriter(aws.client("s3"), settings.results_bucket) if settings.results_bucket else None,
-        idempotency=tokens.store.idempotency_layer(),
+        idempotency=ledger.idempotency_layer(),
     )
 
 

@@ -19,7 +19,7 @@ from signin_links.events import EventPublisher
 from signin_links.keyring import HMAC, Keyring, load_keyring
 from signin_links.link_email import EmailTemplates, LinkMailer
 from signin_links.observability import logger, metrics
-from signin_links.store import TokenStore
+from signin_links.store import EmailMarkers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -36,7 +36,7 @@ def mailer() -> LinkMailer:
 
     return LinkMailer(
         settings,
-        store=TokenStore(aws.client("dynamodb"), settings.table_name),
+        markers=EmailMarkers(aws.client("dynamodb"), settings.table_name),
         ses=aws.client_without_retries("sesv2"),
         publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
         templates=EmailTemplates.load(Path(settings.email_template_dir or TEMPLATES)),

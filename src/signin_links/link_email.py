@@ -13,7 +13,7 @@ Order of work for one event (:meth:`LinkMailer.deliver`):
    ``SignInLinkEmailFailed`` (the marker notes it was; a retry publishes what an earlier attempt
    could not, so two deliveries racing each other may both publish it). They fail nothing: the
    invocation succeeds, the other links go on.
-3. **Claim**: a conditional put of the "sending" marker (``store.claim_email``). If a marker is
+3. **Claim**: a conditional put of the "sending" marker (``EmailMarkers.claim_email``). If a marker is
    there, the email is someone else's: "sent", "failed" or "unknown" means a duplicate delivery,
    nothing to do; "sending" means another invocation is sending it, unless its claimer is known
    to be dead (it is this very request's earlier attempt, or the claim is older than
@@ -59,10 +59,10 @@ from signin_links.errors import ErrorCode, SignInLinksError, unavailable
 from signin_links.events import SOURCE, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.observability import logger, metrics
-from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker, TokenStore
+from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker, EmailMarkers
 from signin_links.tickets import verify_ticket
 
-MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.MINTED_DETAIL_TYPE (batch.py is not imported here)
+MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.minter.MINTED_DETAIL_TYPE (the batch package is not imported here)
 FAILED_DETAIL_TYPE = "SignInLinkEmailFailed"
 
 # Why an email was not sent (the ``reason`` of SignInLinkEmailFailed and of the marker).
@@ -345,7 +345,7 @@ class LinkMailer:
         self,
         settings: Settings,
         *,
-        store: TokenStore,
+        markers: EmailMarkers,
         ses: Any,
         publisher: EventPublisher,
         templates: EmailTemplates,
@@ -366,7 +366,7 @@ class LinkMailer:
                 "or ACCEPT_BASE_URL_PARAMETER (the stack's AcceptBaseUrlParameter)"
             )
         self.settings = settings
-        self.store = store
+        self.markers = markers
         self.ses = ses
         self.publisher = publisher
         self.templates = templates
@@ -393,7 +393,7 @@ class LinkMailer:
         except PermanentFailure as failure:
             return self._fail_before_sending(link, request_id, failure)
         email = self.templates.render(link)  # before the claim: nothing may fail between claim and send
-        held = self.store.claim_email(link.token_id, request_id, self._now_ms(), self._ttl(link))
+        held = self.markers.claim_email(link.token_id, request_id, self._now_ms(), self._ttl(link))
         if held is not None:
             return self._held(link, held, request_id)
         return self._send(link, address, email, request_id, remaining_ms)
@@ -426,7 +426,7 @@ class LinkMailer:
         return replace(link, expires_at_ms=ticket.expires_at * 1000)
 
     def _fail_before_sending(self, link: MintedLink, request_id: str, failure: PermanentFailure) -> Delivery:
-        held = self.store.record_email_failure(
+        held = self.markers.record_email_failure(
             link.token_id, request_id, failure.reason, self._now_ms(), self._ttl(link)
         )
         if held is not None:
@@ -452,7 +452,7 @@ class LinkMailer:
             logger.info("email being sent by another invocation", extra={"sign_in_token_id": link.token_id})
             metrics.add_metric(name="LinkEmailDuplicates", unit="Count", value=1)
             return Delivery("in_progress", link.token_id)
-        if not self.store.take_over_email(link.token_id, marker.request_id, request_id, self._now_ms()):
+        if not self.markers.take_over_email(link.token_id, marker.request_id, request_id, self._now_ms()):
             return Delivery("duplicate", link.token_id, reason="taken over by another invocation")
         logger.warning(
             "an earlier attempt died while sending: whether the email went is unknown, so it is not resent",
@@ -487,7 +487,7 @@ class LinkMailer:
                 raise unavailable("Amazon SES") from None
             message_id = str(response.get("MessageId", ""))
             try:
-                settled = self.store.settle_email(
+                settled = self.markers.settle_email(
                     link.token_id, request_id, EMAIL_SENT, self._now_ms(), message_id=message_id
                 )
             except SignInLinksError:
@@ -534,7 +534,7 @@ class LinkMailer:
         return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 - jitter
 
     def _settle_failed(self, link: MintedLink, request_id: str, failure: PermanentFailure) -> Delivery:
-        self.store.settle_email(link.token_id, request_id, EMAIL_FAILED, self._now_ms(), reason=failure.reason)
+        self.markers.settle_email(link.token_id, request_id, EMAIL_FAILED, self._now_ms(), reason=failure.reason)
         logger.warning(
             "SES rejected the link email",
             extra={"sign_in_token_id": link.token_id, "ses_error": failure.error_code},
@@ -543,7 +543,7 @@ class LinkMailer:
         return Delivery("failed", link.token_id, reason=failure.reason)
 
     def _settle_unknown(self, link: MintedLink, request_id: str, error: str) -> Delivery:
-        self.store.settle_email(link.token_id, request_id, EMAIL_UNKNOWN, self._now_ms(), reason=OUTCOME_UNKNOWN)
+        self.markers.settle_email(link.token_id, request_id, EMAIL_UNKNOWN, self._now_ms(), reason=OUTCOME_UNKNOWN)
         logger.warning(
             "SES did not answer: whether the email went is unknown, so it is not resent",
             extra={"sign_in_token_id": link.token_id, "error": error},
@@ -557,7 +557,7 @@ class LinkMailer:
             extra={"sign_in_token_id": link.token_id, "ses_error": error, "attempts": attempts},
         )
         metrics.add_metric(name="LinkEmailsDeferred", unit="Count", value=1)
-        self.store.release_email(link.token_id, request_id)
+        self.markers.release_email(link.token_id, request_id)
 
     def _announce(self, link: MintedLink, reason: str, error_code: str | None) -> None:
         """Publish ``SignInLinkEmailFailed`` (ids and the reason; never the address or the link)."""
@@ -572,7 +572,7 @@ class LinkMailer:
         logger.warning("link email not sent", extra={"sign_in_token_id": link.token_id, "reason": reason})
         if not self.publisher.publish_one(FAILED_DETAIL_TYPE, detail):
             raise unavailable("EventBridge")  # the marker stays unannounced: the retry publishes it
-        self.store.mark_email_announced(link.token_id)
+        self.markers.mark_email_announced(link.token_id)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

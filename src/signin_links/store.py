@@ -1,11 +1,19 @@
 """The only code that talks to DynamoDB. Token state lives here; the token itself never does.
 
+One table, three classes, each the only writer of its items:
+
+* :class:`TokenStore`: sign-in tokens (create, revoke, redeem) and sessions.
+* :class:`BatchLedger`: batch minting's bookkeeping: its tokens' bulk reads and writes, unit
+  headers, announcement markers, and the Powertools Idempotency records.
+* :class:`EmailMarkers`: delivery by email, one marker per token.
+
 Item shape (table key ``pk``)::
 
     pk = "sit_..."        id of the sign-in token
     user_id, status ("pending" | "accepted" | "revoked"), created_at, updated_at (Unix ms),
     expires_at (Unix s), eis (expires_in_seconds), ttl (Unix s, DynamoDB TTL housekeeping),
-    redirect_url?, org_id?, batch_id?, session_id?, accepted_at? (Unix ms)
+    redirect_url?, org_id?, batch_id?, session_id?, accepted_at? (Unix ms),
+    batch_chunk? (the unit of batch work that wrote it: -1 for a whole batch, else the chunk index)
 
     pk = "sess_..."       id of a session (written with its token's acceptance, in one transaction)
     kind = "session", user_id, session_user_id (= user_id: key of the sparse SessionsByUser index),
@@ -14,9 +22,18 @@ Item shape (table key ``pk``)::
     abandon_at (Unix ms), sign_in_token_id, refresh_hash (SHA-256 hex of the refresh secret),
     ttl (Unix s), org_id?, azp?
 
-    pk = "email#sit_..."  the email of that token (delivery by email; see the email section below)
+    pk = "email#sit_..."  the email of that token (delivery by email; see EmailMarkers)
     status ("sending" | "sent" | "failed" | "unknown"), request_id, claimed_at, updated_at (Unix ms),
     announced (bool), ttl, message_id?, reason?
+
+    pk = "batch_..."      the header of one unit of batch work (id derived from batch_id and chunk)
+    batch_id, batch_chunk, fingerprint, status ("running" | "completed"), created_at,
+    updated_at (Unix ms), ttl, summary? (JSON, once completed)
+
+    pk = "bann_..."       the announcement marker of one step of a unit (batch_id, chunk, step)
+    announced (string set of token ids), ttl
+
+    pk = "batch-idempotency#..."  Powertools Idempotency records (their own attributes, ``ttl`` expiry)
 
 Every state change is one conditional write; ``ClientError`` never leaves this module: it becomes
 a domain error (throttling and outages: 503 with ``Retry-After``).
@@ -113,10 +130,12 @@ class RedeemRejected(Exception):
 
 
 class TokenStore:
+    """Sign-in tokens (create, revoke, redeem, get) and sessions."""
+
     def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self.table_name = table_name
-        self._sleep = sleep  # backoff between batch retries (tests pass a fake)
+        self._sleep = sleep  # jitter between retries of a conflicting transaction (tests pass a fake)
 
     def create(self, record: SignInTokenRecord, ttl: int) -> None:
         """Store a new pending token (fails rather than overwrite an id that exists)."""
@@ -231,16 +250,225 @@ class TokenStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
-    # --- Batch minting (see batch.py) -----------------------------------------------------------
-    # Tokens of a batch have deterministic ids, so the store only has to (1) tell which exist,
-    # (2) write the missing ones without ever replacing one that exists, and (3) remember which
-    # tokens were announced. BatchWriteItem cannot be conditional and a PutRequest replaces the
-    # item, so callers only put ids they have just seen missing, or ids of a batch whose header
-    # they created (no token of it can exist yet).
+    # --- Sessions (docs/accepting-links.md, "Sessions") ----------------------------------------
+    # Every change of a session's status is ONE conditional write whose old and new images alone
+    # say which change it was (status before/after, user_id, client_id, pk, sign_in_token_id): the
+    # table's stream is the audit trail of sessions.
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with dynamodb_errors("GetItem"):
+            response = self._client.get_item(TableName=self.table_name, Key={"pk": _s(session_id)}, ConsistentRead=True)
+        item = response.get("Item")
+        return session_from_item(item) if item and item.get("kind", {}).get("S") == SESSION_KIND else None
+
+    def touch_session(self, session_id: str, now_ms: int, abandon_at: int, min_interval_ms: int) -> bool:
+        """Record activity (``last_active_at``, and ``abandon_at`` when inactivity is on) at most once
+        per ``min_interval_ms``, only while the session is active; False when the condition held it back."""
+        with dynamodb_errors("UpdateItem"):
+            try:
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(session_id)},
+                    UpdateExpression="SET last_active_at = :now, abandon_at = :abandon, updated_at = :now",
+                    ConditionExpression=(
+                        "#kind = :session AND #status = :active AND last_active_at <= :before "
+                        "AND expire_at > :now AND abandon_at > :now"
+                    ),
+                    ExpressionAttributeNames={"#status": "status", "#kind": "kind"},
+                    ExpressionAttributeValues={
+                        ":session": _s(SESSION_KIND),
+                        ":active": _s(SessionStatus.ACTIVE.value),
+                        ":now": _n(now_ms),
+                        ":before": _n(now_ms - min_interval_ms),
+                        ":abandon": _n(abandon_at),
+                    },
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == CONDITION_FAILED:
+                    return False
+                raise
+        return True
+
+    def end_session(
+        self, session_id: str, status: SessionStatus, now_ms: int, ttl: int, refresh_hash: str | None = None
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """active -> ``status`` (ended, revoked, expired or abandoned) in one conditional write.
+
+        Returns ``(new, None)`` when this call changed it, ``(None, old)`` when the condition failed
+        (``old`` is the item as it stood, None when there is no such session). ``expired`` and
+        ``abandoned`` are only written once time has made them true. ``refresh_hash`` (sign-out)
+        also requires the stored hash to be that one: only the holder of the refresh token ends it.
+        """
+        condition = "#kind = :session AND #status = :active"
+        values: dict[str, Any] = {
+            ":session": _s(SESSION_KIND),
+            ":active": _s(SessionStatus.ACTIVE.value),
+            ":status": _s(status.value),
+            ":now": _n(now_ms),
+            ":ttl": _n(ttl),
+        }
+        if status is SessionStatus.EXPIRED:
+            condition += " AND expire_at <= :now"
+        elif status is SessionStatus.ABANDONED:
+            condition += " AND abandon_at <= :now AND expire_at > :now"
+        else:
+            condition += " AND expire_at > :now AND abandon_at > :now"
+        if refresh_hash is not None:
+            condition += " AND refresh_hash = :hash"
+            values[":hash"] = _s(refresh_hash)
+        with dynamodb_errors("UpdateItem"):
+            try:
+                response = self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(session_id)},
+                    UpdateExpression="SET #status = :status, updated_at = :now, #ttl = :ttl",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#status": "status", "#kind": "kind", "#ttl": "ttl"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                found = old if old and old.get("kind", {}).get("S") == SESSION_KIND else None
+                return None, session_from_item(found) if found else None
+        return session_from_item(response["Attributes"]), None
+
+    def list_sessions(self, *, user_id: str | None = None, client_id: str | None = None) -> list[SessionRecord]:
+        """Every session of a user (or of a client), newest first, through the sparse indexes
+        (only session items carry their keys). Bounded by the table's TTL: records go some
+        retention after they end."""
+        if user_id is not None:
+            index, key, value = USER_SESSIONS_INDEX, "session_user_id", user_id
+        elif client_id is not None:
+            index, key, value = CLIENT_SESSIONS_INDEX, "client_id", client_id
+        else:
+            raise ValueError("user_id or client_id")
+        found: list[SessionRecord] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#key = :value",
+            "ExpressionAttributeNames": {"#key": key},
+            "ExpressionAttributeValues": {":value": _s(value)},
+            "ScanIndexForward": False,
+        }
+        while len(found) < MAX_LISTED_SESSIONS:
+            with dynamodb_errors("Query"):
+                response = self._client.query(**request)
+            found.extend(session_from_item(item) for item in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:MAX_LISTED_SESSIONS]
+
+
+# --- Session items -----------------------------------------------------------------------------
+
+SESSION_KIND = "session"
+USER_SESSIONS_INDEX = "SessionsByUser"  # session_user_id (S) HASH, created_at (N) RANGE
+CLIENT_SESSIONS_INDEX = "SessionsByClient"  # client_id (S) HASH, created_at (N) RANGE
+MAX_LISTED_SESSIONS = 1000  # per user or client (records leave with the TTL)
+TRANSACTION_ATTEMPTS = 3
+
+
+def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
+    """A session's item. ``session_user_id`` repeats ``user_id`` as the key of the sparse
+    ``SessionsByUser`` index (token items also have a ``user_id`` and must stay out of it)."""
+    item: dict[str, Any] = {
+        "pk": _s(record.id),
+        "kind": _s(SESSION_KIND),
+        "user_id": _s(record.user_id),
+        "session_user_id": _s(record.user_id),
+        "client_id": _s(record.client_id),
+        "status": _s(record.status.value),
+        "created_at": _n(record.created_at),
+        "updated_at": _n(record.updated_at),
+        "last_active_at": _n(record.last_active_at),
+        "expire_at": _n(record.expire_at),
+        "abandon_at": _n(record.abandon_at),
+        "sign_in_token_id": _s(record.sign_in_token_id),
+        "refresh_hash": _s(record.refresh_hash),
+        "ttl": _n(ttl),
+    }
+    if record.org_id:
+        item["org_id"] = _s(record.org_id)
+    if record.authorized_party:
+        item["azp"] = _s(record.authorized_party)
+    return item
+
+
+def session_from_item(item: dict[str, Any]) -> SessionRecord:
+    def opt(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    return SessionRecord(
+        id=item["pk"]["S"],
+        user_id=item["user_id"]["S"],
+        client_id=item["client_id"]["S"],
+        status=SessionStatus(item["status"]["S"]),
+        created_at=int(item["created_at"]["N"]),
+        updated_at=int(item["updated_at"]["N"]),
+        last_active_at=int(item["last_active_at"]["N"]),
+        expire_at=int(item["expire_at"]["N"]),
+        abandon_at=int(item["abandon_at"]["N"]),
+        sign_in_token_id=item["sign_in_token_id"]["S"],
+        refresh_hash=item["refresh_hash"]["S"],
+        org_id=opt("org_id"),
+        authorized_party=opt("azp"),
+    )
+
+
+# --- Batch minting -----------------------------------------------------------------------------
+
+BATCH_GET_MAX_KEYS = 100
+BATCH_WRITE_MAX_ITEMS = 25
+BATCH_RUNNING = "running"
+BATCH_COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    """The first item a unit of batch work writes (``pk`` = ``key``); ``chunk`` is -1 for a whole
+    batch, else the Step Functions chunk index."""
+
+    key: str
+    batch_id: str
+    chunk: int
+    fingerprint: str  # of the request, so a reused batch_id with other users is caught
+    status: str
+    created_at: int  # Unix ms
+    summary: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BatchToken:
+    record: SignInTokenRecord
+    chunk: int  # the unit of work that wrote it
+
+
+class BatchLedger:
+    """The bookkeeping of batch minting (``signin_links.batch``): its tokens' bulk reads and writes,
+    the header of each unit of work, the announcement markers, and the Powertools Idempotency
+    records, all in the tokens' table.
+
+    Tokens of a batch have deterministic ids, so the ledger only has to (1) tell which exist,
+    (2) write the missing ones without ever replacing one that exists, and (3) remember which
+    tokens were announced. BatchWriteItem cannot be conditional and a PutRequest replaces the
+    item, so callers only put ids they have just seen missing, or ids of a batch whose header
+    they created (no token of it can exist yet).
+    """
 
     batch_max_attempts = 8
     batch_base_delay = 0.05  # seconds; doubled each attempt, full jitter, capped
     batch_max_delay = 2.0
+
+    def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._sleep = sleep  # backoff between retries of unprocessed items (tests pass a fake)
 
     def _backoff(self, attempt: int) -> None:
         ceiling = min(self.batch_max_delay, self.batch_base_delay * 2**attempt)
@@ -380,11 +608,66 @@ class TokenStore:
                 ExpressionAttributeValues={":ids": {"SS": list(dict.fromkeys(token_ids))}, ":ttl": _n(ttl)},
             )
 
-    # --- Delivery by email (see link_email.py) ---------------------------------------------------------
-    # One marker item per sign-in token, pk = "email#<sign_in_token_id>", written before anything
-    # is sent: "sending" (claimed by one invocation), then "sent" (with SES's message id),
-    # "failed" (a permanent failure, with its reason) or "unknown" (the claimer died mid-send).
-    # Only the invocation that claimed a marker may settle or release it.
+    def idempotency_layer(self) -> DynamoDBPersistenceLayer:
+        """Powertools Idempotency records, kept in this same table (``pk`` key, ``ttl`` expiry)."""
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(
+            table_name=self.table_name, key_attr="pk", expiry_attr="ttl", boto3_client=self._client
+        )
+
+
+# --- Delivery by email ------------------------------------------------------------------------------
+
+EMAIL_SENDING = "sending"
+EMAIL_SENT = "sent"
+EMAIL_FAILED = "failed"
+EMAIL_UNKNOWN = "unknown"
+EMAIL_MARKER_PREFIX = "email#"
+
+
+def email_marker_key(token_id: str) -> str:
+    return f"{EMAIL_MARKER_PREFIX}{token_id}"
+
+
+@dataclass(frozen=True)
+class EmailMarker:
+    """Where the email of one sign-in token stands (``pk`` = ``email#<token_id>``)."""
+
+    token_id: str
+    status: str  # sending | sent | failed | unknown
+    request_id: str  # the invocation that claimed (or recorded, or took over) it
+    claimed_at: int  # Unix ms
+    updated_at: int  # Unix ms
+    reason: str = ""
+    message_id: str = ""
+    announced: bool = False  # a failed/unknown marker's event was published
+
+
+def email_marker_from_item(item: dict[str, Any]) -> EmailMarker:
+    return EmailMarker(
+        token_id=item["pk"]["S"].removeprefix(EMAIL_MARKER_PREFIX),
+        status=item["status"]["S"],
+        request_id=item.get("request_id", {}).get("S", ""),
+        claimed_at=int(item.get("claimed_at", {}).get("N", "0")),
+        updated_at=int(item.get("updated_at", {}).get("N", "0")),
+        reason=item.get("reason", {}).get("S", ""),
+        message_id=item.get("message_id", {}).get("S", ""),
+        announced=bool(item.get("announced", {}).get("BOOL", False)),
+    )
+
+
+class EmailMarkers:
+    """Delivery by email (``signin_links.link_email``): one marker item per sign-in token, pk =
+    ``email#<sign_in_token_id>``, written before anything is sent: "sending" (claimed by one
+    invocation), then "sent" (with SES's message id), "failed" (a permanent failure, with its
+    reason) or "unknown" (the claimer died mid-send). Only the invocation that claimed a marker
+    may settle or release it.
+    """
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
 
     def claim_email(self, token_id: str, request_id: str, now_ms: int, ttl: int) -> EmailMarker | None:
         """Claim the right to send the token's email: ``None`` when this call created the
@@ -514,247 +797,3 @@ class TokenStore:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
             )
-
-    def idempotency_layer(self) -> DynamoDBPersistenceLayer:
-        """Powertools Idempotency records, kept in this same table (``pk`` key, ``ttl`` expiry)."""
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-        return DynamoDBPersistenceLayer(
-            table_name=self.table_name, key_attr="pk", expiry_attr="ttl", boto3_client=self._client
-        )
-
-    # --- Sessions (docs/accepting-links.md, "Sessions") ----------------------------------------
-    # Every change of a session's status is ONE conditional write whose old and new images alone
-    # say which change it was (status before/after, user_id, client_id, pk, sign_in_token_id): the
-    # table's stream is the audit trail of sessions.
-
-    def get_session(self, session_id: str) -> SessionRecord | None:
-        with dynamodb_errors("GetItem"):
-            response = self._client.get_item(TableName=self.table_name, Key={"pk": _s(session_id)}, ConsistentRead=True)
-        item = response.get("Item")
-        return session_from_item(item) if item and item.get("kind", {}).get("S") == SESSION_KIND else None
-
-    def touch_session(self, session_id: str, now_ms: int, abandon_at: int, min_interval_ms: int) -> bool:
-        """Record activity (``last_active_at``, and ``abandon_at`` when inactivity is on) at most once
-        per ``min_interval_ms``, only while the session is active; False when the condition held it back."""
-        with dynamodb_errors("UpdateItem"):
-            try:
-                self._client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": _s(session_id)},
-                    UpdateExpression="SET last_active_at = :now, abandon_at = :abandon, updated_at = :now",
-                    ConditionExpression=(
-                        "#kind = :session AND #status = :active AND last_active_at <= :before "
-                        "AND expire_at > :now AND abandon_at > :now"
-                    ),
-                    ExpressionAttributeNames={"#status": "status", "#kind": "kind"},
-                    ExpressionAttributeValues={
-                        ":session": _s(SESSION_KIND),
-                        ":active": _s(SessionStatus.ACTIVE.value),
-                        ":now": _n(now_ms),
-                        ":before": _n(now_ms - min_interval_ms),
-                        ":abandon": _n(abandon_at),
-                    },
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                    return False
-                raise
-        return True
-
-    def end_session(
-        self, session_id: str, status: SessionStatus, now_ms: int, ttl: int, refresh_hash: str | None = None
-    ) -> tuple[SessionRecord | None, SessionRecord | None]:
-        """active -> ``status`` (ended, revoked, expired or abandoned) in one conditional write.
-
-        Returns ``(new, None)`` when this call changed it, ``(None, old)`` when the condition failed
-        (``old`` is the item as it stood, None when there is no such session). ``expired`` and
-        ``abandoned`` are only written once time has made them true. ``refresh_hash`` (sign-out)
-        also requires the stored hash to be that one: only the holder of the refresh token ends it.
-        """
-        condition = "#kind = :session AND #status = :active"
-        values: dict[str, Any] = {
-            ":session": _s(SESSION_KIND),
-            ":active": _s(SessionStatus.ACTIVE.value),
-            ":status": _s(status.value),
-            ":now": _n(now_ms),
-            ":ttl": _n(ttl),
-        }
-        if status is SessionStatus.EXPIRED:
-            condition += " AND expire_at <= :now"
-        elif status is SessionStatus.ABANDONED:
-            condition += " AND abandon_at <= :now AND expire_at > :now"
-        else:
-            condition += " AND expire_at > :now AND abandon_at > :now"
-        if refresh_hash is not None:
-            condition += " AND refresh_hash = :hash"
-            values[":hash"] = _s(refresh_hash)
-        with dynamodb_errors("UpdateItem"):
-            try:
-                response = self._client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": _s(session_id)},
-                    UpdateExpression="SET #status = :status, updated_at = :now, #ttl = :ttl",
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#status": "status", "#kind": "kind", "#ttl": "ttl"},
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != CONDITION_FAILED:
-                    raise
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                found = old if old and old.get("kind", {}).get("S") == SESSION_KIND else None
-                return None, session_from_item(found) if found else None
-        return session_from_item(response["Attributes"]), None
-
-    def list_sessions(self, *, user_id: str | None = None, client_id: str | None = None) -> list[SessionRecord]:
-        """Every session of a user (or of a client), newest first, through the sparse indexes
-        (only session items carry their keys). Bounded by the table's TTL: records go some
-        retention after they end."""
-        if user_id is not None:
-            index, key, value = USER_SESSIONS_INDEX, "session_user_id", user_id
-        elif client_id is not None:
-            index, key, value = CLIENT_SESSIONS_INDEX, "client_id", client_id
-        else:
-            raise ValueError("user_id or client_id")
-        found: list[SessionRecord] = []
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": index,
-            "KeyConditionExpression": "#key = :value",
-            "ExpressionAttributeNames": {"#key": key},
-            "ExpressionAttributeValues": {":value": _s(value)},
-            "ScanIndexForward": False,
-        }
-        while len(found) < MAX_LISTED_SESSIONS:
-            with dynamodb_errors("Query"):
-                response = self._client.query(**request)
-            found.extend(session_from_item(item) for item in response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return found[:MAX_LISTED_SESSIONS]
-
-
-BATCH_GET_MAX_KEYS = 100
-BATCH_WRITE_MAX_ITEMS = 25
-BATCH_RUNNING = "running"
-BATCH_COMPLETED = "completed"
-
-
-# --- Session items -----------------------------------------------------------------------------
-
-SESSION_KIND = "session"
-USER_SESSIONS_INDEX = "SessionsByUser"  # session_user_id (S) HASH, created_at (N) RANGE
-CLIENT_SESSIONS_INDEX = "SessionsByClient"  # client_id (S) HASH, created_at (N) RANGE
-MAX_LISTED_SESSIONS = 1000  # per user or client (records leave with the TTL)
-TRANSACTION_ATTEMPTS = 3
-
-
-def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
-    """A session's item. ``session_user_id`` repeats ``user_id`` as the key of the sparse
-    ``SessionsByUser`` index (token items also have a ``user_id`` and must stay out of it)."""
-    item: dict[str, Any] = {
-        "pk": _s(record.id),
-        "kind": _s(SESSION_KIND),
-        "user_id": _s(record.user_id),
-        "session_user_id": _s(record.user_id),
-        "client_id": _s(record.client_id),
-        "status": _s(record.status.value),
-        "created_at": _n(record.created_at),
-        "updated_at": _n(record.updated_at),
-        "last_active_at": _n(record.last_active_at),
-        "expire_at": _n(record.expire_at),
-        "abandon_at": _n(record.abandon_at),
-        "sign_in_token_id": _s(record.sign_in_token_id),
-        "refresh_hash": _s(record.refresh_hash),
-        "ttl": _n(ttl),
-    }
-    if record.org_id:
-        item["org_id"] = _s(record.org_id)
-    if record.authorized_party:
-        item["azp"] = _s(record.authorized_party)
-    return item
-
-
-def session_from_item(item: dict[str, Any]) -> SessionRecord:
-    def opt(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
-
-    return SessionRecord(
-        id=item["pk"]["S"],
-        user_id=item["user_id"]["S"],
-        client_id=item["client_id"]["S"],
-        status=SessionStatus(item["status"]["S"]),
-        created_at=int(item["created_at"]["N"]),
-        updated_at=int(item["updated_at"]["N"]),
-        last_active_at=int(item["last_active_at"]["N"]),
-        expire_at=int(item["expire_at"]["N"]),
-        abandon_at=int(item["abandon_at"]["N"]),
-        sign_in_token_id=item["sign_in_token_id"]["S"],
-        refresh_hash=item["refresh_hash"]["S"],
-        org_id=opt("org_id"),
-        authorized_party=opt("azp"),
-    )
-
-
-@dataclass(frozen=True)
-class BatchHeader:
-    """The first item a unit of batch work writes (``pk`` = ``key``); ``chunk`` is -1 for a whole
-    batch, else the Step Functions chunk index."""
-
-    key: str
-    batch_id: str
-    chunk: int
-    fingerprint: str  # of the request, so a reused batch_id with other users is caught
-    status: str
-    created_at: int  # Unix ms
-    summary: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class BatchToken:
-    record: SignInTokenRecord
-    chunk: int  # the unit of work that wrote it
-
-
-# --- Delivery by email ------------------------------------------------------------------------------
-
-EMAIL_SENDING = "sending"
-EMAIL_SENT = "sent"
-EMAIL_FAILED = "failed"
-EMAIL_UNKNOWN = "unknown"
-EMAIL_MARKER_PREFIX = "email#"
-
-
-def email_marker_key(token_id: str) -> str:
-    return f"{EMAIL_MARKER_PREFIX}{token_id}"
-
-
-@dataclass(frozen=True)
-class EmailMarker:
-    """Where the email of one sign-in token stands (``pk`` = ``email#<token_id>``)."""
-
-    token_id: str
-    status: str  # sending | sent | failed | unknown
-    request_id: str  # the invocation that claimed (or recorded, or took over) it
-    claimed_at: int  # Unix ms
-    updated_at: int  # Unix ms
-    reason: str = ""
-    message_id: str = ""
-    announced: bool = False  # a failed/unknown marker's event was published
-
-
-def email_marker_from_item(item: dict[str, Any]) -> EmailMarker:
-    return EmailMarker(
-        token_id=item["pk"]["S"].removeprefix(EMAIL_MARKER_PREFIX),
-        status=item["status"]["S"],
-        request_id=item.get("request_id", {}).get("S", ""),
-        claimed_at=int(item.get("claimed_at", {}).get("N", "0")),
-        updated_at=int(item.get("updated_at", {}).get("N", "0")),
-        reason=item.get("reason", {}).get("S", ""),
-        message_id=item.get("message_id", {}).get("S", ""),
-        announced=bool(item.get("announced", {}).get("BOOL", False)),
-    )

@@ -20,7 +20,7 @@ import jwt
 import pytest
 
 from local.outbox import Mail, index
-from signin_links.batch import token_id_for
+from signin_links.batch.plan import token_id_for
 from tests.e2e.conftest import LocalStackHandle, running_stack
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_rules import put_batch, wait_for

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from local.follow import PREFIX, redact
-from signin_links.batch import token_id_for
+from signin_links.batch.plan import token_id_for
 from tests.e2e.conftest import ROOT, LocalStackHandle
 from tests.e2e.test_rules import put_batch
 

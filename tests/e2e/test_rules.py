@@ -25,7 +25,7 @@ from local.emulator import MotoServer, aws_client
 from local.rules import AsyncConfig, RuleEngine, RuleSpec, TargetSpec
 from local.runtime import LocalFunction
 from local.template import FunctionSpec
-from signin_links.batch import token_id_for
+from signin_links.batch.plan import token_id_for
 from tests.e2e.conftest import ROOT, LocalStackHandle
 
 HANDLER = """

@@ -20,7 +20,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from signin_links import aws
-from signin_links.batch import BatchIncomplete, BatchRejected, token_id_for
+from signin_links.batch import BatchIncomplete, BatchRejected
+from signin_links.batch.plan import token_id_for
 from tests.conftest import REGION, Stack, load_event, load_function, reset_caches
 
 RESULTS_BUCKET = "signin-links-results-test"
@@ -595,7 +596,7 @@ def test_unprocessed_items_and_keys_are_retried_until_written(batches: Batches) 
         return Wrapped(client, batch_write_item=batch_write_item, batch_get_item=batch_get_item)
 
     batches.use_clients(dynamodb=flaky)
-    load_function("mint_link").sign_in_tokens().store._sleep = lambda _: None
+    load_function("mint_link").batch_minter().ledger._sleep = lambda _: None
     summary = batches.deliver({"batch_id": "flaky", "users": users(260)})
     assert summary["counts"]["minted"] == 260 and summary["status"] == "completed"
     assert len(batches.tokens("flaky")) == 260 and len(batches.minted()) == 260

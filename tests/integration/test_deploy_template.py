@@ -24,7 +24,8 @@ import pytest
 
 from local.template import TEMPLATE, Resolver, load_template, parameter_values
 from signin_links import ids
-from signin_links.batch import IDEMPOTENCY_KEY_PREFIX, header_key, marker_key
+from signin_links.batch.minter import IDEMPOTENCY_KEY_PREFIX
+from signin_links.batch.plan import header_key, marker_key
 from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS
 from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 

@@ -305,11 +305,11 @@ def test_no_connection_means_nothing_was_sent(mail: Mail) -> None:
 
 
 def test_an_attempt_that_died_mid_send_is_reported_not_resent(mail: Mail) -> None:
-    from signin_links.store import TokenStore
+    from signin_links.store import EmailMarkers
 
     event = mail.minted()
     token_id = event["detail"]["sign_in_token_id"]
-    store = TokenStore(aws.client("dynamodb"), mail.stack.table_name)
+    store = EmailMarkers(aws.client("dynamodb"), mail.stack.table_name)
     now_ms = int(time.time() * 1000)
     # The first attempt of request A claimed the email, then its sandbox died (timeout, crash).
     assert store.claim_email(token_id, "req-A", now_ms, int(time.time()) + 3600) is None
@@ -327,11 +327,11 @@ def test_an_attempt_that_died_mid_send_is_reported_not_resent(mail: Mail) -> Non
 
 
 def test_a_claim_older_than_the_claim_timeout_is_taken_over(mail: Mail) -> None:
-    from signin_links.store import TokenStore
+    from signin_links.store import EmailMarkers
 
     event = mail.minted()
     token_id = event["detail"]["sign_in_token_id"]
-    store = TokenStore(aws.client("dynamodb"), mail.stack.table_name)
+    store = EmailMarkers(aws.client("dynamodb"), mail.stack.table_name)
     long_ago = int((time.time() - 3600) * 1000)
     assert store.claim_email(token_id, "req-A", long_ago, int(time.time()) + 3600) is None
     assert mail.deliver(event, "req-B")["outcome"] == "unknown"

@@ -56,7 +56,7 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 @dataclass
 class FakeStore:
-    """The email-marker methods of TokenStore, with their conditions, in memory."""
+    """The methods of EmailMarkers, with their conditions, in memory."""
 
     markers: dict[str, EmailMarker] = field(default_factory=dict)
     writes: int = 0
@@ -140,7 +140,7 @@ class World:
     def mailer(self) -> LinkMailer:
         return LinkMailer(
             SETTINGS,
-            store=self.store,  # type: ignore[arg-type]
+            markers=self.store,  # type: ignore[arg-type]
             ses=self.ses,
             publisher=self.publisher,  # type: ignore[arg-type]
             templates=TEMPLATES,
@@ -391,7 +391,7 @@ def test_without_accept_base_url_the_published_one_decides_which_links_are_ours(
     settings = replace(SETTINGS, accept_base_url="")
     mailer = LinkMailer(
         settings,
-        store=world.store,  # type: ignore[arg-type]
+        markers=world.store,  # type: ignore[arg-type]
         ses=world.ses,
         publisher=world.publisher,  # type: ignore[arg-type]
         templates=TEMPLATES,
@@ -408,7 +408,7 @@ def test_without_accept_base_url_the_published_one_decides_which_links_are_ours(
     with pytest.raises(ConfigError, match="ACCEPT_BASE_URL_PARAMETER"):
         LinkMailer(
             settings,
-            store=world.store,  # type: ignore[arg-type]
+            markers=world.store,  # type: ignore[arg-type]
             ses=world.ses,
             publisher=world.publisher,  # type: ignore[arg-type]
             templates=TEMPLATES,

@@ -9,22 +9,12 @@ from typing import Any
 import pytest
 
 from signin_links import ids
-from signin_links.batch import (
-    BatchRejected,
-    BatchRequest,
-    FinalizeRequest,
-    fingerprint,
-    header_key,
-    marker_key,
-    parse_invocation,
-    parse_metadata,
-    plan_batch,
-    token_id_for,
-)
+from signin_links.batch.plan import fingerprint, header_key, marker_key, plan_batch, token_id_for
+from signin_links.batch.request import BatchRejected, BatchRequest, FinalizeRequest, parse_invocation, parse_metadata
 from signin_links.config import parse_settings
 from signin_links.errors import SignInLinksError
 from signin_links.manifest import ManifestReader, parse_csv, parse_jsonl, parse_manifest_uri, results_key
-from signin_links.store import TokenStore
+from signin_links.store import BatchLedger
 
 SETTINGS = parse_settings(
     {
@@ -264,7 +254,7 @@ def item(n: int) -> dict[str, Any]:
 def test_batch_put_sends_25_a_call_and_retries_unprocessed_items_with_growing_jittered_pauses() -> None:
     client = FakeDynamoDB(stubborn=3)
     pauses: list[float] = []
-    store = TokenStore(client, "t", sleep=pauses.append)
+    store = BatchLedger(client, "t", sleep=pauses.append)
     calls = store.batch_put([item(n) for n in range(60)])
     assert sorted(client.items) == sorted(f"k{n}" for n in range(60))
     assert client.write_calls[:2] == [25, 1] and calls == len(client.write_calls) == 3 * 4
@@ -273,7 +263,7 @@ def test_batch_put_sends_25_a_call_and_retries_unprocessed_items_with_growing_ji
 
 
 def test_batch_put_gives_up_as_unavailable_after_its_attempts() -> None:
-    store = TokenStore(FakeDynamoDB(stubborn=100), "t", sleep=lambda _: None)
+    store = BatchLedger(FakeDynamoDB(stubborn=100), "t", sleep=lambda _: None)
     with pytest.raises(SignInLinksError) as caught:
         store.batch_put([item(n) for n in range(3)])
     assert caught.value.code.wire_code == "service_unavailable"
@@ -281,7 +271,7 @@ def test_batch_put_gives_up_as_unavailable_after_its_attempts() -> None:
 
 def test_batch_get_reads_100_keys_a_call_and_retries_unprocessed_keys() -> None:
     client = FakeDynamoDB(stubborn=0)
-    store = TokenStore(client, "t", sleep=lambda _: None)
+    store = BatchLedger(client, "t", sleep=lambda _: None)
     store.batch_put([item(n) for n in range(0, 250, 2)])
     client.stubborn = 2
     found = store.batch_get([f"k{n}" for n in range(250)] + ["k0"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signin_links.batch import MINTED_DETAIL_TYPE
+from signin_links.batch.minter import MINTED_DETAIL_TYPE
 from signin_links.config import ConfigError
 from signin_links.link_email import (
     INVALID_ADDRESS,

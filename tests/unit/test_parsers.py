@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signin_links.auth import parse_api_keys
-from signin_links.batch import BatchRejected, BatchRequest, parse_invocation, plan_batch
+from signin_links.batch.plan import plan_batch
+from signin_links.batch.request import BatchRejected, BatchRequest, parse_invocation
 from signin_links.config import parse_settings
 from signin_links.errors import SignInLinksError
 from signin_links.keyring import KeyringFormatError, parse_keyring, read_keys
