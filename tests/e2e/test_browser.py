@@ -117,8 +117,12 @@ def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
     page.wait_for_url(f"{landing.origin}/welcome?from=email")
     assert page.locator("h1").inner_text() == "Welcome back"
     cookie = session_cookie(context)
-    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
-    assert cookie["domain"] == "127.0.0.1" and cookie["expires"] > 0
+    assert cookie["httpOnly"]
+    assert cookie["secure"]
+    assert cookie["sameSite"] == "Lax"
+    assert cookie["path"] == "/"
+    assert cookie["domain"] == "127.0.0.1"
+    assert cookie["expires"] > 0
     assert f"__session={cookie['value']}" in landing.cookies_of("/welcome?from=email")
     assert stack.status(minted["id"]) == "accepted"
 
@@ -163,7 +167,8 @@ def test_token_in_the_fragment_is_submitted_by_the_script(
     page = context.new_page()
     page.goto(f"{stack.base_url}/accept-token#token={minted['token']}")
     page.wait_for_url(f"{landing.origin}/fragment")
-    assert session_cookie(context)["value"] and stack.status(minted["id"]) == "accepted"
+    assert session_cookie(context)["value"]
+    assert stack.status(minted["id"]) == "accepted"
     context.close()
 
 
@@ -199,7 +204,8 @@ def test_auto_submit_off_waits_for_the_click(landing: Landing, browser: Any, tmp
         page.goto(minted["url"])
         page.get_by_role("button", name="Sign in").wait_for()
         page.wait_for_timeout(500)  # give a (wrongly) auto-submitting script time to act
-        assert page.url == minted["url"] and stack.status(minted["id"]) == "pending"
+        assert page.url == minted["url"]
+        assert stack.status(minted["id"]) == "pending"
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{landing.origin}/clicked")
         assert stack.status(minted["id"]) == "accepted"

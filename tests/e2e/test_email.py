@@ -91,7 +91,8 @@ def test_from_an_event_on_the_bus_to_a_clicked_email_link(mail_stack: LocalStack
         {"batch_id": batch_id, "users": [{"user_id": "user_ada", "metadata": {"email": address, "first_name": "Ada"}}]},
     )
     (mail,) = wait_for(lambda: mails_to(mail_stack, address), timeout=90, interval=0.5)
-    assert mail["subject"] == "Your sign-in link" and mail["from"] == "signin-links@example.com"
+    assert mail["subject"] == "Your sign-in link"
+    assert mail["from"] == "signin-links@example.com"
 
     context = browser.new_context()
     page = context.new_page()
@@ -127,7 +128,8 @@ def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail
     )
     wait_for(lambda: mails_to(mail_stack, address), timeout=90, interval=0.5)
     (failure,) = wait_for(lambda: received(mail_stack, failed), timeout=60, interval=0.5)
-    assert failure["detail"]["reason"] == "no_address" and failure["detail"]["user_id"] == "user_nomail"
+    assert failure["detail"]["reason"] == "no_address"
+    assert failure["detail"]["user_id"] == "user_nomail"
     assert "url" not in failure["detail"]
 
     # EventBridge delivers at least once: the same SignInLinkMinted, put on the bus twice more.
@@ -144,7 +146,8 @@ def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail
     time.sleep(1)
     assert len(mails_to(mail_stack, address)) == 1
     marker = mail_stack.item(f"email#{token_id_for(batch_id, 'user_grace')}")
-    assert marker is not None and marker["status"]["S"] == "sent"
+    assert marker is not None
+    assert marker["status"]["S"] == "sent"
 
 
 def test_ses_bounces_and_complaints_reach_the_stacks_bus(mail_stack: LocalStackHandle) -> None:
@@ -174,9 +177,8 @@ def test_ses_bounces_and_complaints_reach_the_stacks_bus(mail_stack: LocalStackH
             ]
         )
     (bounce,) = wait_for(lambda: received(mail_stack, arrived), timeout=30, interval=0.5)
-    assert bounce["detail-type"] == "Email Bounced" and bounce["detail"]["mail"]["tags"]["sign_in_token_id"] == [
-        token_id
-    ]
+    assert bounce["detail-type"] == "Email Bounced"
+    assert bounce["detail"]["mail"]["tags"]["sign_in_token_id"] == [token_id]
     time.sleep(1)
     assert received(mail_stack, arrived) == []  # another configuration set's complaint is not ours
 
@@ -186,14 +188,14 @@ def test_the_outbox_serves_each_mail_and_nothing_else(mail_stack: LocalStackHand
     assert httpx.post(f"{mail_stack.base_url}/_local/outbox", timeout=30).status_code == 405
     assert httpx.get(f"{mail_stack.base_url}/_local/other", timeout=30).status_code == 404
     page = httpx.get(f"{mail_stack.base_url}/_local/outbox", timeout=30)
-    assert (
-        page.headers["content-type"].startswith("text/html")
-        and "script-src" not in page.headers["content-security-policy"]
-    )
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src" not in page.headers["content-security-policy"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "GET /_local/outbox/{id} -> 404" in mail_stack.output()  # the log names the route, not the id
 
 
 def test_the_outbox_index_escapes_what_it_shows() -> None:
     page = index([Mail("id<1>", '"Eve" <e@x.test>', ["<a@x.test>"], "<script>alert(1)</script>", "", False)]).decode()
-    assert "<script>" not in page and "&lt;script&gt;" in page and "id%3C1%3E" in page
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "id%3C1%3E" in page

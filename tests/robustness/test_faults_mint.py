@@ -40,10 +40,12 @@ def assert_unavailable(status: int, headers: dict[str, str], body: Any) -> None:
     assert status == 503, body
     assert headers["Content-Type"] == "application/json"
     assert int(headers["Retry-After"]) >= 1
-    assert set(body) == {"errors", "clerk_trace_id"} and body["clerk_trace_id"] == "req-0001"
+    assert set(body) == {"errors", "clerk_trace_id"}
+    assert body["clerk_trace_id"] == "req-0001"
     error = body["errors"][0]
     assert error["code"] == "service_unavailable"
-    assert isinstance(error["message"], str) and isinstance(error["long_message"], str)
+    assert isinstance(error["message"], str)
+    assert isinstance(error["long_message"], str)
     assert "injected" not in json.dumps(body), "the AWS error leaked into the response"
 
 
@@ -64,7 +66,8 @@ def test_mint_with_secrets_manager_failing_is_503_and_stores_nothing(
         assert item_count(stack) == 0
         faults.clear()  # the outage ends: the next request works, nothing was cached from the failure
         status, _, body = call(mint_event(), context)
-        assert status == 200 and body["status"] == "pending"
+        assert status == 200
+        assert body["status"] == "pending"
         assert item_count(stack) == 1
 
 
@@ -91,7 +94,8 @@ def test_a_warm_mint_survives_a_secrets_manager_outage(
         faults.fail("secretsmanager", None, SECRETS_FAULTS["EndpointConnectionError"])
         status, _, body = call(mint_event(), context)
         assert status == 200, body
-        assert faults.count("secretsmanager") == 0 and faults.count("dynamodb", "PutItem") == 1
+        assert faults.count("secretsmanager") == 0
+        assert faults.count("dynamodb", "PutItem") == 1
 
 
 @pytest.mark.parametrize("fault", DYNAMODB_FAULTS.values(), ids=DYNAMODB_FAULTS.keys())
@@ -107,7 +111,8 @@ def test_revoke_with_dynamodb_failing_is_503_and_changes_nothing(
         assert stack.item(minted["id"]) == before
         faults.clear()
         status, _, body = call(revoke_event(minted["id"]), context)
-        assert status == 200 and body["status"] == "revoked"
+        assert status == 200
+        assert body["status"] == "revoked"
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())

@@ -100,15 +100,20 @@ def check_answer(stack: Stack, before: int, status: int, headers: dict[str, str]
     assert status < 500, (status, body)
     assert headers.get("Content-Type") == "application/json"
     if status == 200:
-        assert set(body) == SIGN_IN_TOKEN_FIELDS and body["status"] == "pending"
+        assert set(body) == SIGN_IN_TOKEN_FIELDS
+        assert body["status"] == "pending"
         assert item_count(stack) == before + 1
         item = stack.item(body["id"])
-        assert item is not None and item["user_id"]["S"] == body["user_id"]
+        assert item is not None
+        assert item["user_id"]["S"] == body["user_id"]
         return
     assert status in CLIENT_ERRORS, status
-    assert set(body) == {"errors", "clerk_trace_id"} and len(body["errors"]) == 1
+    assert set(body) == {"errors", "clerk_trace_id"}
+    assert len(body["errors"]) == 1
     error = body["errors"][0]
-    assert all(isinstance(error[name], str) and error[name] for name in ("message", "long_message", "code"))
+    for name in ("message", "long_message", "code"):
+        assert isinstance(error[name], str), name
+        assert error[name], name
     assert item_count(stack) == before, "a rejected request stored something"
 
 
@@ -126,11 +131,16 @@ def test_any_json_object_is_answered_cleanly(stack: Stack, context: Any, payload
     status, headers, body = call(create_event(json.dumps(payload)), context)
     check_answer(stack, before, status, headers, body)
     if status == 200:  # what was accepted is what the contract allows
-        assert isinstance(payload["user_id"], str) and 0 < len(payload["user_id"]) <= 256
+        assert isinstance(payload["user_id"], str)
+        assert 0 < len(payload["user_id"]) <= 256
         expires = payload.get("expires_in_seconds")
-        assert expires is None or (type(expires) is int and 1 <= expires <= 2592000)
+        if expires is not None:
+            assert type(expires) is int, expires
+            assert 1 <= expires <= 2592000
         redirect = stack.item(body["id"]).get("redirect_url", {}).get("S")  # type: ignore[union-attr]
-        assert redirect is None or (redirect.isascii() and len(redirect) <= 2048)
+        if redirect is not None:
+            assert redirect.isascii(), redirect
+            assert len(redirect) <= 2048
 
 
 @HANDLER_PROPERTY

@@ -108,7 +108,8 @@ def test_a_session_jwt_posted_as_the_token_is_invalid_and_changes_nothing(
     session = first.json()["session_token"]
     before = item_count(stack)
     answer = accept(context, session, as_json=as_json)
-    assert answer.status == 400 and answer.code == "ticket_invalid_code"
+    assert answer.status == 400, answer.body
+    assert answer.code == "ticket_invalid_code"
     assert not answer.cookies
     # a session of the real session keyring, forged into the shape of a ticket, is no better
     real_session_key = keyring(stack, "SESSION_KEYRING_SECRET_ID").current()
@@ -128,7 +129,8 @@ def test_hs256_keyed_with_the_published_public_key_is_invalid(stack: Stack, cont
     for kid in (ticket_kid, ring.current().kid):
         forged = hs256_with(public_pem(ring), {"alg": "HS256", "kid": kid, "typ": "JWT"}, claims)
         answer = accept(context, forged)
-        assert answer.status == 400 and answer.code == "ticket_invalid_code"
+        assert answer.status == 400, answer.body
+        assert answer.code == "ticket_invalid_code"
     assert status_of(stack, minted["id"]) == "pending"
 
 
@@ -156,11 +158,13 @@ def test_the_same_browser_retry_accepts_only_the_real_session(stack: Stack, cont
     for label, cookie in impostors.items():
         answer = accept(context, minted["token"], cookies=[f"__session={cookie}"])
         if label == "another user's session":  # login CSRF guard: asks first, changes nothing
-            assert answer.status == 409 and answer.code == "another_user_signed_in", label
+            assert answer.status == 409, label
+            assert answer.code == "another_user_signed_in", label
             assert not answer.cookies, label
             answer = accept(context, minted["token"], cookies=[f"__session={cookie}"], confirm="switch_user")
         assert answer.status == 400, label
         assert answer.code == "sign_in_token_already_used_code", label
         assert not answer.cookies, label
     retried = accept(context, minted["token"], cookies=[f"__session={real}"])
-    assert retried.status == 200 and retried.json()["created_session_id"] == claims["sid"]
+    assert retried.status == 200, retried.body
+    assert retried.json()["created_session_id"] == claims["sid"]

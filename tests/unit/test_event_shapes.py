@@ -64,8 +64,10 @@ def test_event_file_matches_its_sources_model(path: Path) -> None:
     else:
         # No Powertools model for Secrets Manager's rotation invocation: its three documented fields.
         assert event["Step"] in ("createSecret", "setSecret", "testSecret", "finishSecret")
-        assert isinstance(event["SecretId"], str) and event["SecretId"]
-        assert isinstance(event["ClientRequestToken"], str) and event["ClientRequestToken"]
+        assert isinstance(event["SecretId"], str)
+        assert event["SecretId"]
+        assert isinstance(event["ClientRequestToken"], str)
+        assert event["ClientRequestToken"]
 
 
 def concrete_path(template_path: str, value: str) -> str:
@@ -84,7 +86,8 @@ def test_the_local_stack_builds_a_valid_event_for_every_route(route: Any) -> Non
         body=b'{"user_id": "user_1"}' if method == "POST" else b"",
     )
     match = ROUTER.match(method, request.raw_path)
-    assert match is not None and match.route == route
+    assert match is not None
+    assert match.route == route
     parsed = APIGatewayProxyEventV2Model.model_validate(http_event(request, match, domain_name="127.0.0.1:3000"))
     assert parsed.routeKey == f"{route.method} {route.path}"
     assert parsed.cookies == ["__session=a", "b=2"]

@@ -74,7 +74,8 @@ def test_no_org_no_azp_no_aud() -> None:
 
 def test_key_is_rsa_2048_with_exponent_65537() -> None:
     numbers = ring().current(NOW).private_key.public_key().public_numbers()
-    assert numbers.n.bit_length() == 2048 and numbers.e == 65537
+    assert numbers.n.bit_length() == 2048
+    assert numbers.e == 65537
 
 
 def test_expired_session_does_not_verify() -> None:
