@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import logging
 import re
@@ -32,18 +31,9 @@ from tests.integration.test_accept_token import (
     revoke,
     status_of,
 )
+from tests.jwts import b64, hs256
 from tests.pipes import audit_pipe, bus_queue
 from tests.robustness.faults import injected
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
 
 
 def forgeries(stack: Stack, context: Any, token: str) -> dict[str, str]:
