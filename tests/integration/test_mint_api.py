@@ -8,25 +8,12 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import Stack, load_event, load_function
-
-
-def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
-    app = load_function("mint_link")
-    response = app.lambda_handler(event, context)
-    body = json.loads(response["body"]) if response.get("body") else None
-    return response["statusCode"], response["headers"], body
-
-
-def create_event(body: Any, **headers: str) -> dict[str, Any]:
-    event = load_event("create_sign_in_token.json")
-    event["body"] = body if isinstance(body, str) else json.dumps(body)
-    event["headers"].update(headers)
-    return event
+from tests.conftest import Stack, load_event
+from tests.handlers import call_mint, create_event
 
 
 def test_create_returns_the_clerk_object_and_stores_no_token(stack: Stack, context: Any) -> None:
-    status, headers, body = call(create_event({"user_id": "user_123"}), context)
+    status, headers, body = call_mint(create_event({"user_id": "user_123"}), context)
     assert status == 200
     assert headers["Content-Type"] == "application/json"
     assert set(body) == {"object", "id", "status", "user_id", "token", "url", "created_at", "updated_at"}
@@ -53,16 +40,16 @@ def test_create_returns_the_clerk_object_and_stores_no_token(stack: Stack, conte
 
 
 def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
-    _, _, minted = call(create_event({"user_id": "user_9"}), context)
+    _, _, minted = call_mint(create_event({"user_id": "user_9"}), context)
     event = load_event("revoke_sign_in_token.json")
     event["pathParameters"] = {"sign_in_token_id": minted["id"]}
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
-    status, _, body = call(event, context)
+    status, _, body = call_mint(event, context)
     assert status == 200
     assert body["status"] == "revoked"
     assert body["id"] == minted["id"]
     assert body["updated_at"] >= minted["updated_at"]
-    status, _, body = call(event, context)
+    status, _, body = call_mint(event, context)
     assert status == 400
     assert body["errors"][0]["code"] == "sign_in_token_cannot_be_revoked_code"
 
@@ -111,7 +98,7 @@ def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
     ],
 )
 def test_bad_bodies(stack: Stack, context: Any, body: Any, status: int, code: str, param: str | None) -> None:
-    got, headers, envelope = call(create_event(body), context)
+    got, headers, envelope = call_mint(create_event(body), context)
     assert got == status
     assert headers["Content-Type"] == "application/json"
     error = envelope["errors"][0]
@@ -140,24 +127,24 @@ def test_bad_authorization(stack: Stack, context: Any, authorization: str | None
         del event["headers"]["authorization"]
     else:
         event["headers"]["authorization"] = authorization
-    status, _, body = call(event, context)
+    status, _, body = call_mint(event, context)
     assert status == 401
     assert body["errors"][0]["code"] == code
 
 
 def test_unknown_id_is_404(stack: Stack, context: Any) -> None:
-    status, _, body = call(load_event("revoke_sign_in_token.json"), context)
+    status, _, body = call_mint(load_event("revoke_sign_in_token.json"), context)
     assert status == 404
     assert body["errors"][0]["code"] == "resource_not_found"
 
 
 def test_revoke_reads_no_body(stack: Stack, context: Any) -> None:
-    _, _, minted = call(create_event({"user_id": "user_body"}), context)
+    _, _, minted = call_mint(create_event({"user_id": "user_body"}), context)
     event = load_event("revoke_sign_in_token.json")
     event["pathParameters"] = {"sign_in_token_id": minted["id"]}
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
     event["body"] = "not json at all"
-    status, _, body = call(event, context)
+    status, _, body = call_mint(event, context)
     assert status == 200
     assert body["status"] == "revoked"
 
@@ -177,7 +164,7 @@ def test_without_an_accept_base_url_links_use_the_stacks_published_url(
     monkeypatch.setenv("ACCEPT_BASE_URL", "")
     monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/accept-base-url")
     reset_caches()
-    status, _, body = call(create_event({"user_id": "user_cf"}), context)
+    status, _, body = call_mint(create_event({"user_id": "user_cf"}), context)
     assert status == 200
     assert body["url"] == f"https://d111.cloudfront.net/accept-token?token={body['token']}"
 
@@ -191,7 +178,7 @@ def test_an_unreadable_published_url_falls_back_to_the_requests_host(
     monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/not-there")
     reset_caches()
     event = create_event({"user_id": "user_host"})
-    status, _, body = call(event, context)
+    status, _, body = call_mint(event, context)
     host = event["requestContext"]["domainName"]
     assert status == 200
     assert body["url"] == f"https://{host}/accept-token?token={body['token']}"
@@ -210,21 +197,21 @@ def routed(method: str, path: str, body: str | None = None) -> dict[str, Any]:
 
 
 def test_every_v1_answer_says_no_store(stack: Stack, context: Any) -> None:
-    status, headers, minted = call(create_event({"user_id": "user_cache"}), context)
+    status, headers, minted = call_mint(create_event({"user_id": "user_cache"}), context)
     assert status == 200
     assert headers["Cache-Control"] == "no-store"
     revoke = load_event("revoke_sign_in_token.json")
     revoke["pathParameters"] = {"sign_in_token_id": minted["id"]}
     revoke["rawPath"] = revoke["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
     answers = [
-        (200, call(revoke, context)),
-        (400, call(revoke, context)),  # already revoked
-        (404, call(load_event("revoke_sign_in_token.json"), context)),
-        (422, call(create_event({}), context)),
-        (401, call(create_event({"user_id": "u"}, authorization="Bearer nope"), context)),
-        (400, call(create_event("{"), context)),
-        (404, call(routed("GET", "/v1/nothing/here"), context)),
-        (404, call(routed("POST", "/v1/sign_in_tokens/sit_x/revoke/more"), context)),
+        (200, call_mint(revoke, context)),
+        (400, call_mint(revoke, context)),  # already revoked
+        (404, call_mint(load_event("revoke_sign_in_token.json"), context)),
+        (422, call_mint(create_event({}), context)),
+        (401, call_mint(create_event({"user_id": "u"}, authorization="Bearer nope"), context)),
+        (400, call_mint(create_event("{"), context)),
+        (404, call_mint(routed("GET", "/v1/nothing/here"), context)),
+        (404, call_mint(routed("POST", "/v1/sign_in_tokens/sit_x/revoke/more"), context)),
     ]
     for expected, (got, answer_headers, body) in answers:
         assert got == expected, body
@@ -246,7 +233,7 @@ def test_every_v1_answer_says_no_store(stack: Stack, context: Any) -> None:
     ],
 )
 def test_another_method_on_a_v1_route_is_405_with_allow(stack: Stack, context: Any, method: str, path: str) -> None:
-    status, headers, body = call(routed(method, path, '{"user_id": "user_405"}'), context)
+    status, headers, body = call_mint(routed(method, path, '{"user_id": "user_405"}'), context)
     assert status == 405
     assert headers["Allow"] == "POST"
     assert headers["Cache-Control"] == "no-store"
@@ -258,7 +245,7 @@ def test_another_method_on_a_v1_route_is_405_with_allow(stack: Stack, context: A
 
 
 def test_the_example_event_of_the_fallback_route_is_a_405(stack: Stack, context: Any) -> None:
-    status, headers, body = call(load_event("v1_method_not_allowed.json"), context)
+    status, headers, body = call_mint(load_event("v1_method_not_allowed.json"), context)
     assert status == 405
     assert headers["Allow"] == "POST"
     assert headers["Cache-Control"] == "no-store"

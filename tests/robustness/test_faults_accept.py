@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import Stack, reset_caches
 from tests.handlers import HTML, JSON, Answer, accept, accept_get_event, invoke, mint, status_of
 from tests.pipes import audit_pipe, bus_queue
-from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, client_error, injected
+from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, client_error, injected, secret_is
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -38,10 +38,6 @@ def assert_unavailable(answer: Answer, *, as_json: bool = True) -> None:
         assert answer.headers["Content-Type"].startswith("text/html")
         assert answer.code == "service_unavailable"
         assert answer.headers.get("Cache-Control") == "no-store"
-
-
-def secret_is(stack: Stack, variable: str) -> Any:
-    return lambda params: params.get("SecretId") == stack.env[variable]
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
