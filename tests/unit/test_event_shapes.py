@@ -2,7 +2,8 @@
 
 * each file in ``events/`` (what ``make invoke`` and ``sam local invoke`` users run, and what the
   integration tests load) validates against its source's model: payload 2.0 HTTP events against
-  ``APIGatewayProxyEventV2Model``, EventBridge events against ``EventBridgeModel``;
+  ``APIGatewayProxyEventV2Model`` (and name the route of ``template.yaml`` their method and path
+  reach), EventBridge events against ``EventBridgeModel``;
 * every HTTP event the local stack builds (``local.apigw.http_event``), for every route of
   ``template.yaml`` and for requests of any shape (hypothesis), validates against
   ``APIGatewayProxyEventV2Model``.
@@ -58,6 +59,12 @@ def test_event_file_matches_its_sources_model(path: Path) -> None:
         assert parsed.routeKey == parsed.requestContext.routeKey
         route_method = event["routeKey"].split(" ", 1)[0]
         assert route_method in (parsed.requestContext.http.method, "ANY")
+        # A route of template.yaml, the one API Gateway (and the local stack) picks for this method and path.
+        match = ROUTER.match(parsed.requestContext.http.method, parsed.rawPath)
+        assert match is not None, (
+            f"no route of template.yaml takes {parsed.requestContext.http.method} {parsed.rawPath}"
+        )
+        assert match.route_key == parsed.routeKey
     elif kind == "eventbridge":
         parsed_bridge = EventBridgeModel.model_validate(event)
         assert isinstance(parsed_bridge.detail, dict)
