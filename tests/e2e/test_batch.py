@@ -76,19 +76,13 @@ def deliver(stack: LocalStackHandle, event: dict[str, Any]) -> tuple[dict[str, A
 
 def capture(stack: LocalStackHandle, batch_id: str, user_ids: list[str]) -> str:
     """A queue receiving the SignInLinkMinted events of these users of ``batch_id`` from the stack's bus."""
-    sqs, events = stack.aws("sqs"), stack.aws("events")
-    name = f"capture-{uuid.uuid4().hex[:12]}"
-    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.env("MintLinkFunction")["EVENT_BUS_NAME"]
-    pattern = {
-        "source": ["signin-links"],
-        "detail-type": ["SignInLinkMinted"],
-        "detail": {"batch_id": [batch_id], "user_id": user_ids},
-    }
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
+    return stack.capture(
+        {
+            "source": ["signin-links"],
+            "detail-type": ["SignInLinkMinted"],
+            "detail": {"batch_id": [batch_id], "user_id": user_ids},
+        }
+    )
 
 
 def queued(stack: LocalStackHandle, url: str) -> int:

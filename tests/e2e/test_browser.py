@@ -22,16 +22,6 @@ from tests.e2e.conftest import LocalStackHandle, running_stack
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 class Landing:
     """The application's page the links redirect to; remembers the Cookie header of each visit."""
@@ -79,18 +69,6 @@ def stack(landing: Landing, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = {"LOCAL_PARAMETER_AllowedRedirectOrigins": landing.origin}
     with running_stack(tmp_path_factory.mktemp("browser-stack"), env=env) as handle:
         yield handle
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 def sid_of(token: str) -> str:

@@ -26,7 +26,6 @@ import jwt
 import pytest
 
 from tests.e2e.conftest import LocalStackHandle, running_stack
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -127,18 +126,6 @@ def stack(app_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         app_site.pages["/accept-token"] = lambda query: SEED_PAGE.format(stack=handle.base_url)
         app_site.pages["/app"] = lambda query: APP_PAGE.format(stack=handle.base_url)
         yield handle
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 def cookies(context: Any, stack: LocalStackHandle) -> dict[str, str]:

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,14 +146,6 @@ def test_make_rotate_names_the_keyrings_when_secret_is_missing(local_stack: Loca
     done = make_rotate(local_stack, "")
     assert done.returncode != 0
     assert "SessionKeyringSecret, TicketKeyringSecret" in done.stderr
-
-
-@pytest.fixture
-def restore_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_environ: None) -> None:

@@ -222,19 +222,9 @@ def put_batch(stack: LocalStackHandle, detail: dict[str, Any]) -> str:
 
 def completed_queue(stack: LocalStackHandle, batch_id: str) -> str:
     """A queue that receives the SignInLinkBatchCompleted event of ``batch_id`` from the stack's bus."""
-    sqs, events = stack.aws("sqs"), stack.aws("events")
-    name = f"completed-{uuid.uuid4().hex[:12]}"
-    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.env("MintLinkFunction")["EVENT_BUS_NAME"]
-    pattern = {
-        "source": ["signin-links"],
-        "detail-type": ["SignInLinkBatchCompleted"],
-        "detail": {"batch_id": [batch_id]},
-    }
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
+    return stack.capture(
+        {"source": ["signin-links"], "detail-type": ["SignInLinkBatchCompleted"], "detail": {"batch_id": [batch_id]}}
+    )
 
 
 def test_a_batch_event_put_on_the_bus_mints_through_the_templates_rule(local_stack: LocalStackHandle) -> None:

@@ -135,14 +135,6 @@ def make() -> Iterator[Any]:
         function.close()
 
 
-@pytest.fixture
-def restore_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def test_an_environment_is_a_process_that_inherits_the_stacks_environment(
     source: Path, make: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
