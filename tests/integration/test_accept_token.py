@@ -34,13 +34,7 @@ def invoke(event: dict[str, Any], context: Any) -> Answer:
 
 
 def get(context: Any, token: str | None = None, **headers: str) -> Answer:
-    event = load_event("accept_token_get.json")
-    if token is None:
-        event["rawQueryString"] = ""
-        event.pop("queryStringParameters", None)
-    else:
-        event["rawQueryString"] = f"token={quote(token)}"
-        event["queryStringParameters"] = {"token": token}
+    event = handlers.accept_get_event(token)
     event["headers"].update(headers)
     return invoke(event, context)
 
