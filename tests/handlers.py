@@ -66,6 +66,22 @@ def invoke(directory: str, event: dict[str, Any], context: Any) -> Answer:
     return Answer(response["statusCode"], response.get("headers") or {}, response.get("cookies") or [], body)
 
 
+def call_mint(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
+    """The mint function's answer to ``event``: status, headers, and the JSON body (``None`` if empty)."""
+    response = load_function("mint_link").lambda_handler(event, context)
+    body = json.loads(response["body"]) if response.get("body") else None
+    return response["statusCode"], response.get("headers") or {}, body
+
+
+def create_event(body: Any, *, base64_encoded: bool = False, **headers: str) -> dict[str, Any]:
+    """``POST /v1/sign_in_tokens`` with ``body`` (a string as it is, anything else as JSON) and extra headers."""
+    event = load_event("create_sign_in_token.json")
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    event["isBase64Encoded"] = base64_encoded
+    event["headers"].update(headers)
+    return event
+
+
 def mint(context: Any, user_id: str = "user_robust", **fields: Any) -> dict[str, Any]:
     event = load_event("create_sign_in_token.json")
     event["body"] = json.dumps({"user_id": user_id, **fields})

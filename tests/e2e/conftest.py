@@ -13,6 +13,7 @@ What a test gets::
         local_stack.base_url, local_stack.secret_key, local_stack.moto_endpoint
         local_stack.table_name                          # the TokensTable
         local_stack.aws("events")                       # any boto3 client bound to the stack's moto
+        local_stack.capture({"source": ["signin-links"]})  # an SQS queue receiving what matches on its bus
         local_stack.state["secrets"]["SessionKeyringSecret"]   # everything in .local-stack/state.json
         local_stack.output()                            # what the stack printed so far (its log)
 
@@ -21,6 +22,9 @@ configured differently (a template parameter, another secret key) starts its own
 :func:`running_stack`::
 
     with running_stack(tmp_path, env={"LOCAL_PARAMETER_AcceptAutoSubmit": "false"}) as stack: ...
+
+``browser`` (module scope) is a headless Chromium (Debian's, through playwright); ``restore_environ``
+puts ``os.environ`` back after the test.
 
 Tests share the session's stack: mint your own tokens and never assume an empty table.
 """
@@ -33,6 +37,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -122,6 +127,17 @@ class LocalStackHandle:
         assert response.status_code == 200, response.text
         minted: dict[str, Any] = response.json()
         return minted
+
+    def capture(self, pattern: dict[str, Any], bus: str | None = None) -> str:
+        """The URL of a new SQS queue receiving what ``pattern`` matches on ``bus`` (the stack's bus by default)."""
+        sqs, events = self.aws("sqs"), self.aws("events")
+        name = f"capture-{uuid.uuid4().hex[:12]}"
+        url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus = bus or self.env("MintLinkFunction")["EVENT_BUS_NAME"]
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+        return url
 
     def output(self) -> str:
         """Everything the stack process printed (stdout and stderr) so far."""
@@ -214,3 +230,37 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 def api(local_stack: LocalStackHandle) -> Iterator[httpx.Client]:
     with local_stack.client() as client:
         yield client
+
+
+# Debian's Chromium, driven by playwright (`playwright install` needs the internet); one per module.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium (skips the test where it is not installed: ``make chromium``)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def restore_environ() -> Iterator[None]:
+    """``os.environ`` as it was before the test, whatever the test (or what it starts) set."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

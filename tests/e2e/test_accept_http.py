@@ -20,16 +20,19 @@ def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHan
     with httpx.Client(headers=SCANNER_HEADERS, follow_redirects=True, timeout=30) as scanner:
         for _ in range(3):
             page = scanner.get(minted["url"])
-            assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+            assert page.status_code == 200, page.text
+            assert page.headers["cache-control"] == "no-store"
             assert 'method="post"' in page.text
             probe = scanner.head(minted["url"])
-            assert probe.status_code == 200 and probe.content == b""
+            assert probe.status_code == 200, probe.text
+            assert probe.content == b""
         assert "set-cookie" not in page.headers
     assert local_stack.status(minted["id"]) == "pending"
     answer = httpx.post(
         f"{local_stack.base_url}/accept-token", data={"token": minted["token"]}, headers={"accept": "application/json"}
     )
-    assert answer.status_code == 200 and local_stack.status(minted["id"]) == "accepted"
+    assert answer.status_code == 200, answer.text
+    assert local_stack.status(minted["id"]) == "accepted"
 
 
 def test_exactly_one_of_many_concurrent_redemptions_wins(local_stack: LocalStackHandle) -> None:
@@ -53,7 +56,8 @@ def test_exactly_one_of_many_concurrent_redemptions_wins(local_stack: LocalStack
         (400, "sign_in_token_already_used_code")
     }
     item = local_stack.item(minted["id"])
-    assert item is not None and item["status"]["S"] == "accepted"
+    assert item is not None
+    assert item["status"]["S"] == "accepted"
     assert item["session_id"]["S"] == winners[0].json()["created_session_id"]
 
 
@@ -67,8 +71,11 @@ def test_session_verifies_against_the_jwks_url(local_stack: LocalStackHandle) ->
     token = body["session_token"]
     signing_key = jwt.PyJWKClient(f"{local_stack.base_url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
     claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], issuer=local_stack.base_url)
-    assert claims["sub"] == "user_e2e" and claims["sid"] == body["created_session_id"]
-    assert claims["o"] == {"id": "org_e2e"} and claims["azp"] == local_stack.base_url and "aud" not in claims
+    assert claims["sub"] == "user_e2e"
+    assert claims["sid"] == body["created_session_id"]
+    assert claims["o"] == {"id": "org_e2e"}
+    assert claims["azp"] == local_stack.base_url
+    assert "aud" not in claims
     assert body["redirect_url"] == f"{local_stack.base_url}/welcome"
 
 
@@ -77,10 +84,12 @@ def test_revoked_and_tampered_links_fail_with_their_codes(local_stack: LocalStac
     assert api.post(f"/v1/sign_in_tokens/{minted['id']}/revoke").status_code == 200
     accept = f"{local_stack.base_url}/accept-token"
     revoked = httpx.post(accept, data={"token": minted["token"]}, headers={"accept": "text/html"})
-    assert revoked.status_code == 400 and "sign_in_token_revoked_code" in revoked.text
+    assert revoked.status_code == 400, revoked.text
+    assert "sign_in_token_revoked_code" in revoked.text
     assert revoked.headers["content-type"] == "text/html; charset=utf-8"
     tampered = httpx.post(accept, json={"token": minted["token"][:-2] + "xx"})
-    assert tampered.status_code == 400 and tampered.json()["errors"][0]["code"] == "ticket_invalid_code"
+    assert tampered.status_code == 400, tampered.text
+    assert tampered.json()["errors"][0]["code"] == "ticket_invalid_code"
     assert tampered.headers["content-type"] == "application/json"
 
 
@@ -119,7 +128,8 @@ def test_a_non_ascii_redirect_signs_in_and_lands_on_its_ascii_url(local_stack: L
     sent = f"{base}/caf%C3%A9/%E6%97%A5%E6%9C%AC?q=%C3%A9"
     assert jwt.decode(minted["token"], options={"verify_signature": False})["rdr"] == sent
     answer = browser_post(local_stack, minted["token"])
-    assert answer.status_code == 303 and answer.headers["location"] == sent
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == sent
     assert answer.headers["set-cookie"].startswith("__session=")
     assert local_stack.status(minted["id"]) == "accepted"
 
@@ -130,7 +140,8 @@ def test_an_old_token_with_a_raw_non_ascii_redirect_still_signs_in(local_stack: 
     minted = local_stack.mint(redirect_url=f"{base}/start")
     old = resign(local_stack, minted["token"], f"{base}/日本")
     answer = browser_post(local_stack, old)
-    assert answer.status_code == 303 and answer.headers["location"] == f"{base}/%E6%97%A5%E6%9C%AC"
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == f"{base}/%E6%97%A5%E6%9C%AC"
     assert answer.headers["set-cookie"].startswith("__session=")
     assert local_stack.status(minted["id"]) == "accepted"
 
@@ -143,8 +154,10 @@ def test_an_old_token_whose_redirect_cannot_be_sent_is_refused_and_stays_pending
     for raw in (f"{base}/\ud800", "https://[x/"):
         old = resign(local_stack, minted["token"], raw)
         page = httpx.get(f"{base}/accept-token", params={"token": old}, headers={"accept": "text/html"}, timeout=30)
-        assert page.status_code == 400 and "ticket_invalid_code" in page.text
+        assert page.status_code == 400, page.text
+        assert "ticket_invalid_code" in page.text
         answer = browser_post(local_stack, old)
-        assert answer.status_code == 400 and "ticket_invalid_code" in answer.text
+        assert answer.status_code == 400, answer.text
+        assert "ticket_invalid_code" in answer.text
         assert "set-cookie" not in answer.headers
     assert local_stack.status(minted["id"]) == "pending"

@@ -76,19 +76,13 @@ def deliver(stack: LocalStackHandle, event: dict[str, Any]) -> tuple[dict[str, A
 
 def capture(stack: LocalStackHandle, batch_id: str, user_ids: list[str]) -> str:
     """A queue receiving the SignInLinkMinted events of these users of ``batch_id`` from the stack's bus."""
-    sqs, events = stack.aws("sqs"), stack.aws("events")
-    name = f"capture-{uuid.uuid4().hex[:12]}"
-    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.env("MintLinkFunction")["EVENT_BUS_NAME"]
-    pattern = {
-        "source": ["signin-links"],
-        "detail-type": ["SignInLinkMinted"],
-        "detail": {"batch_id": [batch_id], "user_id": user_ids},
-    }
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
+    return stack.capture(
+        {
+            "source": ["signin-links"],
+            "detail-type": ["SignInLinkMinted"],
+            "detail": {"batch_id": [batch_id], "user_id": user_ids},
+        }
+    )
 
 
 def queued(stack: LocalStackHandle, url: str) -> int:
@@ -150,10 +144,13 @@ def test_ten_thousand_users_in_one_event_delivered_twice(local_stack: LocalStack
     assert queued(local_stack, queue) == len(sample)
 
     again, published = deliver(local_stack, event)  # within the idempotency window: the stored summary
-    assert again == first and published == {}
+    assert again == first
+    assert published == {}
     forget_idempotency(local_stack)  # past the window: the completed batch header answers
     late, published = deliver(local_stack, event)
-    assert late["redelivery"] is True and late["counts"] == first["counts"] and published == {}
+    assert late["redelivery"] is True
+    assert late["counts"] == first["counts"]
+    assert published == {}
     assert tokens(local_stack, batch_id) == tokens(local_stack, batch_id, "pending") == 10_000
     assert queued(local_stack, queue) == len(sample)
 
@@ -170,7 +167,8 @@ def test_make_invoke_on_the_batch_event_with_a_private_emulator(tmp_path: Any) -
     assert done.returncode == 0, done.stderr[-3000:]
     assert "starting a private emulator" in done.stderr
     result = json.loads(done.stdout.split("\n", 1)[1])  # after make's echo of the command
-    assert result["status"] == "completed" and result["batch_id"] == "waitlist-wave-2024-06-01"
+    assert result["status"] == "completed"
+    assert result["batch_id"] == "waitlist-wave-2024-06-01"
     assert result["counts"] == {"requested": 3, "minted": 3, "already_minted": 0, "failed": 0, "duplicates": 0}
 
 
@@ -192,7 +190,8 @@ def test_make_invoke_on_the_manifest_event_with_the_running_stack(local_stack: L
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.split("\n", 1)[1])
-    assert result["counts"]["minted"] + result["counts"]["already_minted"] == 3 and result["counts"]["failed"] == 0
+    assert result["counts"]["minted"] + result["counts"]["already_minted"] == 3
+    assert result["counts"]["failed"] == 0
     results_bucket, _, results_key = result["results"].removeprefix("s3://").partition("/")
     body = local_stack.aws("s3").get_object(Bucket=results_bucket, Key=results_key)["Body"].read().decode()
     lines = [json.loads(line) for line in body.splitlines()]
@@ -201,12 +200,14 @@ def test_make_invoke_on_the_manifest_event_with_the_running_stack(local_stack: L
         assert line["url"].startswith(f"{local_stack.base_url}/accept-token?token=")
         assert line["metadata"]["items"] == int(line["user_id"][-1])
         item = local_stack.item(line["sign_in_token_id"])
-        assert item is not None and item["status"]["S"] == "pending"
+        assert item is not None
+        assert item["status"]["S"] == "pending"
     # The link works: the accept page signs the first user in.
     token = lines[0]["url"].split("token=", 1)[1]
     with local_stack.client() as client:
         accepted = client.post("/accept-token", json={"token": token}, headers={"Accept": "application/json"})
-    assert accepted.status_code == 200 and accepted.json()["user_id"] == "user_cart_1"
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["user_id"] == "user_cart_1"
 
 
 def test_a_batch_works_on_a_first_deploy_without_an_accept_base_url(tmp_path: Any) -> None:
@@ -222,7 +223,8 @@ def test_a_batch_works_on_a_first_deploy_without_an_accept_base_url(tmp_path: An
         rows = "user_id\r\n" + "".join(f"user_first_{n}\r\n" for n in range(3))
         stack.aws("s3").put_object(Bucket=bucket, Key=key, Body=rows.encode())
         result, published_events = deliver(stack, event)
-        assert result["counts"]["minted"] == 3 and result["counts"]["failed"] == 0, result
+        assert result["counts"]["minted"] == 3, result
+        assert result["counts"]["failed"] == 0, result
         assert published_events["SignInLinkMinted"] == 3
         results_bucket, _, results_key = result["results"].removeprefix("s3://").partition("/")
         body = stack.aws("s3").get_object(Bucket=results_bucket, Key=results_key)["Body"].read().decode()

@@ -42,15 +42,18 @@ def test_python_sdk_creates_and_revokes(local_stack: LocalStackHandle) -> None:
         token = clerk.sign_in_tokens.create(request={"user_id": "user_py_sdk", "expires_in_seconds": 600})
         assert token.object == models.SignInTokenObject.SIGN_IN_TOKEN
         assert token.status == models.SignInTokenStatus.PENDING
-        assert token.user_id == "user_py_sdk" and token.id.startswith("sit_")
+        assert token.user_id == "user_py_sdk"
+        assert token.id.startswith("sit_")
         assert token.url == f"{local_stack.base_url}/accept-token?token={token.token}"
         assert local_stack.item(token.id) is not None
 
         revoked = clerk.sign_in_tokens.revoke(sign_in_token_id=token.id)
-        assert revoked.status == models.SignInTokenStatus.REVOKED and revoked.id == token.id
+        assert revoked.status == models.SignInTokenStatus.REVOKED
+        assert revoked.id == token.id
         assert revoked.updated_at >= token.updated_at
         item = local_stack.item(token.id)
-        assert item is not None and item["status"]["S"] == "revoked"
+        assert item is not None
+        assert item["status"]["S"] == "revoked"
 
 
 def test_python_sdk_default_expiry_is_sent_and_accepted(local_stack: LocalStackHandle) -> None:
@@ -58,7 +61,8 @@ def test_python_sdk_default_expiry_is_sent_and_accepted(local_stack: LocalStackH
     with python_sdk(local_stack) as clerk:
         token = clerk.sign_in_tokens.create(request={"user_id": "user_py_default"})
     item = local_stack.item(token.id)
-    assert item is not None and item["eis"]["N"] == "2592000"
+    assert item is not None
+    assert item["eis"]["N"] == "2592000"
 
 
 @pytest.mark.parametrize(
@@ -76,8 +80,10 @@ def test_python_sdk_parses_422_as_clerk_errors(
         clerk.sign_in_tokens.create(request=request_body)  # type: ignore[arg-type]
     assert raised.value.status_code == 422
     error = raised.value.data.errors[0]
-    assert error.code == code and error.meta == {"param_name": param}
-    assert error.message and error.long_message
+    assert error.code == code
+    assert error.meta == {"param_name": param}
+    assert error.message
+    assert error.long_message
 
 
 def test_python_sdk_parses_revoke_errors(local_stack: LocalStackHandle) -> None:
@@ -136,15 +142,20 @@ def test_js_sdk_creates_revokes_and_parses_errors(local_stack: LocalStackHandle)
     created = result["created"]
     assert created["ok"], created
     token = created["value"]
-    assert token["status"] == "pending" and token["userId"] == "user_js_sdk" and token["id"].startswith("sit_")
+    assert token["status"] == "pending"
+    assert token["userId"] == "user_js_sdk"
+    assert token["id"].startswith("sit_")
     assert token["url"] == f"{local_stack.base_url}/accept-token?token={token['token']}"
-    assert isinstance(token["createdAt"], int) and token["createdAt"] == token["updatedAt"]
+    assert isinstance(token["createdAt"], int)
+    assert token["createdAt"] == token["updatedAt"]
     item = local_stack.item(token["id"])
-    assert item is not None and item["eis"]["N"] == "600"
+    assert item is not None
+    assert item["eis"]["N"] == "600"
 
     revoked = result["revoked"]
     assert revoked["ok"], revoked
-    assert revoked["value"]["status"] == "revoked" and revoked["value"]["id"] == token["id"]
+    assert revoked["value"]["status"] == "revoked"
+    assert revoked["value"]["id"] == token["id"]
 
     def error(name: str) -> dict[str, Any]:
         outcome = result[name]
@@ -190,12 +201,15 @@ def test_python_sdk_lists_gets_tokens_refreshes_and_revokes_sessions(local_stack
         assert [session.id for session in listed] == [second["id"], first["id"]]
         assert all(session.status == models.Status.ACTIVE for session in listed)
         got = clerk.sessions.get(session_id=first["id"])
-        assert got.user_id == "user_py_sessions" and got.client_id.startswith("client_")
-        assert got.expire_at > got.created_at and got.abandon_at == got.expire_at
+        assert got.user_id == "user_py_sessions"
+        assert got.client_id.startswith("client_")
+        assert got.expire_at > got.created_at
+        assert got.abandon_at == got.expire_at
 
         token = clerk.sessions.create_token(session_id=first["id"], expires_in_seconds=120)
         claims = jwt.decode(token.jwt or "", options={"verify_signature": False})
-        assert claims["sid"] == first["id"] and claims["exp"] - claims["iat"] == 120
+        assert claims["sid"] == first["id"]
+        assert claims["exp"] - claims["iat"] == 120
 
         refreshed = clerk.sessions.refresh(
             session_id=first["id"],
@@ -207,7 +221,8 @@ def test_python_sdk_lists_gets_tokens_refreshes_and_revokes_sessions(local_stack
         assert jwt.decode(refreshed.jwt, options={"verify_signature": False})["sid"] == first["id"]
 
         revoked = clerk.sessions.revoke(session_id=first["id"])
-        assert revoked.status == models.Status.REVOKED and revoked.id == first["id"]
+        assert revoked.status == models.Status.REVOKED
+        assert revoked.id == first["id"]
         with pytest.raises(models.ClerkErrors) as again:
             clerk.sessions.revoke(session_id=first["id"])
         assert again.value.status_code == 400
@@ -222,7 +237,8 @@ def test_python_sdk_lists_gets_tokens_refreshes_and_revokes_sessions(local_stack
         assert refused.value.status_code == 401
         with pytest.raises(models.ClerkErrors) as unknown:
             clerk.sessions.get(session_id="sess_0000000000000000000000")
-        assert unknown.value.status_code == 404 and unknown.value.data.errors[0].code == "resource_not_found"
+        assert unknown.value.status_code == 404
+        assert unknown.value.data.errors[0].code == "resource_not_found"
         active = clerk.sessions.list(user_id="user_py_sessions", status=models.QueryParamStatus.ACTIVE)
         assert [session.id for session in active] == [second["id"]]
 
@@ -251,15 +267,20 @@ def test_js_sdk_lists_gets_tokens_and_revokes_sessions(local_stack: LocalStackHa
     result = json.loads(completed.stdout)
     assert result["list"]["ok"], result["list"]
     page = result["list"]["value"]
-    assert page["totalCount"] == 2 and [s["id"] for s in page["data"]] == [second["id"], first["id"]]
+    assert page["totalCount"] == 2
+    assert [s["id"] for s in page["data"]] == [second["id"], first["id"]]
     got = result["get"]["value"]
-    assert got["id"] == second["id"] and got["userId"] == "user_js_sessions" and got["status"] == "active"
-    assert isinstance(got["expireAt"], int) and got["clientId"].startswith("client_")
+    assert got["id"] == second["id"]
+    assert got["userId"] == "user_js_sessions"
+    assert got["status"] == "active"
+    assert isinstance(got["expireAt"], int)
+    assert got["clientId"].startswith("client_")
     token = result["token"]["value"]
     assert jwt.decode(token["jwt"], options={"verify_signature": False})["sid"] == second["id"]
     claims = jwt.decode(result["tokenWithExpiry"]["value"]["jwt"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120
-    assert result["revoked"]["ok"] and result["revoked"]["value"]["status"] == "revoked"
+    assert result["revoked"]["ok"]
+    assert result["revoked"]["value"]["status"] == "revoked"
     assert result["revokedAgain"]["error"]["status"] == 400
     assert result["revokedAgain"]["error"]["errors"][0]["code"] == "session_cannot_be_revoked_code"
     assert result["tokenOfRevoked"]["error"]["status"] == 400

@@ -22,7 +22,6 @@ import pytest
 from local.outbox import Mail, index
 from signin_links.batch.plan import token_id_for
 from tests.e2e.conftest import LocalStackHandle, running_stack
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_rules import put_batch, wait_for
 
 
@@ -30,18 +29,6 @@ from tests.e2e.test_rules import put_batch, wait_for
 def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
     with running_stack(tmp_path_factory.mktemp("email-stack")) as stack:
         yield stack
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 def outbox(stack: LocalStackHandle) -> list[dict[str, Any]]:
@@ -53,18 +40,6 @@ def outbox(stack: LocalStackHandle) -> list[dict[str, Any]]:
 
 def mails_to(stack: LocalStackHandle, address: str) -> list[dict[str, Any]]:
     return [mail for mail in outbox(stack) if mail["to"] == [address]]
-
-
-def capture(stack: LocalStackHandle, pattern: dict[str, Any], bus: str | None = None) -> str:
-    """A queue receiving what ``pattern`` matches on ``bus`` (the stack's bus by default)."""
-    sqs, events = stack.aws("sqs"), stack.aws("events")
-    name = f"capture-{uuid.uuid4().hex[:12]}"
-    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = bus or stack.env("MintLinkFunction")["EVENT_BUS_NAME"]
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
 
 
 def received(stack: LocalStackHandle, url: str) -> list[dict[str, Any]]:
@@ -91,7 +66,8 @@ def test_from_an_event_on_the_bus_to_a_clicked_email_link(mail_stack: LocalStack
         {"batch_id": batch_id, "users": [{"user_id": "user_ada", "metadata": {"email": address, "first_name": "Ada"}}]},
     )
     (mail,) = wait_for(lambda: mails_to(mail_stack, address), timeout=90, interval=0.5)
-    assert mail["subject"] == "Your sign-in link" and mail["from"] == "signin-links@example.com"
+    assert mail["subject"] == "Your sign-in link"
+    assert mail["from"] == "signin-links@example.com"
 
     context = browser.new_context()
     page = context.new_page()
@@ -110,12 +86,10 @@ def test_from_an_event_on_the_bus_to_a_clicked_email_link(mail_stack: LocalStack
 def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail_stack: LocalStackHandle) -> None:
     batch_id = f"e2e-once-{uuid.uuid4().hex[:8]}"
     address = f"grace.{uuid.uuid4().hex[:8]}@example.com"
-    minted = capture(
-        mail_stack,
+    minted = mail_stack.capture(
         {"source": ["signin-links"], "detail-type": ["SignInLinkMinted"], "detail": {"batch_id": [batch_id]}},
     )
-    failed = capture(
-        mail_stack,
+    failed = mail_stack.capture(
         {"source": ["signin-links"], "detail-type": ["SignInLinkEmailFailed"], "detail": {"batch_id": [batch_id]}},
     )
     put_batch(
@@ -127,7 +101,8 @@ def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail
     )
     wait_for(lambda: mails_to(mail_stack, address), timeout=90, interval=0.5)
     (failure,) = wait_for(lambda: received(mail_stack, failed), timeout=60, interval=0.5)
-    assert failure["detail"]["reason"] == "no_address" and failure["detail"]["user_id"] == "user_nomail"
+    assert failure["detail"]["reason"] == "no_address"
+    assert failure["detail"]["user_id"] == "user_nomail"
     assert "url" not in failure["detail"]
 
     # EventBridge delivers at least once: the same SignInLinkMinted, put on the bus twice more.
@@ -144,7 +119,8 @@ def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail
     time.sleep(1)
     assert len(mails_to(mail_stack, address)) == 1
     marker = mail_stack.item(f"email#{token_id_for(batch_id, 'user_grace')}")
-    assert marker is not None and marker["status"]["S"] == "sent"
+    assert marker is not None
+    assert marker["status"]["S"] == "sent"
 
 
 def test_ses_bounces_and_complaints_reach_the_stacks_bus(mail_stack: LocalStackHandle) -> None:
@@ -152,7 +128,7 @@ def test_ses_bounces_and_complaints_reach_the_stacks_bus(mail_stack: LocalStackH
     assert configuration_set  # the stack created one, and the function sends with it
     assert mail_stack.aws("sesv2").get_configuration_set(ConfigurationSetName=configuration_set)
     assert "EmailDeadLetterQueue" in mail_stack.state["queues"]
-    arrived = capture(mail_stack, {"source": ["aws.ses"]})
+    arrived = mail_stack.capture({"source": ["aws.ses"]})
     token_id = "sit_0000000000000000bounce"
     for detail_type, configured in (("Email Bounced", configuration_set), ("Email Complaint Received", "another-set")):
         detail = {
@@ -174,9 +150,8 @@ def test_ses_bounces_and_complaints_reach_the_stacks_bus(mail_stack: LocalStackH
             ]
         )
     (bounce,) = wait_for(lambda: received(mail_stack, arrived), timeout=30, interval=0.5)
-    assert bounce["detail-type"] == "Email Bounced" and bounce["detail"]["mail"]["tags"]["sign_in_token_id"] == [
-        token_id
-    ]
+    assert bounce["detail-type"] == "Email Bounced"
+    assert bounce["detail"]["mail"]["tags"]["sign_in_token_id"] == [token_id]
     time.sleep(1)
     assert received(mail_stack, arrived) == []  # another configuration set's complaint is not ours
 
@@ -186,14 +161,14 @@ def test_the_outbox_serves_each_mail_and_nothing_else(mail_stack: LocalStackHand
     assert httpx.post(f"{mail_stack.base_url}/_local/outbox", timeout=30).status_code == 405
     assert httpx.get(f"{mail_stack.base_url}/_local/other", timeout=30).status_code == 404
     page = httpx.get(f"{mail_stack.base_url}/_local/outbox", timeout=30)
-    assert (
-        page.headers["content-type"].startswith("text/html")
-        and "script-src" not in page.headers["content-security-policy"]
-    )
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src" not in page.headers["content-security-policy"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "GET /_local/outbox/{id} -> 404" in mail_stack.output()  # the log names the route, not the id
 
 
 def test_the_outbox_index_escapes_what_it_shows() -> None:
     page = index([Mail("id<1>", '"Eve" <e@x.test>', ["<a@x.test>"], "<script>alert(1)</script>", "", False)]).decode()
-    assert "<script>" not in page and "&lt;script&gt;" in page and "id%3C1%3E" in page
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "id%3C1%3E" in page

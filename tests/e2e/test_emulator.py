@@ -220,12 +220,14 @@ def test_function_environments_point_at_the_local_resources(local_stack: LocalSt
     specs = {
         name: spec for name, spec in functions().items() if name in existing("AWS::Serverless::Function", local_stack)
     }
-    assert set(local_stack.state["functions"]) == set(specs) and "SendLinkEmailFunction" not in specs
+    assert set(local_stack.state["functions"]) == set(specs)
+    assert "SendLinkEmailFunction" not in specs
     for logical_id, spec in specs.items():
         env = local_stack.env(logical_id)
         assert set(spec.environment) <= set(env)
         assert env["AWS_ENDPOINT_URL"] == local_stack.moto_endpoint
-        assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_REGION"] == local_stack.region
+        assert env["AWS_ACCESS_KEY_ID"] == "testing"
+        assert env["AWS_REGION"] == local_stack.region
         assert env["TABLE_NAME"] == local_stack.table_name
         assert env["ACCEPT_BASE_URL"] == local_stack.base_url
         assert local_stack.base_url in env["ALLOWED_REDIRECT_ORIGINS"].split(",")
@@ -279,15 +281,18 @@ def test_short_form_condition_tag_loads(tmp_path: Path) -> None:
 
 def test_generated_secrets_follow_generate_secret_string() -> None:
     password = generate_password({"PasswordLength": 48, "ExcludePunctuation": True})
-    assert len(password) == 48 and password.isalnum()
+    assert len(password) == 48
+    assert password.isalnum()
     digits = generate_password({"PasswordLength": 20, "ExcludeLowercase": True, "ExcludeUppercase": True})
-    assert len(digits) == 20 and not any(ch.isalpha() for ch in digits)
+    assert len(digits) == 20
+    assert not any(ch.isalpha() for ch in digits)
     value = secret_value(
         {"GenerateSecretString": {"SecretStringTemplate": '{"user": "a"}', "GenerateStringKey": "pw"}}, "sk"
     )
     assert value is not None
     data = json.loads(value)
-    assert data["user"] == "a" and len(data["pw"]) == 32
+    assert data["user"] == "a"
+    assert len(data["pw"]) == 32
     assert json.loads(localise_secret('{"secret_key": "generated"}', "sk_local")) == {"secret_key": "sk_local"}
     assert empty_keyring_kind('{"kind": "rsa", "keys": []}') == "rsa"
     assert empty_keyring_kind('{"kind": "hmac", "keys": [{"kid": "k"}]}') is None
@@ -310,7 +315,8 @@ def test_every_route_has_an_event_file_that_routes_to_it() -> None:
         assert key in by_key, f"events/ has no event for {key}"
         event = by_key[key]
         match = router.match(event["requestContext"]["http"]["method"], event["rawPath"])
-        assert match is not None and match.route == route, key
+        assert match is not None, key
+        assert match.route == route, key
         assert event["requestContext"]["routeKey"] == key
         assert (event.get("pathParameters") or {}) == match.path_parameters, key
 
@@ -347,7 +353,8 @@ def test_event_has_api_gateways_shape() -> None:
     assert "cookie" not in event["headers"]
     assert event["headers"]["x-multi"] == "a,b"
     assert all(name == name.lower() for name in event["headers"])
-    assert event["body"] == '{"k": 1}' and event["isBase64Encoded"] is False
+    assert event["body"] == '{"k": 1}'
+    assert event["isBase64Encoded"] is False
     assert event["requestContext"]["stage"] == "$default"
     assert event["requestContext"]["http"]["userAgent"] == "curl/8"
     other = http_event(request, match, domain_name="127.0.0.1:3000")
@@ -415,11 +422,13 @@ def test_responses_are_translated_as_api_gateway_does() -> None:
         "__session=x; HttpOnly",
         "other=y",
     ]
-    assert ("Location", "/next") in structured.headers and structured.body == b"<p>"
+    assert ("Location", "/next") in structured.headers
+    assert structured.body == b"<p>"
     binary = http_response({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True})
     assert binary.body == b"\x00\x01"
     shorthand = http_response({"hello": "world"})
-    assert shorthand.status == 200 and ("Content-Type", "application/json") in shorthand.headers
+    assert shorthand.status == 200
+    assert ("Content-Type", "application/json") in shorthand.headers
     assert json.loads(shorthand.body) == {"hello": "world"}
     assert http_response({"statusCode": "nope"}).status == 500
 
@@ -511,7 +520,8 @@ def test_invoke_mint_on_a_private_emulator() -> None:
     result = json.loads(done.stdout)  # stdout is the result alone; the logs went to stderr
     assert result["statusCode"] == 200
     body = json.loads(result["body"])
-    assert body["status"] == "pending" and body["url"].startswith("http://127.0.0.1:3000/accept-token?token=")
+    assert body["status"] == "pending"
+    assert body["url"].startswith("http://127.0.0.1:3000/accept-token?token=")
     assert "starting a private emulator" in done.stderr
     assert any(line.startswith('{"level":') for line in done.stderr.splitlines())  # Powertools' JSON logs
 
@@ -526,9 +536,11 @@ def test_invoke_reuses_a_running_stack(local_stack: LocalStackHandle) -> None:
     assert done.returncode == 0, done.stderr
     assert "using the running local stack" in done.stderr
     result = json.loads(done.stdout)
-    assert result["statusCode"] == 200 and json.loads(result["body"])["status"] == "revoked"
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"])["status"] == "revoked"
     item = local_stack.item(minted["id"])
-    assert item is not None and item["status"]["S"] == "revoked"
+    assert item is not None
+    assert item["status"]["S"] == "revoked"
 
 
 def test_invoke_reports_an_exception_as_lambda_does(tmp_path: Path) -> None:
@@ -551,7 +563,8 @@ def test_invoke_reports_an_exception_as_lambda_does(tmp_path: Path) -> None:
     failed = invoke("Boom", "-", "--template", template, stdin=event)
     assert failed.returncode == 1
     error = json.loads(failed.stdout)
-    assert error["errorType"] == "ValueError" and error["errorMessage"] == "bad MintSignInLinks"
+    assert error["errorType"] == "ValueError"
+    assert error["errorMessage"] == "bad MintSignInLinks"
     assert error["stackTrace"]
 
     echoed = invoke("Echo", "-", "--template", template, stdin=event)
@@ -559,7 +572,8 @@ def test_invoke_reports_an_exception_as_lambda_does(tmp_path: Path) -> None:
     assert json.loads(echoed.stdout) == {"source": "signin-links.batches", "fn": "signin-links-local-Echo"}
 
     unknown = invoke("Nope", "-", "--template", template, stdin=event)
-    assert unknown.returncode == 2 and "Boom" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "Boom" in unknown.stderr
 
 
 # --- Configuration and a clean stop -------------------------------------------------------------------------

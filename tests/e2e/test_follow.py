@@ -148,4 +148,5 @@ def test_without_a_running_stack_it_says_so(tmp_path: Any) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2 and "no local stack is running" in done.stderr
+    assert done.returncode == 2
+    assert "no local stack is running" in done.stderr

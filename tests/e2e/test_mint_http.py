@@ -47,8 +47,10 @@ def assert_error(response: httpx.Response, status: int, code: str, param: str | 
     envelope: dict[str, Any] = response.json()
     error = envelope["errors"][0]
     assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["long_message"], str) and error["long_message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert isinstance(error["long_message"], str)
+    assert error["long_message"]
     assert envelope["clerk_trace_id"]
     if param is not None:
         assert error["meta"] == {"param_name": param}
@@ -71,17 +73,21 @@ def test_the_printed_curl_mints_a_link(local_stack: LocalStackHandle) -> None:
     assert response.headers["content-type"] == "application/json"
     minted = response.json()
     assert set(minted) == {"object", "id", "status", "user_id", "token", "url", "created_at", "updated_at"}
-    assert minted["object"] == "sign_in_token" and minted["status"] == "pending" and minted["user_id"] == "user_123"
+    assert minted["object"] == "sign_in_token"
+    assert minted["status"] == "pending"
+    assert minted["user_id"] == "user_123"
     assert minted["url"] == f"{local_stack.base_url}/accept-token?token={minted['token']}"
     assert jwt.get_unverified_header(minted["token"])["alg"] == "HS256"
     item = local_stack.item(minted["id"])
-    assert item is not None and item["status"]["S"] == "pending"
+    assert item is not None
+    assert item["status"]["S"] == "pending"
     assert minted["token"] not in json.dumps(item)
 
 
 def test_the_state_file_matches_the_banner(local_stack: LocalStackHandle) -> None:
     output = local_stack.output()
-    assert local_stack.base_url in output and local_stack.secret_key in output
+    assert local_stack.base_url in output
+    assert local_stack.secret_key in output
     assert local_stack.moto_endpoint in output
     assert local_stack.state["curl"] in output
 
@@ -93,11 +99,15 @@ def test_revoke_then_revoke_again(api: httpx.Client, local_stack: LocalStackHand
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     revoked = response.json()
-    assert revoked["status"] == "revoked" and revoked["id"] == minted["id"] and revoked["url"] is None
+    assert revoked["status"] == "revoked"
+    assert revoked["id"] == minted["id"]
+    assert revoked["url"] is None
     assert "token" not in revoked
-    assert revoked["updated_at"] >= minted["updated_at"] and revoked["created_at"] == minted["created_at"]
+    assert revoked["updated_at"] >= minted["updated_at"]
+    assert revoked["created_at"] == minted["created_at"]
     item = local_stack.item(minted["id"])
-    assert item is not None and item["status"]["S"] == "revoked"
+    assert item is not None
+    assert item["status"]["S"] == "revoked"
 
     assert_error(api.post(revoke_path(minted["id"])), 400, "sign_in_token_cannot_be_revoked_code")
 
@@ -205,7 +215,8 @@ def test_an_unmatched_v1_request_is_answered_in_the_envelope_and_not_cached(
 ) -> None:
     """Through the template's ANY /v1/{proxy+} route: Clerk's envelope, Cache-Control: no-store."""
     response = api.request(method, path)
-    assert response.status_code == status and response.headers["cache-control"] == "no-store"
+    assert response.status_code == status
+    assert response.headers["cache-control"] == "no-store"
     assert response.headers["content-type"] == "application/json"
     if status == 405:
         assert response.headers["allow"] == "POST"

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +89,17 @@ def test_watching_a_rotation_of_both_keyrings(tmp_path: Path) -> None:
         assert verify(stack, first_session)["sub"] == "user_first"
 
         tickets, sessions = make_rotate(stack, "TicketKeyringSecret"), make_rotate(stack, "SessionKeyringSecret")
-        assert tickets.returncode == 0 and sessions.returncode == 0, tickets.stderr + sessions.stderr
+        assert tickets.returncode == 0, tickets.stderr + sessions.stderr
+        assert sessions.returncode == 0, tickets.stderr + sessions.stderr
         added_ticket = re.search(r"added (hmac-\S+): signs from .* \(in (\d+) s\)", tickets.stdout)
         added_session = re.search(r"added (rsa-\S+): signs from", sessions.stdout)
-        assert added_ticket and added_session, tickets.stdout + sessions.stdout
+        assert added_ticket, tickets.stdout + sessions.stdout
+        assert added_session, tickets.stdout + sessions.stdout
         assert 55 <= int(added_ticket.group(2)) <= 61
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
             assert step in tickets.stdout
-        assert "PRIVATE KEY" not in sessions.stdout and '"secret"' not in tickets.stdout
+        assert "PRIVATE KEY" not in sessions.stdout
+        assert '"secret"' not in tickets.stdout
         new_ticket_kid, new_session_kid = added_ticket.group(1), added_session.group(1)
 
         time.sleep(2.5)  # every function's cached keyring is older than SecretsMaxAgeSeconds now
@@ -106,7 +108,8 @@ def test_watching_a_rotation_of_both_keyrings(tmp_path: Path) -> None:
         during = stack.mint("user_during")
         assert kid(during["token"]) == old_ticket_kid
         during_session = accept(stack, during["token"])
-        assert kid(during_session) == old_session_kid and verify(stack, during_session)["sub"] == "user_during"
+        assert kid(during_session) == old_session_kid
+        assert verify(stack, during_session)["sub"] == "user_during"
 
         activates = max(
             int(key["activates_at"]) for key in keys(stack, "TicketKeyringSecret") + keys(stack, "SessionKeyringSecret")
@@ -145,14 +148,6 @@ def test_make_rotate_names_the_keyrings_when_secret_is_missing(local_stack: Loca
     assert "SessionKeyringSecret, TicketKeyringSecret" in done.stderr
 
 
-@pytest.fixture
-def restore_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_environ: None) -> None:
     # A 59 s margin: some warm function could meet a key it cannot verify yet. The functions refuse
     # to start with it (CloudFormation would refuse the parameter; the local stack takes it).
@@ -173,7 +168,8 @@ def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_en
             body = json.dumps({"secret": "TicketKeyringSecret"}).encode()
             request = HttpRequest("POST", "/_local/rotate", [("Authorization", f"Bearer {stack.secret_key}")], body)
             answer, route = stack.call(request, "127.0.0.1:3999")
-            assert route == "POST /_local/rotate" and answer.status == 422
+            assert route == "POST /_local/rotate"
+            assert answer.status == 422, answer.body
             message = json.loads(answer.body)["message"]
             assert message.startswith("createSecret failed: ConfigError: KEY_ACTIVATION_MARGIN_SECONDS: 59 is below")
             assert current() == before

@@ -132,8 +132,11 @@ def test_an_event_reaches_the_function_whole(harness: Harness) -> None:
     (call,) = wait_for(harness.calls)
     event = call["event"]
     assert list(event) == ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
-    assert event["id"] == event_id and event["source"] == "test" and event["detail-type"] == "Ping"
-    assert event["account"] == "123456789012" and event["time"].endswith("Z")
+    assert event["id"] == event_id
+    assert event["source"] == "test"
+    assert event["detail-type"] == "Ping"
+    assert event["account"] == "123456789012"
+    assert event["time"].endswith("Z")
     # moto's default input template would rewrite these inside the detail; the whole event is passed as it is
     assert event["detail"]["note"] == "<source> <id> <detail-type>"
     wait_for(lambda: any("-> ok" in line for line in harness.log))
@@ -219,19 +222,9 @@ def put_batch(stack: LocalStackHandle, detail: dict[str, Any]) -> str:
 
 def completed_queue(stack: LocalStackHandle, batch_id: str) -> str:
     """A queue that receives the SignInLinkBatchCompleted event of ``batch_id`` from the stack's bus."""
-    sqs, events = stack.aws("sqs"), stack.aws("events")
-    name = f"completed-{uuid.uuid4().hex[:12]}"
-    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus = stack.env("MintLinkFunction")["EVENT_BUS_NAME"]
-    pattern = {
-        "source": ["signin-links"],
-        "detail-type": ["SignInLinkBatchCompleted"],
-        "detail": {"batch_id": [batch_id]},
-    }
-    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-    return url
+    return stack.capture(
+        {"source": ["signin-links"], "detail-type": ["SignInLinkBatchCompleted"], "detail": {"batch_id": [batch_id]}}
+    )
 
 
 def test_a_batch_event_put_on_the_bus_mints_through_the_templates_rule(local_stack: LocalStackHandle) -> None:
@@ -245,7 +238,8 @@ def test_a_batch_event_put_on_the_bus_mints_through_the_templates_rule(local_sta
         return json.loads(messages[0]["Body"])["detail"] if messages else None
 
     completed = wait_for(summary, timeout=60, interval=0.3)
-    assert completed["counts"]["minted"] == 3 and completed["status"] == "completed"
+    assert completed["counts"]["minted"] == 3
+    assert completed["status"] == "completed"
     for user in users:
         assert local_stack.status(token_id_for(batch_id, user)) == "pending"
     assert "EventBridge MintLinkFunctionMintBatch -> MintLinkFunction (request " in local_stack.output()
@@ -303,8 +297,12 @@ def test_an_event_put_with_the_aws_cli_reaches_the_rule(local_stack: LocalStackH
 def test_the_rules_that_cannot_run_locally_are_named(local_stack: LocalStackHandle) -> None:
     rules = {rule["origin"]: rule for rule in local_stack.state["rules"]}
     (mint,) = rules["MintLinkFunction.Events.MintBatch"]["targets"]
-    assert mint["local"] and mint["on_failure"] == "BatchDeadLetterQueue" and mint["retries"] == 2
+    assert mint["local"]
+    assert mint["on_failure"] == "BatchDeadLetterQueue"
+    assert mint["retries"] == 2
     (distributed,) = rules["MintBatchStateMachine.Events.DistributedBatch"]["targets"]
-    assert not distributed["local"] and "Step Functions" in distributed["not_local"]
+    assert not distributed["local"]
+    assert "Step Functions" in distributed["not_local"]
     banner = local_stack.output()
-    assert "MintBatchStateMachine.Events.DistributedBatch" in banner and "NOT RUN LOCALLY" in banner
+    assert "MintBatchStateMachine.Events.DistributedBatch" in banner
+    assert "NOT RUN LOCALLY" in banner

@@ -1,43 +1,41 @@
-"""schemathesis against the local stack's /v1 API, driven by openapi/v1.yaml: no 5xx, and every
-response conforms to the document (status codes, Content-Type, headers, bodies), authentication is
-enforced, invalid input is rejected and valid input accepted.
+"""schemathesis against the local stack's /v1 API, driven by openapi/v1.yaml, through its pytest
+integration: no 5xx, and every response conforms to the document (status codes, Content-Type,
+headers, bodies), authentication is enforced, invalid input is rejected and valid input accepted.
 
-Bounded: at most ``MAX_EXAMPLES`` cases per operation and phase, ``MAX_TIME_S`` for the whole run.
-The published document cannot know a deployment's redirect allow-list, so the copy used here pins
-``redirect_url`` to the local stack's allowed origins (everything else is the published text).
-Every check runs, ``unsupported_method`` included: an undeclared method on a /v1 route reaches the
-mint function through the template's ``ANY /v1/{proxy+}`` route and is answered 405 with ``Allow``.
-Its methods are those API Gateway HTTP APIs route (not schemathesis's TRACE and QUERY, which only
-the local stack passes on).
+``test_v1_operation`` runs once per operation (pytest reports each as ``[METHOD /path]``) with
+schemathesis's examples, coverage and fuzzing phases; ``test_v1_workflows`` runs its stateful phase
+(sequences of calls along the document's links and those schemathesis infers). Every check runs
+(schemathesis's default set is all of them), ``unsupported_method`` included: an undeclared method
+on a /v1 route reaches the mint function through the template's ``ANY /v1/{proxy+}`` route and is
+answered 405 with ``Allow``. Its methods are those API Gateway HTTP APIs route (not schemathesis's
+TRACE and QUERY, which only the local stack passes on).
+
+Bounded: at most ``MAX_EXAMPLES`` cases per operation and phase, and ``MAX_EXAMPLES`` stateful
+scenarios. The published document cannot know a deployment's redirect allow-list, so the copy used
+here pins ``redirect_url`` to ``ORIGIN`` (everything else is the published text). The schema is
+loaded at import (pytest collects one test per operation), before any stack runs, so these tests
+start a local stack of their own (``running_stack``) that allows ``ORIGIN`` and has ``SECRET_KEY``.
+A failure names the operation and the check, with a curl command that reproduces it.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
+import tomllib
+from collections.abc import Iterator
+from typing import Any
 
+import hypothesis
+import pytest
+import schemathesis
 import yaml
 
-from tests.e2e.conftest import ROOT, LocalStackHandle
+from tests.e2e.conftest import ROOT, SESSION_ENV, LocalStackHandle, running_stack
 
 SPEC = ROOT / "openapi" / "v1.yaml"
 MAX_EXAMPLES = 40
-MAX_TIME_S = 60
-
-
-def spec_for(stack: LocalStackHandle, directory: Path) -> Path:
-    document = yaml.safe_load(SPEC.read_text())
-    origins = [origin.strip() for origin in str(stack.state["parameters"]["AllowedRedirectOrigins"]).split(",")]
-    alternatives = "|".join(re.escape(origin.rstrip("/")) for origin in origins if origin)
-    redirect = document["components"]["schemas"]["CreateSignInTokenRequest"]["properties"]["redirect_url"]
-    redirect["pattern"] = f"^({alternatives})(/[\\x21-\\x7e]*)?$"
-    document["servers"] = [{"url": stack.base_url}]
-    path = directory / "v1.local.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
+ORIGIN = "https://app.example.com"
+SECRET_KEY = "sk_test_schemathesis_0001"
 
 # An invalid request may also be too large: the API then answers 413 `request_body_too_large` (a
 # documented 4xx of both operations), which schemathesis's default list of rejections lacks.
@@ -45,6 +43,8 @@ def spec_for(stack: LocalStackHandle, directory: Path) -> Path:
 # with neither is schema-valid and rightly answered 422 `form_param_missing` (documented); on that
 # operation only, 422 counts among the accepted answers to schema-valid data.
 CONFIG = """
+request-timeout = 30
+
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
@@ -57,29 +57,53 @@ unexpected-methods = ["get", "put", "delete", "options", "patch"]
 """
 
 
-def test_schemathesis_finds_nothing(local_stack: LocalStackHandle, tmp_path: Path) -> None:
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG)
-    command = [
-        str(Path(sys.executable).with_name("schemathesis")),
-        "--config-file", str(config),
-        "run",
-        str(spec_for(local_stack, tmp_path)),
-        "--url", local_stack.base_url,
-        "--header", f"Authorization: Bearer {local_stack.secret_key}",
-        "--checks", "all",
-        "--max-examples", str(MAX_EXAMPLES),
-        "--max-time", str(MAX_TIME_S),
-        "--request-timeout", "30",
-        "--report", "junit",
-        "--report-dir", str(tmp_path / "report"),
-        "--no-color",
-    ]  # fmt: skip
-    result = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=MAX_TIME_S + 120, check=False
+def local_document() -> dict[str, Any]:
+    """openapi/v1.yaml with ``redirect_url`` pinned to ``ORIGIN``, the stack's allowed origin."""
+    document: dict[str, Any] = yaml.safe_load(SPEC.read_text())
+    redirect = document["components"]["schemas"]["CreateSignInTokenRequest"]["properties"]["redirect_url"]
+    redirect["pattern"] = f"^({re.escape(ORIGIN)})(/[\\x21-\\x7e]*)?$"
+    return document
+
+
+def config(**settings: Any) -> schemathesis.Config:
+    """The settings above; the key is set here (not per call) so that schemathesis knows it is the
+    credential, and leaves it out where it tests that authentication is enforced."""
+    return schemathesis.Config.from_dict(
+        {
+            **tomllib.loads(CONFIG),
+            "headers": {"Authorization": f"Bearer {SECRET_KEY}"},
+            "generation": {"max-examples": MAX_EXAMPLES},
+            **settings,
+        }
     )
-    output = result.stdout + result.stderr
-    (tmp_path / "schemathesis.txt").write_text(output)
-    failures = output[output.find("FAILURES") : output.find("SUMMARY")] if "FAILURES" in output else ""
-    assert result.returncode == 0, (failures or output)[-8000:] + output[output.find("SUMMARY") :]
-    assert "Tested: 7" in output, output[-3000:]  # sign-in tokens (2) and sessions (5)
+
+
+@pytest.fixture(scope="module")
+def v1_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
+    """A stack of its own: the schema is loaded at import, before any stack runs, so this stack has
+    a known key and allows a known origin (and its own, as every local stack does)."""
+    env = {**SESSION_ENV, "LOCAL_SECRET_KEY": SECRET_KEY, "LOCAL_PARAMETER_AllowedRedirectOrigins": ORIGIN}
+    with running_stack(tmp_path_factory.mktemp("schemathesis-stack"), env=env) as stack:
+        assert stack.secret_key == SECRET_KEY
+        yield stack
+
+
+# Loaded at import: pytest collects one test per operation. (schemathesis.pytest.from_fixture, which
+# would load it from a fixture, fails on pytest 9.2: it writes Node._nodeid, which pytest no longer has.)
+schema = schemathesis.openapi.from_dict(local_document(), config=config())
+
+
+@schema.parametrize()
+def test_v1_operation(case: Any, v1_stack: LocalStackHandle) -> None:
+    case.call_and_validate(base_url=v1_stack.base_url)
+
+
+def test_every_v1_operation_is_tested() -> None:
+    labels = [result.ok().label for result in schema.get_all_operations()]  # .ok() raises on an invalid one
+    assert len(labels) == 7, labels  # sign-in tokens (2) and sessions (5)
+
+
+def test_v1_workflows(v1_stack: LocalStackHandle) -> None:
+    stateful = schemathesis.openapi.from_dict(local_document(), config=config(**{"base-url": v1_stack.base_url}))
+    machine = stateful.as_state_machine()
+    machine.run(settings=hypothesis.settings(machine.TestCase.settings, max_examples=MAX_EXAMPLES))

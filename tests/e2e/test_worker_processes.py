@@ -135,14 +135,6 @@ def make() -> Iterator[Any]:
         function.close()
 
 
-@pytest.fixture
-def restore_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def test_an_environment_is_a_process_that_inherits_the_stacks_environment(
     source: Path, make: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,7 +142,8 @@ def test_an_environment_is_a_process_that_inherits_the_stacks_environment(
     function = make(spec(source, timeout_s=30))
     result = function.invoke({"action": "echo"})
     assert result["pid"] != os.getpid()
-    assert result["function"] == "local-Worker" and result["variable"] == "set by the stack"
+    assert result["function"] == "local-Worker"
+    assert result["variable"] == "set by the stack"
     assert 0 < result["remaining_ms"] <= 30_000
     function.invoke({"action": "log"})
     assert "hello from the worker" in capfd.readouterr().out  # its stdout is ours
@@ -202,7 +195,8 @@ def test_a_raise_keeps_the_environment_a_crash_or_timeout_replaces_it(source: Pa
 
     with pytest.raises(InvocationError) as raised:
         function.invoke({"action": "exit"})
-    assert raised.value.error_type == "Runtime.ExitError" and "exit status 3" in raised.value.error_message
+    assert raised.value.error_type == "Runtime.ExitError"
+    assert "exit status 3" in raised.value.error_message
     assert not alive(first)
     second = function.invoke({"action": "echo"})["pid"]
     assert second != first
@@ -255,7 +249,8 @@ def test_the_stack_reports_a_failed_init_and_answers_500_for_a_failed_invocation
         )
         try:
             stack.activate()
-            assert set(stack.init_errors) == {"Broken"} and "cannot start" in stack.init_errors["Broken"]
+            assert set(stack.init_errors) == {"Broken"}
+            assert "cannot start" in stack.init_errors["Broken"]
 
             def get(target: str) -> int:
                 response, _ = stack.call(HttpRequest(method="GET", target=target, headers=[]), "127.0.0.1:3999")
@@ -266,7 +261,8 @@ def test_the_stack_reports_a_failed_init_and_answers_500_for_a_failed_invocation
             assert get("/boom?sit_secret_in_the_query") == 500
             assert get("/echo") == 200  # the environment that raised still serves
             workers = {pid for function in stack.functions.values() for pid in function.worker_pids()}
-            assert workers and os.getpid() not in workers
+            assert workers
+            assert os.getpid() not in workers
         finally:
             stack.close()
     assert wait_gone(workers) == set()
@@ -286,7 +282,8 @@ def test_stopping_the_stack_ends_every_worker(tmp_path: Path) -> None:
         workers = children(stack.process.pid)
         assert len(workers) >= 3  # a worker per function at least (and multiprocessing's resource tracker)
         jwks = httpx.get(stack.base_url + "/.well-known/jwks.json", timeout=30)
-        assert jwks.status_code == 200 and json.loads(jwks.text)["keys"]
+        assert jwks.status_code == 200, jwks.text
+        assert json.loads(jwks.text)["keys"]
         process = stack.process
     assert process.returncode == 0
     assert wait_gone(workers) == set()

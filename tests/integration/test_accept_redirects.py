@@ -30,7 +30,8 @@ def old_token(stack: Stack, redirect_url: str, token_id: str = TOKEN_ID) -> str:
 def test_a_non_ascii_redirect_is_minted_and_sent_as_ascii(stack: Stack, context: Any) -> None:
     minted = mint(context, redirect_url="https://app.example.com/café?plat=crème#bas")
     item = stack.item(minted["id"])
-    assert item is not None and item["redirect_url"]["S"] == "https://app.example.com/caf%C3%A9?plat=cr%C3%A8me#bas"
+    assert item is not None
+    assert item["redirect_url"]["S"] == "https://app.example.com/caf%C3%A9?plat=cr%C3%A8me#bas"
     answer = post(context, minted["token"])
     assert answer.status == 303
     assert answer.headers["Location"] == "https://app.example.com/caf%C3%A9?plat=cr%C3%A8me#bas"
@@ -50,12 +51,14 @@ def test_an_old_token_with_a_raw_redirect_is_sent_in_ascii(stack: Stack, context
     page = get(context, token)
     assert page.status == 200
     answer = post(context, token)
-    assert answer.status == 303 and answer.headers["Location"] == sent
+    assert answer.status == 303, answer.body
+    assert answer.headers["Location"] == sent
     assert all(value.isascii() for value in answer.headers.values())
     claims = session_claims(stack, answer.session_cookie()["__session"].value)
     assert claims["azp"] == "https://app.example.com"
     as_json = post(context, old_token(stack, raw, "sit_0000000000000000000043"), accept="application/json")
-    assert as_json.status == 200 and as_json.json()["redirect_url"] == sent
+    assert as_json.status == 200, as_json.body
+    assert as_json.json()["redirect_url"] == sent
 
 
 @pytest.mark.parametrize(
@@ -73,8 +76,11 @@ def test_a_token_whose_redirect_cannot_be_sent_is_refused_and_stays_pending(
 ) -> None:
     token = old_token(stack, raw)
     page = get(context, token)
-    assert page.status == 400 and page.code == "ticket_invalid_code"
+    assert page.status == 400, page.body
+    assert page.code == "ticket_invalid_code"
     for accept in ("text/html", "application/json"):
         answer = post(context, token, accept=accept)
-        assert answer.status == 400 and answer.code == "ticket_invalid_code" and answer.cookies == []
+        assert answer.status == 400, answer.body
+        assert answer.code == "ticket_invalid_code"
+        assert answer.cookies == []
     assert status_of(stack, TOKEN_ID) == "pending"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import logging
 import re
@@ -32,18 +31,9 @@ from tests.integration.test_accept_token import (
     revoke,
     status_of,
 )
+from tests.jwts import b64, hs256
 from tests.pipes import audit_pipe, bus_queue
 from tests.robustness.faults import injected
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
 
 
 def forgeries(stack: Stack, context: Any, token: str) -> dict[str, str]:
@@ -84,7 +74,8 @@ def test_forged_and_malformed_tokens_are_invalid_and_consume_nothing(stack: Stac
             assert answer.cookies == [], name
         page = get(context, forged)
         assert (page.status, page.code) == (400, "ticket_invalid_code"), name
-        assert "This sign-in link is not valid" in page.body and "Ask for a new sign-in link." in page.body
+        assert "This sign-in link is not valid" in page.body
+        assert "Ask for a new sign-in link." in page.body
     assert status_of(stack, minted["id"]) == "pending"
     assert post(context, minted["token"], accept="application/json").status == 200  # the real one still works
 
@@ -137,10 +128,11 @@ def test_every_response_carries_the_security_headers(stack: Stack, context: Any)
         for header in SECURITY_HEADERS:
             assert header in answer.headers, (name, header)
         csp = answer.headers["Content-Security-Policy"]
-        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp, name
-        assert (
-            answer.headers["Referrer-Policy"] == "no-referrer" and answer.headers["X-Content-Type-Options"] == "nosniff"
-        )
+        assert "default-src 'none'" in csp, name
+        assert "frame-ancestors 'none'" in csp, name
+        assert "base-uri 'none'" in csp, name
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
         expected_cache = "public, max-age=240" if name == "jwks" else "no-store"
         assert answer.headers["Cache-Control"] == expected_cache, name
 
@@ -154,8 +146,10 @@ def test_inline_script_and_style_are_allowed_by_hash_only(stack: Stack, context:
     def source(text: str) -> str:
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
-    assert f"script-src {source(script)};" in csp and f"style-src {source(style)};" in csp
-    assert "unsafe-inline" not in csp and "<script src" not in page.body
+    assert f"script-src {source(script)};" in csp
+    assert f"style-src {source(style)};" in csp
+    assert "unsafe-inline" not in csp
+    assert "<script src" not in page.body
     # The form posts to this origin, and the redirect after it may go to any allowed origin.
     assert "form-action 'self' https://app.example.com http://127.0.0.1:3000;" in csp
 
@@ -193,7 +187,8 @@ def test_each_outcome_is_counted_and_each_committed_change_is_audited_once(
     post(context, "not-a-token")
     metrics = emitted_metrics(capsys.readouterr().out)
     names = [name for name, _ in metrics]
-    assert names.count("SignInTokensAccepted") == 2 and names.count("SignInTokenRetriesAccepted") == 1
+    assert names.count("SignInTokensAccepted") == 2
+    assert names.count("SignInTokenRetriesAccepted") == 1
     reasons = sorted(dims["reason"] for name, dims in metrics if name == "SignInTokensRejected")
     assert reasons == ["already_used", "invalid", "revoked"]
 
@@ -213,14 +208,19 @@ def test_each_outcome_is_counted_and_each_committed_change_is_audited_once(
         "retried": False,
     }
     created = by_type["SessionCreated"]["detail"]
-    assert created["session_id"] == session_id and created["sign_in_token_id"] == accepted["id"]
-    assert created["user_id"] == accepted["user_id"] and created["client_id"].startswith("client_")
+    assert created["session_id"] == session_id
+    assert created["sign_in_token_id"] == accepted["id"]
+    assert created["user_id"] == accepted["user_id"]
+    assert created["client_id"].startswith("client_")
     updated_at = int(stack.item(accepted["id"])["updated_at"]["N"])  # type: ignore[index]
     accepted_at = by_type["SignInTokenAccepted"]["time"]
     assert abs(datetime.fromisoformat(accepted_at.replace("Z", "+00:00")).timestamp() - updated_at / 1000) < 1
-    assert accepted["token"] not in json.dumps(events) and session not in json.dumps(events)
-    assert pipe.drain() == 0 and received() == [], "an event twice"
-    assert pipe.stats.dropped == 0 and pipe.stats.dead_lettered_batches == 0
+    assert accepted["token"] not in json.dumps(events)
+    assert session not in json.dumps(events)
+    assert pipe.drain() == 0, "an event twice"
+    assert received() == [], "an event twice"
+    assert pipe.stats.dropped == 0
+    assert pipe.stats.dead_lettered_batches == 0
 
 
 def test_an_accept_calls_no_aws_service_but_its_one_write(
@@ -232,7 +232,8 @@ def test_an_accept_calls_no_aws_service_but_its_one_write(
         answer = post(context, minted["token"])
         made = [(service, operation) for service, operation, _ in faults.calls]
     assert made == [("dynamodb", "TransactWriteItems")]  # the token's update and the session's put
-    assert answer.status == 303 and status_of(stack, minted["id"]) == "accepted"
+    assert answer.status == 303, answer.body
+    assert status_of(stack, minted["id"]) == "accepted"
 
 
 class _Records(logging.Handler):
@@ -277,7 +278,8 @@ def test_no_log_line_carries_a_token(stack: Stack, context: Any, capsys: pytest.
         logger.setLevel("INFO")
         release_logs(handler)
     output = "\n".join(handler.lines) + capsys.readouterr().out
-    assert "sign-in accepted" in output and "sign-in rejected" in output  # the capture did see the logs
+    assert "sign-in accepted" in output
+    assert "sign-in rejected" in output  # the capture did see the logs
     for secret in (minted["token"], revoked["token"], session, minted["token"][:-3]):
         assert secret not in output
         assert secret.split(".")[2] not in output  # not even the signature part

@@ -197,13 +197,15 @@ def test_the_example_event_mints_each_user_once_and_announces_each(batches: Batc
     batch_id = detail["batch_id"]
     assert summary["status"] == "completed"
     assert summary["counts"] == {"requested": 3, "minted": 3, "already_minted": 0, "failed": 0, "duplicates": 0}
-    assert summary["failures"] == [] and "url" not in json.dumps(summary)
+    assert summary["failures"] == []
+    assert "url" not in json.dumps(summary)
 
     tokens = {item["user_id"]["S"]: item for item in batches.tokens(batch_id)}
     assert set(tokens) == {user["user_id"] for user in detail["users"]}
     for user_id, item in tokens.items():
         assert item["pk"]["S"] == token_id_for(batch_id, user_id)
-        assert item["status"]["S"] == "pending" and int(item["eis"]["N"]) == 604800
+        assert item["status"]["S"] == "pending"
+        assert int(item["eis"]["N"]) == 604800
 
     minted = {m["user_id"]: m for m in batches.minted()}
     assert set(minted) == set(tokens)
@@ -211,11 +213,13 @@ def test_the_example_event_mints_each_user_once_and_announces_each(batches: Batc
     for user in detail["users"]:
         message = minted[user["user_id"]]
         assert set(message) == {"batch_id", "user_id", "sign_in_token_id", "url", "expires_at", "metadata"}
-        assert message["batch_id"] == batch_id and message["metadata"] == user.get("metadata")
+        assert message["batch_id"] == batch_id
+        assert message["metadata"] == user.get("metadata")
         assert message["sign_in_token_id"] == tokens[user["user_id"]]["pk"]["S"]
         assert message["url"].startswith("https://links.example.com/accept-token?token=")
         claims = claims_of(message["url"], keys)
-        assert claims["sid"] == message["sign_in_token_id"] and claims["exp"] * 1000 == message["expires_at"]
+        assert claims["sid"] == message["sign_in_token_id"]
+        assert claims["exp"] * 1000 == message["expires_at"]
         assert claims.get("rdr") == user.get("redirect_url")
         token = message["url"].split("token=", 1)[1]
         assert token not in json.dumps(tokens[user["user_id"]])  # the token itself is never stored
@@ -240,7 +244,8 @@ def test_a_redelivered_event_mints_and_announces_nothing_more(
     first = batches.deliver(detail)
     assert first["counts"]["minted"] == 250
     items = {item["pk"]["S"]: item for item in batches.tokens("wave-7")}
-    assert len(items) == 250 and len(batches.minted()) == 250
+    assert len(items) == 250
+    assert len(batches.minted()) == 250
     assert minted_metric(capsys) == [250]
 
     # Within the idempotency window Powertools answers with the stored summary.
@@ -248,10 +253,12 @@ def test_a_redelivered_event_mints_and_announces_nothing_more(
     # Later (records expired), the completed header answers: nothing is published again.
     batches.forget_idempotency()
     again = batches.deliver(detail)
-    assert again["redelivery"] is True and again["counts"] == first["counts"]
+    assert again["redelivery"] is True
+    assert again["counts"] == first["counts"]
 
     assert {item["pk"]["S"]: item for item in batches.tokens("wave-7")} == items  # not even re-put
-    assert len(batches.minted()) == 250 and len(batches.summaries()) == 1
+    assert len(batches.minted()) == 250
+    assert len(batches.summaries()) == 1
     assert minted_metric(capsys) == []  # and the links are not counted twice
 
 
@@ -277,22 +284,29 @@ def test_invalid_users_are_reported_and_the_others_minted(batches: Batches) -> N
     failures = {f["index"]: f for f in summary["failures"]}
     assert sorted(failures) == [1, 2, 3, 4, 5, 6, 9]
     assert failures[1]["code"] == failures[2]["code"] == failures[9]["code"] == "form_param_value_invalid"
-    assert failures[3]["code"] == "form_param_value_invalid" and "redirect_url" in failures[3]["reason"]
-    assert failures[4]["code"] == "form_param_value_invalid" and "metadata" in failures[4]["reason"]
-    assert failures[5]["code"] == "form_param_unknown" and "favourite_colour" in failures[5]["reason"]
-    assert failures[6]["user_id"] is None and failures[3]["user_id"] == "evil"
+    assert failures[3]["code"] == "form_param_value_invalid"
+    assert "redirect_url" in failures[3]["reason"]
+    assert failures[4]["code"] == "form_param_value_invalid"
+    assert "metadata" in failures[4]["reason"]
+    assert failures[5]["code"] == "form_param_unknown"
+    assert "favourite_colour" in failures[5]["reason"]
+    assert failures[6]["user_id"] is None
+    assert failures[3]["user_id"] == "evil"
     assert len(failures[9]["user_id"]) == 256  # bounded in the summary
     assert sorted(item["user_id"]["S"] for item in batches.tokens("mixed")) == ["good_1", "good_2"]
     minted = {m["user_id"]: m for m in batches.minted()}
-    assert set(minted) == {"good_1", "good_2"} and minted["good_2"]["metadata"] == {"plan": "pro"}
+    assert set(minted) == {"good_1", "good_2"}
+    assert minted["good_2"]["metadata"] == {"plan": "pro"}
     assert claims_of(minted["good_1"]["url"], ticket_key(batches.stack))["rdr"] == "https://app.example.com/start"
 
 
 def test_the_failures_list_of_the_summary_is_bounded(batches: Batches) -> None:
     detail = {"batch_id": "many-bad", "users": [{"user_id": ""} for _ in range(150)] + users(3)}
     summary = batches.deliver(detail)
-    assert summary["counts"]["failed"] == 150 and summary["counts"]["minted"] == 3
-    assert len(summary["failures"]) == 100 and summary["failures_truncated"] == 50
+    assert summary["counts"]["failed"] == 150
+    assert summary["counts"]["minted"] == 3
+    assert len(summary["failures"]) == 100
+    assert summary["failures_truncated"] == 50
     assert [f["index"] for f in summary["failures"]] == list(range(100))
 
 
@@ -320,7 +334,8 @@ def test_a_manifest_batch_mints_and_writes_a_results_object(batches: Batches, ke
     detail = {"batch_id": f"cart-{key[-3:]}", "manifest": batches.put_manifest(key, body), "expires_in_seconds": 3600}
     summary = batches.deliver(detail)
     assert summary["counts"] == {"requested": 4, "minted": 2, "already_minted": 0, "failed": 1, "duplicates": 1}
-    assert summary["failures"][0]["index"] == 2 and summary["failures"][0]["user_id"] == "user_c"
+    assert summary["failures"][0]["index"] == 2
+    assert summary["failures"][0]["user_id"] == "user_c"
     suffix = key.rsplit(".", 1)[1]
     assert summary["results"] == f"s3://{RESULTS_BUCKET}/results/cart-{suffix[-3:]}.jsonl"
     lines = batches.results(summary["results"])
@@ -331,7 +346,8 @@ def test_a_manifest_batch_mints_and_writes_a_results_object(batches: Batches, ke
         (3, "user_a", "duplicate"),
     ]
     minted = {m["user_id"]: m for m in batches.minted()}
-    assert lines[0]["url"] == minted["user_a"]["url"] and lines[0]["metadata"] == {"cart": 3}
+    assert lines[0]["url"] == minted["user_a"]["url"]
+    assert lines[0]["metadata"] == {"cart": 3}
     assert lines[3]["sign_in_token_id"] == lines[0]["sign_in_token_id"]
     assert claims_of(lines[1]["url"], ticket_key(batches.stack))["eis"] == 3600
     head = batches.s3.head_object(Bucket=RESULTS_BUCKET, Key=summary["results"].split("/", 3)[3])
@@ -347,7 +363,8 @@ def test_a_redelivered_manifest_batch_lists_every_url_again(batches: Batches) ->
     batches.reopen("cart-again")
     batches.forget_idempotency()
     again = batches.deliver(detail)
-    assert again["counts"]["minted"] == 0 and again["counts"]["already_minted"] == 2
+    assert again["counts"]["minted"] == 0
+    assert again["counts"]["already_minted"] == 2
     relisted = batches.results(again["results"])
     assert [line["status"] for line in relisted] == ["already_minted", "already_minted", "failed", "duplicate"]
     assert [line.get("url") for line in relisted] == [line.get("url") for line in lines]  # same key: same token
@@ -375,9 +392,11 @@ def test_a_malformed_manifest_is_rejected_and_mints_nothing(
     uri = batches.put_manifest(key, body) if body is not None else f"s3://{MANIFEST_BUCKET}/{key}"
     with pytest.raises(BatchRejected) as caught:
         batches.deliver({"batch_id": "broken", "manifest": uri})
-    assert caught.value.code.wire_code == "form_param_value_invalid" and caught.value.param == "manifest"
+    assert caught.value.code.wire_code == "form_param_value_invalid"
+    assert caught.value.param == "manifest"
     assert why in caught.value.long_message
-    assert batches.all_items("broken") == [] and batches.events() == []
+    assert batches.all_items("broken") == []
+    assert batches.events() == []
 
 
 def test_a_manifest_outside_the_configured_bucket_is_rejected(batches: Batches) -> None:
@@ -427,7 +446,8 @@ def test_a_malformed_detail_is_rejected_and_mints_nothing(
     with pytest.raises(BatchRejected) as caught:
         batches.deliver(detail)
     assert (caught.value.param, caught.value.code.wire_code) == (param, code)
-    assert batches.tokens("x") == [] and batches.events() == []
+    assert batches.tokens("x") == []
+    assert batches.events() == []
 
 
 def test_an_event_of_another_type_or_source_is_rejected(batches: Batches) -> None:
@@ -447,7 +467,8 @@ def test_more_users_than_one_invocation_takes_is_rejected(batches: Batches) -> N
     batches.set_env(BATCH_MAX_USERS="5")
     with pytest.raises(BatchRejected, match="at most 5") as caught:
         batches.deliver({"batch_id": "big", "users": users(6)})
-    assert caught.value.param == "users" and "state machine" in caught.value.long_message
+    assert caught.value.param == "users"
+    assert "state machine" in caught.value.long_message
     uri = batches.put_manifest("m/big.csv", "user_id\r\n" + "".join(f"u{n}\r\n" for n in range(6)))
     with pytest.raises(BatchRejected, match="at most 5"):
         batches.deliver({"batch_id": "big", "manifest": uri})
@@ -461,7 +482,8 @@ def test_a_batch_id_reused_for_other_users_is_rejected(batches: Batches) -> None
     with pytest.raises(BatchRejected, match="already used") as caught:
         batches.deliver({"batch_id": "once", "user_ids": ["a", "c"]})
     assert caught.value.param == "batch_id"
-    assert sorted(i["user_id"]["S"] for i in batches.tokens("once")) == ["a", "b"] and len(batches.minted()) == 2
+    assert sorted(i["user_id"]["S"] for i in batches.tokens("once")) == ["a", "b"]
+    assert len(batches.minted()) == 2
 
 
 # Within the idempotency window (nothing cleared: what a user meets when re-sending a batch_id a
@@ -481,11 +503,13 @@ def test_a_batch_id_reused_within_the_idempotency_window_is_rejected(batches: Ba
     first = batches.deliver({"batch_id": "again", "user_ids": ["a", "b"]})
     with pytest.raises(BatchRejected, match="already used") as caught:
         batches.deliver({"batch_id": "again", **second})
-    assert caught.value.param == "batch_id" and caught.value.code.wire_code == "form_param_value_invalid"
+    assert caught.value.param == "batch_id"
+    assert caught.value.code.wire_code == "form_param_value_invalid"
     assert sorted(i["user_id"]["S"] for i in batches.tokens("again")) == ["a", "b"]
     # The identical redelivery is still answered from the stored record: nothing announced twice.
     assert batches.deliver({"batch_id": "again", "user_ids": ["a", "b"]}) == first
-    assert len(batches.minted()) == 2 and len(batches.summaries()) == 1
+    assert len(batches.minted()) == 2
+    assert len(batches.summaries()) == 1
 
 
 def test_a_manifest_rewritten_under_a_reused_batch_id_is_rejected(batches: Batches) -> None:
@@ -551,7 +575,8 @@ def test_a_first_deploy_batch_links_to_the_stacks_published_url(batches: Batches
     summary = batches.deliver({"batch_id": "first-deploy", "user_ids": ["a", "b"]})
     assert summary["counts"]["minted"] == 2
     urls = [detail["url"] for detail in batches.minted()]
-    assert len(urls) == 2 and all(url.startswith("https://abc123.execute-api.x/accept-token?token=") for url in urls)
+    assert len(urls) == 2
+    assert all(url.startswith("https://abc123.execute-api.x/accept-token?token=") for url in urls)
 
 
 def test_an_unreadable_published_url_fails_the_batch_for_a_retry_before_any_write(batches: Batches) -> None:
@@ -598,8 +623,10 @@ def test_unprocessed_items_and_keys_are_retried_until_written(batches: Batches) 
     batches.use_clients(dynamodb=flaky)
     load_function("mint_link").batch_minter().ledger._sleep = lambda _: None
     summary = batches.deliver({"batch_id": "flaky", "users": users(260)})
-    assert summary["counts"]["minted"] == 260 and summary["status"] == "completed"
-    assert len(batches.tokens("flaky")) == 260 and len(batches.minted()) == 260
+    assert summary["counts"]["minted"] == 260
+    assert summary["status"] == "completed"
+    assert len(batches.tokens("flaky")) == 260
+    assert len(batches.minted()) == 260
     assert calls["write"] > 11  # 11 calls of 25 without failures; the halves were retried
 
     # A re-run reads (BatchGetItem, also half-unprocessed) and finds every token: nothing is re-put.
@@ -608,7 +635,9 @@ def test_unprocessed_items_and_keys_are_retried_until_written(batches: Batches) 
     writes = calls["write"]
     again = batches.deliver({"batch_id": "flaky", "users": users(260)})
     assert again["counts"] == {**summary["counts"], "minted": 0, "already_minted": 260}
-    assert calls["write"] == writes and calls["get"] > 3 and len(batches.minted()) == 260
+    assert calls["write"] == writes
+    assert calls["get"] > 3
+    assert len(batches.minted()) == 260
 
 
 def test_failed_event_entries_are_retried_and_permanent_failures_reported(batches: Batches) -> None:
@@ -650,9 +679,12 @@ def test_failed_event_entries_are_retried_and_permanent_failures_reported(batche
             "reason": "PutEvents entry failed: InternalFailure",
         }
     ]
-    assert attempts["user_00003"] == 2 and attempts["user_00007"] == 5  # retried, then given up
+    assert attempts["user_00003"] == 2
+    assert attempts["user_00007"] == 5  # retried, then given up
     minted = Counter(m["user_id"] for m in batches.minted())
-    assert len(minted) == 39 and set(minted.values()) == {1} and "user_00007" not in minted
+    assert len(minted) == 39
+    assert set(minted.values()) == {1}
+    assert "user_00007" not in minted
     assert len(batches.tokens("lossy")) == 40  # the token exists; only its announcement failed
 
     # The header is not completed, so a redelivery announces the one that failed, and only it; at
@@ -663,7 +695,8 @@ def test_failed_event_entries_are_retried_and_permanent_failures_reported(batche
     assert again["status"] == "completed"
     assert again["counts"] == {"requested": 40, "minted": 1, "already_minted": 39, "failed": 0, "duplicates": 0}
     minted = Counter(m["user_id"] for m in batches.minted())
-    assert len(minted) == 40 and set(minted.values()) == {1}
+    assert len(minted) == 40
+    assert set(minted.values()) == {1}
     assert len(batches.tokens("lossy")) == 40
 
 
@@ -709,9 +742,11 @@ def test_a_batch_that_died_half_way_finishes_on_rerun_with_every_user_once(batch
     assert summary["status"] == "completed"
     assert summary["counts"] == {"requested": 1000, "minted": 500, "already_minted": 500, "failed": 0, "duplicates": 0}
     everyone = Counter(m["user_id"] for m in batches.minted())
-    assert len(everyone) == 1000 and set(everyone.values()) == {1}
+    assert len(everyone) == 1000
+    assert set(everyone.values()) == {1}
     tokens = batches.tokens(detail["batch_id"])
-    assert len(tokens) == 1000 and {t["status"]["S"] for t in tokens} == {"pending"}
+    assert len(tokens) == 1000
+    assert {t["status"]["S"] for t in tokens} == {"pending"}
     assert len(batches.summaries()) == 1
 
 
@@ -733,7 +768,8 @@ def test_an_invocation_short_of_time_stops_and_the_retry_resumes(batches: Batche
     with pytest.raises(BatchIncomplete):
         batches.deliver(detail, context=Running(answers=3))
     done = len(batches.minted())
-    assert 0 < done < 700 and done % 100 == 0  # whole steps ran, then the rest were left
+    assert 0 < done < 700
+    assert done % 100 == 0  # whole steps ran, then the rest were left
     assert len(batches.tokens("slow")) == done
     summary = batches.deliver(detail)
     assert summary["counts"] == {
@@ -744,7 +780,8 @@ def test_an_invocation_short_of_time_stops_and_the_retry_resumes(batches: Batche
         "duplicates": 0,
     }
     everyone = Counter(m["user_id"] for m in batches.minted())
-    assert len(everyone) == 700 and set(everyone.values()) == {1}
+    assert len(everyone) == 700
+    assert set(everyone.values()) == {1}
 
 
 def test_a_second_delivery_while_the_first_runs_is_refused(batches: Batches) -> None:
@@ -768,7 +805,8 @@ def test_a_second_delivery_while_the_first_runs_is_refused(batches: Batches) -> 
     batches.use_clients(events=meddling)
     batches.set_env(BATCH_CONCURRENCY="1")
     summary = batches.deliver(detail)
-    assert len(refused) == 1 and summary["counts"]["minted"] == 30
+    assert len(refused) == 1
+    assert summary["counts"]["minted"] == 30
     assert len(batches.minted()) == 30
 
 
@@ -793,9 +831,11 @@ def test_a_reused_batch_id_arriving_while_the_first_runs_is_rejected(batches: Ba
     batches.use_clients(events=meddling)
     batches.set_env(BATCH_CONCURRENCY="1")
     summary = batches.deliver(detail)
-    assert len(outcomes) == 1 and isinstance(outcomes[0], BatchRejected), outcomes
+    assert len(outcomes) == 1, outcomes
+    assert isinstance(outcomes[0], BatchRejected), outcomes
     assert "already used" in str(outcomes[0])
-    assert summary["counts"]["minted"] == 30 and len(batches.tokens("overlap")) == 30
+    assert summary["counts"]["minted"] == 30
+    assert len(batches.tokens("overlap")) == 30
 
 
 # --- The Step Functions path (chunks, then a summary) --------------------------------------------
@@ -810,7 +850,8 @@ def test_chunks_and_the_final_summary_through_the_handler(batches: Batches) -> N
     second = batches.invoke({**base, "chunk_index": 4, "users": rows[4:]})
     assert first["counts"] == {"requested": 4, "minted": 4, "already_minted": 0, "failed": 0, "duplicates": 0}
     assert second["counts"] == {"requested": 3, "minted": 1, "already_minted": 1, "failed": 1, "duplicates": 0}
-    assert first["chunk_index"] == 0 and first["results"].endswith("/results/distributed/chunk-000000000.jsonl")
+    assert first["chunk_index"] == 0
+    assert first["results"].endswith("/results/distributed/chunk-000000000.jsonl")
     lines = batches.results(second["results"])
     assert [line["status"] for line in lines] == ["minted", "already_minted", "failed"]
     assert len(batches.tokens("distributed")) == 5
@@ -823,12 +864,15 @@ def test_chunks_and_the_final_summary_through_the_handler(batches: Batches) -> N
     assert len(batches.minted()) == 5
     batches.forget_idempotency()
     retried = batches.invoke({**base, "chunk_index": 4, "users": rows[4:]})
-    assert retried["redelivery"] is True and len(batches.minted()) == 5
+    assert retried["redelivery"] is True
+    assert len(batches.minted()) == 5
 
     trimmed = [{"status": c["status"], "counts": c["counts"], "results": c["results"]} for c in (first, second)]
     summary = batches.invoke({"batch_id": "distributed", "chunks": trimmed})
     assert summary["counts"] == {"requested": 7, "minted": 5, "already_minted": 1, "failed": 1, "duplicates": 0}
-    assert summary["status"] == "completed" and summary["mode"] == "distributed" and summary["chunks"] == 2
+    assert summary["status"] == "completed"
+    assert summary["mode"] == "distributed"
+    assert summary["chunks"] == 2
     assert summary["results"] == f"s3://{RESULTS_BUCKET}/results/distributed/"
     assert batches.summaries() == [summary]
 
@@ -848,11 +892,13 @@ def test_malformed_chunk_payloads_are_rejected(batches: Batches, payload: dict[s
     with pytest.raises(BatchRejected) as caught:
         batches.invoke(payload)
     assert caught.value.param == param
-    assert batches.all_items("d") == [] and batches.events() == []
+    assert batches.all_items("d") == []
+    assert batches.events() == []
 
 
 def test_http_events_still_reach_the_api(batches: Batches) -> None:
     event = load_event("create_sign_in_token.json")
     event["body"] = json.dumps({"user_id": "user_http"})
     response = batches.handler()(event, batches.context)
-    assert response["statusCode"] == 200 and json.loads(response["body"])["user_id"] == "user_http"
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["user_id"] == "user_http"

@@ -58,7 +58,8 @@ def test_the_template_points_the_state_machine_at_this_definition_and_the_mint_f
 def test_the_definition_parses_in_the_emulator() -> None:
     data = definition()
     batcher = data["States"]["MintChunks"].pop("ItemBatcher")  # not in moto's ASL grammar (it is in AWS's)
-    assert batcher["MaxItemsPerBatch"] == 1000 and batcher["MaxInputBytesPerBatch"] <= 256 * 1024
+    assert batcher["MaxItemsPerBatch"] == 1000
+    assert batcher["MaxInputBytesPerBatch"] <= 256 * 1024
     AmazonStateLanguageParser.parse(json.dumps(data))
     tasks = [data["States"]["Summarise"], data["States"]["MintChunks"]["ItemProcessor"]["States"]["MintChunk"]]
     for task in tasks:
@@ -164,7 +165,8 @@ def test_chunk_payloads_built_by_the_emulator_go_through_the_handler(
     for start in range(0, len(items), 10):  # ItemBatcher, with MaxItemsPerBatch 10 instead of 1000
         child = {"Items": items[start : start + 10], "BatchInput": batch_input}
         call = emulator.parameters(task["Parameters"], child)
-        assert call["FunctionName"] == FUNCTION_ARN and call["Payload"]["chunk_index"] == start
+        assert call["FunctionName"] == FUNCTION_ARN
+        assert call["Payload"]["chunk_index"] == start
         response = {"Payload": batches.invoke(call["Payload"]), "StatusCode": 200}
         chunk_results.append(emulator.parameters(task["ResultSelector"], response))
     assert [c["counts"]["requested"] for c in chunk_results] == [10, 10, 7]
@@ -173,7 +175,8 @@ def test_chunk_payloads_built_by_the_emulator_go_through_the_handler(
     summary = batches.invoke(call["Payload"])
     assert summary["counts"] == {"requested": 27, "minted": 25, "already_minted": 1, "failed": 1, "duplicates": 0}
     assert summary["results"] == f"s3://{RESULTS_BUCKET}/results/sfn-1/"
-    assert len(batches.tokens("sfn-1")) == 25 and len(batches.minted()) == 25
+    assert len(batches.tokens("sfn-1")) == 25
+    assert len(batches.minted()) == 25
     assert {int(t["eis"]["N"]) for t in batches.tokens("sfn-1")} == {7200}
     assert batches.summaries() == [summary]
 
@@ -189,7 +192,8 @@ def test_the_template_routes_batch_events_to_mint_link_with_a_dead_letter_queue(
     dlq = {"Fn::GetAtt": ["BatchDeadLetterQueue", "Arn"]}
     assert rule["Properties"]["DeadLetterConfig"] == {"Arn": dlq}
     failure = mint["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
-    assert failure == {"Type": "SQS", "Destination": dlq} and mint["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    assert failure == {"Type": "SQS", "Destination": dlq}
+    assert mint["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
     assert template["BatchDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
     assert mint["Timeout"] >= 300
     env = mint["Environment"]["Variables"]
@@ -211,4 +215,5 @@ def test_the_template_routes_batch_events_to_mint_link_with_a_dead_letter_queue(
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == {"Ref": "ResultsRetentionDays"}
     (statement,) = template["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

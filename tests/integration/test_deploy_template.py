@@ -613,7 +613,8 @@ def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
     (change,) = [s for s in statements(template, "SessionsFunctionRole") if "dynamodb:UpdateItem" in actions(s)]
     assert leading_keys(change) == ["sess_*"]
     machine = {a for s in statements(template, "MintBatchStateMachineRole") for a in actions(s)}
-    assert "s3:GetObject" in machine and not {a for a in machine if a.startswith("s3:") and a != "s3:GetObject"}
+    assert "s3:GetObject" in machine
+    assert not {a for a in machine if a.startswith("s3:") and a != "s3:GetObject"}
 
 
 # --- Keyring keys (issue 9, item 9) -------------------------------------------------------------------
@@ -710,7 +711,8 @@ def denied(template: dict[str, Any], principal: str, source: str, **overrides: s
     evaluate = resolver(template, **overrides)
     policy = evaluate.resolve(template["Resources"]["EventBus"]["Properties"]["Policy"])
     for statement in policy["Statement"]:
-        assert statement["Effect"] == "Deny" and statement["Action"] == "events:PutEvents"
+        assert statement["Effect"] == "Deny"
+        assert statement["Action"] == "events:PutEvents"
         assert statement["Resource"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{STACK}"
         condition = statement["Condition"]
         patterns = condition["ArnNotLike"]["aws:PrincipalArn"]
@@ -767,11 +769,13 @@ def test_serving_functions_deploy_gradually_in_prod_and_roll_back_on_their_alarm
 def test_the_optional_edge_rate_limits_each_ip_on_accept_and_v1() -> None:
     template = translated("prod")
     acl = template["Resources"]["EdgeWebAcl"]
-    assert acl["Condition"] == "CreatesWebAcl" and acl["Properties"]["Scope"] == "CLOUDFRONT"
+    assert acl["Condition"] == "CreatesWebAcl"
+    assert acl["Properties"]["Scope"] == "CLOUDFRONT"
     rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
     for name, path in (("accept-token-per-ip", "/accept-token"), ("v1-per-ip", "/v1/")):
         statement = rules[name]["Statement"]["RateBasedStatement"]
-        assert statement["AggregateKeyType"] == "IP" and statement["Limit"] == {"Ref": "WafRateLimitPerIp"}
+        assert statement["AggregateKeyType"] == "IP"
+        assert statement["Limit"] == {"Ref": "WafRateLimitPerIp"}
         assert statement["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == path
     managed = rules["aws-common-rules"]["Statement"]["ManagedRuleGroupStatement"]
     assert managed == {"VendorName": "AWS", "Name": "AWSManagedRulesCommonRuleSet"}
@@ -787,7 +791,8 @@ def test_the_state_machine_logs_and_is_traced() -> None:
     machine = translated()["Resources"]["MintBatchStateMachine"]["Properties"]
     assert machine["TracingConfiguration"] == {"Enabled": True}
     logging_config = machine["LoggingConfiguration"]
-    assert logging_config["Level"] in ("ERROR", "ALL") and logging_config["IncludeExecutionData"] is False
+    assert logging_config["Level"] in ("ERROR", "ALL")
+    assert logging_config["IncludeExecutionData"] is False
     assert logging_config["Destinations"] == [
         {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["MintBatchStateMachineLogs", "Arn"]}}}
     ]
@@ -807,10 +812,8 @@ def test_the_production_alarms_watch_what_the_issue_names() -> None:
         "ExecutionsAborted",
     }
     latency = alarms["AcceptLatencyAlarm"]
-    assert (
-        latency["ExtendedStatistic"] == "p99"
-        and {"Name": "Route", "Value": "POST /accept-token"} in latency["Dimensions"]
-    )
+    assert latency["ExtendedStatistic"] == "p99"
+    assert {"Name": "Route", "Value": "POST /accept-token"} in latency["Dimensions"]
     v1 = alarms["V1ClientErrorsAlarm"]
     routes = {
         d["Value"]
@@ -827,7 +830,8 @@ def test_the_production_alarms_watch_what_the_issue_names() -> None:
     assert alarm_metrics(alarms["TokensTableThrottlesAlarm"]) == {"ReadThrottleEvents", "WriteThrottleEvents"}
     duration = alarms["MintLinkDurationAlarm"]
     timeout = SOURCE["Resources"]["MintLinkFunction"]["Properties"]["Timeout"]
-    assert duration["MetricName"] == "Duration" and duration["Threshold"] == timeout * 1000 * 0.8
+    assert duration["MetricName"] == "Duration"
+    assert duration["Threshold"] == timeout * 1000 * 0.8
     assert SOURCE["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]["DetailedMetricsEnabled"] is True
 
 
@@ -959,7 +963,8 @@ def test_moto_cloudformation_creates_the_stateful_resources(monkeypatch: pytest.
             r["LogicalResourceId"]: r["ResourceStatus"]
             for r in cloudformation.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
         }
-        assert set(created) == set(resources) and set(created.values()) == {"CREATE_COMPLETE"}
+        assert set(created) == set(resources)
+        assert set(created.values()) == {"CREATE_COMPLETE"}
         assert {r["Type"] for r in resources.values()} == MOTO_TYPES
         assert boto3.client("events", region_name=REGION).describe_event_bus(Name=STACK)["Name"] == STACK
         parameter = boto3.client("ssm", region_name=REGION).get_parameter(Name=f"/{STACK}/accept-base-url")

@@ -54,7 +54,8 @@ def test_delete_empties_the_bucket_so_cloudformation_can_delete_it(s3: Any) -> N
     for n in range(1_205):  # more than one page of ListObjectsV2 and DeleteObjects
         s3.put_object(Bucket=BUCKET, Key=f"results/batch-{n}.jsonl", Body=b"{}\n")
     result = answer(request("Delete"), s3)
-    assert result["Status"] == "SUCCESS" and result["PhysicalResourceId"] == f"empty-on-delete-{BUCKET}"
+    assert result["Status"] == "SUCCESS"
+    assert result["PhysicalResourceId"] == f"empty-on-delete-{BUCKET}"
     assert keys(s3) == []
     s3.delete_bucket(Bucket=BUCKET)  # what CloudFormation does next: it no longer fails
 
@@ -78,4 +79,5 @@ def test_a_failure_is_reported_to_cloudformation_instead_of_leaving_it_waiting(s
             raise RuntimeError("S3 is down")
 
     result = answer(request("Delete"), Broken())
-    assert result["Status"] == "FAILED" and BUCKET in result["Reason"]
+    assert result["Status"] == "FAILED"
+    assert BUCKET in result["Reason"]

@@ -25,7 +25,8 @@ def fresh_handler(directory: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         f"fresh_{directory}_{next(_fresh)}", ROOT / "functions" / directory / "app.py"
     )
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -98,7 +99,8 @@ def test_after_a_snapstart_restore_nothing_from_the_snapshot_is_reused(
         draws.append(random.random())
         assert reread == 2, "secrets not re-read after the restore"
     assert draws[0] != draws[1], "the restored environments share their random state"
-    assert aws.client("dynamodb") is not client_before and module.sign_in_tokens() is not service_before
+    assert aws.client("dynamodb") is not client_before
+    assert module.sign_in_tokens() is not service_before
     with injected(monkeypatch) as faults:
         mint_with(module, context)
         assert faults.count("secretsmanager") == 0, "the restore did not warm the function up again"

@@ -130,10 +130,13 @@ def test_a_minted_link_is_mailed_once(mail: Mail) -> None:
     assert sent.destinations == {"ToAddresses": ["ada@example.com"]}
     assert sent.subject == "Your sign-in link"
     url = event["detail"]["url"]
-    assert sent.body.count(url) == 2 and f'href="{url}"' in sent.body  # moto keeps the HTML part
+    assert sent.body.count(url) == 2
+    assert f'href="{url}"' in sent.body  # moto keeps the HTML part
     assert "Hello Ada &lt;b&gt;&amp;," in sent.body
     marker = mail.marker(event["detail"]["sign_in_token_id"])
-    assert marker is not None and marker["status"]["S"] == "sent" and marker["message_id"]["S"] == sent.id
+    assert marker is not None
+    assert marker["status"]["S"] == "sent"
+    assert marker["message_id"]["S"] == sent.id
     assert mail.failures() == []
 
 
@@ -164,7 +167,8 @@ def test_a_link_without_a_usable_address_is_recorded_and_published_once(
     assert mail.deliver(event) == {"outcome": "failed", "sign_in_token_id": token_id, "reason": reason}
     assert mail.deliver(event, "req-2")["outcome"] == "duplicate"
     (failed,) = mail.failures()
-    assert failed["source"] == "signin-links" and failed["detail-type"] == "SignInLinkEmailFailed"
+    assert failed["source"] == "signin-links"
+    assert failed["detail-type"] == "SignInLinkEmailFailed"
     assert failed["detail"] == {
         "sign_in_token_id": token_id,
         "user_id": "user_mail",
@@ -173,7 +177,9 @@ def test_a_link_without_a_usable_address_is_recorded_and_published_once(
         "error_code": None,
     }
     marker = mail.marker(token_id)
-    assert marker is not None and marker["status"]["S"] == "failed" and marker["announced"]["BOOL"] is True
+    assert marker is not None
+    assert marker["status"]["S"] == "failed"
+    assert marker["announced"]["BOOL"] is True
     assert mail.outbox() == []
 
 
@@ -203,7 +209,8 @@ def test_events_that_are_not_links_of_this_stack_are_ignored(mail: Mail) -> None
     ):
         result = mail.deliver(bad)
         assert result["outcome"] == "ignored", result
-    assert mail.outbox() == [] and mail.failures() == []
+    assert mail.outbox() == []
+    assert mail.failures() == []
     assert mail.marker(event["detail"]["sign_in_token_id"]) is None
     assert mail.marker(other["detail"]["sign_in_token_id"]) is None  # a forged event cannot block a real email
     assert mail.deliver(other)["outcome"] == "sent"
@@ -214,7 +221,8 @@ def test_an_expired_link_is_a_permanent_failure(mail: Mail, monkeypatch: pytest.
     mailer = load_function("send_link_email").mailer()
     monkeypatch.setattr(mailer, "clock", lambda: time.time() + 3600)
     assert mail.deliver(event)["reason"] == "link_expired"
-    assert mail.outbox() == [] and [f["detail"]["reason"] for f in mail.failures()] == ["link_expired"]
+    assert mail.outbox() == []
+    assert [f["detail"]["reason"] for f in mail.failures()] == ["link_expired"]
 
 
 def test_throttling_is_retried_with_backoff_then_sent(mail: Mail) -> None:
@@ -232,7 +240,9 @@ def test_throttling_is_retried_with_backoff_then_sent(mail: Mail) -> None:
     waits: list[float] = []
     mail.monkeypatch.setattr(load_function("send_link_email").mailer(), "sleep", waits.append)
     assert mail.deliver(event)["outcome"] == "sent"
-    assert len(calls) == 3 and len(waits) == 2 and all(0 <= wait <= 5 for wait in waits)
+    assert len(calls) == 3
+    assert len(waits) == 2
+    assert all(0 <= wait <= 5 for wait in waits)
     assert len(mail.outbox()) == 1
 
 
@@ -263,18 +273,21 @@ def test_ses_refusing_for_now_gives_the_claim_back(mail: Mail, code: str) -> Non
     )
     with pytest.raises(SignInLinksError):
         mail.deliver(event)
-    assert mail.marker(event["detail"]["sign_in_token_id"]) is None and mail.failures() == []
+    assert mail.marker(event["detail"]["sign_in_token_id"]) is None
+    assert mail.failures() == []
 
 
 def test_ses_rejecting_the_message_is_a_permanent_failure(mail: Mail) -> None:
     event = mail.minted()
     mail.wrap_ses(send_email=lambda **request: (_ for _ in ()).throw(ses_error("MessageRejected")))
     result = mail.deliver(event)
-    assert result["outcome"] == "failed" and result["reason"] == "rejected"
+    assert result["outcome"] == "failed"
+    assert result["reason"] == "rejected"
     (failed,) = mail.failures()
     assert failed["detail"]["error_code"] == "MessageRejected"
     marker = mail.marker(event["detail"]["sign_in_token_id"])
-    assert marker is not None and marker["status"]["S"] == "failed"
+    assert marker is not None
+    assert marker["status"]["S"] == "failed"
 
 
 def test_no_answer_from_ses_is_never_sent_again(mail: Mail) -> None:
@@ -287,11 +300,13 @@ def test_no_answer_from_ses_is_never_sent_again(mail: Mail) -> None:
 
     mail.wrap_ses(send_email=timed_out)
     result = mail.deliver(event)
-    assert result["outcome"] == "unknown" and result["reason"] == "outcome_unknown"
+    assert result["outcome"] == "unknown"
+    assert result["reason"] == "outcome_unknown"
     assert mail.deliver(event, "req-2")["outcome"] == "duplicate"
     assert len(calls) == 1
     (failed,) = mail.failures()
-    assert failed["detail"]["reason"] == "outcome_unknown" and failed["detail"]["error_code"] == "ReadTimeoutError"
+    assert failed["detail"]["reason"] == "outcome_unknown"
+    assert failed["detail"]["error_code"] == "ReadTimeoutError"
 
 
 def test_no_connection_means_nothing_was_sent(mail: Mail) -> None:
@@ -351,7 +366,9 @@ def test_a_failure_event_that_could_not_be_published_is_published_by_the_retry(m
     with pytest.raises(SignInLinksError, match="EventBridge"):
         mail.deliver(event)
     marker = mail.marker(event["detail"]["sign_in_token_id"])
-    assert marker is not None and marker["status"]["S"] == "failed" and marker["announced"]["BOOL"] is False
+    assert marker is not None
+    assert marker["status"]["S"] == "failed"
+    assert marker["announced"]["BOOL"] is False
     mail.monkeypatch.setattr(mailer.publisher, "_client", real)
     assert mail.deliver(event)["outcome"] == "failed"
     assert [f["detail"]["reason"] for f in mail.failures()] == ["no_address"]
@@ -367,7 +384,8 @@ def test_templates_come_from_email_template_dir(mail: Mail, tmp_path: Path) -> N
     reset_caches()
     mail.deliver(mail.minted())
     (sent,) = mail.outbox()
-    assert sent.subject == "Welcome, Ada" and sent.body.startswith('<p><a href="http')
+    assert sent.subject == "Welcome, Ada"
+    assert sent.body.startswith('<p><a href="http')
 
 
 def test_the_configuration_set_and_token_tag_are_sent(mail: Mail) -> None:
@@ -382,7 +400,8 @@ def test_the_configuration_set_and_token_tag_are_sent(mail: Mail) -> None:
     assert request["ConfigurationSetName"] == "links-set"
     assert request["EmailTags"] == [{"Name": "sign_in_token_id", "Value": event["detail"]["sign_in_token_id"]}]
     body = request["Content"]["Simple"]["Body"]
-    assert event["detail"]["url"] in body["Text"]["Data"] and body["Html"]["Data"].count(event["detail"]["url"]) == 2
+    assert event["detail"]["url"] in body["Text"]["Data"]
+    assert body["Html"]["Data"].count(event["detail"]["url"]) == 2
 
 
 def test_the_function_refuses_to_start_without_a_sender(mail: Mail) -> None:

@@ -8,53 +8,50 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import Stack, load_event, load_function
-
-
-def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
-    app = load_function("mint_link")
-    response = app.lambda_handler(event, context)
-    body = json.loads(response["body"]) if response.get("body") else None
-    return response["statusCode"], response["headers"], body
-
-
-def create_event(body: Any, **headers: str) -> dict[str, Any]:
-    event = load_event("create_sign_in_token.json")
-    event["body"] = body if isinstance(body, str) else json.dumps(body)
-    event["headers"].update(headers)
-    return event
+from tests.conftest import Stack, load_event
+from tests.handlers import call_mint, create_event
 
 
 def test_create_returns_the_clerk_object_and_stores_no_token(stack: Stack, context: Any) -> None:
-    status, headers, body = call(create_event({"user_id": "user_123"}), context)
+    status, headers, body = call_mint(create_event({"user_id": "user_123"}), context)
     assert status == 200
     assert headers["Content-Type"] == "application/json"
     assert set(body) == {"object", "id", "status", "user_id", "token", "url", "created_at", "updated_at"}
-    assert body["object"] == "sign_in_token" and body["status"] == "pending" and body["user_id"] == "user_123"
+    assert body["object"] == "sign_in_token"
+    assert body["status"] == "pending"
+    assert body["user_id"] == "user_123"
     assert body["id"].startswith("sit_")
     assert body["url"] == f"https://links.example.com/accept-token?token={body['token']}"
-    assert body["created_at"] == body["updated_at"] and body["created_at"] > 1_700_000_000_000
+    assert body["created_at"] == body["updated_at"]
+    assert body["created_at"] > 1_700_000_000_000
     header = jwt.get_unverified_header(body["token"])
     claims = jwt.decode(body["token"], options={"verify_signature": False})
-    assert header["alg"] == "HS256" and header["kid"]
-    assert claims["sid"] == body["id"] and claims["st"] == "sign_in_token" and claims["eis"] == 2592000
+    assert header["alg"] == "HS256"
+    assert header["kid"]
+    assert claims["sid"] == body["id"]
+    assert claims["st"] == "sign_in_token"
+    assert claims["eis"] == 2592000
     assert claims["exp"] - claims["iat"] == 2592000
     item = stack.item(body["id"])
     assert item is not None
-    assert item["status"]["S"] == "pending" and item["user_id"]["S"] == "user_123"
+    assert item["status"]["S"] == "pending"
+    assert item["user_id"]["S"] == "user_123"
     assert body["token"] not in json.dumps(item)
 
 
 def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
-    _, _, minted = call(create_event({"user_id": "user_9"}), context)
+    _, _, minted = call_mint(create_event({"user_id": "user_9"}), context)
     event = load_event("revoke_sign_in_token.json")
     event["pathParameters"] = {"sign_in_token_id": minted["id"]}
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
-    status, _, body = call(event, context)
-    assert status == 200 and body["status"] == "revoked" and body["id"] == minted["id"]
+    status, _, body = call_mint(event, context)
+    assert status == 200
+    assert body["status"] == "revoked"
+    assert body["id"] == minted["id"]
     assert body["updated_at"] >= minted["updated_at"]
-    status, _, body = call(event, context)
-    assert status == 400 and body["errors"][0]["code"] == "sign_in_token_cannot_be_revoked_code"
+    status, _, body = call_mint(event, context)
+    assert status == 400
+    assert body["errors"][0]["code"] == "sign_in_token_cannot_be_revoked_code"
 
 
 @pytest.mark.parametrize(
@@ -101,12 +98,13 @@ def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
     ],
 )
 def test_bad_bodies(stack: Stack, context: Any, body: Any, status: int, code: str, param: str | None) -> None:
-    got, headers, envelope = call(create_event(body), context)
+    got, headers, envelope = call_mint(create_event(body), context)
     assert got == status
     assert headers["Content-Type"] == "application/json"
     error = envelope["errors"][0]
     assert error["code"] == code
-    assert isinstance(error["message"], str) and isinstance(error["long_message"], str)
+    assert isinstance(error["message"], str)
+    assert isinstance(error["long_message"], str)
     assert envelope["clerk_trace_id"] == "req-0001"
     if param:
         assert error["meta"] == {"param_name": param}
@@ -129,23 +127,26 @@ def test_bad_authorization(stack: Stack, context: Any, authorization: str | None
         del event["headers"]["authorization"]
     else:
         event["headers"]["authorization"] = authorization
-    status, _, body = call(event, context)
-    assert status == 401 and body["errors"][0]["code"] == code
+    status, _, body = call_mint(event, context)
+    assert status == 401
+    assert body["errors"][0]["code"] == code
 
 
 def test_unknown_id_is_404(stack: Stack, context: Any) -> None:
-    status, _, body = call(load_event("revoke_sign_in_token.json"), context)
-    assert status == 404 and body["errors"][0]["code"] == "resource_not_found"
+    status, _, body = call_mint(load_event("revoke_sign_in_token.json"), context)
+    assert status == 404
+    assert body["errors"][0]["code"] == "resource_not_found"
 
 
 def test_revoke_reads_no_body(stack: Stack, context: Any) -> None:
-    _, _, minted = call(create_event({"user_id": "user_body"}), context)
+    _, _, minted = call_mint(create_event({"user_id": "user_body"}), context)
     event = load_event("revoke_sign_in_token.json")
     event["pathParameters"] = {"sign_in_token_id": minted["id"]}
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
     event["body"] = "not json at all"
-    status, _, body = call(event, context)
-    assert status == 200 and body["status"] == "revoked"
+    status, _, body = call_mint(event, context)
+    assert status == 200
+    assert body["status"] == "revoked"
 
 
 def test_without_an_accept_base_url_links_use_the_stacks_published_url(
@@ -163,8 +164,9 @@ def test_without_an_accept_base_url_links_use_the_stacks_published_url(
     monkeypatch.setenv("ACCEPT_BASE_URL", "")
     monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/accept-base-url")
     reset_caches()
-    status, _, body = call(create_event({"user_id": "user_cf"}), context)
-    assert status == 200 and body["url"] == f"https://d111.cloudfront.net/accept-token?token={body['token']}"
+    status, _, body = call_mint(create_event({"user_id": "user_cf"}), context)
+    assert status == 200
+    assert body["url"] == f"https://d111.cloudfront.net/accept-token?token={body['token']}"
 
 
 def test_an_unreadable_published_url_falls_back_to_the_requests_host(
@@ -176,9 +178,10 @@ def test_an_unreadable_published_url_falls_back_to_the_requests_host(
     monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/not-there")
     reset_caches()
     event = create_event({"user_id": "user_host"})
-    status, _, body = call(event, context)
+    status, _, body = call_mint(event, context)
     host = event["requestContext"]["domainName"]
-    assert status == 200 and body["url"] == f"https://{host}/accept-token?token={body['token']}"
+    assert status == 200
+    assert body["url"] == f"https://{host}/accept-token?token={body['token']}"
 
 
 # --- Cache-Control (issue 9): the mint answer carries a live token; nothing under /v1 is cached ----
@@ -194,20 +197,21 @@ def routed(method: str, path: str, body: str | None = None) -> dict[str, Any]:
 
 
 def test_every_v1_answer_says_no_store(stack: Stack, context: Any) -> None:
-    status, headers, minted = call(create_event({"user_id": "user_cache"}), context)
-    assert status == 200 and headers["Cache-Control"] == "no-store"
+    status, headers, minted = call_mint(create_event({"user_id": "user_cache"}), context)
+    assert status == 200
+    assert headers["Cache-Control"] == "no-store"
     revoke = load_event("revoke_sign_in_token.json")
     revoke["pathParameters"] = {"sign_in_token_id": minted["id"]}
     revoke["rawPath"] = revoke["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{minted['id']}/revoke"
     answers = [
-        (200, call(revoke, context)),
-        (400, call(revoke, context)),  # already revoked
-        (404, call(load_event("revoke_sign_in_token.json"), context)),
-        (422, call(create_event({}), context)),
-        (401, call(create_event({"user_id": "u"}, authorization="Bearer nope"), context)),
-        (400, call(create_event("{"), context)),
-        (404, call(routed("GET", "/v1/nothing/here"), context)),
-        (404, call(routed("POST", "/v1/sign_in_tokens/sit_x/revoke/more"), context)),
+        (200, call_mint(revoke, context)),
+        (400, call_mint(revoke, context)),  # already revoked
+        (404, call_mint(load_event("revoke_sign_in_token.json"), context)),
+        (422, call_mint(create_event({}), context)),
+        (401, call_mint(create_event({"user_id": "u"}, authorization="Bearer nope"), context)),
+        (400, call_mint(create_event("{"), context)),
+        (404, call_mint(routed("GET", "/v1/nothing/here"), context)),
+        (404, call_mint(routed("POST", "/v1/sign_in_tokens/sit_x/revoke/more"), context)),
     ]
     for expected, (got, answer_headers, body) in answers:
         assert got == expected, body
@@ -229,8 +233,10 @@ def test_every_v1_answer_says_no_store(stack: Stack, context: Any) -> None:
     ],
 )
 def test_another_method_on_a_v1_route_is_405_with_allow(stack: Stack, context: Any, method: str, path: str) -> None:
-    status, headers, body = call(routed(method, path, '{"user_id": "user_405"}'), context)
-    assert status == 405 and headers["Allow"] == "POST" and headers["Cache-Control"] == "no-store"
+    status, headers, body = call_mint(routed(method, path, '{"user_id": "user_405"}'), context)
+    assert status == 405
+    assert headers["Allow"] == "POST"
+    assert headers["Cache-Control"] == "no-store"
     assert headers["Content-Type"] == "application/json"
     if method != "HEAD":
         assert body["errors"][0]["code"] == "method_not_allowed"
@@ -239,6 +245,9 @@ def test_another_method_on_a_v1_route_is_405_with_allow(stack: Stack, context: A
 
 
 def test_the_example_event_of_the_fallback_route_is_a_405(stack: Stack, context: Any) -> None:
-    status, headers, body = call(load_event("v1_method_not_allowed.json"), context)
-    assert status == 405 and headers["Allow"] == "POST" and headers["Cache-Control"] == "no-store"
-    assert body["errors"][0]["code"] == "method_not_allowed" and body["clerk_trace_id"] == "req-0405"
+    status, headers, body = call_mint(load_event("v1_method_not_allowed.json"), context)
+    assert status == 405
+    assert headers["Allow"] == "POST"
+    assert headers["Cache-Control"] == "no-store"
+    assert body["errors"][0]["code"] == "method_not_allowed"
+    assert body["clerk_trace_id"] == "req-0405"

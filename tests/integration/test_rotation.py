@@ -164,7 +164,9 @@ def test_first_rotation_gives_an_empty_session_keyring_an_active_key(
     assert key.activates_at == int(clock.now)  # nothing to verify yet: it signs at once
     assert ring.current().kid == key.kid
     (jwk,) = ring.jwks()["keys"]
-    assert jwk["kid"] == key.kid and jwk["e"] == "AQAB" and key.private_key.key_size == 2048
+    assert jwk["kid"] == key.kid
+    assert jwk["e"] == "AQAB"
+    assert key.private_key.key_size == 2048
     assert "AWSCURRENT" in stages(stack, session_secret)[token]
 
 
@@ -222,9 +224,11 @@ def test_rotation_mid_campaign_breaks_no_outstanding_link(
         assert verify(stack, link["token"]) == "ok"
         status, body = accept(link["token"])
         assert status == 200, body
-        assert body["status"] == "complete" and body["user_id"] == link["user_id"]
+        assert body["status"] == "complete"
+        assert body["user_id"] == link["user_id"]
     status, body = accept(new_link["token"])
-    assert status == 200 and body["user_id"] == "user_new"
+    assert status == 200
+    assert body["user_id"] == "user_new"
 
 
 def test_old_key_is_dropped_after_retention_and_its_links_become_invalid(
@@ -250,7 +254,8 @@ def test_old_key_is_dropped_after_retention_and_its_links_become_invalid(
     assert len(ring.keys) == 3  # the key that replaced it, and the two added since
     assert verify(stack, link["token"]) == "ticket_invalid_code"
     status, body = accept(link["token"])
-    assert status == 400 and body["errors"][0]["code"] == "ticket_invalid_code"
+    assert status == 400
+    assert body["errors"][0]["code"] == "ticket_invalid_code"
 
 
 # -- sessions ------------------------------------------------------------------------------------------
@@ -349,7 +354,8 @@ def test_interrupted_rotation_rerun_from_the_start_adds_exactly_one_key(
     for name in STEPS:  # Secrets Manager runs the rotation again with the same token
         step(ticket_secret, token, name, context)
     after = keyring(stack, ticket_secret, HMAC)
-    assert after.kids[: len(before.kids)] == before.kids and len(after.kids) == len(before.kids) + 1
+    assert after.kids[: len(before.kids)] == before.kids
+    assert len(after.kids) == len(before.kids) + 1
     assert "AWSCURRENT" in stages(stack, ticket_secret)[token]
 
 

@@ -172,7 +172,8 @@ def test_rotation_steps_log_their_client_request_token(
     before = int(time.time())
     load_function("rotate_keys").lambda_handler(event, context)
     created = next(r for r in log_records if r["message"] == "pending keyring created")
-    assert created["correlation_id"] == token and created["step"] == "createSecret"
+    assert created["correlation_id"] == token
+    assert created["step"] == "createSecret"
     assert created["secret_id"] == secret_id
     assert created["activates_at"] >= before + 600  # logged ids and times, never key material
     assert {r["correlation_id"] for r in log_records} == {token}

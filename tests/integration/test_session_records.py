@@ -75,7 +75,8 @@ def test_an_accept_is_one_transaction_of_the_token_and_its_session(
     }
     assert session["client_id"]["S"].startswith("client_")
     secret = refresh.split(".", 1)[1]
-    assert len(session["refresh_hash"]["S"]) == 64 and secret not in json.dumps(session)
+    assert len(session["refresh_hash"]["S"]) == 64
+    assert secret not in json.dumps(session)
     assert stack.item(minted["id"])["session_id"]["S"] == body["created_session_id"]  # type: ignore[index]
 
 
@@ -103,7 +104,9 @@ def test_a_failed_condition_writes_neither_and_still_tells_why_in_one_call(
         "revoked": "sign_in_token_revoked_code",
         "expired": "ticket_expired_code",
     }[state]
-    assert answer.status == 400 and answer.code == expected and not answer.cookies
+    assert answer.status == 400, answer.body
+    assert answer.code == expected
+    assert not answer.cookies
     assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["TransactWriteItems"]
     assert stack.item(minted["id"]) == before_token
     assert session_items(stack) == before_sessions
@@ -142,10 +145,12 @@ def test_a_token_minted_before_uid_claims_still_signs_in_with_one_read_more(
     assert "uid" not in jwt.decode(legacy, options={"verify_signature": False})
     with injected(monkeypatch) as faults:
         answer = accept(context, legacy)
-    assert answer.status == 200 and answer.json()["user_id"] == "user_legacy"
+    assert answer.status == 200, answer.body
+    assert answer.json()["user_id"] == "user_legacy"
     assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem", "TransactWriteItems"]
     session = stack.item(answer.json()["created_session_id"])
-    assert session is not None and session["org_id"]["S"] == "org_legacy"
+    assert session is not None
+    assert session["org_id"]["S"] == "org_legacy"
 
 
 def test_the_same_browser_retry_works_only_while_its_session_is_active(stack: Stack, context: Any) -> None:
@@ -154,13 +159,17 @@ def test_the_same_browser_retry_works_only_while_its_session_is_active(stack: St
     session_token = first.json()["session_token"]
     cookie = [f"__session={session_token}"]
     again = accept(context, minted["token"], cookies=cookie)
-    assert again.status == 200 and again.json()["created_session_id"] == sid_of(session_token)
+    assert again.status == 200, again.body
+    assert again.json()["created_session_id"] == sid_of(session_token)
     store = TokenStore(stack.dynamodb, stack.table_name)
     now_ms = int(time.time() * 1000)
     new, _ = store.end_session(sid_of(session_token), SessionStatus.REVOKED, now_ms, now_ms // 1000 + 60)
-    assert new is not None and new.status is SessionStatus.REVOKED
+    assert new is not None
+    assert new.status is SessionStatus.REVOKED
     refused = accept(context, minted["token"], cookies=cookie)
-    assert refused.status == 400 and refused.code == "sign_in_token_already_used_code" and not refused.cookies
+    assert refused.status == 400, refused.body
+    assert refused.code == "sign_in_token_already_used_code"
+    assert not refused.cookies
 
 
 def test_another_users_session_is_not_replaced_without_confirmation(stack: Stack, context: Any) -> None:
@@ -169,13 +178,18 @@ def test_another_users_session_is_not_replaced_without_confirmation(stack: Stack
     minted = mint(context, user_id="user_mallory")
     before = session_items(stack)
     asked = accept(context, minted["token"], cookies=cookie)
-    assert asked.status == 409 and asked.code == "another_user_signed_in" and not asked.cookies
-    assert status_of(stack, minted["id"]) == "pending" and session_items(stack) == before
+    assert asked.status == 409, asked.body
+    assert asked.code == "another_user_signed_in"
+    assert not asked.cookies
+    assert status_of(stack, minted["id"]) == "pending"
+    assert session_items(stack) == before
     page = accept(context, minted["token"], cookies=cookie, as_json=False)
-    assert page.status == 409 and not page.cookies
+    assert page.status == 409, page.body
+    assert not page.cookies
     assert status_of(stack, minted["id"]) == "pending"
     # The same user's own link, or an explicit confirmation, signs in.
     assert accept(context, mint(context, user_id="user_alice")["token"], cookies=cookie).status == 200
     confirmed = accept(context, minted["token"], cookies=cookie, confirm="switch_user")
-    assert confirmed.status == 200 and confirmed.json()["user_id"] == "user_mallory"
+    assert confirmed.status == 200, confirmed.body
+    assert confirmed.json()["user_id"] == "user_mallory"
     assert status_of(stack, minted["id"]) == "accepted"

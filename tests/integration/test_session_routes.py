@@ -91,10 +91,13 @@ def test_refresh_gives_a_fresh_token_with_at_most_one_read_and_one_write(
     session = signed_in(context, org_id="org_r")
     with injected(monkeypatch) as faults:
         answer = refresh(context, session["refresh"])
-    assert answer.status == 200 and answer.json()["object"] == "token"
+    assert answer.status == 200, answer.body
+    assert answer.json()["object"] == "token"
     token = answer.json()["jwt"]
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims["sid"] == session["id"] and claims["sub"] == "user_routes" and claims["o"] == {"id": "org_r"}
+    assert claims["sid"] == session["id"]
+    assert claims["sub"] == "user_routes"
+    assert claims["o"] == {"id": "org_r"}
     assert claims["exp"] - claims["iat"] == 60
     assert answer.session_cookie()["__session"].value == token
     assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem"]  # active < 1 min ago
@@ -104,7 +107,8 @@ def test_refresh_gives_a_fresh_token_with_at_most_one_read_and_one_write(
         assert refresh(context, session["refresh"]).status == 200
     assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem", "UpdateItem"]
     item = stack.item(session["id"])
-    assert item is not None and int(item["last_active_at"]["N"]) > int(time.time() * 1000) - 5_000
+    assert item is not None
+    assert int(item["last_active_at"]["N"]) > int(time.time() * 1000) - 5_000
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "wrong_secret", "another_session", "revoked", "expired"])
@@ -124,7 +128,9 @@ def test_refresh_refusals_are_401_and_clear_both_cookies(stack: Stack, context: 
     if case == "expired":
         set_attribute(stack, session["id"], "expire_at", int(time.time() * 1000) - 1)
     answer = refresh(context, value)
-    assert answer.status == 401 and answer.code == "authentication_invalid" and cleared(answer)
+    assert answer.status == 401, answer.body
+    assert answer.code == "authentication_invalid"
+    assert cleared(answer)
     item = stack.item(session["id"])
     assert item is not None
     expected = {"revoked": "revoked", "expired": "expired"}.get(case, "active")
@@ -165,11 +171,15 @@ def test_cookie_posts_from_other_sites_are_refused_unless_cors_from_an_allowed_o
     assert (answer.status in (200, 303)) is allowed, (answer.status, answer.code)
     assert status_of(stack, minted["id"]) == ("accepted" if allowed else "pending")
     if not allowed:
-        assert answer.status == 403 and answer.code == "origin_invalid" and not answer.cookies
+        assert answer.status == 403, answer.body
+        assert answer.code == "origin_invalid"
+        assert not answer.cookies
     assert (answer.headers.get("Access-Control-Allow-Origin") == ALLOWED) is cors
     if cors:
-        assert answer.headers["Access-Control-Allow-Credentials"] == "true" and answer.headers["Vary"] == "Origin"
-        assert answer.is_json and answer.json()["status"] == "complete"  # fetch() reads JSON
+        assert answer.headers["Access-Control-Allow-Credentials"] == "true"
+        assert answer.headers["Vary"] == "Origin"
+        assert answer.is_json
+        assert answer.json()["status"] == "complete"  # fetch() reads JSON
     session = signed_in(context, user_id="user_csrf")
     refreshed = refresh(context, session["refresh"], **headers)
     assert refreshed.status == (200 if allowed else 403)
@@ -185,12 +195,14 @@ def test_preflights_answer_allowed_origins_only(stack: Stack, context: Any, name
     assert answer.status == 204
     assert answer.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert answer.headers["Access-Control-Allow-Credentials"] == "true"
-    assert answer.headers["Access-Control-Allow-Methods"] == "POST" and answer.headers["Vary"] == "Origin"
+    assert answer.headers["Access-Control-Allow-Methods"] == "POST"
+    assert answer.headers["Vary"] == "Origin"
     assert "content-type" in answer.headers["Access-Control-Allow-Headers"]
     for origin in ("https://evil.example", "null", ALLOWED + ".evil.example", ALLOWED.upper()):
         event["headers"]["origin"] = origin
         refused = invoke("accept_token", event, context)
-        assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
+        assert refused.status == 403, refused.body
+        assert "Access-Control-Allow-Origin" not in refused.headers
 
 
 # --- sign-out --------------------------------------------------------------------------------
@@ -209,26 +221,35 @@ def sign_out(
 def test_sign_out_ends_the_session_clears_the_cookies_and_redirects(stack: Stack, context: Any) -> None:
     session = signed_in(context)
     answer = sign_out(context, session, body=f"redirect_url={ALLOWED}/bye", sec_fetch_site="same-origin")
-    assert answer.status == 303 and answer.headers["Location"] == f"{ALLOWED}/bye" and cleared(answer)
+    assert answer.status == 303, answer.body
+    assert answer.headers["Location"] == f"{ALLOWED}/bye"
+    assert cleared(answer)
     item = stack.item(session["id"])
-    assert item is not None and item["status"]["S"] == "ended"
+    assert item is not None
+    assert item["status"]["S"] == "ended"
     assert refresh(context, session["refresh"]).status == 401  # at once
     page = sign_out(context, None)
-    assert page.status == 200 and "Signed out." in page.body and cleared(page)
+    assert page.status == 200, page.body
+    assert "Signed out." in page.body
+    assert cleared(page)
 
 
 def test_sign_out_as_json_and_its_refusals_change_nothing(stack: Stack, context: Any) -> None:
     session = signed_in(context)
     for body in (json.dumps({"redirect_url": "https://evil.example/"}), json.dumps({"redirect_url": 7})):
         refused = sign_out(context, session, body=body, content_type="application/json")
-        assert refused.status == 422 and refused.code == "form_param_value_invalid" and not refused.cookies
+        assert refused.status == 422, refused.body
+        assert refused.code == "form_param_value_invalid"
+        assert not refused.cookies
     cross = sign_out(context, session, sec_fetch_site="cross-site", sec_fetch_mode="navigate")
-    assert cross.status == 403 and not cross.cookies
+    assert cross.status == 403, cross.body
+    assert not cross.cookies
     forged = dict(session, refresh=session["id"] + "." + signed_in(context)["refresh"].split(".", 1)[1])
     assert sign_out(context, forged).status == 200  # cookies cleared, but the session is not the caller's
     assert stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
     done = sign_out(context, session, body="{}", content_type="application/json", accept="application/json")
-    assert done.status == 200 and done.json() == {
+    assert done.status == 200, done.body
+    assert done.json() == {
         "object": "sign_out",
         "status": "complete",
         "session_id": session["id"],
@@ -241,16 +262,21 @@ def test_a_get_never_signs_out(stack: Stack, context: Any) -> None:
     event = browser_event("sign_out_page.json", cookies=[f"__refresh={session['refresh']}"])
     event["queryStringParameters"] = {"redirect_url": f"{ALLOWED}/x"}
     page = invoke("accept_token", event, context)
-    assert page.status == 200 and 'action="sign-out"' in page.body and f'value="{ALLOWED}/x"' in page.body
-    assert not page.cookies and stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
+    assert page.status == 200, page.body
+    assert 'action="sign-out"' in page.body
+    assert f'value="{ALLOWED}/x"' in page.body
+    assert not page.cookies
+    assert stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
     event["queryStringParameters"] = {"redirect_url": "https://evil.example/"}
     assert 'value=""' in invoke("accept_token", event, context).body
 
 
 def test_session_js_is_served_as_a_script(stack: Stack, context: Any) -> None:
     answer = invoke("accept_token", load_event("session_js.json"), context)
-    assert answer.status == 200 and answer.headers["Content-Type"] == "text/javascript; charset=utf-8"
-    assert "window.SigninLinks" in answer.body and "eval(" not in answer.body
+    assert answer.status == 200, answer.body
+    assert answer.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert "window.SigninLinks" in answer.body
+    assert "eval(" not in answer.body
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -258,9 +284,12 @@ def test_the_another_user_page_names_both_users_and_posts_with_confirmation(stac
     alice = signed_in(context, user_id="user_alice")
     minted = mint(context, user_id="user_<bob>")
     answer = accept(context, minted["token"], cookies=[f"__session={alice['session']}"], as_json=False)
-    assert answer.status == 409 and not answer.cookies
-    assert 'id="signed-in-user">user_alice<' in answer.body and 'id="link-user">user_&lt;bob&gt;<' in answer.body
-    assert 'name="confirm" value="switch_user"' in answer.body and "<script" not in answer.body
+    assert answer.status == 409, answer.body
+    assert not answer.cookies
+    assert 'id="signed-in-user">user_alice<' in answer.body
+    assert 'id="link-user">user_&lt;bob&gt;<' in answer.body
+    assert 'name="confirm" value="switch_user"' in answer.body
+    assert "<script" not in answer.body
     assert status_of(stack, minted["id"]) == "pending"
 
 
@@ -271,14 +300,18 @@ def test_list_get_revoke_and_tokens_in_clerks_shapes(stack: Stack, context: Any)
     first = signed_in(context, user_id="user_api")
     second = signed_in(context, user_id="user_api", org_id="org_api")
     listed = api(context, "list_sessions.json", query={"user_id": "user_api"})
-    assert listed.status == 200 and [s["id"] for s in listed.json()] == [second["id"], first["id"]]
+    assert listed.status == 200, listed.body
+    assert [s["id"] for s in listed.json()] == [second["id"], first["id"]]
     session = listed.json()[0]
     assert set(session) == {
         "object", "id", "user_id", "client_id", "status", "last_active_at", "expire_at", "abandon_at",
         "created_at", "updated_at", "last_active_organization_id", "actor",
     }  # fmt: skip
-    assert session["object"] == "session" and session["status"] == "active" and session["actor"] is None
-    assert session["last_active_organization_id"] == "org_api" and session["client_id"].startswith("client_")
+    assert session["object"] == "session"
+    assert session["status"] == "active"
+    assert session["actor"] is None
+    assert session["last_active_organization_id"] == "org_api"
+    assert session["client_id"].startswith("client_")
     paged = api(
         context, "list_sessions.json", query={"user_id": "user_api", "paginated": "true", "limit": "1", "offset": "1"}
     )
@@ -289,16 +322,21 @@ def test_list_get_revoke_and_tokens_in_clerks_shapes(stack: Stack, context: Any)
     assert api(context, "get_session.json", first["id"]).json() == listed.json()[1]
     token = api(context, "create_session_token.json", first["id"], body={"expires_in_seconds": 120})
     claims = jwt.decode(token.json()["jwt"], options={"verify_signature": False})
-    assert token.json()["object"] == "token" and claims["sid"] == first["id"] and claims["exp"] - claims["iat"] == 120
+    assert token.json()["object"] == "token"
+    assert claims["sid"] == first["id"]
+    assert claims["exp"] - claims["iat"] == 120
     default = api(context, "create_session_token.json", first["id"], body="")
     assert jwt.decode(default.json()["jwt"], options={"verify_signature": False})["exp"] - claims["iat"] in (60, 61)
 
     revoked = api(context, "revoke_session.json", first["id"])
-    assert revoked.status == 200 and revoked.json()["status"] == "revoked"
+    assert revoked.status == 200, revoked.body
+    assert revoked.json()["status"] == "revoked"
     again = api(context, "revoke_session.json", first["id"])
-    assert again.status == 400 and again.code == "session_cannot_be_revoked_code"
+    assert again.status == 400, again.body
+    assert again.code == "session_cannot_be_revoked_code"
     inactive = api(context, "create_session_token.json", first["id"], body={})
-    assert inactive.status == 400 and inactive.code == "session_not_active"
+    assert inactive.status == 400, inactive.body
+    assert inactive.code == "session_not_active"
     active_only = api(context, "list_sessions.json", query={"user_id": "user_api", "status": "active"})
     assert [s["id"] for s in active_only.json()] == [second["id"]]
 
@@ -307,7 +345,8 @@ def test_list_get_revoke_and_tokens_in_clerks_shapes(stack: Stack, context: Any)
 def test_unknown_and_malformed_ids_are_404(stack: Stack, context: Any, name: str) -> None:
     for session_id in ("sess_0000000000000000000000", "sit_0000000000000000000000", "x" * 300, "sess_\u00e9"):
         answer = api(context, name, session_id, body="{}" if name != "get_session.json" else None)
-        assert answer.status == 404 and answer.code == "resource_not_found", session_id
+        assert answer.status == 404, session_id
+        assert answer.code == "resource_not_found", session_id
 
 
 @pytest.mark.parametrize(
@@ -329,7 +368,8 @@ def test_bad_list_queries_are_422_naming_the_field(
     stack: Stack, context: Any, query: dict[str, str], param: str
 ) -> None:
     answer = api(context, "list_sessions.json", query=query)
-    assert answer.status == 422 and answer.json()["errors"][0]["meta"] == {"param_name": param}
+    assert answer.status == 422, answer.body
+    assert answer.json()["errors"][0]["meta"] == {"param_name": param}
 
 
 def test_backend_refresh_checks_the_session_token_and_the_refresh_token(stack: Stack, context: Any) -> None:
@@ -341,12 +381,11 @@ def test_backend_refresh_checks_the_session_token_and_the_refresh_token(stack: S
         return api(context, "refresh_session_backend.json", session_id, body={**payload, **body})
 
     fine = call(session["id"])
-    assert (
-        fine.status == 200
-        and jwt.decode(fine.json()["jwt"], options={"verify_signature": False})["sid"] == session["id"]
-    )
+    assert fine.status == 200, fine.body
+    assert jwt.decode(fine.json()["jwt"], options={"verify_signature": False})["sid"] == session["id"]
     cookie = call(session["id"], format="cookie").json()
-    assert cookie["object"] == "cookies" and cookie["cookies"][0].startswith("__session=")
+    assert cookie["object"] == "cookies"
+    assert cookie["cookies"][0].startswith("__session=")
     assert call(other["id"]).status == 401  # the path names another session
     assert call(session["id"], expired_token=other["session"]).status == 401  # another session's token
     assert call(session["id"], refresh_token=other["refresh"]).status == 401
@@ -409,4 +448,5 @@ def test_an_unknown_sessions_path_is_404_in_the_envelope(stack: Stack, context: 
 @pytest.mark.parametrize("name", ["session_method_not_allowed.json", "session_list_method_not_allowed.json"])
 def test_the_example_events_of_the_sessions_fallbacks_are_405(stack: Stack, context: Any, name: str) -> None:
     answer = invoke("sessions", load_event(name), context)
-    assert answer.status == 405 and answer.headers["Cache-Control"] == "no-store"
+    assert answer.status == 405, answer.body
+    assert answer.headers["Cache-Control"] == "no-store"

@@ -73,11 +73,15 @@ def test_end_session_is_one_conditional_write_from_active_only(stack: Stack, sto
     record = put(stack, a_session())
     now = record.created_at + 1000
     new, old = store.end_session(record.id, SessionStatus.ENDED, now, 123)
-    assert old is None and new is not None
-    assert new.status is SessionStatus.ENDED and new.updated_at == now
+    assert old is None
+    assert new is not None
+    assert new.status is SessionStatus.ENDED
+    assert new.updated_at == now
     assert stack.item(record.id)["ttl"] == {"N": "123"}  # type: ignore[index]
     again, old = store.end_session(record.id, SessionStatus.REVOKED, now + 1, 456)
-    assert again is None and old is not None and old.status is SessionStatus.ENDED
+    assert again is None
+    assert old is not None
+    assert old.status is SessionStatus.ENDED
     assert store.end_session(ids.new_id(ids.SESSION), SessionStatus.REVOKED, now, 1) == (None, None)
 
 
@@ -88,10 +92,12 @@ def test_expired_and_abandoned_are_written_only_when_time_says_so(stack: Stack, 
     # Revoking (or signing out of) a session that time already ended changes nothing.
     assert store.end_session(record.id, SessionStatus.REVOKED, HOUR_MS // 2, 1)[0] is None
     abandoned, _ = store.end_session(record.id, SessionStatus.ABANDONED, HOUR_MS // 2, 1)
-    assert abandoned is not None and abandoned.status is SessionStatus.ABANDONED
+    assert abandoned is not None
+    assert abandoned.status is SessionStatus.ABANDONED
     other = put(stack, a_session(created_at=0))
     expired, _ = store.end_session(other.id, SessionStatus.EXPIRED, HOUR_MS, 1)
-    assert expired is not None and expired.status is SessionStatus.EXPIRED
+    assert expired is not None
+    assert expired.status is SessionStatus.EXPIRED
 
 
 def test_touch_session_writes_at_most_once_a_minute(stack: Stack, store: TokenStore) -> None:
@@ -100,7 +106,8 @@ def test_touch_session_writes_at_most_once_a_minute(stack: Stack, store: TokenSt
     assert store.touch_session(record.id, 60_000, HOUR_MS, 60_000)
     assert not store.touch_session(record.id, 60_001, HOUR_MS, 60_000)
     touched = store.get_session(record.id)
-    assert touched is not None and touched.last_active_at == touched.updated_at == 60_000
+    assert touched is not None
+    assert touched.last_active_at == touched.updated_at == 60_000
     store.end_session(record.id, SessionStatus.ENDED, 70_000, 1)
     assert not store.touch_session(record.id, 10 * 60_000, HOUR_MS, 60_000)  # only while active
     assert not store.touch_session(ids.new_id(ids.SESSION), 10 * 60_000, HOUR_MS, 60_000)

@@ -17,6 +17,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from tests.conftest import Stack
+
 ErrorFactory = Callable[[str], Exception]
 
 
@@ -103,3 +105,8 @@ def injected(monkeypatch: pytest.MonkeyPatch) -> Iterator[Injector]:
 
     monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
     yield injector
+
+
+def secret_is(stack: Stack, variable: str) -> Callable[[dict[str, Any]], bool]:
+    """A ``when`` for :meth:`Injector.fail`: the call reads the secret named by the env var ``variable``."""
+    return lambda params: params.get("SecretId") == stack.env[variable]

@@ -148,7 +148,8 @@ def test_get_and_head_never_consume(
     assert not answer.cookies
     assert status_of(stack, pending["id"]) == "pending"
     if method == "HEAD":
-        assert answer.status == 200 and not answer.body
+        assert answer.status == 200, answer.body
+        assert not answer.body
 
 
 @HANDLER_PROPERTY

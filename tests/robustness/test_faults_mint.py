@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Stack, load_event, load_function
-from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, injected
+from tests.conftest import Stack, load_event
+from tests.handlers import call_mint, item_count, revoke_event
+from tests.robustness.faults import DYNAMODB_FAULTS, SECRETS_FAULTS, ErrorFactory, injected, secret_is
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-
-
-def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
-    response = load_function("mint_link").lambda_handler(event, context)
-    return response["statusCode"], response.get("headers") or {}, json.loads(response["body"])
 
 
 def mint_event(user_id: str = "user_fault") -> dict[str, Any]:
@@ -25,30 +21,17 @@ def mint_event(user_id: str = "user_fault") -> dict[str, Any]:
     return event
 
 
-def revoke_event(token_id: str) -> dict[str, Any]:
-    event = load_event("revoke_sign_in_token.json")
-    event["pathParameters"] = {"sign_in_token_id": token_id}
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{token_id}/revoke"
-    return event
-
-
-def item_count(stack: Stack) -> int:
-    return int(stack.dynamodb.scan(TableName=stack.table_name, Select="COUNT")["Count"])
-
-
 def assert_unavailable(status: int, headers: dict[str, str], body: Any) -> None:
     assert status == 503, body
     assert headers["Content-Type"] == "application/json"
     assert int(headers["Retry-After"]) >= 1
-    assert set(body) == {"errors", "clerk_trace_id"} and body["clerk_trace_id"] == "req-0001"
+    assert set(body) == {"errors", "clerk_trace_id"}
+    assert body["clerk_trace_id"] == "req-0001"
     error = body["errors"][0]
     assert error["code"] == "service_unavailable"
-    assert isinstance(error["message"], str) and isinstance(error["long_message"], str)
+    assert isinstance(error["message"], str)
+    assert isinstance(error["long_message"], str)
     assert "injected" not in json.dumps(body), "the AWS error leaked into the response"
-
-
-def secret_is(stack: Stack, variable: str) -> Any:
-    return lambda params: params.get("SecretId") == stack.env[variable]
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
@@ -58,13 +41,14 @@ def test_mint_with_secrets_manager_failing_is_503_and_stores_nothing(
 ) -> None:
     with injected(monkeypatch) as faults:
         faults.fail("secretsmanager", "GetSecretValue", fault, when=secret_is(stack, secret))
-        assert_unavailable(*call(mint_event(), context))
+        assert_unavailable(*call_mint(mint_event(), context))
         assert faults.failed == [("secretsmanager", "GetSecretValue")]
         assert faults.count("dynamodb") == 0, "wrote to the table without a key"
         assert item_count(stack) == 0
         faults.clear()  # the outage ends: the next request works, nothing was cached from the failure
-        status, _, body = call(mint_event(), context)
-        assert status == 200 and body["status"] == "pending"
+        status, _, body = call_mint(mint_event(), context)
+        assert status == 200
+        assert body["status"] == "pending"
         assert item_count(stack) == 1
 
 
@@ -74,11 +58,11 @@ def test_mint_with_dynamodb_failing_is_503_and_stores_nothing(
 ) -> None:
     with injected(monkeypatch) as faults:
         faults.fail("dynamodb", "PutItem", fault)
-        status, headers, body = call(mint_event(), context)
+        status, headers, body = call_mint(mint_event(), context)
         assert_unavailable(status, headers, body)
         assert item_count(stack) == 0
         faults.clear()
-        assert call(mint_event(), context)[0] == 200
+        assert call_mint(mint_event(), context)[0] == 200
         assert item_count(stack) == 1
 
 
@@ -86,35 +70,37 @@ def test_a_warm_mint_survives_a_secrets_manager_outage(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Secrets are cached for max_age: once warm, Secrets Manager is not on the request path."""
-    assert call(mint_event(), context)[0] == 200
+    assert call_mint(mint_event(), context)[0] == 200
     with injected(monkeypatch) as faults:
         faults.fail("secretsmanager", None, SECRETS_FAULTS["EndpointConnectionError"])
-        status, _, body = call(mint_event(), context)
+        status, _, body = call_mint(mint_event(), context)
         assert status == 200, body
-        assert faults.count("secretsmanager") == 0 and faults.count("dynamodb", "PutItem") == 1
+        assert faults.count("secretsmanager") == 0
+        assert faults.count("dynamodb", "PutItem") == 1
 
 
 @pytest.mark.parametrize("fault", DYNAMODB_FAULTS.values(), ids=DYNAMODB_FAULTS.keys())
 def test_revoke_with_dynamodb_failing_is_503_and_changes_nothing(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory
 ) -> None:
-    status, _, minted = call(mint_event(), context)
+    status, _, minted = call_mint(mint_event(), context)
     assert status == 200
     before = stack.item(minted["id"])
     with injected(monkeypatch) as faults:
         faults.fail("dynamodb", "UpdateItem", fault)
-        assert_unavailable(*call(revoke_event(minted["id"]), context))
+        assert_unavailable(*call_mint(revoke_event(minted["id"]), context))
         assert stack.item(minted["id"]) == before
         faults.clear()
-        status, _, body = call(revoke_event(minted["id"]), context)
-        assert status == 200 and body["status"] == "revoked"
+        status, _, body = call_mint(revoke_event(minted["id"]), context)
+        assert status == 200
+        assert body["status"] == "revoked"
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
 def test_revoke_with_secrets_manager_failing_is_503_and_changes_nothing(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory
 ) -> None:
-    status, _, minted = call(mint_event(), context)
+    status, _, minted = call_mint(mint_event(), context)
     assert status == 200
     before = stack.item(minted["id"])
     from tests.conftest import reset_caches
@@ -122,7 +108,7 @@ def test_revoke_with_secrets_manager_failing_is_503_and_changes_nothing(
     reset_caches()  # a cold function: the API keys must be read again
     with injected(monkeypatch) as faults:
         faults.fail("secretsmanager", "GetSecretValue", fault)
-        assert_unavailable(*call(revoke_event(minted["id"]), context))
+        assert_unavailable(*call_mint(revoke_event(minted["id"]), context))
         assert faults.count("dynamodb") == 0
         assert stack.item(minted["id"]) == before
 
@@ -140,5 +126,5 @@ def test_revoke_with_secrets_manager_failing_is_503_and_changes_nothing(
 )
 def test_a_malformed_secret_is_503_and_stores_nothing(stack: Stack, context: Any, variable: str, value: str) -> None:
     stack.secretsmanager.put_secret_value(SecretId=stack.env[variable], SecretString=value)
-    assert_unavailable(*call(mint_event(), context))
+    assert_unavailable(*call_mint(mint_event(), context))
     assert item_count(stack) == 0

@@ -263,14 +263,19 @@ TAGS = re.compile(r"[<>\"']")
 
 def check_request(request: dict[str, Any], event: dict[str, Any]) -> None:
     (address,) = request["Destination"]["ToAddresses"]
-    assert address.isascii() and address.count("@") == 1 and len(address) <= 254 and " " not in address
+    assert address.isascii()
+    assert address.count("@") == 1
+    assert len(address) <= 254
+    assert " " not in address
     simple = request["Content"]["Simple"]
     subject, text, body = simple["Subject"]["Data"], simple["Body"]["Text"]["Data"], simple["Body"]["Html"]["Data"]
     for part in (subject, text, body, request["FromEmailAddress"]):
         part.encode("utf-8")  # strictly: no lone surrogate reaches SES
-    assert "\n" not in subject and "\r" not in subject
+    assert "\n" not in subject
+    assert "\r" not in subject
     url = event["detail"]["url"]
-    assert text.count(url) == 1 and body.count(url) == 2
+    assert text.count(url) == 1
+    assert body.count(url) == 2
     # Escaped values add no tag, attribute or quote: the HTML has the template's own, no more.
     bare = TEMPLATES.render(MintedLink("sit_0", "u", url, "t", 0, None, {})).html
     assert len(TAGS.findall(body)) == len(TAGS.findall(bare))
@@ -286,7 +291,9 @@ def test_any_minted_event_is_sent_once_failed_once_or_ignored(event: dict[str, A
     first = mailer.deliver(event, "req-1")
     assert first.outcome in {"sent", "failed", "ignored"}
     if first.outcome == "ignored":
-        assert world.store.writes == 0 and not world.ses.requests and not world.publisher.published
+        assert world.store.writes == 0
+        assert not world.ses.requests
+        assert not world.publisher.published
         return
     assert first.sign_in_token_id == event["detail"]["sign_in_token_id"]
     if first.outcome == "sent":
@@ -296,11 +303,13 @@ def test_any_minted_event_is_sent_once_failed_once_or_ignored(event: dict[str, A
     else:
         assert not world.ses.requests
         ((detail_type, detail),) = world.publisher.published
-        assert detail_type == "SignInLinkEmailFailed" and detail["reason"] == first.reason
+        assert detail_type == "SignInLinkEmailFailed"
+        assert detail["reason"] == first.reason
         assert set(detail) == {"sign_in_token_id", "user_id", "batch_id", "reason", "error_code"}
     again = mailer.deliver(event, "req-2")
     assert again.outcome == "duplicate"
-    assert len(world.ses.requests) <= 1 and len(world.publisher.published) <= 1
+    assert len(world.ses.requests) <= 1
+    assert len(world.publisher.published) <= 1
 
 
 @PROPERTY
@@ -312,8 +321,12 @@ def test_recipient_is_one_ascii_address_or_a_permanent_failure(value: Any) -> No
         assert failure.reason in {"no_address", "invalid_address"}
         return
     local, domain = address.split("@")
-    assert address.isascii() and address == address.strip() and len(address) <= 254
-    assert local and "." in domain and not re.search(r"[\s<>,;:\"\\]", address)
+    assert address.isascii()
+    assert address == address.strip()
+    assert len(address) <= 254
+    assert local
+    assert "." in domain
+    assert not re.search(r"[\s<>,;:\"\\]", address)
 
 
 @PROPERTY
@@ -364,12 +377,18 @@ def test_any_ses_answer_sends_at_most_once_and_never_strands_a_claim(script: lis
     final = outcomes[-1]
     marker = world.store.markers.get("sit_0000000000000000000009")
     if final == "sent":
-        assert marker is not None and marker.status == "sent" and len(world.ses.accepted) == 1
+        assert marker is not None
+        assert marker.status == "sent"
+        assert len(world.ses.accepted) == 1
     elif final in ("failed", "unknown"):
-        assert marker is not None and marker.status in (EMAIL_FAILED, EMAIL_UNKNOWN) and marker.announced
+        assert marker is not None
+        assert marker.status in (EMAIL_FAILED, EMAIL_UNKNOWN)
+        assert marker.announced
         assert [detail["reason"] for _, detail in world.publisher.published] == [marker.reason]
     else:
-        assert final == "retry" and marker is None and not world.ses.accepted
+        assert final == "retry"
+        assert marker is None
+        assert not world.ses.accepted
     # Each invocation calls SES at most EMAIL_MAX_ATTEMPTS times.
     assert len(world.ses.requests) <= SETTINGS.email_max_attempts * len(outcomes)
     # And whatever happened, a later duplicate delivery sends nothing new.
@@ -383,7 +402,8 @@ def test_a_token_signed_long_ago_is_a_permanent_failure_not_an_ignored_event() -
     detail = valid_detail("sit_0000000000000000000003", {"email": "ada@example.com"})
     detail["url"] = f"{BASE}/accept-token?token={token_for('sit_0000000000000000000003', issued_at=NOW - 7200)}"
     assert world.mailer().deliver(event_of(detail), "req-1").reason == "link_expired"
-    assert time.time() > 0 and not world.ses.requests
+    assert time.time() > 0
+    assert not world.ses.requests
 
 
 def test_without_accept_base_url_the_published_one_decides_which_links_are_ours() -> None:

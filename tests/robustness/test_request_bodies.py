@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Stack, load_event, load_function
+from tests.conftest import Stack, load_event
+from tests.handlers import call_mint, create_event, item_count
 from tests.strategies import json_values as hostile_json_values
 from tests.strategies import redirect_urls, tricky_text
 
@@ -75,40 +76,24 @@ raw_bodies = (
 )
 
 
-def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
-    app = load_function("mint_link")
-    response = app.lambda_handler(event, context)
-    status = response["statusCode"]
-    headers = response.get("headers") or {}
-    body = json.loads(response["body"]) if response.get("body") else None
-    return status, headers, body
-
-
-def item_count(stack: Stack) -> int:
-    return int(stack.dynamodb.scan(TableName=stack.table_name, Select="COUNT")["Count"])
-
-
-def create_event(body: str | None, *, base64_encoded: bool = False, **headers: str) -> dict[str, Any]:
-    event = load_event("create_sign_in_token.json")
-    event["body"] = body
-    event["isBase64Encoded"] = base64_encoded
-    event["headers"].update(headers)
-    return event
-
-
 def check_answer(stack: Stack, before: int, status: int, headers: dict[str, str], body: Any) -> None:
     assert status < 500, (status, body)
     assert headers.get("Content-Type") == "application/json"
     if status == 200:
-        assert set(body) == SIGN_IN_TOKEN_FIELDS and body["status"] == "pending"
+        assert set(body) == SIGN_IN_TOKEN_FIELDS
+        assert body["status"] == "pending"
         assert item_count(stack) == before + 1
         item = stack.item(body["id"])
-        assert item is not None and item["user_id"]["S"] == body["user_id"]
+        assert item is not None
+        assert item["user_id"]["S"] == body["user_id"]
         return
     assert status in CLIENT_ERRORS, status
-    assert set(body) == {"errors", "clerk_trace_id"} and len(body["errors"]) == 1
+    assert set(body) == {"errors", "clerk_trace_id"}
+    assert len(body["errors"]) == 1
     error = body["errors"][0]
-    assert all(isinstance(error[name], str) and error[name] for name in ("message", "long_message", "code"))
+    for name in ("message", "long_message", "code"):
+        assert isinstance(error[name], str), name
+        assert error[name], name
     assert item_count(stack) == before, "a rejected request stored something"
 
 
@@ -123,21 +108,26 @@ def check_answer(stack: Stack, before: int, status: int, headers: dict[str, str]
 @example({"user_id": "u", "redirect_url": "https://app.example.com/café"})
 def test_any_json_object_is_answered_cleanly(stack: Stack, context: Any, payload: dict[str, Any]) -> None:
     before = item_count(stack)
-    status, headers, body = call(create_event(json.dumps(payload)), context)
+    status, headers, body = call_mint(create_event(json.dumps(payload)), context)
     check_answer(stack, before, status, headers, body)
     if status == 200:  # what was accepted is what the contract allows
-        assert isinstance(payload["user_id"], str) and 0 < len(payload["user_id"]) <= 256
+        assert isinstance(payload["user_id"], str)
+        assert 0 < len(payload["user_id"]) <= 256
         expires = payload.get("expires_in_seconds")
-        assert expires is None or (type(expires) is int and 1 <= expires <= 2592000)
+        if expires is not None:
+            assert type(expires) is int, expires
+            assert 1 <= expires <= 2592000
         redirect = stack.item(body["id"]).get("redirect_url", {}).get("S")  # type: ignore[union-attr]
-        assert redirect is None or (redirect.isascii() and len(redirect) <= 2048)
+        if redirect is not None:
+            assert redirect.isascii(), redirect
+            assert len(redirect) <= 2048
 
 
 @HANDLER_PROPERTY
 @given(raw_bodies)
 def test_any_raw_body_is_answered_cleanly(stack: Stack, context: Any, raw: str) -> None:
     before = item_count(stack)
-    check_answer(stack, before, *call(create_event(raw), context))
+    check_answer(stack, before, *call_mint(create_event(raw), context))
 
 
 @HANDLER_PROPERTY
@@ -148,14 +138,14 @@ def test_base64_encoded_bodies_are_answered_cleanly(stack: Stack, context: Any, 
     before = item_count(stack)
     event = create_event(base64.b64encode(data).decode("ascii"), base64_encoded=True)
     event["headers"]["content-type"] = "application/octet-stream"
-    check_answer(stack, before, *call(event, context))
+    check_answer(stack, before, *call_mint(event, context))
 
 
 @HANDLER_PROPERTY
 @given(st.text(max_size=60) | st.sampled_from(["garbage!!", "====", "e30"]))
 def test_malformed_base64_bodies_are_answered_cleanly(stack: Stack, context: Any, text: str) -> None:
     before = item_count(stack)
-    check_answer(stack, before, *call(create_event(text, base64_encoded=True), context))
+    check_answer(stack, before, *call_mint(create_event(text, base64_encoded=True), context))
 
 
 header_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
@@ -179,7 +169,7 @@ def test_any_authorization_and_content_type_are_answered_cleanly(
         del event["headers"]["content-type"]
     else:
         event["headers"]["content-type"] = content_type
-    status, headers, body = call(event, context)
+    status, headers, body = call_mint(event, context)
     check_answer(stack, before, status, headers, body)
     if authorization != f"Bearer {stack.secret_key}":
         assert status == 401
@@ -198,7 +188,7 @@ def test_revoke_of_any_id_is_answered_cleanly(stack: Stack, context: Any, token_
     event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{token_id}/revoke"
     event["body"] = body
     before = item_count(stack)
-    status, headers, answer = call(event, context)
+    status, headers, answer = call_mint(event, context)
     check_answer(stack, before, status, headers, answer)
     assert status in (400, 404), (status, answer)
 
@@ -215,5 +205,5 @@ def test_any_route_is_answered_cleanly(stack: Stack, context: Any, method: str, 
     event["requestContext"]["http"]["method"] = method
     event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
     before = item_count(stack)
-    status, headers, body = call(event, context)
+    status, headers, body = call_mint(event, context)
     check_answer(stack, before, status, headers, body)

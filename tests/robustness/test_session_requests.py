@@ -75,7 +75,8 @@ SIGN_OUT_CODES = {"origin_invalid", "form_param_value_invalid", "request_body_in
 def test_a_refresh_value_of_any_shape_parses_or_is_none(value: Any) -> None:
     parsed = parse_refresh_token(value)
     if parsed is not None:
-        assert parsed.value == value.strip() and len(parsed.secret) == 43
+        assert parsed.value == value.strip()
+        assert len(parsed.secret) == 43
 
 
 @PURE
@@ -88,14 +89,16 @@ def test_fetch_metadata_refuses_or_names_an_allowed_origin(request_headers: dict
     try:
         origin = check_cookie_post(request_headers, ALLOWED)
     except SignInLinksError as error:
-        assert error.code is ErrorCode.ORIGIN_INVALID and error.status == 403
+        assert error.code is ErrorCode.ORIGIN_INVALID
+        assert error.status == 403
         site = request_headers.get("sec-fetch-site", "").strip().lower()
         assert site not in ("same-origin", "none")
         return
     assert origin is None or origin in ALLOWED
     site = request_headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() in ("same-site", "cross-site"):
-        assert origin in ALLOWED and request_headers.get("sec-fetch-mode", "").strip().lower() == "cors"
+        assert origin in ALLOWED
+        assert request_headers.get("sec-fetch-mode", "").strip().lower() == "cors"
     preflight = preflight_headers({**request_headers, "access-control-request-method": "POST"}, ALLOWED)
     assert preflight is None or preflight["Access-Control-Allow-Origin"] in ALLOWED
 
@@ -106,9 +109,11 @@ def test_any_list_query_parses_or_is_a_422_naming_a_field(params: dict[str, str]
     try:
         query = parse_session_query(params)
     except SignInLinksError as error:
-        assert error.status == 422 and error.param in ("user_id", "client_id", "status", "limit", "offset", "paginated")
+        assert error.status == 422
+        assert error.param in ("user_id", "client_id", "status", "limit", "offset", "paginated")
         return
-    assert 1 <= query.limit <= 500 and 0 <= query.offset <= 100_000
+    assert 1 <= query.limit <= 500
+    assert 0 <= query.offset <= 100_000
     assert query.user_id is not None or query.client_id is not None
 
 

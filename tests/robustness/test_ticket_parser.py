@@ -7,8 +7,6 @@ and no forged, tampered, truncated, unsigned, re-signed or algorithm-swapped tok
 
 from __future__ import annotations
 
-import base64
-import hmac as hmac_lib
 import json
 import time
 from typing import Any
@@ -23,6 +21,7 @@ from hypothesis import strategies as st
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.keyring import HMAC, RSA, Key, Keyring, generate_key
 from signin_links.tickets import Ticket, sign_ticket, verify_ticket
+from tests.jwts import b64, hs256, unb64
 from tests.strategies import redirect_urls
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,14 +50,6 @@ redirects = (
     | st.sampled_from(["https://app.example.com/welcome", "http://127.0.0.1:3000/"])
     | redirect_urls.filter(bool)
 )
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def now() -> int:
@@ -167,17 +158,15 @@ json_values = st.recursive(
 )
 def test_correctly_signed_garbage_never_escapes(header: dict[str, Any], payload: dict[str, Any]) -> None:
     """Even signed with the real key, odd headers and claims give a clean error or a well-formed ticket."""
-    header_b64 = b64(json.dumps({**header, "alg": "HS256", "kid": KEY.kid}).encode())
-    payload_b64 = b64(json.dumps(payload).encode())
-    signing_input = f"{header_b64}.{payload_b64}".encode()
-    signature = b64(hmac_lib.new(KEY.secret, signing_input, "sha256").digest())
+    token = hs256({**header, "alg": "HS256", "kid": KEY.kid}, payload, KEY.secret)
     checked_at = time.time()
     try:
-        ticket = verify(f"{header_b64}.{payload_b64}.{signature}", at=checked_at)
+        ticket = verify(token, at=checked_at)
     except SignInLinksError as error:
         assert error.code in (ErrorCode.TICKET_INVALID, ErrorCode.TICKET_EXPIRED)
     else:
-        assert ticket.sid.startswith("sit_") and payload.get("st") == "sign_in_token"
+        assert ticket.sid.startswith("sit_")
+        assert payload.get("st") == "sign_in_token"
         assert ticket.expires_at + LEEWAY >= checked_at
 
 
@@ -263,11 +252,8 @@ def test_unknown_missing_or_odd_kid_fails(sid: str, kid: Any) -> None:
     header = {"alg": "HS256", "typ": "JWT"}
     if kid is not None:
         header["kid"] = kid
-    header_b64 = b64(json.dumps(header).encode())
-    payload_b64 = b64(json.dumps(claims_for(sid, 3600)).encode())
     # Signed with a real key of the ring, but the header does not name it.
-    signature = b64(hmac_lib.new(KEY.secret, f"{header_b64}.{payload_b64}".encode(), "sha256").digest())
-    assert_invalid(f"{header_b64}.{payload_b64}.{signature}")
+    assert_invalid(hs256(header, claims_for(sid, 3600), KEY.secret))
 
 
 @PROPERTY
@@ -317,12 +303,10 @@ def test_hs256_keyed_with_a_public_key_fails() -> None:
     )
     claims = claims_for("sit_0123456789abcdefABCDEF", 3600)
     for kid, pem in ((KEY.kid, public_pem), (rsa_ring.keys[0].kid, public_pem), (KEY.kid, RSA_PUBLIC_PEM)):
-        header_b64 = b64(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
-        payload_b64 = b64(json.dumps(claims).encode())
-        signature = b64(hmac_lib.new(pem, f"{header_b64}.{payload_b64}".encode(), "sha256").digest())
-        assert_invalid(f"{header_b64}.{payload_b64}.{signature}")
+        forged = hs256({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, pem)
+        assert_invalid(forged)
         # and verifying against the RSA keyring itself (the wrong ring) never accepts either
-        assert_invalid(f"{header_b64}.{payload_b64}.{signature}", keyring=rsa_ring)
+        assert_invalid(forged, keyring=rsa_ring)
 
 
 @PROPERTY

@@ -3,8 +3,6 @@ anything else that is not this browser's real session) never passes the same-bro
 
 from __future__ import annotations
 
-import base64
-import hmac
 import json
 import time
 from typing import Any
@@ -22,6 +20,7 @@ from signin_links.sessions import issue_session, verify_session
 from signin_links.tickets import sign_ticket, verify_ticket
 from tests.conftest import Stack
 from tests.handlers import accept, item_count, keyring, mint, status_of
+from tests.jwts import b64, hs256
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -30,21 +29,11 @@ TICKETS = Keyring(kind=HMAC, keys=(generate_key(HMAC, now=NOW),))
 SESSIONS = Keyring(kind=RSA, keys=(generate_key(RSA, now=NOW),))
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def session_for(user_id: str = "user_1", ring: Keyring = SESSIONS, session_id: str | None = None) -> str:
     return issue_session(
         ring.current(), session_id=session_id or new_id("sess"), user_id=user_id, issued_at=int(time.time()),
         lifetime=3600, issuer="https://links.example.com",
     )  # fmt: skip
-
-
-def hs256_with(key: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
-    head = b64(json.dumps(header).encode())
-    body = b64(json.dumps(claims).encode())
-    return f"{head}.{body}.{b64(hmac.new(key, f'{head}.{body}'.encode(), 'sha256').digest())}"
 
 
 def public_pem(ring: Keyring) -> bytes:
@@ -75,7 +64,7 @@ def test_session_claims_under_hs256_keyed_with_the_public_key_are_not_a_session(
     claims = jwt.decode(session_for(), options={"verify_signature": False})
     kid = SESSIONS.current().kid
     for alg in ("HS256", "HS384", "none"):
-        forged = hs256_with(public_pem(SESSIONS), {"alg": alg, "kid": kid, "typ": "JWT"}, claims)
+        forged = hs256({"alg": alg, "kid": kid, "typ": "JWT"}, claims, public_pem(SESSIONS))
         assert verify_session(forged, SESSIONS, now=time.time()) is None
 
 
@@ -108,7 +97,8 @@ def test_a_session_jwt_posted_as_the_token_is_invalid_and_changes_nothing(
     session = first.json()["session_token"]
     before = item_count(stack)
     answer = accept(context, session, as_json=as_json)
-    assert answer.status == 400 and answer.code == "ticket_invalid_code"
+    assert answer.status == 400, answer.body
+    assert answer.code == "ticket_invalid_code"
     assert not answer.cookies
     # a session of the real session keyring, forged into the shape of a ticket, is no better
     real_session_key = keyring(stack, "SESSION_KEYRING_SECRET_ID").current()
@@ -126,9 +116,10 @@ def test_hs256_keyed_with_the_published_public_key_is_invalid(stack: Stack, cont
     claims = jwt.decode(minted["token"], options={"verify_signature": False})
     ticket_kid = jwt.get_unverified_header(minted["token"])["kid"]
     for kid in (ticket_kid, ring.current().kid):
-        forged = hs256_with(public_pem(ring), {"alg": "HS256", "kid": kid, "typ": "JWT"}, claims)
+        forged = hs256({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, public_pem(ring))
         answer = accept(context, forged)
-        assert answer.status == 400 and answer.code == "ticket_invalid_code"
+        assert answer.status == 400, answer.body
+        assert answer.code == "ticket_invalid_code"
     assert status_of(stack, minted["id"]) == "pending"
 
 
@@ -146,7 +137,7 @@ def test_the_same_browser_retry_accepts_only_the_real_session(stack: Stack, cont
         "another sign-in token": mint(context, user_id="user_victim")["token"],
         "another user's session": other_session,
         "the same user, another session": session_for("user_victim", ring),
-        "HS256 over the public key": hs256_with(public_pem(ring), {"alg": "HS256", "kid": ring.current().kid}, claims),
+        "HS256 over the public key": hs256({"alg": "HS256", "kid": ring.current().kid}, claims, public_pem(ring)),
         "alg none": f"{b64(json.dumps({'alg': 'none', 'kid': ring.current().kid}).encode())}."
         f"{b64(json.dumps(claims).encode())}.",
         "the real session, payload swapped": ".".join(
@@ -156,11 +147,13 @@ def test_the_same_browser_retry_accepts_only_the_real_session(stack: Stack, cont
     for label, cookie in impostors.items():
         answer = accept(context, minted["token"], cookies=[f"__session={cookie}"])
         if label == "another user's session":  # login CSRF guard: asks first, changes nothing
-            assert answer.status == 409 and answer.code == "another_user_signed_in", label
+            assert answer.status == 409, label
+            assert answer.code == "another_user_signed_in", label
             assert not answer.cookies, label
             answer = accept(context, minted["token"], cookies=[f"__session={cookie}"], confirm="switch_user")
         assert answer.status == 400, label
         assert answer.code == "sign_in_token_already_used_code", label
         assert not answer.cookies, label
     retried = accept(context, minted["token"], cookies=[f"__session={real}"])
-    assert retried.status == 200 and retried.json()["created_session_id"] == claims["sid"]
+    assert retried.status == 200, retried.body
+    assert retried.json()["created_session_id"] == claims["sid"]

@@ -53,7 +53,8 @@ def kept_by_the_pipe(item: dict[str, Any]) -> bool:
 def test_an_accepted_token_is_today_s_event_at_its_commit_time() -> None:
     accepted = record("MODIFY", "sit_abc", token(), token(status="accepted", session_id="sess_1"))
     event = audit_event(accepted)
-    assert event is not None and event.detail_type == "SignInTokenAccepted"
+    assert event is not None
+    assert event.detail_type == "SignInTokenAccepted"
     assert event.detail == {
         "sign_in_token_id": "sit_abc",
         "user_id": "user_1",
@@ -67,7 +68,8 @@ def test_an_accepted_token_is_today_s_event_at_its_commit_time() -> None:
 def test_a_revoked_token_is_an_event_too() -> None:
     revoked = record("MODIFY", "sit_abc", token(), token(status="revoked"))
     event = audit_event(revoked)
-    assert event is not None and event.detail_type == "SignInTokenRevoked"
+    assert event is not None
+    assert event.detail_type == "SignInTokenRevoked"
     assert event.detail == {"sign_in_token_id": "sit_abc", "user_id": "user_1"}
     assert kept_by_the_pipe(revoked)
 
@@ -83,8 +85,10 @@ SESSION_DETAIL = {"session_id": "sess_1", "user_id": "user_1", "client_id": "cli
 def test_a_session_created_by_an_accept_is_an_event() -> None:
     created = record("INSERT", "sess_1", None, session())
     event = audit_event(created)
-    assert event is not None and event.detail_type == "SessionCreated"
-    assert event.detail == SESSION_DETAIL and event.time == "2026-11-24T14:00:00.123Z"
+    assert event is not None
+    assert event.detail_type == "SessionCreated"
+    assert event.detail == SESSION_DETAIL
+    assert event.time == "2026-11-24T14:00:00.123Z"
     assert kept_by_the_pipe(created)
 
 
@@ -100,13 +104,16 @@ def test_a_session_created_by_an_accept_is_an_event() -> None:
 def test_every_end_of_an_active_session_is_an_event(status: str, detail_type: str) -> None:
     ended = record("MODIFY", "sess_1", session(), session(status))
     event = audit_event(ended)
-    assert event is not None and event.detail_type == detail_type and event.detail == SESSION_DETAIL
+    assert event is not None
+    assert event.detail_type == detail_type
+    assert event.detail == SESSION_DETAIL
     assert kept_by_the_pipe(ended)
 
 
 def test_a_session_s_activity_is_no_event() -> None:
     touched = record("MODIFY", "sess_1", session(), {**session(), "last_active_at": {"N": str(NOW_MS)}})
-    assert audit_event(touched) is None and not kept_by_the_pipe(touched)
+    assert audit_event(touched) is None
+    assert not kept_by_the_pipe(touched)
 
 
 @pytest.mark.parametrize(
@@ -243,4 +250,5 @@ def test_the_enrichment_never_raises_and_answers_events_only(batch: list[Any], o
         for event in events:
             assert set(event) == {"detail_type", "detail", "time"}
             assert event["detail_type"] in {change.detail_type for change in CHANGES}
-            assert isinstance(event["detail"], dict) and event["time"].endswith("Z")
+            assert isinstance(event["detail"], dict)
+            assert event["time"].endswith("Z")

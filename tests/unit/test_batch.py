@@ -43,20 +43,24 @@ def test_an_eventbridge_event_becomes_a_whole_batch_request() -> None:
 
 def test_user_ids_are_short_for_users_objects() -> None:
     request = parse_invocation(eventbridge({"batch_id": "b1", "user_ids": ["a", "b"]}), SETTINGS)
-    assert isinstance(request, BatchRequest) and request.users == ({"user_id": "a"}, {"user_id": "b"})
+    assert isinstance(request, BatchRequest)
+    assert request.users == ({"user_id": "a"}, {"user_id": "b"})
 
 
 def test_a_manifest_request_names_its_object() -> None:
     request = parse_invocation(eventbridge({"batch_id": "b1", "manifest": "s3://bkt/dir/users.csv"}), SETTINGS)
-    assert isinstance(request, BatchRequest) and request.manifest is not None
+    assert isinstance(request, BatchRequest)
+    assert request.manifest is not None
     assert (request.manifest.bucket, request.manifest.key, request.manifest.format) == ("bkt", "dir/users.csv", "csv")
 
 
 def test_the_state_machine_shapes() -> None:
     chunk = parse_invocation({"batch_id": "b1", "chunk_index": 3000, "users": [{"user_id": "u"}]}, SETTINGS)
-    assert isinstance(chunk, BatchRequest) and chunk.chunk == 3000
+    assert isinstance(chunk, BatchRequest)
+    assert chunk.chunk == 3000
     final = parse_invocation({"batch_id": "b1", "chunks": [{"counts": {"minted": 2}, "status": "completed"}]}, SETTINGS)
-    assert isinstance(final, FinalizeRequest) and final.chunks[0]["counts"] == {"minted": 2}
+    assert isinstance(final, FinalizeRequest)
+    assert final.chunks[0]["counts"] == {"minted": 2}
 
 
 @pytest.mark.parametrize(
@@ -79,7 +83,8 @@ def test_malformed_requests_are_rejected(event: dict[str, Any], param: str | Non
     with pytest.raises(BatchRejected) as caught:
         parse_invocation(event, SETTINGS)
     assert caught.value.param == param
-    assert isinstance(caught.value, SignInLinksError) and caught.value.status < 500
+    assert isinstance(caught.value, SignInLinksError)
+    assert caught.value.status < 500
 
 
 def test_manifest_bucket_setting_limits_where_manifests_come_from() -> None:
@@ -120,8 +125,10 @@ def test_planning_validates_each_user_dedupes_and_derives_ids() -> None:
     assert plan.requested == 6
     assert [(e.index, e.request.user_id) for e in plan.entries] == [(0, "a"), (3, "c")]
     first = plan.entries[0]
-    assert first.metadata == {"n": 1} and first.request.redirect_url == "https://app.example.com/x"
-    assert first.request.expires_in_seconds == 120 and first.token_id == token_id_for("b1", "a")
+    assert first.metadata == {"n": 1}
+    assert first.request.redirect_url == "https://app.example.com/x"
+    assert first.request.expires_in_seconds == 120
+    assert first.token_id == token_id_for("b1", "a")
     assert plan.entries[1].request.redirect_url is None  # an empty cell means "absent"
     assert [(d.index, d.user_id, d.token_id) for d in plan.duplicates] == [(2, "a", first.token_id)]
     assert [(f.index, f.user_id, f.code) for f in plan.failures] == [
@@ -133,10 +140,12 @@ def test_planning_validates_each_user_dedupes_and_derives_ids() -> None:
 
 def test_ids_are_deterministic_per_batch_and_user_and_valid_token_ids() -> None:
     token = token_id_for("b1", "user_1")
-    assert token == token_id_for("b1", "user_1") and ids.is_id(token, "sit")
+    assert token == token_id_for("b1", "user_1")
+    assert ids.is_id(token, "sit")
     assert len({token, token_id_for("b2", "user_1"), token_id_for("b1", "user_2")}) == 3
     keys = {header_key("b1", -1), header_key("b1", 0), marker_key("b1", -1, 0), marker_key("b1", -1, 1)}
-    assert len(keys) == 4 and not any(key.startswith("sit_") for key in keys)
+    assert len(keys) == 4
+    assert not any(key.startswith("sit_") for key in keys)
 
 
 def test_the_fingerprint_follows_what_is_asked() -> None:
@@ -237,7 +246,8 @@ class FakeDynamoDB:
         ((table, request),) = RequestItems.items()
         keys = request["Keys"]
         self.get_calls.append(len(keys))
-        assert len(keys) <= 100 and request["ConsistentRead"] is True
+        assert len(keys) <= 100
+        assert request["ConsistentRead"] is True
         *done, last = keys
         found = [self.items[k["pk"]["S"]] for k in done if k["pk"]["S"] in self.items]
         if self._hold_back("get:" + last["pk"]["S"]):
@@ -257,9 +267,11 @@ def test_batch_put_sends_25_a_call_and_retries_unprocessed_items_with_growing_ji
     store = BatchLedger(client, "t", sleep=pauses.append)
     calls = store.batch_put([item(n) for n in range(60)])
     assert sorted(client.items) == sorted(f"k{n}" for n in range(60))
-    assert client.write_calls[:2] == [25, 1] and calls == len(client.write_calls) == 3 * 4
+    assert client.write_calls[:2] == [25, 1]
+    assert calls == len(client.write_calls) == 3 * 4
     ceilings = [min(store.batch_max_delay, store.batch_base_delay * 2**a) for a in (1, 2, 3)] * 3
-    assert len(pauses) == 9 and all(0 <= p <= c for p, c in zip(pauses, ceilings, strict=True))
+    assert len(pauses) == 9
+    assert all(0 <= p <= c for p, c in zip(pauses, ceilings, strict=True))
 
 
 def test_batch_put_gives_up_as_unavailable_after_its_attempts() -> None:

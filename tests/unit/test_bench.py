@@ -40,8 +40,11 @@ def test_the_table_prints_each_figure_with_its_ratio() -> None:
             Figure("aws calls", "mint: secretsmanager", 0.0, "calls", target="== 0"),
         ]
     ).splitlines()
-    assert "1.50x" in rows[2] and "<= 1.5x" in rows[2]
-    assert "0.00 calls" in rows[3] and "== 0" in rows[3] and " -  " in rows[3]
+    assert "1.50x" in rows[2]
+    assert "<= 1.5x" in rows[2]
+    assert "0.00 calls" in rows[3]
+    assert "== 0" in rows[3]
+    assert " -  " in rows[3]
 
 
 def test_the_fake_aws_answers_real_clients_at_the_http_layer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,5 +95,6 @@ def test_an_interpreter_that_does_not_run_is_not_lambdas_python(tmp_path: Path) 
     assert probe(str(shim)) is None
     assert probe(str(tmp_path / "missing")) is None
     here = probe(sys.executable)
-    assert here is not None and here.version_info == sys.version_info[:2]
+    assert here is not None
+    assert here.version_info == sys.version_info[:2]
     assert here.cache_tag == sys.implementation.cache_tag

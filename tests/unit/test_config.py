@@ -58,11 +58,13 @@ def test_redirect_allow_list_compares_whole_origins() -> None:
 def test_session_settings_default_to_clerks_and_are_bounded() -> None:
     settings = parse_settings({"TABLE_NAME": "t"})
     assert settings.session_token_lifetime_seconds == 60
-    assert settings.session_lifetime_seconds == 7 * 24 * 3600 and settings.session_inactivity_seconds == 0
+    assert settings.session_lifetime_seconds == 7 * 24 * 3600
+    assert settings.session_inactivity_seconds == 0
     custom = parse_settings(
         {"TABLE_NAME": "t", "SESSION_TOKEN_LIFETIME_SECONDS": "12", "SESSION_INACTIVITY_SECONDS": "1800"}
     )
-    assert custom.session_token_lifetime_seconds == 12 and custom.session_inactivity_seconds == 1800
+    assert custom.session_token_lifetime_seconds == 12
+    assert custom.session_inactivity_seconds == 1800
     for env, var in (
         ({"SESSION_TOKEN_LIFETIME_SECONDS": "4"}, "SESSION_TOKEN_LIFETIME_SECONDS"),
         ({"SESSION_TOKEN_LIFETIME_SECONDS": "7200", "SESSION_LIFETIME_SECONDS": "3600"}, "SESSION_TOKEN_LIFETIME"),

@@ -2,7 +2,8 @@
 
 * each file in ``events/`` (what ``make invoke`` and ``sam local invoke`` users run, and what the
   integration tests load) validates against its source's model: payload 2.0 HTTP events against
-  ``APIGatewayProxyEventV2Model``, EventBridge events against ``EventBridgeModel``;
+  ``APIGatewayProxyEventV2Model`` (and name the route of ``template.yaml`` their method and path
+  reach), EventBridge events against ``EventBridgeModel``;
 * every HTTP event the local stack builds (``local.apigw.http_event``), for every route of
   ``template.yaml`` and for requests of any shape (hypothesis), validates against
   ``APIGatewayProxyEventV2Model``.
@@ -58,14 +59,22 @@ def test_event_file_matches_its_sources_model(path: Path) -> None:
         assert parsed.routeKey == parsed.requestContext.routeKey
         route_method = event["routeKey"].split(" ", 1)[0]
         assert route_method in (parsed.requestContext.http.method, "ANY")
+        # A route of template.yaml, the one API Gateway (and the local stack) picks for this method and path.
+        match = ROUTER.match(parsed.requestContext.http.method, parsed.rawPath)
+        assert match is not None, (
+            f"no route of template.yaml takes {parsed.requestContext.http.method} {parsed.rawPath}"
+        )
+        assert match.route_key == parsed.routeKey
     elif kind == "eventbridge":
         parsed_bridge = EventBridgeModel.model_validate(event)
         assert isinstance(parsed_bridge.detail, dict)
     else:
         # No Powertools model for Secrets Manager's rotation invocation: its three documented fields.
         assert event["Step"] in ("createSecret", "setSecret", "testSecret", "finishSecret")
-        assert isinstance(event["SecretId"], str) and event["SecretId"]
-        assert isinstance(event["ClientRequestToken"], str) and event["ClientRequestToken"]
+        assert isinstance(event["SecretId"], str)
+        assert event["SecretId"]
+        assert isinstance(event["ClientRequestToken"], str)
+        assert event["ClientRequestToken"]
 
 
 def concrete_path(template_path: str, value: str) -> str:
@@ -84,7 +93,8 @@ def test_the_local_stack_builds_a_valid_event_for_every_route(route: Any) -> Non
         body=b'{"user_id": "user_1"}' if method == "POST" else b"",
     )
     match = ROUTER.match(method, request.raw_path)
-    assert match is not None and match.route == route
+    assert match is not None
+    assert match.route == route
     parsed = APIGatewayProxyEventV2Model.model_validate(http_event(request, match, domain_name="127.0.0.1:3000"))
     assert parsed.routeKey == f"{route.method} {route.path}"
     assert parsed.cookies == ["__session=a", "b=2"]

@@ -23,12 +23,14 @@ def test_hmac_keyring_current_is_latest_activated() -> None:
     ring = parse_keyring(raw, HMAC)
     assert ring.current(now=999).kid == "old"  # the new key verifies but does not sign yet
     assert ring.current(now=1000).kid == "new"
-    assert ring.get("old") is not None and ring.get("nope") is None
+    assert ring.get("old") is not None
+    assert ring.get("nope") is None
 
 
 def test_bootstrap_secret_is_a_usable_keyring() -> None:
     ring = parse_keyring(json.dumps({"kind": "hmac", "keys": [], "bootstrap": "x" * 64}), HMAC)
-    assert ring.current().kid.startswith("boot-") and len(ring.current().secret) == 64
+    assert ring.current().kid.startswith("boot-")
+    assert len(ring.current().secret) == 64
 
 
 @pytest.mark.parametrize(
@@ -66,12 +68,16 @@ def test_bearer_key_and_matching() -> None:
     assert bearer_key("bearer  sk_live_abc ") == "sk_live_abc"
     live = parse_api_keys(json.dumps({"secret_key": "k" * 20, "secret_keys": ["z" * 20, "short"]}))
     assert len(live) == 2  # keys under 16 characters are ignored
-    assert key_matches("k" * 20, live) and key_matches("z" * 20, live)
-    assert not key_matches("k" * 19, live) and not key_matches("short", live)
+    assert key_matches("k" * 20, live)
+    assert key_matches("z" * 20, live)
+    assert not key_matches("k" * 19, live)
+    assert not key_matches("short", live)
 
 
 def test_ids() -> None:
     fresh = {ids.new_id("sit") for _ in range(100)}
-    assert len(fresh) == 100 and all(ids.is_id(value, "sit") for value in fresh)
+    assert len(fresh) == 100
+    assert all(ids.is_id(value, "sit") for value in fresh)
     assert ids.derived_id("sit", "b", "u") == ids.derived_id("sit", "b", "u") != ids.derived_id("sit", "b", "v")
-    assert not ids.is_id("sit_../../x", "sit") and not ids.is_id("sess_abcdefghijklmnopqrst", "sit")
+    assert not ids.is_id("sit_../../x", "sit")
+    assert not ids.is_id("sess_abcdefghijklmnopqrst", "sit")

@@ -109,13 +109,15 @@ def test_the_default_templates_have_the_link_once_as_a_button_and_once_as_text()
     assert rendered.html.count(f'href="{URL}"') == 1
     assert rendered.html.count(URL) == 2  # the button's href and the text
     assert rendered.text.count(URL) == 1
-    assert "Hello Ada," in rendered.text and "Hello Ada," in rendered.html
+    assert "Hello Ada," in rendered.text
+    assert "Hello Ada," in rendered.html
     assert "2024-06-08 09:00 UTC" in rendered.text
 
 
 def test_a_missing_metadata_field_takes_its_fallback() -> None:
     rendered = EmailTemplates.load(DEFAULT_TEMPLATES).render(link(metadata={}))
-    assert "Hello there," in rendered.text and "Hello there," in rendered.html
+    assert "Hello there," in rendered.text
+    assert "Hello there," in rendered.html
 
 
 def write(directory: Path, subject: str, text: str, body: str) -> Path:
@@ -138,9 +140,12 @@ def test_every_value_is_html_escaped_in_the_html_part(tmp_path: Path) -> None:
         )
     )
     rendered = templates.render(link(user_id=evil, metadata={"name": evil, "n": 12.5, "o": {"a": [1, "<b>"]}}))
-    assert "<script>" not in rendered.html and html.escape(evil, quote=True) in rendered.html
-    assert '"x"' not in rendered.html and "'q'" not in rendered.html
-    assert "12.5" in rendered.html and "&lt;b&gt;" in rendered.html
+    assert "<script>" not in rendered.html
+    assert html.escape(evil, quote=True) in rendered.html
+    assert '"x"' not in rendered.html
+    assert "'q'" not in rendered.html
+    assert "12.5" in rendered.html
+    assert "&lt;b&gt;" in rendered.html
     assert evil in rendered.text  # the text part is text: nothing to escape
     assert rendered.subject == f"For {evil}"
 
@@ -151,7 +156,9 @@ def test_control_characters_and_lone_surrogates_are_dropped(tmp_path: Path) -> N
     )
     rendered = templates.render(link(metadata={"name": "A\r\nBcc: x\x00\ud800\tZ"}))
     assert rendered.subject == "Hi A Bcc: x\ufffd Z"  # one line, whitespace collapsed
-    assert "\x00" not in rendered.text and "\r" not in rendered.text and "\ud800" not in rendered.text
+    assert "\x00" not in rendered.text
+    assert "\r" not in rendered.text
+    assert "\ud800" not in rendered.text
     rendered.text.encode("utf-8")
     rendered.html.encode("utf-8")
 
@@ -201,8 +208,10 @@ def event(**detail: object) -> dict[str, object]:
 
 def test_a_minted_event_is_parsed() -> None:
     parsed = parse_minted(event(), BASE)
-    assert parsed.token == "aaa.bbb.ccc" and parsed.token_id == "sit_0000000000000000000001"
-    assert parsed.metadata == {"email": "ada@example.com"} and parsed.batch_id == "wave-1"
+    assert parsed.token == "aaa.bbb.ccc"
+    assert parsed.token_id == "sit_0000000000000000000001"
+    assert parsed.metadata == {"email": "ada@example.com"}
+    assert parsed.batch_id == "wave-1"
     assert parse_minted(event(metadata=None, batch_id=None), BASE).metadata == {}
 
 

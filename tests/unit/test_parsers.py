@@ -58,7 +58,8 @@ def test_any_text_is_a_manifest_or_its_clear_error(text: str) -> None:
         try:
             users = parse(text)
         except SignInLinksError as error:
-            assert error.param == "manifest" and error.code.wire_code == "form_param_value_invalid"
+            assert error.param == "manifest"
+            assert error.code.wire_code == "form_param_value_invalid"
         else:
             assert all(isinstance(user, dict) for user in users)
 
@@ -160,4 +161,6 @@ def test_any_users_are_planned_one_by_one(users: list[Any]) -> None:
     assert indexes == list(range(len(users)))
     for entry in plan.entries:
         redirect = entry.request.redirect_url
-        assert redirect is None or (redirect.isascii() and SETTINGS.redirect_allowed(redirect))
+        if redirect is not None:
+            assert redirect.isascii(), redirect
+            assert SETTINGS.redirect_allowed(redirect), redirect

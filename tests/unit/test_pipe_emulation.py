@@ -158,16 +158,21 @@ def test_kept_records_become_events_in_stream_order_in_calls_of_ten() -> None:
     assert pipe.drain() == 16
     assert [json.loads(entry["Detail"])["id"] for entry in events.delivered] == [f"sit_{n}" for n in range(25) if n % 3]
     entry = events.delivered[0]
-    assert entry["Source"] == "signin-links" and entry["DetailType"] == "Accepted"
-    assert entry["EventBusName"] == SPEC.target_arn and entry["Time"].isoformat() == "2026-11-24T14:00:00+00:00"
-    assert pipe.stats.filtered_out == 9 and not sleeps and pipe.drain() == 0
+    assert entry["Source"] == "signin-links"
+    assert entry["DetailType"] == "Accepted"
+    assert entry["EventBusName"] == SPEC.target_arn
+    assert entry["Time"].isoformat() == "2026-11-24T14:00:00+00:00"
+    assert pipe.stats.filtered_out == 9
+    assert not sleeps
+    assert pipe.drain() == 0
 
 
 def test_an_outage_is_retried_with_backoff_and_loses_nothing() -> None:
     events = FakeEvents(outage=3)
     pipe, sleeps = emulator(events, [stream_record(n) for n in range(4)])
     assert pipe.drain() == 4
-    assert len(events.delivered) == 4 and sleeps == [0.05, 0.1, 0.2]
+    assert len(events.delivered) == 4
+    assert sleeps == [0.05, 0.1, 0.2]
 
 
 def test_failed_entries_alone_are_sent_again_so_none_is_duplicated() -> None:
@@ -175,7 +180,8 @@ def test_failed_entries_alone_are_sent_again_so_none_is_duplicated() -> None:
     pipe, _ = emulator(events, [stream_record(n) for n in range(5)])
     assert pipe.drain() == 5
     ids = [json.loads(entry["Detail"])["id"] for entry in events.delivered]
-    assert sorted(ids) == [f"sit_{n}" for n in range(5)] and len(ids) == len(set(ids))
+    assert sorted(ids) == [f"sit_{n}" for n in range(5)]
+    assert len(ids) == len(set(ids))
     assert events.calls == 2
 
 
@@ -187,7 +193,8 @@ def test_a_failing_enrichment_is_retried_then_the_batch_is_dead_lettered() -> No
     events = FakeEvents()
     pipe, sleeps = emulator(events, [stream_record(1), stream_record(2)], enrich=broken, sqs=sqs)
     pipe.drain()
-    assert events.delivered == [] and len(sleeps) == 5  # MaximumRetryAttempts: 5
+    assert events.delivered == []
+    assert len(sleeps) == 5  # MaximumRetryAttempts: 5
     assert pipe.stats.dead_lettered_batches == 1
     assert sqs.sent == [
         {
@@ -210,7 +217,8 @@ def test_an_element_the_template_cannot_render_is_left_out_and_the_rest_delivere
 
     events = FakeEvents()
     pipe, _ = emulator(events, [stream_record(1), stream_record(2)], enrich=partial)
-    assert pipe.drain() == 1 and pipe.stats.dropped == 1
+    assert pipe.drain() == 1
+    assert pipe.stats.dropped == 1
     assert [json.loads(entry["Detail"])["id"] for entry in events.delivered] == ["sit_2"]
 
 

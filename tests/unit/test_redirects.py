@@ -46,7 +46,8 @@ def redirect_error(url: object) -> SignInLinksError:
 @pytest.mark.parametrize("url", MALFORMED)
 def test_a_malformed_redirect_is_a_422_on_redirect_url(url: str) -> None:
     error = redirect_error(url)
-    assert error.code is ErrorCode.FORM_PARAM_VALUE_INVALID and error.status == 422
+    assert error.code is ErrorCode.FORM_PARAM_VALUE_INVALID
+    assert error.status == 422
     assert error.param == "redirect_url"
     assert not SETTINGS.redirect_allowed(url)
 
@@ -74,7 +75,8 @@ def test_a_malformed_redirect_is_a_422_on_redirect_url(url: str) -> None:
 def test_an_allowed_redirect_is_minted_as_its_ascii_form(url: str, sent: str) -> None:
     settled = check_mint_request(MintRequest(user_id="u", redirect_url=url), SETTINGS)
     assert settled.redirect_url == sent
-    assert sent.isascii() and canonical_url(sent) == sent
+    assert sent.isascii()
+    assert canonical_url(sent) == sent
 
 
 @pytest.mark.parametrize(
@@ -99,7 +101,8 @@ def test_an_allowed_redirect_is_minted_as_its_ascii_form(url: str, sent: str) ->
 )
 def test_a_redirect_off_the_list_or_unsendable_is_refused(url: str) -> None:
     error = redirect_error(url)
-    assert error.code is ErrorCode.FORM_PARAM_VALUE_INVALID and error.param == "redirect_url"
+    assert error.code is ErrorCode.FORM_PARAM_VALUE_INVALID
+    assert error.param == "redirect_url"
 
 
 def test_the_allow_list_is_read_into_ascii_origins() -> None:
@@ -156,13 +159,18 @@ def test_any_redirect_is_a_clean_answer(url: str) -> None:
     try:
         settled = check_mint_request(MintRequest(user_id="u", redirect_url=url), SETTINGS)
     except SignInLinksError as error:
-        assert error.code is ErrorCode.FORM_PARAM_VALUE_INVALID and error.param == "redirect_url"
+        assert error.code is ErrorCode.FORM_PARAM_VALUE_INVALID
+        assert error.param == "redirect_url"
         assert not SETTINGS.redirect_allowed(url)
         return
     sent = settled.redirect_url
-    assert sent is not None and sent.isascii() and len(sent) <= MAX_URL_LENGTH
-    assert canonical_url(sent) == sent and origin_of(sent) in SETTINGS.allowed_redirect_origins
-    assert SETTINGS.redirect_allowed(url) and SETTINGS.redirect_allowed(sent)
+    assert sent is not None
+    assert sent.isascii()
+    assert len(sent) <= MAX_URL_LENGTH
+    assert canonical_url(sent) == sent
+    assert origin_of(sent) in SETTINGS.allowed_redirect_origins
+    assert SETTINGS.redirect_allowed(url)
+    assert SETTINGS.redirect_allowed(sent)
 
 
 @settings(max_examples=300, deadline=None)
@@ -172,6 +180,8 @@ def test_canonical_urls_are_ascii_and_idempotent(url: str) -> None:
         sent = canonical_url(url)
     except UrlError:
         return
-    assert sent.isascii() and sent.isprintable() and " " not in sent
+    assert sent.isascii()
+    assert sent.isprintable()
+    assert " " not in sent
     assert canonical_url(sent) == sent
     assert sent.startswith(origin_of(url))

@@ -88,7 +88,8 @@ def test_prune_drops_only_keys_retired_for_longer_than_retention() -> None:
 def test_first_key_of_an_empty_keyring_activates_at_once() -> None:
     keys, added = rotate(HMAC, (), now=1_700_000_000, policy=POLICY)
     assert keys == (added,)
-    assert added.activates_at == 1_700_000_000 and len(added.secret) == 32
+    assert added.activates_at == 1_700_000_000
+    assert len(added.secret) == 32
     assert Keyring(kind=HMAC, keys=keys).current(now=1_700_000_000).kid == added.kid
 
 
@@ -96,7 +97,8 @@ def test_rotation_adds_a_key_that_signs_only_after_the_delay() -> None:
     old = hmac_key("old", 0)
     keys, added = rotate(HMAC, (old,), now=10_000, policy=POLICY)
     assert [k.kid for k in keys] == ["old", added.kid]
-    assert added.activates_at == 10_000 + 600 and added.created_at == 10_000
+    assert added.activates_at == 10_000 + 600
+    assert added.created_at == 10_000
     ring = Keyring(kind=HMAC, keys=keys)
     assert ring.current(now=10_599).kid == "old"
     assert ring.current(now=10_600).kid == added.kid
@@ -116,7 +118,8 @@ def test_bootstrap_key_survives_rotation_as_an_ordinary_key() -> None:
     raw = Keyring(kind=kind, keys=new_keys).to_json()
     assert "bootstrap" not in json.loads(raw)
     ring = parse_keyring(raw, HMAC)
-    assert ring.get(boot.kid) is not None and ring.get(boot.kid).secret == seed.encode()  # type: ignore[union-attr]
+    assert ring.get(boot.kid) is not None
+    assert ring.get(boot.kid).secret == seed.encode()  # type: ignore[union-attr]
     assert ring.current(now=50_000).kid == boot.kid  # the new key waits for the delay
     assert added.activates_at == 50_600
 

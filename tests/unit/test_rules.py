@@ -33,8 +33,10 @@ def test_the_templates_rules_come_with_their_patterns_and_targets() -> None:
     assert mint.bus == "local-EventBus"
     assert mint.pattern == {"source": ["signin-links.batches"], "detail-type": ["MintSignInLinks"]}
     (target,) = mint.targets
-    assert target.function == "MintLinkFunction" and target.not_local() is None
-    assert target.retry_attempts == 185 and target.dead_letter_arn == "local-BatchDeadLetterQueue-Arn"
+    assert target.function == "MintLinkFunction"
+    assert target.not_local() is None
+    assert target.retry_attempts == 185
+    assert target.dead_letter_arn == "local-BatchDeadLetterQueue-Arn"
     assert mint.not_local() is None
 
     distributed = rules["MintBatchStateMachine.Events.DistributedBatch"]
@@ -92,17 +94,23 @@ def test_every_kind_of_rule_is_read() -> None:
     rules = {rule.logical_id: rule for rule in rules_of(TEMPLATE)}
     assert set(rules) == {"WorkerPing", "Forward", "Nightly"}
     ping = rules["WorkerPing"]
-    assert ping.bus == "default" and ping.targets[0].function == "Worker"
+    assert ping.bus == "default"
+    assert ping.targets[0].function == "Worker"
     assert (ping.targets[0].input_path, ping.targets[0].retry_attempts, ping.targets[0].max_event_age_s) == (
         "$.detail",
         3,
         60,
     )
     forward = rules["Forward"]
-    assert forward.bus == "default" and forward.pattern == {"source": ["aws.ses"]}
+    assert forward.bus == "default"
+    assert forward.pattern == {"source": ["aws.ses"]}
     bus, function = forward.targets
-    assert bus.function is None and bus.service == "events" and bus.role_arn == "r" and bus.not_local() is None
-    assert function.function == "Worker" and function.input == '{"a": 1}'
+    assert bus.function is None
+    assert bus.service == "events"
+    assert bus.role_arn == "r"
+    assert bus.not_local() is None
+    assert function.function == "Worker"
+    assert function.input == '{"a": 1}'
     assert "schedule" in (rules["Nightly"].not_local() or "")
 
 

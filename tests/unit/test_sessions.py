@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from functools import cache
 
@@ -13,6 +10,7 @@ import pytest
 
 from signin_links.keyring import HMAC, RSA, Keyring, generate_key
 from signin_links.sessions import issue_session, verify_session
+from tests.jwts import b64, hs256
 
 NOW = 1_800_000_000
 
@@ -74,7 +72,8 @@ def test_no_org_no_azp_no_aud() -> None:
 
 def test_key_is_rsa_2048_with_exponent_65537() -> None:
     numbers = ring().current(NOW).private_key.public_key().public_numbers()
-    assert numbers.n.bit_length() == 2048 and numbers.e == 65537
+    assert numbers.n.bit_length() == 2048
+    assert numbers.e == 65537
 
 
 def test_expired_session_does_not_verify() -> None:
@@ -82,10 +81,6 @@ def test_expired_session_does_not_verify() -> None:
     assert verify_session(token, ring(), now=NOW + 59) is not None
     assert verify_session(token, ring(), now=NOW + 61) is None
     assert verify_session(token, ring(), now=NOW - 11) is None  # before nbf
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.mark.parametrize(
@@ -108,15 +103,12 @@ def test_forged_sessions_do_not_verify(forge: str) -> None:
         token = issue(other_ring())
     elif forge == "tampered":
         head, _, signature = issue().split(".")
-        token = f"{head}.{_b64(json.dumps({**claims, 'sub': 'user_2'}).encode())}.{signature}"
+        token = f"{head}.{b64(json.dumps({**claims, 'sub': 'user_2'}).encode())}.{signature}"
     elif forge == "hs256 keyed with public pem":
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
         pem = key.private_key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        signing_input = (
-            f"{_b64(json.dumps({'alg': 'HS256', 'kid': key.kid}).encode())}.{_b64(json.dumps(claims).encode())}"
-        )
-        token = f"{signing_input}.{_b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+        token = hs256({"alg": "HS256", "kid": key.kid}, claims, pem)
     elif forge == "alg none":
         token = jwt.encode(claims, "", algorithm="none", headers={"kid": key.kid})
     elif forge == "not a session id":

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import base64
-import json
-
 import jwt
 import pytest
 
 from signin_links.errors import SignInLinksError
 from signin_links.keyring import HMAC, Keyring, generate_key
 from signin_links.tickets import sign_ticket, verify_ticket
+from tests.jwts import b64_json
 
 NOW = 1_700_000_000  # long past: expiry must follow the injected clock, not the wall clock
 
@@ -47,22 +45,18 @@ def test_expired_and_leeway(ring: Keyring) -> None:
     assert verify_ticket(token, ring, now=NOW, leeway=30).sid  # expired 20 s ago: within leeway
 
 
-def _b64(data: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
 def test_rejections_are_invalid(ring: Keyring) -> None:
     key = ring.keys[1]
     good = sign_ticket(key, sid="sit_abcdefghijklmnopqrstuv", issued_at=NOW, expires_in_seconds=60)
     header, payload, signature = good.split(".")
     claims = jwt.decode(good, options={"verify_signature": False})
-    forged_payload = _b64({**claims, "sid": "sit_zzzzzzzzzzzzzzzzzzzzzz"})
+    forged_payload = b64_json({**claims, "sid": "sit_zzzzzzzzzzzzzzzzzzzzzz"})
     other = generate_key(HMAC, now=NOW)
     cases = {
         "tampered payload": f"{header}.{forged_payload}.{signature}",
         "truncated": good[:-5],
         "no signature": f"{header}.{payload}.",
-        "alg none": f"{_b64({'alg': 'none', 'kid': key.kid})}.{payload}.",
+        "alg none": f"{b64_json({'alg': 'none', 'kid': key.kid})}.{payload}.",
         "unknown kid": jwt.encode(claims, other.secret, algorithm="HS256", headers={"kid": other.kid}),
         "known kid, wrong key": jwt.encode(claims, other.secret, algorithm="HS256", headers={"kid": key.kid}),
         "HS512 with the right key": jwt.encode(claims, key.secret, algorithm="HS512", headers={"kid": key.kid}),
