@@ -190,20 +190,15 @@ def read_keys(raw: str, expected_kind: str | None = None) -> tuple[str, tuple[Ke
 
 def fetch_secret(secret_id: str, max_age: int) -> str:
     """Read a secret through Powertools Parameters (cached for ``max_age`` seconds)."""
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     from signin_links import aws
 
-    if "secrets" not in DEFAULT_PROVIDERS:
-        # Powertools would build its own boto3 session (botocore's data loaded twice: ~35 ms of cold
-        # start); hand it our shared client instead. ``parameters.clear_caches()`` still resets it.
-        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=aws.client("secretsmanager"))
     try:
         # AWSCURRENT is the default stage; naming it keeps emulators that do not follow a moved
         # AWSCURRENT label (moto) in step with Secrets Manager after a rotation.
-        value = parameters.get_secret(secret_id, max_age=max_age, VersionStage="AWSCURRENT")
-    except parameters.exceptions.GetParameterError as exc:
+        value = aws.secrets_provider().get(secret_id, max_age=max_age, VersionStage="AWSCURRENT")
+    except GetParameterError as exc:
         logger.warning("secret read failed", extra={"secret_id": secret_id, "error": str(exc)[:300]})
         raise unavailable("Secrets Manager") from None
     if isinstance(value, bytes):
@@ -212,15 +207,12 @@ def fetch_secret(secret_id: str, max_age: int) -> str:
 
 
 def forget_secrets() -> None:
-    """Drop every cached secret and parameter value, parsed keyring and the Secrets Manager and SSM
-    providers (their clients): the next read goes to AWS again (after a SnapStart restore,
-    ``signin_links.snapstart``)."""
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    """Drop every cached secret and parameter value (``aws.clear_provider_caches``) and parsed
+    keyring: the next read goes to AWS again (after a SnapStart restore, ``signin_links.snapstart``,
+    followed by ``aws.reset_clients``, which drops the providers and their clients too)."""
+    from signin_links import aws
 
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    DEFAULT_PROVIDERS.pop("secrets", None)
-    DEFAULT_PROVIDERS.pop("ssm", None)  # aws.fetch_parameter's provider
+    aws.clear_provider_caches()
     parse_keyring.cache_clear()
 
 
