@@ -42,6 +42,9 @@ from signin_links.wire import body_bytes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+# What this function needs set, checked at init (ConfigError names the variable).
+NEEDS = ("TICKET_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
+
 app = APIGatewayHttpResolver()
 
 
@@ -56,7 +59,7 @@ install_error_handlers(app, render_html=lambda error: pages().error(error))
 
 @cache
 def redemptions() -> Redemptions:
-    settings = get_settings()
+    settings = get_settings().require(*NEEDS)
 
     def ticket_keyring() -> Keyring:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)

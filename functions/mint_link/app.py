@@ -35,13 +35,22 @@ if TYPE_CHECKING:
 
 CORRELATION_ID_PATH = f"{correlation_paths.API_GATEWAY_HTTP} || detail.batch_id || batch_id || id"
 
+# What this function needs set, checked at init (ConfigError names the variable): a batch has no
+# request host to build links on, so the accept base URL or the parameter publishing it.
+NEEDS = (
+    "API_KEYS_SECRET_ID",
+    "TICKET_KEYRING_SECRET_ID",
+    "EVENT_BUS_NAME",
+    ("ACCEPT_BASE_URL", "ACCEPT_BASE_URL_PARAMETER"),
+)
+
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
 
 
 @cache
 def sign_in_tokens() -> SignInTokens:
-    settings = get_settings()
+    settings = get_settings().require(*NEEDS)
 
     def ticket_keyring() -> Keyring:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)

@@ -23,10 +23,14 @@ from signin_links.store import TokenStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+# What this function needs set, checked at init (ConfigError names the variable); LinkMailer checks
+# EMAIL_SENDER and the accept base URL (or the parameter publishing it) itself.
+NEEDS = ("TICKET_KEYRING_SECRET_ID", "EVENT_BUS_NAME")
+
 
 @cache
 def mailer() -> LinkMailer:
-    settings = get_settings()
+    settings = get_settings().require(*NEEDS)
 
     def ticket_keyring() -> Keyring:
         return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
@@ -51,3 +55,8 @@ def mailer() -> LinkMailer:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = mailer().deliver(event, context.aws_request_id, context.get_remaining_time_in_millis)
     return delivery.to_json()
+
+
+# Init: the settings checked, the clients created and the templates read while Lambda initialises the
+# function (a missing or malformed setting fails the cold start, named, not the first email).
+mailer()

@@ -33,6 +33,9 @@ from signin_links.session_service import Sessions, parse_session_query, session_
 from signin_links.store import TokenStore
 from signin_links.wire import body_bytes, read_json_object
 
+# What this function needs set, checked at init (ConfigError names the variable).
+NEEDS = ("API_KEYS_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
+
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
 
@@ -44,7 +47,7 @@ REFRESH_FIELDS = frozenset(
 
 @cache
 def sessions() -> Sessions:
-    settings = get_settings()
+    settings = get_settings().require(*NEEDS)
 
     def session_keyring() -> Keyring:
         return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
