@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws
 from signin_links.config import get_settings
 from signin_links.events import EventPublisher
-from signin_links.keyring import HMAC, Keyring, load_keyring
+from signin_links.keyring import ticket_keyring_reader
 from signin_links.link_email import EmailTemplates, LinkMailer
 from signin_links.observability import logger, metrics
 from signin_links.store import TokenStore
@@ -32,9 +32,6 @@ NEEDS = ("TICKET_KEYRING_SECRET_ID", "EVENT_BUS_NAME")
 def mailer() -> LinkMailer:
     settings = get_settings().require(*NEEDS)
 
-    def ticket_keyring() -> Keyring:
-        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
-
     def published_base_url() -> str:
         return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
 
@@ -44,7 +41,7 @@ def mailer() -> LinkMailer:
         ses=aws.client_without_retries("sesv2"),
         publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
         templates=EmailTemplates.load(Path(settings.email_template_dir or TEMPLATES)),
-        ticket_keyring=ticket_keyring,
+        ticket_keyring=ticket_keyring_reader(settings),
         published_base_url=published_base_url if settings.accept_base_url_parameter else None,
     )
 

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ from signin_links.observability import logger
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+    from signin_links.config import Settings
 
 HMAC = "hmac"
 RSA = "rsa"
@@ -224,6 +227,27 @@ def load_keyring(secret_id: str, max_age: int, kind: str) -> Keyring:
     except KeyringFormatError as exc:
         logger.error("keyring secret is malformed", extra={"secret_id": secret_id, "reason": str(exc)})
         raise unavailable("The signing keyring") from None
+
+
+def keyring_reader(secret_id: str, max_age: int, kind: str) -> Callable[[], Keyring]:
+    """What a use case is handed: a function that reads the keyring at each call (the secret cached
+    for ``max_age`` seconds, so a rotation is seen within that; the parse cached on its text), and
+    that a test replaces with a fixed keyring."""
+
+    def read() -> Keyring:
+        return load_keyring(secret_id, max_age, kind)
+
+    return read
+
+
+def ticket_keyring_reader(settings: Settings) -> Callable[[], Keyring]:
+    """The ticket (HMAC) keyring of these settings, as :func:`keyring_reader`."""
+    return keyring_reader(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+
+
+def session_keyring_reader(settings: Settings) -> Callable[[], Keyring]:
+    """The session (RSA) keyring of these settings, as :func:`keyring_reader`."""
+    return keyring_reader(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
 
 
 def generate_key(kind: str, *, now: int, activates_at: int | None = None) -> Key:

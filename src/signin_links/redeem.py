@@ -51,12 +51,11 @@ from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
-from signin_links.wire import body_bytes, json_object
+from signin_links.wire import JSON, body_bytes, json_object
 
 Clock = Callable[[], float]
 
 FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
 
 # Rejection reasons (metric dimension and log field), one per failure the user can see.
 REASONS = {

@@ -11,6 +11,8 @@ from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, reje
 from signin_links.models import SignInTokenRecord
 from signin_links.service import MintRequest
 
+JSON = "application/json"  # the media type of every /v1 body and answer
+
 CREATE_FIELDS = frozenset({"user_id", "expires_in_seconds", "org_id", "redirect_url"})
 
 
