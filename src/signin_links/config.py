@@ -1,7 +1,9 @@
 """Every setting of signin-links, parsed once from the environment.
 
 No other module reads ``os.environ``. A missing or malformed variable fails at start with a
-message that names it (:class:`ConfigError`).
+message that names it (:class:`ConfigError`): every variable is parsed (with its default when
+unset), and each function names what it needs set beyond the defaults (``NEEDS`` in its
+``app.py``), which :meth:`Settings.require` checks during the function's init.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
 :class:`SignInLinksError` (and anything unexpected) into the Clerk error envelope with
 ``Content-Type: application/json`` exactly, plus ``Retry-After`` on 503s. A function that
 serves HTML (the accept page) passes ``render_html`` to answer browsers with a page instead.
+
+Also the HTTP helpers the three HTTP functions share: the request's body and own URL, and the
+``__session`` / ``__refresh`` cookies (set, and cleared with the same Name, Domain and Path).
 """
 
 from __future__ import annotations
