@@ -81,16 +81,13 @@ class Stack:
 
 
 def reset_caches() -> None:
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
-
     from signin_links import aws
     from signin_links.config import get_settings
+    from signin_links.keyring import forget_secrets
 
     get_settings.cache_clear()
-    aws.reset_clients()
-    parameters.clear_caches()
-    DEFAULT_PROVIDERS.clear()  # their boto3 clients belong to the previous moto session
+    forget_secrets()
+    aws.reset_clients()  # with the secrets and SSM providers: their clients belong to the previous moto session
     for name, module in list(sys.modules.items()):
         if name.startswith("functions_"):  # the handlers' cached composition roots
             for value in vars(module).values():

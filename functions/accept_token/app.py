@@ -14,15 +14,24 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.shared.cookies import Cookie
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws, snapstart
 from signin_links.config import Settings, get_settings
 from signin_links.errors import SignInLinksError
 from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
-from signin_links.http import JSON, error_response, install_error_handlers, request_body, wants_html
-from signin_links.keyring import HMAC, RSA, Keyring, forget_secrets, load_keyring
+from signin_links.http import (
+    cleared_cookies,
+    error_response,
+    install_error_handlers,
+    own_base_url,
+    refresh_cookie,
+    request_body,
+    session_cookie,
+    wants_html,
+)
+from signin_links.keyring import forget_secrets, session_keyring_reader, ticket_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
 from signin_links.redeem import (
@@ -31,16 +40,16 @@ from signin_links.redeem import (
     AuditTrail,
     Redemptions,
     Rejected,
-    clean_token,
-    cookie_values,
-    parse_accept_request,
 )
 from signin_links.session_service import Sessions, allowed_redirect, parse_sign_out_request
 from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from signin_links.store import TokenStore
-from signin_links.wire import body_bytes
+from signin_links.wire import JSON, body_bytes, clean_token, cookie_values, parse_accept_request
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# What this function needs set, checked at init (ConfigError names the variable).
+NEEDS = ("TICKET_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 
@@ -56,58 +65,19 @@ install_error_handlers(app, render_html=lambda error: pages().error(error))
 
 @cache
 def redemptions() -> Redemptions:
-    settings = get_settings()
-
-    def ticket_keyring() -> Keyring:
-        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
-
-    def session_keyring() -> Keyring:
-        return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
+    settings = get_settings().require(*NEEDS)
 
     # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
-    return Redemptions(settings, store, ticket_keyring, session_keyring, audit=AuditTrail())
+    return Redemptions(
+        settings, store, ticket_keyring_reader(settings), session_keyring_reader(settings), audit=AuditTrail()
+    )
 
 
 @cache
 def sessions() -> Sessions:
     service = redemptions()
     return Sessions(service.settings, service.store, service.session_keyring)
-
-
-def own_base_url() -> str:
-    """The URL this API answers on (the session issuer when none is configured)."""
-    return f"https://{app.current_event.request_context.domain_name}"
-
-
-def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
-    """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
-    refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
-    token's: the cookie names the session while its token is refreshed."""
-    return Cookie(
-        name=COOKIE_NAME,
-        value=token,
-        path="/",
-        domain=settings.session_cookie_domain,
-        secure=True,
-        http_only=True,
-        max_age=max_age,
-        same_site=SameSite.LAX_MODE,
-    )
-
-
-def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
-    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session``."""
-    return Cookie(
-        name=REFRESH_COOKIE_NAME,
-        value=value,
-        path="/",
-        domain=settings.session_cookie_domain,
-        secure=True,
-        http_only=True,
-        max_age=max_age,
-        same_site=SameSite.LAX_MODE,
-    )
 
 
 def sign_in_cookies(outcome: Accepted, settings: Settings) -> list[Cookie]:
@@ -158,7 +128,7 @@ def accept_token() -> Response[str]:
         session_cookies=cookie_values(event.cookies, COOKIE_NAME),
     )
     try:
-        outcome = service.accept(request, fallback_issuer=own_base_url())
+        outcome = service.accept(request, fallback_issuer=own_base_url(app))
     except AnotherUserSignedIn as asked:
         logger.info("sign-in needs confirmation: another user is signed in here")
         if wants_html(app):
@@ -192,11 +162,6 @@ def with_headers(response: Response[str], headers: dict[str, str]) -> Response[s
     return response
 
 
-def cleared_cookies(settings: Settings) -> list[Cookie]:
-    """Both cookies removed (same Name, Domain and Path; Max-Age=0)."""
-    return [session_cookie("", settings, 0), refresh_cookie("", settings, 0)]
-
-
 @app.route("/accept-token", method="OPTIONS")
 @app.route("/session/refresh", method="OPTIONS")
 @app.route("/sign-out", method="OPTIONS")
@@ -217,7 +182,7 @@ def refresh_session() -> Response[str]:
     body_bytes(request_body(app), service.settings.max_body_bytes)  # no body is read; a huge one is 413
     refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
     try:
-        refreshed = service.refresh(refresh[0] if refresh else None, fallback_issuer=own_base_url())
+        refreshed = service.refresh(refresh[0] if refresh else None, fallback_issuer=own_base_url(app))
     except SignInLinksError as error:
         answer = with_headers(error_response(app, error), cors_headers(cors))
         if error.status == 401:

@@ -22,9 +22,10 @@ from signin_links.http import (
     method_not_allowed,
     no_store,
     other_methods,
+    own_base_url,
     request_body,
 )
-from signin_links.keyring import HMAC, Keyring, forget_secrets, load_keyring
+from signin_links.keyring import forget_secrets, ticket_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
 from signin_links.store import BatchLedger, TokenStore
@@ -35,16 +36,22 @@ if TYPE_CHECKING:
 
 CORRELATION_ID_PATH = f"{correlation_paths.API_GATEWAY_HTTP} || detail.batch_id || batch_id || id"
 
+# What this function needs set, checked at init (ConfigError names the variable): a batch has no
+# request host to build links on, so the accept base URL or the parameter publishing it.
+NEEDS = (
+    "API_KEYS_SECRET_ID",
+    "TICKET_KEYRING_SECRET_ID",
+    "EVENT_BUS_NAME",
+    ("ACCEPT_BASE_URL", "ACCEPT_BASE_URL_PARAMETER"),
+)
+
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
 
 
 @cache
 def sign_in_tokens() -> SignInTokens:
-    settings = get_settings()
-
-    def ticket_keyring() -> Keyring:
-        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+    settings = get_settings().require(*NEEDS)
 
     def published_base_url() -> str:
         if not settings.accept_base_url_parameter:
@@ -54,7 +61,7 @@ def sign_in_tokens() -> SignInTokens:
     return SignInTokens(
         settings,
         TokenStore(aws.client("dynamodb"), settings.table_name),
-        ticket_keyring,
+        ticket_keyring_reader(settings),
         published_base_url=published_base_url,
     )
 
@@ -94,17 +101,12 @@ def mint_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return minter.run(parse_invocation(event, minter.settings), context)
 
 
-def own_base_url() -> str:
-    """The API's own URL, the accept base URL when none is configured."""
-    return f"https://{app.current_event.request_context.domain_name}"
-
-
 @app.post("/v1/sign_in_tokens")
 def create_sign_in_token() -> Response[str]:
     service = sign_in_tokens()
     authenticate(app.current_event.headers.get("authorization"), service.settings)
     body = read_json_object(request_body(app), service.settings.max_body_bytes)
-    minted = service.create(parse_mint_request(body), fallback_base_url=own_base_url())
+    minted = service.create(parse_mint_request(body), fallback_base_url=own_base_url(app))
     logger.info("sign-in token minted", extra={"sign_in_token_id": minted.record.id})
     metrics.add_metric(name="SignInTokensMinted", unit="Count", value=1)
     return json_response(200, sign_in_token_json(minted.record, token=minted.token, url=minted.url))

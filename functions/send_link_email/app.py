@@ -16,20 +16,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws
 from signin_links.config import get_settings
 from signin_links.events import EventPublisher
-from signin_links.keyring import HMAC, Keyring, load_keyring
+from signin_links.keyring import ticket_keyring_reader
 from signin_links.link_email import EmailTemplates, LinkMailer
 from signin_links.observability import logger, metrics
 from signin_links.store import EmailMarkers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+# What this function needs set, checked at init (ConfigError names the variable); LinkMailer checks
+# EMAIL_SENDER and the accept base URL (or the parameter publishing it) itself.
+NEEDS = ("TICKET_KEYRING_SECRET_ID", "EVENT_BUS_NAME")
+
 
 @cache
 def mailer() -> LinkMailer:
-    settings = get_settings()
-
-    def ticket_keyring() -> Keyring:
-        return load_keyring(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+    settings = get_settings().require(*NEEDS)
 
     def published_base_url() -> str:
         return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
@@ -40,7 +41,7 @@ def mailer() -> LinkMailer:
         ses=aws.client_without_retries("sesv2"),
         publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
         templates=EmailTemplates.load(Path(settings.email_template_dir or TEMPLATES)),
-        ticket_keyring=ticket_keyring,
+        ticket_keyring=ticket_keyring_reader(settings),
         published_base_url=published_base_url if settings.accept_base_url_parameter else None,
     )
 
@@ -51,3 +52,8 @@ def mailer() -> LinkMailer:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery = mailer().deliver(event, context.aws_request_id, context.get_remaining_time_in_millis)
     return delivery.to_json()
+
+
+# Init: the settings checked, the clients created and the templates read while Lambda initialises the
+# function (a missing or malformed setting fails the cold start, named, not the first email).
+mailer()

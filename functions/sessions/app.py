@@ -25,13 +25,18 @@ from signin_links.http import (
     method_not_allowed,
     no_store,
     other_methods,
+    own_base_url,
     request_body,
+    session_cookie,
 )
-from signin_links.keyring import RSA, Keyring, forget_secrets, load_keyring
+from signin_links.keyring import forget_secrets, session_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.session_service import Sessions, parse_session_query, session_json
 from signin_links.store import TokenStore
 from signin_links.wire import body_bytes, read_json_object
+
+# What this function needs set, checked at init (ConfigError names the variable).
+NEEDS = ("API_KEYS_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
@@ -44,12 +49,10 @@ REFRESH_FIELDS = frozenset(
 
 @cache
 def sessions() -> Sessions:
-    settings = get_settings()
+    settings = get_settings().require(*NEEDS)
 
-    def session_keyring() -> Keyring:
-        return load_keyring(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
-
-    return Sessions(settings, TokenStore(aws.client("dynamodb"), settings.table_name), session_keyring)
+    store = TokenStore(aws.client("dynamodb"), settings.table_name)
+    return Sessions(settings, store, session_keyring_reader(settings))
 
 
 def authenticated() -> Sessions:
@@ -61,10 +64,6 @@ def authenticated() -> Sessions:
 def answer(body: Any) -> Response[str]:
     """200 with Clerk's JSON; never cached (tokens, session state)."""
     return json_response(200, body, {"Cache-Control": "no-store"})
-
-
-def own_base_url() -> str:
-    return f"https://{app.current_event.request_context.domain_name}"
 
 
 def json_body(service: Sessions, fields: frozenset[str]) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def revoke_session(session_id: str) -> Response[str]:
 def create_session_token(session_id: str) -> Response[str]:
     service = authenticated()
     body = json_body(service, TOKEN_FIELDS)
-    token = service.create_token(session_id, body.get("expires_in_seconds"), fallback_issuer=own_base_url())
+    token = service.create_token(session_id, body.get("expires_in_seconds"), fallback_issuer=own_base_url(app))
     logger.info("session token issued", extra={"session_id": session_id})
     return answer({"object": "token", "jwt": token})
 
@@ -127,12 +126,11 @@ def refresh_session(session_id: str) -> Response[str]:
     if response_format not in ("token", "cookie"):
         raise param_invalid("format", "must be token or cookie.")
     refreshed = service.refresh(
-        refresh_token, fallback_issuer=own_base_url(), session_id=session_id, expired_token=expired_token
+        refresh_token, fallback_issuer=own_base_url(app), session_id=session_id, expired_token=expired_token
     )
     if response_format == "cookie":
-        cookie = f"__session={refreshed.token}; Path=/; Max-Age={refreshed.max_age}; HttpOnly; Secure; SameSite=Lax"
-        domain = service.settings.session_cookie_domain
-        return answer({"object": "cookies", "cookies": [cookie + (f"; Domain={domain}" if domain else "")]})
+        cookie = session_cookie(refreshed.token, service.settings, refreshed.max_age)  # as the accept function sets it
+        return answer({"object": "cookies", "cookies": [str(cookie)]})
     return answer({"object": "token", "jwt": refreshed.token})
 
 

@@ -7,10 +7,13 @@ every client at the emulator. Tests hand clients bound to moto straight to the s
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -41,28 +44,52 @@ def client_without_retries(service: str) -> Any:
     return session().client(service, config=config)  # type: ignore[call-overload]
 
 
+@cache
+def secrets_provider() -> SecretsProvider:
+    """Powertools' Secrets Manager provider on the shared client (a provider of its own would build
+    a second boto3 session: botocore's data loaded twice, ~35 ms of cold start); it caches values."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+@cache
+def parameters_provider() -> SSMProvider:
+    """Powertools' SSM Parameter Store provider on the shared client; it caches values."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    return SSMProvider(boto3_client=client("ssm"))
+
+
 def fetch_parameter(name: str, max_age: int) -> str:
     """An SSM parameter's value through Powertools Parameters (cached for ``max_age`` seconds); an
     unreadable or missing parameter is :func:`~signin_links.errors.unavailable` (503, or a retried
     batch)."""
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     from signin_links.errors import unavailable
     from signin_links.observability import logger
 
-    if "ssm" not in DEFAULT_PROVIDERS:  # our shared client, as for secrets (keyring.fetch_secret)
-        DEFAULT_PROVIDERS["ssm"] = parameters.SSMProvider(boto3_client=client("ssm"))
     try:
-        value = parameters.get_parameter(name, max_age=max_age)
-    except parameters.exceptions.GetParameterError as exc:
+        value = parameters_provider().get(name, max_age=max_age)
+    except GetParameterError as exc:
         logger.warning("parameter read failed", extra={"parameter": name, "error": str(exc)[:300]})
         raise unavailable("SSM Parameter Store") from None
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def clear_provider_caches() -> None:
+    """Drop the values the providers cached, through each provider's own ``clear_cache`` (one not
+    created yet is left alone: clearing it would create its client): the next read goes to AWS."""
+    for provider in (secrets_provider, parameters_provider):
+        if provider.cache_info().currsize:
+            provider().clear_cache()  # type: ignore[no-untyped-call]
+
+
 def reset_clients() -> None:
-    """Forget cached clients (tests that switch endpoints call this)."""
+    """Forget cached clients and the providers holding them (tests that switch endpoints call this)."""
+    secrets_provider.cache_clear()
+    parameters_provider.cache_clear()
     client.cache_clear()
     client_without_retries.cache_clear()
     session.cache_clear()

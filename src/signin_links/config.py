@@ -1,7 +1,9 @@
 """Every setting of signin-links, parsed once from the environment.
 
 No other module reads ``os.environ``. A missing or malformed variable fails at start with a
-message that names it (:class:`ConfigError`).
+message that names it (:class:`ConfigError`): every variable is parsed (with its default when
+unset), and each function names what it needs set beyond the defaults (``NEEDS`` in its
+``app.py``), which :meth:`Settings.require` checks during the function's init.
 """
 
 from __future__ import annotations
@@ -81,6 +83,18 @@ class Settings:
     email_template_dir: str = ""  # empty: the function's own templates/
     email_claim_timeout_seconds: int = 60  # a "sending" claim older than this outlived its invocation
     email_max_attempts: int = 5  # SendEmail attempts while SES throttles, within one invocation
+
+    def require(self, *variables: str | tuple[str, ...]) -> Settings:
+        """These settings, once each of ``variables`` is set: what a function needs beyond the
+        defaults, checked in its init (a cold start) rather than by the request or batch that first
+        reads it. A variable is named as in the environment (``TICKET_KEYRING_SECRET_ID``; the field
+        is its lower case); a tuple is a choice, one of which must be set. :class:`ConfigError` names
+        what is missing."""
+        for wanted in variables:
+            choice = (wanted,) if isinstance(wanted, str) else wanted
+            if not any(getattr(self, name.lower()) for name in choice):
+                raise ConfigError(f"{' or '.join(choice)} is required by this function but not set")
+        return self
 
     def ttl_for(self, expires_at: int) -> int:
         """DynamoDB TTL (housekeeping only) for a token that expires at ``expires_at``."""

@@ -4,6 +4,9 @@
 :class:`SignInLinksError` (and anything unexpected) into the Clerk error envelope with
 ``Content-Type: application/json`` exactly, plus ``Retry-After`` on 503s. A function that
 serves HTML (the accept page) passes ``render_html`` to answer browsers with a page instead.
+
+Also the HTTP helpers the three HTTP functions share: the request's body and own URL, and the
+``__session`` / ``__refresh`` cookies (set, and cleared with the same Name, Domain and Path).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
+from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.observability import logger
-from signin_links.wire import error_envelope
-
-JSON = "application/json"
+from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
+from signin_links.wire import JSON, error_envelope
 
 HtmlRenderer = Callable[[SignInLinksError], Response[str]]
 
@@ -32,6 +36,12 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
         body=json.dumps(body, separators=(",", ":")),
         headers=headers or {},
     )
+
+
+def own_base_url(app: APIGatewayHttpResolver) -> str:
+    """The URL this API answers on (the current request's host): where links point and the session
+    issuer, when none is configured."""
+    return f"https://{app.current_event.request_context.domain_name}"
 
 
 def request_body(app: APIGatewayHttpResolver) -> bytes:
@@ -120,3 +130,41 @@ def install_error_handlers(app: APIGatewayHttpResolver, render_html: HtmlRendere
             "clerk_trace_id": trace_id(app),
         }
         return json_response(500, envelope, {"Cache-Control": "no-store"})
+
+
+# --- The session cookies (accept_token sets and clears them; sessions' refresh answers with one) ----
+
+
+def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
+    """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
+    refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
+    token's: the cookie names the session while its token is refreshed."""
+    return Cookie(
+        name=COOKIE_NAME,
+        value=token,
+        path="/",
+        domain=settings.session_cookie_domain,
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
+    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session``."""
+    return Cookie(
+        name=REFRESH_COOKIE_NAME,
+        value=value,
+        path="/",
+        domain=settings.session_cookie_domain,
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+
+
+def cleared_cookies(settings: Settings) -> list[Cookie]:
+    """Both cookies removed (same Name, Domain and Path; Max-Age=0)."""
+    return [session_cookie("", settings, 0), refresh_cookie("", settings, 0)]

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ from signin_links.observability import logger
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+    from signin_links.config import Settings
 
 HMAC = "hmac"
 RSA = "rsa"
@@ -190,20 +193,15 @@ def read_keys(raw: str, expected_kind: str | None = None) -> tuple[str, tuple[Ke
 
 def fetch_secret(secret_id: str, max_age: int) -> str:
     """Read a secret through Powertools Parameters (cached for ``max_age`` seconds)."""
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     from signin_links import aws
 
-    if "secrets" not in DEFAULT_PROVIDERS:
-        # Powertools would build its own boto3 session (botocore's data loaded twice: ~35 ms of cold
-        # start); hand it our shared client instead. ``parameters.clear_caches()`` still resets it.
-        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=aws.client("secretsmanager"))
     try:
         # AWSCURRENT is the default stage; naming it keeps emulators that do not follow a moved
         # AWSCURRENT label (moto) in step with Secrets Manager after a rotation.
-        value = parameters.get_secret(secret_id, max_age=max_age, VersionStage="AWSCURRENT")
-    except parameters.exceptions.GetParameterError as exc:
+        value = aws.secrets_provider().get(secret_id, max_age=max_age, VersionStage="AWSCURRENT")
+    except GetParameterError as exc:
         logger.warning("secret read failed", extra={"secret_id": secret_id, "error": str(exc)[:300]})
         raise unavailable("Secrets Manager") from None
     if isinstance(value, bytes):
@@ -212,15 +210,12 @@ def fetch_secret(secret_id: str, max_age: int) -> str:
 
 
 def forget_secrets() -> None:
-    """Drop every cached secret and parameter value, parsed keyring and the Secrets Manager and SSM
-    providers (their clients): the next read goes to AWS again (after a SnapStart restore,
-    ``signin_links.snapstart``)."""
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    """Drop every cached secret and parameter value (``aws.clear_provider_caches``) and parsed
+    keyring: the next read goes to AWS again (after a SnapStart restore, ``signin_links.snapstart``,
+    followed by ``aws.reset_clients``, which drops the providers and their clients too)."""
+    from signin_links import aws
 
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    DEFAULT_PROVIDERS.pop("secrets", None)
-    DEFAULT_PROVIDERS.pop("ssm", None)  # aws.fetch_parameter's provider
+    aws.clear_provider_caches()
     parse_keyring.cache_clear()
 
 
@@ -232,6 +227,27 @@ def load_keyring(secret_id: str, max_age: int, kind: str) -> Keyring:
     except KeyringFormatError as exc:
         logger.error("keyring secret is malformed", extra={"secret_id": secret_id, "reason": str(exc)})
         raise unavailable("The signing keyring") from None
+
+
+def keyring_reader(secret_id: str, max_age: int, kind: str) -> Callable[[], Keyring]:
+    """What a use case is handed: a function that reads the keyring at each call (the secret cached
+    for ``max_age`` seconds, so a rotation is seen within that; the parse cached on its text), and
+    that a test replaces with a fixed keyring."""
+
+    def read() -> Keyring:
+        return load_keyring(secret_id, max_age, kind)
+
+    return read
+
+
+def ticket_keyring_reader(settings: Settings) -> Callable[[], Keyring]:
+    """The ticket (HMAC) keyring of these settings, as :func:`keyring_reader`."""
+    return keyring_reader(settings.ticket_keyring_secret_id, settings.secrets_max_age_seconds, HMAC)
+
+
+def session_keyring_reader(settings: Settings) -> Callable[[], Keyring]:
+    """The session (RSA) keyring of these settings, as :func:`keyring_reader`."""
+    return keyring_reader(settings.session_keyring_secret_id, settings.secrets_max_age_seconds, RSA)
 
 
 def generate_key(kind: str, *, now: int, activates_at: int | None = None) -> Key:

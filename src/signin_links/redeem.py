@@ -36,13 +36,12 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from signin_links import ids
 from signin_links.config import Settings
-from signin_links.errors import ErrorCode, SignInLinksError, param_missing
+from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
@@ -51,12 +50,9 @@ from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
-from signin_links.wire import body_bytes, json_object
+from signin_links.wire import AcceptRequest
 
 Clock = Callable[[], float]
-
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
 
 # Rejection reasons (metric dimension and log field), one per failure the user can see.
 REASONS = {
@@ -86,10 +82,6 @@ class Rejected(SignInLinksError):
         self.user_id = user_id
 
 
-CONFIRM_FIELD = "confirm"
-CONFIRM_SWITCH_USER = "switch_user"
-
-
 class AnotherUserSignedIn(SignInLinksError):
     """The browser holds a session of another user and the request did not confirm the switch."""
 
@@ -101,18 +93,6 @@ class AnotherUserSignedIn(SignInLinksError):
 
     def __repr__(self) -> str:  # never print the token
         return "AnotherUserSignedIn(<redacted>)"
-
-
-@dataclass(frozen=True)
-class AcceptRequest:
-    token: str
-    # Every ``__session`` value the browser sent (two can arrive, set for different domains).
-    session_cookies: tuple[str, ...] = field(default=(), repr=False)
-    # The person confirmed signing in as the link's user although another user is signed in here.
-    confirm_switch: bool = False
-
-    def __repr__(self) -> str:  # never print the token
-        return "AcceptRequest(<redacted>)"
 
 
 @dataclass(frozen=True)
@@ -128,61 +108,6 @@ class Accepted:
     retried: bool = False
     refresh_token: str = field(default="", repr=False)  # empty on a retry: the browser holds its own
     session_max_age: int = 0  # seconds left of the session (the cookies' Max-Age)
-
-
-def clean_token(value: str) -> str:
-    """A token as it arrived, without the whitespace that mail clients and copy-paste add around
-    it (the page's query string and the POST body are read alike)."""
-    return value.strip()
-
-
-def parse_accept_request(
-    body: bytes | str | None,
-    content_type: str | None,
-    max_bytes: int,
-    session_cookies: tuple[str, ...] = (),
-) -> AcceptRequest:
-    """The token of ``POST /accept-token``: a form (``token=...``) or JSON (``{"token": ...}``) body."""
-    raw = body_bytes(body, max_bytes)
-    media_type = (content_type or FORM).split(";", 1)[0].strip().lower()
-    token: object = None
-    confirm: object = None
-    if media_type == JSON or media_type.endswith("+json"):
-        if raw.strip():
-            data = json_object(raw)
-            token, confirm = data.get("token"), data.get(CONFIRM_FIELD)
-    elif media_type in (FORM, ""):
-        try:
-            fields = parse_qs(raw.decode("utf-8"), max_num_fields=8, strict_parsing=False)
-        except (UnicodeDecodeError, ValueError):
-            raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
-        values = fields.get("token") or []
-        token = values[0] if len(values) == 1 else None
-        confirms = fields.get(CONFIRM_FIELD) or []
-        confirm = confirms[0] if len(confirms) == 1 else None
-    else:
-        raise SignInLinksError(
-            ErrorCode.REQUEST_BODY_INVALID, 'Send the token as a form (token=...) or as JSON ({"token": ...}).'
-        )
-    if isinstance(token, str):
-        token = clean_token(token)
-    if token is None or token == "":
-        raise param_missing("token")
-    if not isinstance(token, str):
-        raise Rejected(ErrorCode.TICKET_INVALID)
-    return AcceptRequest(token=token, session_cookies=session_cookies, confirm_switch=confirm == CONFIRM_SWITCH_USER)
-
-
-def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple[str, ...]:
-    """The values of cookie ``name`` among API Gateway's ``cookies`` (``["a=b", ...]``), at most ``limit``."""
-    found = [
-        value.strip()
-        for cookie in cookies or []
-        for part in cookie.split(";")
-        for key, sep, value in [part.strip().partition("=")]
-        if sep and key == name and value.strip()
-    ]
-    return tuple(found[:limit])
 
 
 class AuditTrail:

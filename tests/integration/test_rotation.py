@@ -107,9 +107,9 @@ def stages(stack: Stack, secret_id: str) -> dict[str, list[str]]:
 
 def functions_reread_secrets() -> None:
     """What ``SECRETS_MAX_AGE_SECONDS`` passing does to every warm function."""
-    from aws_lambda_powertools.utilities import parameters
+    from signin_links import aws
 
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    aws.clear_provider_caches()
 
 
 def mint(context: Any, user_id: str = "user_rot") -> dict[str, Any]:
