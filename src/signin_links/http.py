@@ -135,26 +135,10 @@ def install_error_handlers(app: APIGatewayHttpResolver, render_html: HtmlRendere
 # --- The session cookies (accept_token sets and clears them; sessions' refresh answers with one) ----
 
 
-def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
-    """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
-    refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
-    token's: the cookie names the session while its token is refreshed."""
+def _cookie(name: str, value: str, settings: Settings, max_age: int) -> Cookie:
+    """Both session cookies' attributes: Path=/, ``SessionCookieDomain``, Secure, HttpOnly, Lax."""
     return Cookie(
-        name=COOKIE_NAME,
-        value=token,
-        path="/",
-        domain=settings.session_cookie_domain,
-        secure=True,
-        http_only=True,
-        max_age=max_age,
-        same_site=SameSite.LAX_MODE,
-    )
-
-
-def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
-    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session``."""
-    return Cookie(
-        name=REFRESH_COOKIE_NAME,
+        name=name,
         value=value,
         path="/",
         domain=settings.session_cookie_domain,
@@ -163,6 +147,19 @@ def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
         max_age=max_age,
         same_site=SameSite.LAX_MODE,
     )
+
+
+def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
+    """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
+    refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
+    token's: the cookie names the session while its token is refreshed."""
+    return _cookie(COOKIE_NAME, token, settings, max_age)
+
+
+def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
+    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session`` (a
+    server-rendered app under ``SessionCookieDomain`` refreshes with it through /v1/sessions)."""
+    return _cookie(REFRESH_COOKIE_NAME, value, settings, max_age)
 
 
 def cleared_cookies(settings: Settings) -> list[Cookie]:
