@@ -32,7 +32,7 @@ from signin_links.store import BatchLedger, TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
 
 if TYPE_CHECKING:
-    from signin_links.batch import BatchMinter
+    from signin_links.batch import TokenBatches
 
 CORRELATION_ID_PATH = f"{correlation_paths.API_GATEWAY_HTTP} || detail.batch_id || batch_id || id"
 
@@ -67,16 +67,16 @@ def sign_in_tokens() -> SignInTokens:
 
 
 @cache
-def batch_minter() -> BatchMinter:
+def batch_minter() -> TokenBatches:
     # The batch path's modules load when a batch arrives: an HTTP cold start never pays for them.
-    from signin_links.batch import BatchMinter
+    from signin_links.batch import TokenBatches
     from signin_links.events import EventPublisher
     from signin_links.manifest import ManifestReader, ResultsWriter
 
     tokens = sign_in_tokens()
     settings = tokens.settings
     ledger = BatchLedger(aws.client("dynamodb"), settings.table_name)
-    return BatchMinter(
+    return TokenBatches(
         settings,
         tokens,
         ledger,

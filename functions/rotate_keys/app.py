@@ -17,12 +17,12 @@ from signin_links import aws, snapstart
 from signin_links.config import get_settings
 from signin_links.observability import logger, metrics
 from signin_links.rotation import RotationError
-from signin_links.secret_rotation import KeyringRotation, RotationStep
+from signin_links.secret_rotation import KeyringRotations, RotationStep
 
 
 @cache
-def keyring_rotation() -> KeyringRotation:
-    return KeyringRotation(aws.client("secretsmanager"), get_settings())
+def keyring_rotation() -> KeyringRotations:
+    return KeyringRotations(aws.client("secretsmanager"), get_settings())
 
 
 @logger.inject_lambda_context(correlation_id_path="ClientRequestToken", clear_state=True)

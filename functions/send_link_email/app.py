@@ -17,25 +17,25 @@ from signin_links import aws
 from signin_links.config import get_settings
 from signin_links.events import EventPublisher
 from signin_links.keyring import ticket_keyring_reader
-from signin_links.link_email import EmailTemplates, LinkMailer
+from signin_links.link_email import EmailTemplates, LinkEmails
 from signin_links.observability import logger, metrics
 from signin_links.store import EmailMarkers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# What this function needs set, checked at init (ConfigError names the variable); LinkMailer checks
+# What this function needs set, checked at init (ConfigError names the variable); LinkEmails checks
 # EMAIL_SENDER and the accept base URL (or the parameter publishing it) itself.
 NEEDS = ("TICKET_KEYRING_SECRET_ID", "EVENT_BUS_NAME")
 
 
 @cache
-def mailer() -> LinkMailer:
+def mailer() -> LinkEmails:
     settings = get_settings().require(*NEEDS)
 
     def published_base_url() -> str:
         return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
 
-    return LinkMailer(
+    return LinkEmails(
         settings,
         markers=EmailMarkers(aws.client("dynamodb"), settings.table_name),
         ses=aws.client_without_retries("sesv2"),

@@ -1,7 +1,7 @@
 """Delivery by email: each ``SignInLinkMinted`` event becomes one email through Amazon SES v2
 ``SendEmail``, and no token ever gets two.
 
-Order of work for one event (:meth:`LinkMailer.deliver`):
+Order of work for one event (:meth:`LinkEmails.deliver`):
 
 1. **Is it ours?** Detail-type ``SignInLinkMinted`` from source ``signin-links``, a ``url`` that is
    ``<ACCEPT_BASE_URL>/accept-token?token=<token>``, and a token that verifies against the ticket
@@ -124,7 +124,7 @@ class MintedLink:
 
 def parse_minted(event: object, accept_base_url: str) -> MintedLink:
     """The minted link an EventBridge event carries; :class:`IgnoredEvent` for anything else (the
-    token is not verified here: see :meth:`LinkMailer.deliver`)."""
+    token is not verified here: see :meth:`LinkEmails.deliver`)."""
     if not isinstance(event, Mapping):
         raise IgnoredEvent("the event is not a JSON object")
     if event.get("detail-type") != MINTED_DETAIL_TYPE or event.get("source") != SOURCE:
@@ -338,7 +338,7 @@ class Delivery:
 RemainingMs = Callable[[], int]
 
 
-class LinkMailer:
+class LinkEmails:
     """The delivery-by-email use case (see the module's docstring)."""
 
     def __init__(

@@ -58,7 +58,7 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class KeyringRotation:
+class KeyringRotations:
     """Runs one step of a keyring secret's rotation."""
 
     def __init__(self, client: Any, settings: Settings, clock: Callable[[], float] = time.time) -> None:

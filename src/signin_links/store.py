@@ -102,10 +102,12 @@ def to_item(record: SignInTokenRecord, ttl: int) -> dict[str, Any]:
     return item
 
 
-def from_item(item: dict[str, Any]) -> SignInTokenRecord:
-    def opt(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
+def _optional(item: dict[str, Any], name: str) -> str | None:
+    """A string attribute that only items which have it carry."""
+    return item[name]["S"] if name in item else None
 
+
+def from_item(item: dict[str, Any]) -> SignInTokenRecord:
     return SignInTokenRecord(
         id=item["pk"]["S"],
         user_id=item["user_id"]["S"],
@@ -114,10 +116,10 @@ def from_item(item: dict[str, Any]) -> SignInTokenRecord:
         updated_at=int(item["updated_at"]["N"]),
         expires_at=int(item["expires_at"]["N"]),
         expires_in_seconds=int(item["eis"]["N"]),
-        redirect_url=opt("redirect_url"),
-        org_id=opt("org_id"),
-        batch_id=opt("batch_id"),
-        session_id=opt("session_id"),
+        redirect_url=_optional(item, "redirect_url"),
+        org_id=_optional(item, "org_id"),
+        batch_id=_optional(item, "batch_id"),
+        session_id=_optional(item, "session_id"),
     )
 
 
@@ -401,9 +403,6 @@ def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
 
 
 def session_from_item(item: dict[str, Any]) -> SessionRecord:
-    def opt(name: str) -> str | None:
-        return item[name]["S"] if name in item else None
-
     return SessionRecord(
         id=item["pk"]["S"],
         user_id=item["user_id"]["S"],
@@ -416,8 +415,8 @@ def session_from_item(item: dict[str, Any]) -> SessionRecord:
         abandon_at=int(item["abandon_at"]["N"]),
         sign_in_token_id=item["sign_in_token_id"]["S"],
         refresh_hash=item["refresh_hash"]["S"],
-        org_id=opt("org_id"),
-        authorized_party=opt("azp"),
+        org_id=_optional(item, "org_id"),
+        authorized_party=_optional(item, "azp"),
     )
 
 

@@ -24,7 +24,7 @@ from signin_links.config import get_settings
 from signin_links.errors import SignInLinksError
 from signin_links.keyring import HMAC, RSA, Key, Keyring, new_keyring_json, parse_keyring
 from signin_links.rotation import RotationError
-from signin_links.secret_rotation import STEPS, KeyringRotation
+from signin_links.secret_rotation import STEPS, KeyringRotations
 from signin_links.tickets import verify_ticket
 from tests.conftest import Stack, load_event, load_function, reset_caches
 
@@ -50,8 +50,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     app = load_function("rotate_keys")
 
     @cache
-    def keyring_rotation() -> KeyringRotation:
-        return KeyringRotation(aws.client("secretsmanager"), get_settings(), clock=clock)
+    def keyring_rotation() -> KeyringRotations:
+        return KeyringRotations(aws.client("secretsmanager"), get_settings(), clock=clock)
 
     monkeypatch.setattr(app, "keyring_rotation", keyring_rotation)
     return clock

@@ -31,7 +31,7 @@ from signin_links.link_email import (
     REJECTING_CODES,
     THROTTLING_CODES,
     EmailTemplates,
-    LinkMailer,
+    LinkEmails,
     MintedLink,
     PermanentFailure,
     recipient,
@@ -137,8 +137,8 @@ class World:
     ses: FakeSES = field(default_factory=FakeSES)
     publisher: FakePublisher = field(default_factory=FakePublisher)
 
-    def mailer(self) -> LinkMailer:
-        return LinkMailer(
+    def mailer(self) -> LinkEmails:
+        return LinkEmails(
             SETTINGS,
             markers=self.store,  # type: ignore[arg-type]
             ses=self.ses,
@@ -409,7 +409,7 @@ def test_a_token_signed_long_ago_is_a_permanent_failure_not_an_ignored_event() -
 def test_without_accept_base_url_the_published_one_decides_which_links_are_ours() -> None:
     world = World()
     settings = replace(SETTINGS, accept_base_url="")
-    mailer = LinkMailer(
+    mailer = LinkEmails(
         settings,
         markers=world.store,  # type: ignore[arg-type]
         ses=world.ses,
@@ -426,7 +426,7 @@ def test_without_accept_base_url_the_published_one_decides_which_links_are_ours(
     elsewhere["url"] = elsewhere["url"].replace(BASE, "https://other.example.com")
     assert mailer.deliver(event_of(elsewhere), "req-1").outcome == "ignored"
     with pytest.raises(ConfigError, match="ACCEPT_BASE_URL_PARAMETER"):
-        LinkMailer(
+        LinkEmails(
             settings,
             markers=world.store,  # type: ignore[arg-type]
             ses=world.ses,

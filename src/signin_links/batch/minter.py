@@ -125,7 +125,7 @@ def minted_detail(batch_id: str, entry: Entry, minted: SignInToken) -> dict[str,
     }
 
 
-class BatchMinter:
+class TokenBatches:
     """The batch use case. ``idempotency`` (a Powertools persistence layer) keeps two deliveries of
     one unit from running at once; without it (benchmarks, some tests) the header and markers
     alone keep re-runs exactly-once per user."""
