@@ -9,6 +9,7 @@ unset), and each function names what it needs set beyond the defaults (``NEEDS``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -118,14 +119,20 @@ class Settings:
             return False
 
 
+MAX_SETTING = 10**10  # seconds (over 300 years), bytes or counts: more is a typo
+
+
 def _int(env: Mapping[str, str], var: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(var, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{var}: {raw!r} is not an integer") from None
+    # ASCII digits only (int() would also take fullwidth and Arabic-Indic digits and "1_000"), and bounded: a larger
+    # number would fail later, as a 5xx, where it reaches DynamoDB (at most 38 digits) or a JWT.
+    if not raw.isascii() or not re.fullmatch(r"-?[0-9]{1,12}", raw):
+        raise ConfigError(f"{var}: {raw[:40]!r} is not an integer of at most 12 digits")
+    value = int(raw)
+    if value > MAX_SETTING:
+        raise ConfigError(f"{var}: {value} is above the maximum of {MAX_SETTING}")
     if value < minimum:
         raise ConfigError(f"{var}: {value} is below the minimum of {minimum}")
     return value

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
 
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from signin_links import config
 from signin_links.config import THIRTY_DAYS, ConfigError, parse_settings
+from tests.strategies import tricky_text
 
 
 def test_defaults_follow_the_contract() -> None:
@@ -95,3 +102,37 @@ def test_a_deployed_stack_gives_a_margin_over_the_secrets_max_age() -> None:
 def test_a_margin_below_sixty_seconds_or_beside_a_delay_is_refused(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="KEY_ACTIVATION_MARGIN_SECONDS"):
         parse_settings({"TABLE_NAME": "t", **env})
+
+
+INTEGER_SETTINGS = sorted(set(re.findall(r'_int\(env, "([A-Z_]+)"', Path(config.__file__).read_text())))
+EVERY_SETTING = sorted(set(re.findall(r'"([A-Z][A-Z_]{3,})"', Path(config.__file__).read_text())))
+hostile_values = (
+    tricky_text
+    | st.text(max_size=30)
+    | st.integers(min_value=-(10**40), max_value=10**40).map(str)
+    | st.sampled_from(["\uff11\uff12\uff10", "\u0663", "1_000", "+5", " 7 ", "1e3", "0x10", "10000000001", "-0"])
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(var=st.sampled_from(EVERY_SETTING), value=hostile_values)
+def test_any_value_of_any_setting_parses_or_is_a_config_error_naming_it(var: str, value: str) -> None:
+    try:
+        parse_settings({"TABLE_NAME": "t", var: value})
+    except ConfigError as error:
+        assert var in str(error), (var, value, str(error))
+
+
+@settings(max_examples=300, deadline=None)
+@given(var=st.sampled_from(INTEGER_SETTINGS), value=hostile_values)
+@example(var="MAX_EXPIRES_IN_SECONDS", value="\uff11\uff12\uff10")  # int() takes fullwidth digits
+@example(var="SESSION_LIFETIME_SECONDS", value=str(10**40))  # DynamoDB numbers have at most 38 digits
+def test_an_integer_setting_is_ascii_digits_and_bounded(var: str, value: str) -> None:
+    try:
+        parse_settings({"TABLE_NAME": "t", var: value})
+    except ConfigError as error:
+        assert var in str(error), (var, value, str(error))
+        return
+    raw = value.strip()
+    assert raw == "" or re.fullmatch(r"-?[0-9]+", raw), (var, value)
+    assert raw == "" or int(raw) <= config.MAX_SETTING, (var, value)
