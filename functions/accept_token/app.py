@@ -41,10 +41,18 @@ from signin_links.redeem import (
     Redemptions,
     Rejected,
 )
-from signin_links.session_service import Sessions, allowed_redirect, parse_sign_out_request
+from signin_links.session_service import Sessions
 from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from signin_links.store import TokenStore
-from signin_links.wire import JSON, body_bytes, clean_token, cookie_values, parse_accept_request
+from signin_links.wire import (
+    JSON,
+    allowed_redirect,
+    body_bytes,
+    clean_token,
+    cookie_values,
+    parse_accept_request,
+    parse_sign_out_request,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

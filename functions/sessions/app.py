@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
-from signin_links.errors import SignInLinksError, param_invalid, reject_unknown
+from signin_links.errors import SignInLinksError, reject_unknown
 from signin_links.http import (
     install_error_handlers,
     json_response,
@@ -31,20 +31,22 @@ from signin_links.http import (
 )
 from signin_links.keyring import forget_secrets, session_keyring_reader
 from signin_links.observability import logger, metrics
-from signin_links.session_service import Sessions, parse_session_query, session_json
+from signin_links.session_service import Sessions
 from signin_links.store import TokenStore
-from signin_links.wire import body_bytes, read_json_object
+from signin_links.wire import (
+    TOKEN_FIELDS,
+    body_bytes,
+    parse_session_query,
+    parse_session_refresh,
+    read_json_object,
+    session_json,
+)
 
 # What this function needs set, checked at init (ConfigError names the variable).
 NEEDS = ("API_KEYS_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
-
-TOKEN_FIELDS = frozenset({"expires_in_seconds"})
-REFRESH_FIELDS = frozenset(
-    {"expired_token", "refresh_token", "request_origin", "request_headers", "format", "request_originating_ip"}
-)
 
 
 @cache
@@ -111,24 +113,14 @@ def refresh_session(session_id: str) -> Response[str]:
     """Clerk's backend refresh: the ``__refresh`` value and the (expired) ``__session`` token of one
     session; 401 when the session is not active or they do not match it."""
     service = authenticated()
-    body = json_body(service, REFRESH_FIELDS)
-    expired_token, refresh_token = body.get("expired_token"), body.get("refresh_token")
-    for name, value in (("expired_token", expired_token), ("refresh_token", refresh_token)):
-        if not isinstance(value, str) or not value:
-            raise param_invalid(name, "must be a non-empty string.")
-    if not isinstance(body.get("request_origin"), str):
-        raise param_invalid("request_origin", "must be a string.")
-    if body.get("request_headers") is not None and not isinstance(body["request_headers"], dict):
-        raise param_invalid("request_headers", "must be an object or null.")
-    if body.get("request_originating_ip") is not None and not isinstance(body["request_originating_ip"], str):
-        raise param_invalid("request_originating_ip", "must be a string or null.")
-    response_format = "token" if body.get("format") is None else body["format"]
-    if response_format not in ("token", "cookie"):
-        raise param_invalid("format", "must be token or cookie.")
+    request = parse_session_refresh(read_json_object(request_body(app), service.settings.max_body_bytes))
     refreshed = service.refresh(
-        refresh_token, fallback_issuer=own_base_url(app), session_id=session_id, expired_token=expired_token
+        request.refresh_token,
+        fallback_issuer=own_base_url(app),
+        session_id=session_id,
+        expired_token=request.expired_token,
     )
-    if response_format == "cookie":
+    if request.response_format == "cookie":
         cookie = session_cookie(refreshed.token, service.settings, refreshed.max_age)  # as the accept function sets it
         return answer({"object": "cookies", "cookies": [str(cookie)]})
     return answer({"object": "token", "jwt": refreshed.token})

@@ -19,29 +19,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from signin_links import ids
 from signin_links.config import Settings
-from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
+from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
-from signin_links.service import check_identifier
 from signin_links.sessions import issue_session, parse_refresh_token, refresh_hash, refresh_matches, verify_session
 from signin_links.store import TokenStore
-from signin_links.wire import body_bytes, json_object
+from signin_links.wire import SessionQuery
 
 Clock = Callable[[], float]
 
 ACTIVITY_INTERVAL_MS = 60_000  # last_active_at is written at most once a minute per session
-MAX_LIST_LIMIT = 500
-MAX_URL_LENGTH = 2048
-# Every status Clerk's SDKs may ask for; this service's sessions are never removed, replaced or pending.
-CLERK_STATUSES = frozenset({*(status.value for status in SessionStatus), "removed", "replaced", "pending"})
-MAX_OFFSET = 100_000
 METRIC_FOR = {
     SessionStatus.ENDED: "SessionsEnded",
     SessionStatus.REVOKED: "SessionsRevoked",
@@ -59,18 +52,6 @@ class Refreshed:
     max_age: int  # seconds left of the session (the cookies' Max-Age)
 
 
-@dataclass(frozen=True)
-class SessionQuery:
-    """``GET /v1/sessions``: ``user_id`` or ``client_id``, an optional status, a page."""
-
-    user_id: str | None = None
-    client_id: str | None = None
-    status: str | None = None  # one of Clerk's statuses (removed, replaced, pending never match here)
-    limit: int = 10
-    offset: int = 0
-    paginated: bool = False
-
-
 def refused(reason: str) -> SignInLinksError:
     """401 for every failed refresh; the reason goes to the log and the metric only."""
     metrics.add_metric(name="SessionRefreshesRefused", unit=MetricUnit.Count, value=1)
@@ -80,81 +61,6 @@ def refused(reason: str) -> SignInLinksError:
 
 def not_found() -> SignInLinksError:
     return SignInLinksError(ErrorCode.RESOURCE_NOT_FOUND, "No session was found with that id.")
-
-
-def _query_int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
-    if raw is None:
-        return default
-    text = raw.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise param_invalid(name, f"must be an integer between {minimum} and {maximum}.")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise param_invalid(name, f"must be an integer between {minimum} and {maximum}.")
-    return value
-
-
-def _query_id(raw: str | None, name: str) -> str | None:
-    if raw is None:
-        return None
-    return check_identifier(raw, name, required=False)  # the mint's rules for ids
-
-
-def parse_session_query(params: dict[str, str]) -> SessionQuery:
-    """The query string of ``GET /v1/sessions`` (what Clerk's SDKs send), or a 422 naming the field
-    (a parameter given empty is invalid, not absent)."""
-    user_id, client_id = _query_id(params.get("user_id"), "user_id"), _query_id(params.get("client_id"), "client_id")
-    if user_id is None and client_id is None:
-        raise param_missing("user_id")
-    raw_status = params.get("status")
-    if raw_status is not None and raw_status not in CLERK_STATUSES:
-        raise param_invalid("status", f"must be one of {', '.join(sorted(CLERK_STATUSES))}.")
-    paginated = params.get("paginated", "false").strip().lower()
-    if paginated not in ("true", "false"):
-        raise param_invalid("paginated", "must be true or false.")
-    return SessionQuery(
-        user_id=user_id,
-        client_id=client_id,
-        status=raw_status,
-        limit=_query_int(params.get("limit"), "limit", 10, 1, MAX_LIST_LIMIT),
-        offset=_query_int(params.get("offset"), "offset", 0, 0, MAX_OFFSET),
-        paginated=paginated == "true",
-    )
-
-
-def allowed_redirect(value: object, settings: Settings) -> str | None:
-    """``value`` when it is an http(s) URL on ``AllowedRedirectOrigins`` (ASCII, printable), else None."""
-    if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
-        return None
-    if not value.isascii() or not value.isprintable() or " " in value:
-        return None
-    try:
-        return value if settings.redirect_allowed(value) else None
-    except ValueError:  # urlsplit refuses some malformed URLs (brackets)
-        return None
-
-
-def parse_sign_out_request(body: bytes | str | None, content_type: str | None, settings: Settings) -> str | None:
-    """The optional ``redirect_url`` of ``POST /sign-out`` (a form or JSON): an allowed URL, None when
-    absent, 422 when present and not allowed."""
-    raw = body_bytes(body, settings.max_body_bytes)
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    redirect: object = None
-    if media_type == "application/json" or media_type.endswith("+json"):
-        redirect = (json_object(raw) if raw.strip() else {}).get("redirect_url")
-    else:
-        try:
-            fields = parse_qs(raw.decode("utf-8"), max_num_fields=8)
-        except (UnicodeDecodeError, ValueError):
-            raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
-        values = fields.get("redirect_url") or []
-        redirect = values[0] if len(values) == 1 else None
-    if redirect is None or redirect == "":
-        return None
-    url = allowed_redirect(redirect, settings)
-    if url is None:
-        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
-    return url
 
 
 class Sessions:
@@ -319,21 +225,3 @@ class Sessions:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-
-def session_json(record: SessionRecord, now_ms: int) -> dict[str, object]:
-    """Clerk's ``Session`` object; ``status`` is the status at ``now_ms`` (time expires a session)."""
-    return {
-        "object": "session",
-        "id": record.id,
-        "user_id": record.user_id,
-        "client_id": record.client_id,
-        "status": record.status_at(now_ms).value,
-        "last_active_at": record.last_active_at,
-        "expire_at": record.expire_at,
-        "abandon_at": record.abandon_at,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "last_active_organization_id": record.org_id,
-        "actor": None,
-    }

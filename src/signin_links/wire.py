@@ -1,6 +1,7 @@
-"""The wire format: request bodies in (the one place a request's shape is checked: the mint
-request's JSON, the accept request's form or JSON, cookies), Clerk's ``sign_in_token`` objects and
-error envelope out. Shapes only; the rules live in the use cases (``service.py``, ``redeem.py``).
+"""The wire format: requests in (the one place a request's shape is checked: the mint request's
+JSON, the accept request's form or JSON, cookies, the session routes' query, refresh and sign-out
+bodies), Clerk's ``sign_in_token`` and ``session`` objects and the error envelope out. Shapes only;
+the rules live in the use cases (``service.py``, ``redeem.py``, ``session_service.py``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, reject_unknown
-from signin_links.models import SignInTokenRecord
-from signin_links.service import MintRequest
+from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord
+from signin_links.service import MintRequest, check_identifier
 
 JSON = "application/json"  # the media type of every /v1 body and answer
 FORM = "application/x-www-form-urlencoded"
@@ -162,3 +164,151 @@ def error_envelope(error: SignInLinksError, trace_id: str) -> dict[str, Any]:
     if error.meta:
         entry["meta"] = error.meta
     return {"errors": [entry], "clerk_trace_id": trace_id}
+
+
+# --- The session routes' requests and Clerk's Session object ------------------------------------
+
+MAX_LIST_LIMIT = 500
+MAX_OFFSET = 100_000
+MAX_REDIRECT_LENGTH = 2048
+# Every status Clerk's SDKs may ask for; this service's sessions are never removed, replaced or pending.
+CLERK_STATUSES = frozenset({*(status.value for status in SessionStatus), "removed", "replaced", "pending"})
+TOKEN_FIELDS = frozenset({"expires_in_seconds"})
+REFRESH_FIELDS = frozenset(
+    {"expired_token", "refresh_token", "request_origin", "request_headers", "format", "request_originating_ip"}
+)
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """``GET /v1/sessions``: ``user_id`` or ``client_id``, an optional status, a page."""
+
+    user_id: str | None = None
+    client_id: str | None = None
+    status: str | None = None  # one of Clerk's statuses (removed, replaced, pending never match here)
+    limit: int = 10
+    offset: int = 0
+    paginated: bool = False
+
+
+@dataclass(frozen=True)
+class SessionRefreshRequest:
+    """``POST /v1/sessions/{id}/refresh`` (Clerk's backend refresh): both cookies' values and the
+    answer's format (``token``: the JWT; ``cookie``: a ``Set-Cookie`` line for it)."""
+
+    expired_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    response_format: str = "token"
+
+
+def parse_session_refresh(data: dict[str, Any]) -> SessionRefreshRequest:
+    """The refresh body's fields and JSON types (what Clerk's SDKs send), or a 422 naming the field."""
+    reject_unknown(data, REFRESH_FIELDS)
+    expired_token, refresh_token = data.get("expired_token"), data.get("refresh_token")
+    for name, value in (("expired_token", expired_token), ("refresh_token", refresh_token)):
+        if not isinstance(value, str) or not value:
+            raise param_invalid(name, "must be a non-empty string.")
+    if not isinstance(data.get("request_origin"), str):
+        raise param_invalid("request_origin", "must be a string.")
+    if data.get("request_headers") is not None and not isinstance(data["request_headers"], dict):
+        raise param_invalid("request_headers", "must be an object or null.")
+    if data.get("request_originating_ip") is not None and not isinstance(data["request_originating_ip"], str):
+        raise param_invalid("request_originating_ip", "must be a string or null.")
+    response_format = "token" if data.get("format") is None else data["format"]
+    if response_format not in ("token", "cookie"):
+        raise param_invalid("format", "must be token or cookie.")
+    assert isinstance(expired_token, str) and isinstance(refresh_token, str)  # checked above
+    return SessionRefreshRequest(expired_token, refresh_token, response_format)
+
+
+def _query_int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise param_invalid(name, f"must be an integer between {minimum} and {maximum}.")
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise param_invalid(name, f"must be an integer between {minimum} and {maximum}.")
+    return value
+
+
+def _query_id(raw: str | None, name: str) -> str | None:
+    if raw is None:
+        return None
+    return check_identifier(raw, name, required=False)  # the mint's rules for ids
+
+
+def parse_session_query(params: dict[str, str]) -> SessionQuery:
+    """The query string of ``GET /v1/sessions`` (what Clerk's SDKs send), or a 422 naming the field
+    (a parameter given empty is invalid, not absent)."""
+    user_id, client_id = _query_id(params.get("user_id"), "user_id"), _query_id(params.get("client_id"), "client_id")
+    if user_id is None and client_id is None:
+        raise param_missing("user_id")
+    raw_status = params.get("status")
+    if raw_status is not None and raw_status not in CLERK_STATUSES:
+        raise param_invalid("status", f"must be one of {', '.join(sorted(CLERK_STATUSES))}.")
+    paginated = params.get("paginated", "false").strip().lower()
+    if paginated not in ("true", "false"):
+        raise param_invalid("paginated", "must be true or false.")
+    return SessionQuery(
+        user_id=user_id,
+        client_id=client_id,
+        status=raw_status,
+        limit=_query_int(params.get("limit"), "limit", 10, 1, MAX_LIST_LIMIT),
+        offset=_query_int(params.get("offset"), "offset", 0, 0, MAX_OFFSET),
+        paginated=paginated == "true",
+    )
+
+
+def allowed_redirect(value: object, settings: Settings) -> str | None:
+    """``value`` when it is an http(s) URL on ``AllowedRedirectOrigins`` (ASCII, printable), else None."""
+    if not isinstance(value, str) or not value or len(value) > MAX_REDIRECT_LENGTH:
+        return None
+    if not value.isascii() or not value.isprintable() or " " in value:
+        return None
+    try:
+        return value if settings.redirect_allowed(value) else None
+    except ValueError:  # urlsplit refuses some malformed URLs (brackets)
+        return None
+
+
+def parse_sign_out_request(body: bytes | str | None, content_type: str | None, settings: Settings) -> str | None:
+    """The optional ``redirect_url`` of ``POST /sign-out`` (a form or JSON): an allowed URL, None when
+    absent, 422 when present and not allowed."""
+    raw = body_bytes(body, settings.max_body_bytes)
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    redirect: object = None
+    if media_type == "application/json" or media_type.endswith("+json"):
+        redirect = (json_object(raw) if raw.strip() else {}).get("redirect_url")
+    else:
+        try:
+            fields = parse_qs(raw.decode("utf-8"), max_num_fields=8)
+        except (UnicodeDecodeError, ValueError):
+            raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
+        values = fields.get("redirect_url") or []
+        redirect = values[0] if len(values) == 1 else None
+    if redirect is None or redirect == "":
+        return None
+    url = allowed_redirect(redirect, settings)
+    if url is None:
+        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
+    return url
+
+
+def session_json(record: SessionRecord, now_ms: int) -> dict[str, object]:
+    """Clerk's ``Session`` object; ``status`` is the status at ``now_ms`` (time expires a session)."""
+    return {
+        "object": "session",
+        "id": record.id,
+        "user_id": record.user_id,
+        "client_id": record.client_id,
+        "status": record.status_at(now_ms).value,
+        "last_active_at": record.last_active_at,
+        "expire_at": record.expire_at,
+        "abandon_at": record.abandon_at,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "last_active_organization_id": record.org_id,
+        "actor": None,
+    }

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.fetch_metadata import check_cookie_post, preflight_headers
-from signin_links.session_service import parse_session_query
 from signin_links.sessions import new_refresh_token, parse_refresh_token
+from signin_links.wire import REFRESH_FIELDS, parse_session_query, parse_session_refresh
 from tests.conftest import Stack, load_event
 from tests.handlers import Answer, accept, invoke, mint, status_of
 
@@ -101,6 +101,29 @@ def test_fetch_metadata_refuses_or_names_an_allowed_origin(request_headers: dict
         assert request_headers.get("sec-fetch-mode", "").strip().lower() == "cors"
     preflight = preflight_headers({**request_headers, "access-control-request-method": "POST"}, ALLOWED)
     assert preflight is None or preflight["Access-Control-Allow-Origin"] in ALLOWED
+
+
+@PURE
+@given(
+    body=st.dictionaries(
+        st.sampled_from(sorted(REFRESH_FIELDS)) | anything, json_values | refresh_values | st.none(), max_size=7
+    )
+)
+@example(body={"expired_token": "a", "refresh_token": "b", "request_origin": "", "format": "cookie"})
+@example(body={"expired_token": "a", "refresh_token": "b", "request_origin": "", "format": ["cookie"]})
+def test_any_refresh_body_parses_or_is_a_422_naming_a_field(body: dict[str, Any]) -> None:
+    try:
+        request = parse_session_refresh(body)
+    except SignInLinksError as error:
+        assert error.status == 422
+        assert error.param is not None
+        assert error.param in REFRESH_FIELDS or error.param == str(error.param)[:64]
+        return
+    assert set(body) <= REFRESH_FIELDS
+    assert request.expired_token == body["expired_token"]
+    assert request.refresh_token == body["refresh_token"]
+    assert request.response_format in ("token", "cookie")
+    assert isinstance(body["request_origin"], str)
 
 
 @PURE
