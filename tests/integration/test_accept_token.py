@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import jwt
 import pytest
@@ -23,7 +22,7 @@ from signin_links.store import TokenStore
 from signin_links.tickets import sign_ticket
 from tests import handlers
 from tests.conftest import Stack, load_event, load_function, reset_caches
-from tests.handlers import Answer
+from tests.handlers import Answer, encoded
 
 HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 SECURITY_HEADERS = ("Cache-Control", "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options")
@@ -41,7 +40,7 @@ def get(context: Any, token: str | None = None, **headers: str) -> Answer:
 
 def head(context: Any, token: str = "x") -> Answer:
     event = load_event("accept_token_head.json")
-    event["rawQueryString"] = f"token={quote(token)}"
+    event["rawQueryString"] = f"token={encoded(token)}"
     event["queryStringParameters"] = {"token": token}
     return invoke(event, context)
 
@@ -59,7 +58,7 @@ def post(
 ) -> Answer:
     event = load_event("accept_token_post.json")
     if body is None:
-        body = json.dumps({"token": token}) if as_json else ("" if token is None else f"token={quote(token)}")
+        body = json.dumps({"token": token}) if as_json else ("" if token is None else f"token={encoded(token)}")
     if as_json:
         event["headers"]["content-type"] = "application/json"
     if base64_body:
