@@ -102,6 +102,25 @@ def to_item(record: SignInTokenRecord, ttl: int) -> dict[str, Any]:
     return item
 
 
+def _put_if_absent(client: Any, table_name: str, item: dict[str, Any]) -> dict[str, Any] | None:
+    """Put ``item`` unless its key exists: ``None`` when this call wrote it, else the item that stood
+    there (``{}`` when DynamoDB returned none: it was deleted in between, by TTL)."""
+    with dynamodb_errors("PutItem"):
+        try:
+            client.put_item(
+                TableName=table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                raise
+            old: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            return old
+    return None
+
+
 def _optional(item: dict[str, Any], name: str) -> str | None:
     """A string attribute that only items which have it carry."""
     return item[name]["S"] if name in item else None
@@ -550,30 +569,20 @@ class BatchLedger:
             "updated_at": _n(header.created_at),
             "ttl": _n(ttl),
         }
-        with dynamodb_errors("PutItem"):
-            try:
-                self._client.put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != CONDITION_FAILED:
-                    raise
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                if not old:  # deleted in between (TTL): treat as present but unknown
-                    return BatchHeader(header.key, header.batch_id, header.chunk, "", BATCH_RUNNING, 0)
-                return BatchHeader(
-                    key=old["pk"]["S"],
-                    batch_id=old["batch_id"]["S"],
-                    chunk=int(old["batch_chunk"]["N"]),
-                    fingerprint=old.get("fingerprint", {}).get("S", ""),
-                    status=old["status"]["S"],
-                    created_at=int(old["created_at"]["N"]),
-                    summary=json.loads(old["summary"]["S"]) if "summary" in old else None,
-                )
-        return None
+        old = _put_if_absent(self._client, self.table_name, item)
+        if old is None:
+            return None
+        if not old:  # deleted in between (TTL): treat as present but unknown
+            return BatchHeader(header.key, header.batch_id, header.chunk, "", BATCH_RUNNING, 0)
+        return BatchHeader(
+            key=old["pk"]["S"],
+            batch_id=old["batch_id"]["S"],
+            chunk=int(old["batch_chunk"]["N"]),
+            fingerprint=old.get("fingerprint", {}).get("S", ""),
+            status=old["status"]["S"],
+            created_at=int(old["created_at"]["N"]),
+            summary=json.loads(old["summary"]["S"]) if "summary" in old else None,
+        )
 
     def complete_batch(self, key: str, summary: dict[str, Any], now_ms: int) -> None:
         """Mark a unit of batch work completed, keeping its summary (counts, bounded failures)."""
@@ -695,22 +704,12 @@ class EmailMarkers:
         }
         if marker.reason:
             item["reason"] = _s(marker.reason)
-        with dynamodb_errors("PutItem"):
-            try:
-                self._client.put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != CONDITION_FAILED:
-                    raise
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                if not old:  # gone in between (TTL): treat as held by someone unknown
-                    return EmailMarker(marker.token_id, EMAIL_UNKNOWN, "", 0, 0)
-                return email_marker_from_item(old)
-        return None
+        old = _put_if_absent(self._client, self.table_name, item)
+        if old is None:
+            return None
+        if not old:  # gone in between (TTL): treat as held by someone unknown
+            return EmailMarker(marker.token_id, EMAIL_UNKNOWN, "", 0, 0)
+        return email_marker_from_item(old)
 
     def settle_email(
         self, token_id: str, request_id: str, status: str, now_ms: int, *, message_id: str = "", reason: str = ""
