@@ -137,16 +137,17 @@ class World:
     ses: FakeSES = field(default_factory=FakeSES)
     publisher: FakePublisher = field(default_factory=FakePublisher)
 
-    def mailer(self) -> LinkEmails:
+    def mailer(self, settings: Settings = SETTINGS, **options: Any) -> LinkEmails:
+        """The mailer on this world's fakes; ``options`` add to or replace its keyword arguments."""
+        arguments: dict[str, Any] = {"clock": lambda: float(NOW), "sleep": lambda seconds: None, **options}
         return LinkEmails(
-            SETTINGS,
+            settings,
             markers=self.store,  # type: ignore[arg-type]
             ses=self.ses,
             publisher=self.publisher,  # type: ignore[arg-type]
             templates=TEMPLATES,
             ticket_keyring=lambda: KEYRING,
-            clock=lambda: float(NOW),
-            sleep=lambda seconds: None,
+            **arguments,
         )
 
 
@@ -409,28 +410,11 @@ def test_a_token_signed_long_ago_is_a_permanent_failure_not_an_ignored_event() -
 def test_without_accept_base_url_the_published_one_decides_which_links_are_ours() -> None:
     world = World()
     settings = replace(SETTINGS, accept_base_url="")
-    mailer = LinkEmails(
-        settings,
-        markers=world.store,  # type: ignore[arg-type]
-        ses=world.ses,
-        publisher=world.publisher,  # type: ignore[arg-type]
-        templates=TEMPLATES,
-        ticket_keyring=lambda: KEYRING,
-        published_base_url=lambda: BASE + "/",
-        clock=lambda: float(NOW),
-        sleep=lambda seconds: None,
-    )
+    mailer = world.mailer(settings, published_base_url=lambda: BASE + "/")
     ours = event_of(valid_detail("sit_0000000000000000000004", {"email": "ada@example.com"}))
     assert mailer.deliver(ours, "req-1").outcome == "sent"
     elsewhere = valid_detail("sit_0000000000000000000005", {"email": "ada@example.com"})
     elsewhere["url"] = elsewhere["url"].replace(BASE, "https://other.example.com")
     assert mailer.deliver(event_of(elsewhere), "req-1").outcome == "ignored"
     with pytest.raises(ConfigError, match="ACCEPT_BASE_URL_PARAMETER"):
-        LinkEmails(
-            settings,
-            markers=world.store,  # type: ignore[arg-type]
-            ses=world.ses,
-            publisher=world.publisher,  # type: ignore[arg-type]
-            templates=TEMPLATES,
-            ticket_keyring=lambda: KEYRING,
-        )
+        world.mailer(settings)
