@@ -744,6 +744,127 @@ def test_only_the_stack_and_the_named_producers_may_put_events() -> None:
     assert not denied(template, role_arn(template, "EmailFeedbackRole"), "aws.ses")
 
 
+# --- What each role may put on the bus (issue 18, item 8) ------------------------------------------
+
+# IAM's condition operators this evaluator understands; any other makes the test fail rather than
+# pass a statement it cannot read.
+_SET_OPERATORS = {"ForAllValues:StringEquals": all, "ForAnyValue:StringEquals": any}
+
+
+def condition_holds(condition: dict[str, Any], context: dict[str, list[str]]) -> bool:
+    """IAM's evaluation of a resolved ``Condition`` block against a request context (key -> values)."""
+    for operator, tests in condition.items():
+        for key, values in tests.items():
+            wanted = [values] if isinstance(values, str) else values
+            present = context.get(key)
+            if operator == "Null":
+                (flag,) = wanted
+                holds = (present is None) == (flag == "true")
+            elif operator == "StringEquals":  # a single-valued key: equal to one of the values
+                holds = present is not None and len(present) == 1 and present[0] in wanted
+            elif operator in _SET_OPERATORS:
+                # ForAllValues holds for an absent key (the empty set): why every grant adds Null.
+                holds = _SET_OPERATORS[operator](value in wanted for value in (present or []))
+            else:
+                raise AssertionError(f"the evaluator does not know {operator}")
+            if not holds:
+                return False
+    return True
+
+
+def may_put(template: dict[str, Any], role: str, source: str, detail_type: str) -> bool:
+    """Whether ``role``'s own policies allow one PutEvents entry (``source``, ``detail_type``) on the bus."""
+    evaluate = resolver(template)
+    context = {"events:source": [source], "events:detail-type": [detail_type]}
+    for statement in statements(template, role):
+        if not {"events:PutEvents", "events:*", "*"} & set(actions(statement)):
+            continue
+        assert statement["Effect"] == "Allow"
+        assert evaluate.resolve(statement["Resource"]) == "arn:aws:EventBus:Arn", role
+        if condition_holds(evaluate.resolve(statement.get("Condition", {})), context):
+            return True
+    return False
+
+
+def events_sent() -> dict[str, set[tuple[str, str]]]:
+    """Every role that puts events on the bus, and exactly the (source, detail-type) it sends, read
+    from the code (and, for SES feedback, from the rule that forwards it)."""
+    from signin_links import audit, events, link_email
+    from signin_links.batch import minter
+
+    feedback = SOURCE["Resources"]["EmailFeedbackRule"]["Properties"]["EventPattern"]
+    pipe = SOURCE["Resources"]["AuditPipe"]["Properties"]["TargetParameters"]["EventBridgeEventBusParameters"]
+    assert pipe["Source"] == events.SOURCE
+    return {
+        "MintLinkFunctionRole": {
+            (events.SOURCE, minter.MINTED_DETAIL_TYPE),
+            (events.SOURCE, minter.COMPLETED_DETAIL_TYPE),
+        },
+        "SendLinkEmailFunctionRole": {(events.SOURCE, link_email.FAILED_DETAIL_TYPE)},
+        "AuditPipeRole": {(events.SOURCE, change.detail_type) for change in audit.CHANGES},
+        "EmailFeedbackRole": {(source, kind) for source in feedback["source"] for kind in feedback["detail-type"]},
+    }
+
+
+def granted_events(template: dict[str, Any], role: str) -> set[tuple[str, str]]:
+    """The (source, detail-type) pairs a role's PutEvents statements name, each value exact."""
+    evaluate = resolver(template)
+    pairs: set[tuple[str, str]] = set()
+    for statement in statements(template, role):
+        if "events:PutEvents" not in actions(statement):
+            continue
+        condition = evaluate.resolve(statement["Condition"])
+        assert condition["Null"] == {"events:source": "false", "events:detail-type": "false"}, role
+        sources = condition["ForAllValues:StringEquals"]["events:source"]
+        kinds = condition["StringEquals"]["events:detail-type"]
+        assert not any("*" in value or "?" in value for value in [*sources, *kinds]), role
+        pairs |= {(source, kind) for source in sources for kind in kinds}
+    return pairs
+
+
+def test_every_put_events_grant_names_exactly_the_events_its_role_sends() -> None:
+    """No role may put an event it does not send: the mint role cannot forge an audit event
+    (``SignInTokenAccepted``) or a batch request, the email role cannot announce a link."""
+    template = translated()
+    sent = events_sent()
+    putters = {
+        role
+        for role, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and any({"events:PutEvents", "events:*", "*"} & set(actions(s)) for s in statements(template, role))
+    }
+    assert putters == set(sent)
+    for role, pairs in sent.items():
+        assert granted_events(template, role) == pairs, role
+        for source, kind in pairs:
+            assert may_put(template, role, source, kind), (role, source, kind)
+    for role, source, kind in (
+        ("MintLinkFunctionRole", "signin-links", "SignInTokenAccepted"),  # a forged audit event
+        ("MintLinkFunctionRole", "signin-links", "SessionRevoked"),
+        ("MintLinkFunctionRole", "signin-links.batches", "MintSignInLinks"),  # a batch request
+        ("MintLinkFunctionRole", "aws.ses", "Email Bounced"),
+        ("SendLinkEmailFunctionRole", "signin-links", "SignInLinkMinted"),  # announce a link
+        ("AuditPipeRole", "signin-links", "SignInLinkMinted"),
+        ("EmailFeedbackRole", "signin-links", "SignInLinkMinted"),
+        ("EmailFeedbackRole", "aws.ses", "Email Delivered"),
+    ):
+        assert not may_put(template, role, source, kind), (role, source, kind)
+
+
+def test_the_evaluator_reads_conditions_as_iam_does() -> None:
+    """The helper the test above relies on: an absent key passes ForAllValues (hence the Null
+    checks), a multivalued request fails a StringEquals, an operator it does not know fails."""
+    context = {"events:source": ["a"]}
+    assert condition_holds({"ForAllValues:StringEquals": {"events:detail-type": ["x"]}}, context)
+    assert not condition_holds({"Null": {"events:detail-type": "false"}}, context)
+    assert condition_holds({"Null": {"events:detail-type": "true"}}, context)
+    assert not condition_holds({"StringEquals": {"events:source": ["b"]}}, context)
+    assert not condition_holds({"StringEquals": {"events:source": ["a"]}}, {"events:source": ["a", "b"]})
+    assert not condition_holds({"ForAllValues:StringEquals": {"events:source": ["a"]}}, {"events:source": ["a", "b"]})
+    with pytest.raises(AssertionError):
+        condition_holds({"StringLike": {"events:source": ["*"]}}, context)
+
+
 # --- Production: gradual deploys, edge, observability, tags ------------------------------------------
 
 
