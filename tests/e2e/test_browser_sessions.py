@@ -5,7 +5,7 @@ ported to ``session.js``: ``signIn.create({strategy: "ticket", ticket})`` then `
 do not change the site, so that origin is *same-site* with the stack (``http://127.0.0.1:<other
 port>``): SameSite=Lax cookies flow with a credentialed ``fetch``, and the stack allows the origin
 through ``LOCAL_PARAMETER_AllowedRedirectOrigins``. Session tokens live 12 s on this stack
-(``LOCAL_PARAMETER_SessionTokenLifetimeSeconds``), so ``session.js`` refreshes them every ~2 s.
+(``LOCAL_PARAMETER_SessionTokenLifetimeSeconds``), so ``session.js`` refreshes them every ~10.5 s.
 
 An attacker's origins: ``http://localhost:<port>`` (another site: cross-site) and another port of
 127.0.0.1 that is not allowed (same-site, not allowed).
@@ -170,7 +170,7 @@ def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_pag
 
     with stack.client() as api:
         assert api.post(f"/v1/sessions/{session_id}/revoke").json()["status"] == "revoked"
-    # The next refresh (within ~2 s) fails: the page learns it is signed out, the cookies are gone.
+    # The next refresh (within ~11 s) fails: the page learns it is signed out, the cookies are gone.
     app.get_by_text("signed-out").wait_for(timeout=15_000)
     assert "__refresh" not in cookies(context, stack)
     assert "__session" not in cookies(context, stack)

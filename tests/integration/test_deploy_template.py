@@ -280,8 +280,10 @@ GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
 @pytest.mark.parametrize(
     ("parameter", "good", "bad"),
     [
-        ("ThrottleRateLimit", ["1", "50"], ["0", "-5"]),
-        ("ThrottleBurstLimit", ["1", "100"], ["0", "-1"]),
+        ("ThrottleRateLimit", ["1", "100", "10000"], ["0", "-5", "10001"]),
+        ("ThrottleBurstLimit", ["1", "200", "5000"], ["0", "-1", "5001"]),
+        ("PublicRouteRateLimit", ["1", "1000", "10000"], ["0", "10001"]),
+        ("PublicRouteBurstLimit", ["1", "2000", "5000"], ["0", "5001"]),
         ("KeyActivationMarginSeconds", ["60", "300"], ["59", "0"]),
         ("SecretsMaxAgeSeconds", ["60", "300"], ["59"]),
         ("MaxExpiresInSeconds", ["1", "600"], ["0"]),
@@ -410,6 +412,43 @@ def test_no_activation_delay_below_the_secrets_max_age_plus_sixty_seconds_can_be
     env = SOURCE["Globals"]["Function"]["Environment"]["Variables"]
     assert env["KEY_ACTIVATION_MARGIN_SECONDS"] == {"Ref": "KeyActivationMarginSeconds"}
     assert "KEY_ACTIVATION_DELAY_SECONDS" not in env
+
+
+# --- Capacity: throttles (issue 17 item 1) -------------------------------------------------------------
+
+
+def route_settings(stage: str = "dev") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The HTTP API stage's DefaultRouteSettings and RouteSettings, as SAM hands them to CloudFormation."""
+    (stage_resource,) = [r for r in translated(stage)["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    props = stage_resource["Properties"]
+    return props["DefaultRouteSettings"], props["RouteSettings"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_public_route_has_its_own_wave_sized_throttle_and_v1_the_default(stage: str) -> None:
+    """A wave's clicks, open tabs and sign-outs get the public limits (1,000/s, bursts of 2,000) on a
+    bucket of their own per route; /v1 (the app's backend) keeps the default limits. Every key
+    names a real route (a key API Gateway does not know throttles nothing), and no public route is
+    left on the /v1 default."""
+    from local.template import http_routes
+
+    default, per_route = route_settings(stage)
+    assert default["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
+    assert default["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+    routes = {f"{r.method} {r.path}" for r in http_routes()}
+    public = {key for key in routes if not key.split(" ", 1)[1].startswith("/v1/")}
+    assert set(per_route) <= routes, set(per_route) - routes
+    assert set(per_route) == public
+    for key, settings in per_route.items():
+        assert settings == {
+            "ThrottlingRateLimit": {"Ref": "PublicRouteRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "PublicRouteBurstLimit"},
+            "DetailedMetricsEnabled": True,  # on the route itself, not left to inheritance: the route alarms need it
+        }, key
+    assert {"POST /accept-token", "GET /accept-token", "POST /session/refresh", "GET /session.js"} <= public
+    values = parameter_values(SOURCE, {"Stage": stage})
+    assert (int(values["PublicRouteRateLimit"]), int(values["PublicRouteBurstLimit"])) == (1000, 2000)
+    assert int(values["ThrottleRateLimit"]) < int(values["PublicRouteRateLimit"])
 
 
 # --- Names, first deploy ------------------------------------------------------------------------------

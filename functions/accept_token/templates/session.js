@@ -9,6 +9,13 @@
  *   await SigninLinks.signOut({ redirectUrl: "https://app.example.com/" });
  * No eval, no inline styles, no DOM writes: it runs under a strict Content-Security-Policy
  * (script-src listing this file's origin, connect-src listing it too).
+ *
+ * What an open tab costs (docs/capacity.md): a visible tab refreshes once per token, shortly
+ * before it expires (one POST /session/refresh every ~54 s with the default 60 s token); a hidden
+ * tab (Page Visibility API) refreshes nothing: it refreshes when it becomes visible again, and only
+ * if its token is expired or about to be. load() in a hidden tab waits until the tab is shown;
+ * getToken() there answers the token it holds while that token is valid. Timing is measured on
+ * this tab's clock from the moment a token arrives (its exp - iat), so a skewed clock changes nothing.
  */
 (function () {
   "use strict";
@@ -18,12 +25,22 @@
   var current = document.currentScript;
   var here = new URL(current && current.src ? current.src : "session.js", window.location.href);
   var root = here.origin + here.pathname.replace(/\/session\.js$/, "");
-  var MARGIN_S = 10; /* refresh this long before the token expires */
-  var state = { token: null, exp: 0, session: null, timer: null, pending: null };
+  var MARGIN_S = 5; /* refresh at most this long before a token expires (a tenth of its life if shorter) */
+  var MAX_RETRY_S = 30; /* a failed refresh (429, 5xx, offline) is retried, backing off up to this */
+  var state = {
+    token: null,
+    staleAt: 0 /* this tab's clock, ms: refresh from here on */,
+    expiresAt: 0 /* this tab's clock, ms: the token is no longer valid */,
+    session: null,
+    timer: null,
+    pending: null,
+    failures: 0,
+  };
   var listeners = [];
+  var waitingToBeShown = []; /* load() calls made while the tab was hidden */
 
-  function nowS() {
-    return Date.now() / 1000;
+  function hidden() {
+    return document.visibilityState === "hidden";
   }
 
   function claims(jwt) {
@@ -76,33 +93,63 @@
     });
   }
 
-  function schedule() {
+  function stopTimer() {
     if (state.timer) {
       clearTimeout(state.timer);
     }
     state.timer = null;
-    if (!state.token) {
+  }
+
+  /* The next background refresh, in a visible tab only: at the token's staleAt, or after a
+   * failure's backoff. A hidden tab has no timer at all; becoming visible starts it again. */
+  function schedule(delayMs) {
+    stopTimer();
+    if (!state.token || hidden()) {
       return;
     }
-    var wait = Math.max(1, state.exp - nowS() - MARGIN_S);
+    var wait = delayMs === undefined ? state.staleAt - Date.now() : delayMs;
     state.timer = setTimeout(function () {
-      refresh().catch(function () {
-        /* offline: the next getToken() tries again */
-      });
-    }, wait * 1000);
+      state.timer = null;
+      backgroundRefresh();
+    }, Math.max(0, wait));
+  }
+
+  function backgroundRefresh() {
+    if (hidden()) {
+      return;
+    }
+    refresh().then(
+      function () {
+        state.failures = 0;
+      },
+      function () {
+        /* throttled (429), failing (5xx) or offline: try again later, backing off with jitter, so
+         * that a wave of tabs does not retry in step; the session itself lives on (its refresh
+         * cookie), only this tab's token is late */
+        state.failures += 1;
+        var backoffS = Math.min(MAX_RETRY_S, Math.pow(2, state.failures));
+        schedule(backoffS * (0.5 + Math.random() / 2) * 1000);
+      },
+    );
   }
 
   function setToken(jwt) {
     var payload = jwt ? claims(jwt) : null;
     var before = state.session && state.session.id;
-    if (!payload) {
+    if (!payload || typeof payload.exp !== "number") {
       state.token = null;
-      state.exp = 0;
+      state.staleAt = 0;
+      state.expiresAt = 0;
       state.session = null;
       api.session = null;
     } else {
+      var now = Date.now();
+      var lifetimeS = typeof payload.iat === "number" ? payload.exp - payload.iat : payload.exp - now / 1000;
+      var marginS = Math.min(MARGIN_S, lifetimeS / 10);
       state.token = jwt;
-      state.exp = payload.exp;
+      state.expiresAt = now + lifetimeS * 1000;
+      /* between 1 and 1.5 margins before expiry: tabs signed in together drift apart */
+      state.staleAt = state.expiresAt - marginS * (1 + Math.random() / 2) * 1000;
       if (!state.session || state.session.id !== payload.sid) {
         state.session = { id: payload.sid, userId: payload.sub, getToken: getToken };
       }
@@ -137,18 +184,60 @@
 
   function getToken(options) {
     var skipCache = options && options.skipCache;
-    if (!skipCache && state.token && state.exp - nowS() > MARGIN_S) {
+    var now = Date.now();
+    /* hidden: the token it holds while valid (the refresh waits for the tab to be shown) */
+    var limit = hidden() ? state.expiresAt : state.staleAt;
+    if (!skipCache && state.token && now < limit) {
       return Promise.resolve(state.token);
     }
     return refresh();
   }
 
+  function load() {
+    return refresh().then(function () {
+      return api.session;
+    });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (hidden()) {
+      stopTimer();
+      return;
+    }
+    if (waitingToBeShown.length) {
+      var waiting = waitingToBeShown;
+      waitingToBeShown = [];
+      load().then(
+        function (session) {
+          waiting.forEach(function (pair) {
+            pair[0](session);
+          });
+        },
+        function (error) {
+          waiting.forEach(function (pair) {
+            pair[1](error);
+          });
+        },
+      );
+      return;
+    }
+    if (state.token && Date.now() >= state.staleAt) {
+      backgroundRefresh();
+    } else {
+      schedule();
+    }
+  });
+
   var api = {
     session: null,
+    /* The session from the refresh cookie; a hidden tab asks when it is shown. */
     load: function () {
-      return refresh().then(function () {
-        return api.session;
-      });
+      if (hidden()) {
+        return new Promise(function (resolve, reject) {
+          waitingToBeShown.push([resolve, reject]);
+        });
+      }
+      return load();
     },
     getToken: getToken,
     signIn: {

@@ -1,0 +1,191 @@
+"""What an open tab costs: session.js refreshes from visible tabs only, once per token (issue 17 item 1).
+
+In a real headless Chromium, on an application page that includes ``session.js`` (as in
+``test_browser_sessions.py``), every ``POST /session/refresh`` the page sends is counted while
+Playwright's clock (``page.clock``) moves the page's time forward, so many token lifetimes pass in a
+few seconds; the stack answers for real, with 12 s tokens.
+
+Headless Chromium reports every page as visible (a second tab, ``bring_to_front`` and a window
+minimised through CDP all leave ``document.visibilityState`` at ``"visible"``), so an init script
+puts the Page Visibility API's state under the test's control: ``document.visibilityState`` and
+``document.hidden`` answer what the test set, and a change fires ``visibilitychange`` as the
+browser would. Everything else is the browser's and session.js's own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import LocalStackHandle, running_stack
+from tests.e2e.test_browser_sessions import SEED_PAGE, Site, sign_in_on_the_apps_page
+
+pytestmark = pytest.mark.browser
+
+LIFETIME_S = 12
+# session.js refreshes between 1 and 1.5 margins before expiry, a margin being min(5 s, lifetime / 10).
+MARGIN_S = min(5, LIFETIME_S / 10)
+EARLIEST_S, LATEST_S = LIFETIME_S - 1.5 * MARGIN_S, LIFETIME_S - MARGIN_S
+STEP_S = 0.5  # the page's clock moves in steps; an answer is handled at the end of its step
+
+VISIBILITY = """(() => {
+  let state = "%s";
+  Object.defineProperty(Document.prototype, "visibilityState", { configurable: true, get() { return state; } });
+  Object.defineProperty(Document.prototype, "hidden", { configurable: true, get() { return state === "hidden"; } });
+  window.__setVisibility = (next) => { state = next; document.dispatchEvent(new Event("visibilitychange")); };
+})();"""
+
+APP_PAGE = """<!doctype html><title>App</title>
+<script src="{stack}/session.js"></script>
+<p id="who">loading</p>
+<script>
+SigninLinks.load().then((session) => {{
+  document.getElementById("who").textContent = session ? "session:" + session.id : "signed-out";
+}});
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def app_site() -> Iterator[Site]:
+    site = Site()
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def stack(app_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
+    env = {
+        "LOCAL_PARAMETER_AllowedRedirectOrigins": app_site.origin,
+        "LOCAL_PARAMETER_SessionTokenLifetimeSeconds": str(LIFETIME_S),
+    }
+    with running_stack(tmp_path_factory.mktemp("refresh-visibility-stack"), env=env) as handle:
+        app_site.pages["/accept-token"] = lambda query: SEED_PAGE.format(stack=handle.base_url)
+        app_site.pages["/app"] = lambda query: APP_PAGE.format(stack=handle.base_url)
+        yield handle
+
+
+class Tab:
+    """An application page with a session, its clock paused, its refresh requests counted."""
+
+    def __init__(self, context: Any, stack: LocalStackHandle, app_site: Site, *, visibility: str) -> None:
+        self.page = context.new_page()
+        self.sent: list[str] = []
+        self.answered: list[int] = []
+        refresh_url = f"{stack.base_url}/session/refresh"
+        self.page.on("request", lambda r: self.sent.append(r.method) if r.url == refresh_url else None)
+        self.page.on("requestfinished", lambda r: self.answered.append(1) if r.url == refresh_url else None)
+        self.page.add_init_script(VISIBILITY % visibility)
+        self.page.clock.install()  # the context's clock (one Tab per context)
+        self.page.goto(f"{app_site.origin}/app")
+        self.page.clock.pause_at(self.page.evaluate("Date.now() + 100") / 1000)  # Python: seconds
+
+    @property
+    def refreshes(self) -> int:
+        assert set(self.sent) <= {"POST"}
+        return len(self.sent)
+
+    def settle(self) -> None:
+        """Until every refresh sent has been answered and handled (real time: the stack is real)."""
+        self.page.wait_for_function("true")  # a round trip to the page: its event loop has run
+        for _ in range(200):
+            if len(self.answered) >= len(self.sent):
+                break
+            self.page.wait_for_timeout(25)
+        assert len(self.answered) == len(self.sent)
+        self.page.wait_for_function("true")
+
+    def run_for(self, seconds: float) -> None:
+        """Moves the page's clock forward STEP_S at a time, letting each refresh complete."""
+        for _ in range(math.ceil(seconds / STEP_S)):
+            self.page.clock.run_for(int(STEP_S * 1000))
+            self.settle()
+
+    def show(self, visibility: str) -> None:
+        self.page.evaluate(f"window.__setVisibility({visibility!r})")
+        self.settle()
+
+    def who(self) -> str:
+        return str(self.page.locator("#who").inner_text())
+
+
+def test_a_visible_tab_refreshes_about_once_per_token_lifetime(
+    stack: LocalStackHandle, app_site: Site, browser: Any
+) -> None:
+    context = browser.new_context()
+    session_id = sign_in_on_the_apps_page(context, stack, app_site, "user_visible_tab")
+    tab = Tab(context, stack, app_site, visibility="visible")
+    tab.page.get_by_text(f"session:{session_id}").wait_for()
+    tab.settle()
+    assert tab.refreshes == 1  # load(): the session from the refresh cookie
+
+    span_s = 10 * LIFETIME_S
+    tab.run_for(span_s)
+    background = tab.refreshes - 1
+    # One request per token, shortly before it expires: never more often than every EARLIEST_S,
+    # never later than LATEST_S (plus the step in which its answer is handled).
+    assert math.floor(span_s / (LATEST_S + STEP_S)) <= background <= math.ceil(span_s / EARLIEST_S), background
+    assert tab.page.evaluate("SigninLinks.session.id") == session_id
+    context.close()
+
+
+def test_a_hidden_tab_sends_nothing_until_shown_then_one_refresh(
+    stack: LocalStackHandle, app_site: Site, browser: Any
+) -> None:
+    context = browser.new_context()
+    session_id = sign_in_on_the_apps_page(context, stack, app_site, "user_hidden_tab")
+    tab = Tab(context, stack, app_site, visibility="hidden")  # opened in the background
+    tab.run_for(10 * LIFETIME_S)
+    assert tab.refreshes == 0  # not even load()'s: it waits for the tab to be shown
+    assert tab.who() == "loading"
+
+    tab.show("visible")
+    tab.page.get_by_text(f"session:{session_id}").wait_for()
+    assert tab.refreshes == 1
+
+    # Hidden again in the middle of a token's life: nothing, for ten lifetimes.
+    tab.run_for(LIFETIME_S / 2)
+    assert tab.refreshes == 1
+    tab.show("hidden")
+    tab.run_for(10 * LIFETIME_S)
+    assert tab.refreshes == 1
+    # Shown with an expired token: one refresh at once, and the page's token is valid again.
+    tab.show("visible")
+    assert tab.refreshes == 2
+    token = tab.page.evaluate("SigninLinks.getToken()")
+    assert tab.refreshes == 2  # the fresh token is held, not fetched again
+    assert token.count(".") == 2
+    context.close()
+
+
+def test_a_tab_shown_again_before_its_token_is_stale_sends_nothing_until_it_is(
+    stack: LocalStackHandle, app_site: Site, browser: Any
+) -> None:
+    context = browser.new_context()
+    session_id = sign_in_on_the_apps_page(context, stack, app_site, "user_brief_hide")
+    tab = Tab(context, stack, app_site, visibility="visible")
+    tab.page.get_by_text(f"session:{session_id}").wait_for()
+    tab.settle()
+    assert tab.refreshes == 1
+    tab.show("hidden")
+    tab.run_for(2)
+    tab.show("visible")
+    assert tab.refreshes == 1  # its token is still fresh: no request, the timer is set again
+    tab.run_for(LATEST_S - 2 + STEP_S)
+    assert tab.refreshes == 2
+    renewed_at = tab.page.evaluate("Date.now()")
+    # Hidden, then past that token's stale point but before its expiry: no background refresh,
+    # and getToken() answers the token it holds (a visible tab would have refreshed by now).
+    tab.show("hidden")
+    tab.page.clock.run_for(int((LATEST_S + STEP_S) * 1000))
+    tab.settle()
+    assert tab.page.evaluate("Date.now()") - renewed_at < LIFETIME_S * 1000
+    held = tab.page.evaluate("SigninLinks.getToken()")
+    assert tab.refreshes == 2
+    assert held == tab.page.evaluate("SigninLinks.session.getToken()")
+    assert tab.refreshes == 2
+    tab.show("visible")  # stale: one refresh at once
+    assert tab.refreshes == 3
+    context.close()
