@@ -148,6 +148,9 @@ build-SendLinkEmailFunction:
 build-SessionsFunction:
 	$(call lambda_package,sessions)
 
+build-ClerkFrontendFunction:
+	$(call lambda_package,clerk_frontend)
+
 build-EmptyResultsBucketFunction:
 	cp functions/empty_bucket/app.py "$(ARTIFACTS_DIR)/"
 

@@ -105,6 +105,19 @@ class ErrorCode(Enum):
         "Another user is signed in",
         "This browser is signed in as another user; confirm to switch users.",
     )
+    # --- Clerk's Frontend API (functions/clerk_frontend, docs/clerk-frontend.md) ---
+    SESSION_EXISTS = (
+        "session_exists",
+        400,
+        "You're already signed in",
+        "This browser already holds an active session; sign out before signing in again.",
+    )
+    STRATEGY_UNSUPPORTED = (
+        "strategy_for_user_invalid",
+        422,
+        "is not supported",
+        "Only the ticket strategy is supported: pass strategy=ticket with the sign-in token.",
+    )
     SERVICE_UNAVAILABLE = (
         "service_unavailable",
         503,
@@ -151,7 +164,12 @@ class SignInLinksError(Exception):
         return {"param_name": self.param} if self.param else None
 
 
-_PARAM_MESSAGES = {ErrorCode.FORM_PARAM_MISSING, ErrorCode.FORM_PARAM_VALUE_INVALID, ErrorCode.FORM_PARAM_UNKNOWN}
+_PARAM_MESSAGES = {
+    ErrorCode.FORM_PARAM_MISSING,
+    ErrorCode.FORM_PARAM_VALUE_INVALID,
+    ErrorCode.FORM_PARAM_UNKNOWN,
+    ErrorCode.STRATEGY_UNSUPPORTED,
+}
 
 
 def param_missing(name: str) -> SignInLinksError:

@@ -165,3 +165,24 @@ def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
 def cleared_cookies(settings: Settings) -> list[Cookie]:
     """Both cookies removed (same Name, Domain and Path; Max-Age=0)."""
     return [session_cookie("", settings, 0), refresh_cookie("", settings, 0)]
+
+
+# --- Clerk's Frontend API: the browser's client (functions/clerk_frontend) -------------------------
+
+# A credential like __refresh, so host-only: __Host- makes the browser refuse it without Secure and
+# Path=/, or with a Domain, so no sibling host can plant or widen it (docs/clerk-frontend.md).
+CLIENT_COOKIE_NAME = "__Host-client"
+
+
+def client_cookie(value: str, max_age: int) -> Cookie:
+    """``__Host-client``: ``<session id>.<secret>``, HttpOnly, Secure, Path=/, no Domain, Lax. Through
+    Clerk's proxy it lands on the app's own host; on the service's subdomain, on that host."""
+    return Cookie(
+        name=CLIENT_COOKIE_NAME,
+        value=value,
+        path="/",
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )

@@ -70,6 +70,9 @@ class SessionRecord:
     refresh_hash: str = field(repr=False)  # SHA-256 (hex) of the refresh token's secret
     org_id: str | None = None
     authorized_party: str | None = None  # the azp claim of its tokens (the link's redirect origin)
+    # SHA-256 (hex) of the ``__client`` secret of a session made through Clerk's Frontend API (whose
+    # refresh_hash is then empty: no __refresh cookie names it); None for the accept page's sessions.
+    client_hash: str | None = field(default=None, repr=False)
 
     def status_at(self, now_ms: int) -> SessionStatus:
         """The status at ``now_ms``: an active record past its expiry or abandonment is no longer active."""

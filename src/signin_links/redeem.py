@@ -108,6 +108,7 @@ class Accepted:
     retried: bool = False
     refresh_token: str = field(default="", repr=False)  # empty on a retry: the browser holds its own
     session_max_age: int = 0  # seconds left of the session (the cookies' Max-Age)
+    session: SessionRecord | None = field(default=None, repr=False)  # the record a new session wrote
 
 
 class AuditTrail:
@@ -156,10 +157,15 @@ class Redemptions:
         ticket = self._verify(token)
         return replace(ticket, redirect_url=self._check_redirect(ticket))
 
-    def accept(self, request: AcceptRequest, *, fallback_issuer: str) -> Accepted:
-        """Redeem the token once and issue a session; every outcome is counted and logged."""
+    def accept(self, request: AcceptRequest, *, fallback_issuer: str, for_client: bool = False) -> Accepted:
+        """Redeem the token once and issue a session; every outcome is counted and logged.
+
+        ``for_client`` (Clerk's Frontend API, ``POST /v1/client/sign_ins``): the session's credential
+        is the browser's ``__client`` cookie, not ``__refresh``: the same write stores its hash as
+        ``client_hash`` and leaves ``refresh_hash`` empty, so neither credential can stand for the
+        other (``Accepted.refresh_token`` then holds the ``__client`` value)."""
         try:
-            outcome = self._accept(request, fallback_issuer)
+            outcome = self._accept(request, fallback_issuer, for_client)
         except Rejected as error:
             logger.info(
                 "sign-in rejected",
@@ -226,7 +232,7 @@ class Redemptions:
             )
         return target
 
-    def _accept(self, request: AcceptRequest, fallback_issuer: str) -> Accepted:
+    def _accept(self, request: AcceptRequest, fallback_issuer: str, for_client: bool = False) -> Accepted:
         ticket = self.check(request.token)
         keyring = self.session_keyring()  # before the write: no key, no consumed token
         now = self.clock()
@@ -245,6 +251,7 @@ class Redemptions:
         expire_at = now_ms + settings.session_lifetime_seconds * 1000
         inactivity_ms = settings.session_inactivity_seconds * 1000
         refresh = new_refresh_token(ids.new_id(ids.SESSION))
+        secret_hash = refresh_hash(refresh.secret)
         authorized_party = origin_of(ticket.redirect_url) if ticket.redirect_url else None
         session = SessionRecord(
             id=refresh.session_id,
@@ -257,9 +264,10 @@ class Redemptions:
             expire_at=expire_at,
             abandon_at=min(expire_at, now_ms + inactivity_ms) if inactivity_ms else expire_at,
             sign_in_token_id=ticket.sid,
-            refresh_hash=refresh_hash(refresh.secret),
+            refresh_hash="" if for_client else secret_hash,
             org_id=org_id,
             authorized_party=authorized_party,
+            client_hash=secret_hash if for_client else None,
         )
         try:
             self.store.redeem(ticket.sid, session, int(now), settings.session_ttl_for(expire_at))
@@ -292,6 +300,7 @@ class Redemptions:
             org_id=org_id,
             refresh_token=refresh.value,
             session_max_age=settings.session_lifetime_seconds,
+            session=session,
         )
 
     def _refuse_silent_switch(self, request: AcceptRequest, user_id: str, keyring: Keyring, now: float) -> None:

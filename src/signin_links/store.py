@@ -311,14 +311,22 @@ class TokenStore:
         return True
 
     def end_session(
-        self, session_id: str, status: SessionStatus, now_ms: int, ttl: int, refresh_hash: str | None = None
+        self,
+        session_id: str,
+        status: SessionStatus,
+        now_ms: int,
+        ttl: int,
+        refresh_hash: str | None = None,
+        *,
+        client_hash: str | None = None,
     ) -> tuple[SessionRecord | None, SessionRecord | None]:
         """active -> ``status`` (ended, revoked, expired or abandoned) in one conditional write.
 
         Returns ``(new, None)`` when this call changed it, ``(None, old)`` when the condition failed
         (``old`` is the item as it stood, None when there is no such session). ``expired`` and
         ``abandoned`` are only written once time has made them true. ``refresh_hash`` (sign-out)
-        also requires the stored hash to be that one: only the holder of the refresh token ends it.
+        also requires the stored hash to be that one: only the holder of the refresh token ends it;
+        ``client_hash`` (the Frontend API's sign-out) likewise, for the ``__client`` credential.
         """
         condition = "#kind = :session AND #status = :active"
         values: dict[str, Any] = {
@@ -337,6 +345,9 @@ class TokenStore:
         if refresh_hash is not None:
             condition += " AND refresh_hash = :hash"
             values[":hash"] = _s(refresh_hash)
+        if client_hash is not None:
+            condition += " AND client_hash = :client_hash"
+            values[":client_hash"] = _s(client_hash)
         with dynamodb_errors("UpdateItem"):
             try:
                 response = self._client.update_item(
@@ -418,6 +429,8 @@ def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
         item["org_id"] = _s(record.org_id)
     if record.authorized_party:
         item["azp"] = _s(record.authorized_party)
+    if record.client_hash:
+        item["client_hash"] = _s(record.client_hash)
     return item
 
 
@@ -436,6 +449,7 @@ def session_from_item(item: dict[str, Any]) -> SessionRecord:
         refresh_hash=item["refresh_hash"]["S"],
         org_id=_optional(item, "org_id"),
         authorized_party=_optional(item, "azp"),
+        client_hash=_optional(item, "client_hash"),
     )
 
 

@@ -651,6 +651,15 @@ def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
     }
     (change,) = [s for s in statements(template, "SessionsFunctionRole") if "dynamodb:UpdateItem" in actions(s)]
     assert leading_keys(change) == ["sess_*"]
+    # Clerk's Frontend API: the accept's own actions (the same transaction), on the same item kinds.
+    frontend = {a for s in statements(template, "ClerkFrontendFunctionRole") for a in actions(s)}
+    assert frontend == accept
+    by_frontend_action = {
+        a: s for s in statements(template, "ClerkFrontendFunctionRole") for a in actions(s) if a.startswith("dynamodb:")
+    }
+    assert {a: leading_keys(s) for a, s in by_frontend_action.items()} == {
+        a: leading_keys(s) for a, s in by_action.items()
+    }
     machine = {a for s in statements(template, "MintBatchStateMachineRole") for a in actions(s)}
     assert "s3:GetObject" in machine
     assert not {a for a in machine if a.startswith("s3:") and a != "s3:GetObject"}
@@ -694,13 +703,20 @@ def test_only_the_functions_that_need_a_keyring_may_decrypt_it() -> None:
     ticket = {role for role in roles if may_decrypt(template, "TicketKeyringKey", role)}
     session = {role for role in roles if may_decrypt(template, "SessionKeyringKey", role)}
     # SendLinkEmailFunction verifies a link's token before it mails it (delivery by email, optional).
+    # ClerkFrontendFunction redeems tickets and signs sessions exactly as the accept does.
     assert ticket == {
         "MintLinkFunctionRole",
         "AcceptTokenFunctionRole",
         "RotateKeysFunctionRole",
         "SendLinkEmailFunctionRole",
+        "ClerkFrontendFunctionRole",
     }
-    assert session == {"AcceptTokenFunctionRole", "SessionsFunctionRole", "RotateKeysFunctionRole"}
+    assert session == {
+        "AcceptTokenFunctionRole",
+        "SessionsFunctionRole",
+        "RotateKeysFunctionRole",
+        "ClerkFrontendFunctionRole",
+    }
     # Another stack's roles (same template, another name) and the account's own admins cannot.
     other = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-other/mint/x"
     assert not any(fnmatch.fnmatchcase(other, p) for p in decryptors(template, "TicketKeyringKey"))
@@ -722,6 +738,7 @@ def test_the_key_policies_name_no_role_so_no_cycle_closes() -> None:
         ("SessionsFunction", "sessions"),
         ("RotateKeysFunction", "rotate"),
         ("SendLinkEmailFunction", "email"),
+        ("ClerkFrontendFunction", "frontend"),
     ):
         assert SOURCE["Resources"][function]["Properties"]["RolePath"] == {"Fn::Sub": f"/${{AWS::StackName}}/{path}/"}
 
@@ -734,6 +751,7 @@ def test_the_functions_iam_names_the_keys_they_decrypt() -> None:
         ("SessionsFunctionRole", ["SessionKeyringKey"]),
         ("RotateKeysFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
         ("SendLinkEmailFunctionRole", ["TicketKeyringKey"]),
+        ("ClerkFrontendFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
     ):
         (statement,) = [s for s in statements(template, role) if "kms:Decrypt" in actions(s)]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -982,10 +1000,12 @@ def test_the_production_alarms_watch_what_the_issue_names() -> None:
         for d in m["MetricStat"]["Metric"]["Dimensions"]
         if d["Name"] == "Route"
     }
+    # Every route of the secret-key API; Clerk's Frontend API (browsers, no key) and the public
+    # /v1/jwks are ClerkFrontendFunction's, whose failures ClerkFrontendErrorsAlarm watches.
     assert routes == {
         f"{r.method} {r.path}"
         for r in __import__("local.template", fromlist=["http_routes"]).http_routes()
-        if r.path.startswith("/v1/")
+        if r.path.startswith("/v1/") and r.function != "ClerkFrontendFunction"
     }
     assert alarm_metrics(alarms["TokensTableThrottlesAlarm"]) == {"ReadThrottleEvents", "WriteThrottleEvents"}
     duration = alarms["MintLinkDurationAlarm"]

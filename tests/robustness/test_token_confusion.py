@@ -157,3 +157,62 @@ def test_the_same_browser_retry_accepts_only_the_real_session(stack: Stack, cont
     retried = accept(context, minted["token"], cookies=[f"__session={real}"])
     assert retried.status == 200, retried.body
     assert retried.json()["created_session_id"] == claims["sid"]
+
+
+# --- Clerk's Frontend API: the __Host-client credential (functions/clerk_frontend) -----------------
+
+
+def test_a_client_credential_is_neither_a_session_jwt_nor_a_sign_in_token_and_the_reverse(
+    stack: Stack, context: Any
+) -> None:
+    """Each credential is refused wherever another is expected: the ``__Host-client`` value as a
+    sign-in token and as ``__session``; a session JWT, a sign-in token and a ``__refresh`` value as
+    ``__Host-client``; nothing is consumed or ended by any of them."""
+    from urllib.parse import quote
+
+    from tests.conftest import load_event
+    from tests.handlers import invoke
+
+    def frontend(event: dict[str, Any]) -> Any:
+        return invoke("clerk_frontend", event, context)
+
+    minted = mint(context, "user_confused")
+    event = load_event("frontend_sign_in.json")
+    event["body"] = f"strategy=ticket&ticket={quote(minted['token'])}"
+    signed_in = frontend(event)
+    assert signed_in.status == 200
+    [cookie] = [c for c in signed_in.cookies if c.startswith("__Host-client=")]
+    client_value = cookie.split(";", 1)[0].split("=", 1)[1]
+    session = signed_in.json()["client"]["sessions"][0]
+    session_jwt, session_id = session["last_active_token"]["jwt"], session["id"]
+
+    # The client value as a sign-in token: invalid, on the accept and the Frontend API.
+    other = mint(context, "user_confused_other")
+    assert accept(context, client_value).code == "ticket_invalid_code"
+    event = load_event("frontend_sign_in.json")
+    event["body"] = f"strategy=ticket&ticket={quote(client_value)}"
+    assert frontend(event).code == "ticket_invalid_code"
+    # The client value as __session: no same-browser retry, no "another user" question.
+    assert (
+        accept(context, minted["token"], cookies=[f"__session={client_value}"]).code
+        == "sign_in_token_already_used_code"
+    )
+
+    # A session JWT, a sign-in token or a __refresh value as the client: no client, 401 on its routes.
+    refresh = accept(context, mint(context, "user_confused_page")["token"]).refresh_cookie()["__refresh"].value
+    for forged in (session_jwt, other["token"], refresh):
+        client = load_event("frontend_client.json")
+        client["cookies"] = [f"__Host-client={forged}"]
+        assert frontend(client).json()["response"] is None
+        tokens = load_event("frontend_session_token.json")
+        tokens["rawPath"] = tokens["requestContext"]["http"]["path"] = f"/v1/client/sessions/{session_id}/tokens"
+        tokens["pathParameters"] = {"session_id": session_id}
+        tokens["cookies"] = [f"__Host-client={forged}"]
+        assert frontend(tokens).status in (401, 404)
+        out = load_event("frontend_sign_out.json")
+        out["cookies"] = [f"__Host-client={forged}"]
+        frontend(out)
+    item = stack.item(session_id)
+    assert item is not None
+    assert item["status"]["S"] == "active"
+    assert status_of(stack, other["id"]) == "pending"
