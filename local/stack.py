@@ -79,6 +79,7 @@ from local.template import (
     http_routes,
     load_template,
 )
+from signin_links.frontend_wire import publishable_key
 
 DEFAULT_STATE = ROOT / ".local-stack" / "state.json"
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
@@ -369,6 +370,7 @@ class LocalStack:
             ],
             "rules": self.rule_engine.describe() if self.rule_engine is not None else [],
             "curl": curl_command(self.url, self.secret_key),
+            "clerk_frontend": clerk_frontend(self.url),
         }
 
     def call(self, request: HttpRequest, domain_name: str) -> tuple[HttpResponse, str]:
@@ -606,6 +608,13 @@ def local_text(stack: LocalStack) -> str:
     return "\n".join(lines) + "\n"
 
 
+def clerk_frontend(url: str) -> dict[str, str]:
+    """What clerk-js and @clerk/nextjs need to use this stack's Frontend API: the publishable key of
+    its host and, since the local stack speaks http (clerk-js builds ``https://<key's host>``), the
+    stack's URL as ``proxyUrl`` (docs/clerk-frontend.md)."""
+    return {"publishable_key": publishable_key(urlsplit(url).netloc), "proxy_url": url}
+
+
 def banner(stack: LocalStack, state_file: Path) -> str:
     routes = "\n".join(f"    {route.method:<6} {route.path}  ->  {route.function}" for route in stack.routes)
     return f"""
@@ -613,6 +622,8 @@ signin-links local stack is up (Ctrl-C stops it)
 
   API          {stack.url}
   Secret key   {stack.secret_key}
+  Clerk        publishable key {clerk_frontend(stack.url)["publishable_key"]}  proxyUrl {stack.url}
+               (NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, NEXT_PUBLIC_CLERK_PROXY_URL; clerk-js: data-clerk-proxy-url)
   moto (AWS)   {stack.endpoint}   (AWS_ENDPOINT_URL={stack.endpoint} AWS_ACCESS_KEY_ID=testing \
 AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION})
   State        {state_file}

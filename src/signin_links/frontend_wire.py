@@ -12,6 +12,7 @@ empty. Shapes only; the rules live in ``frontend.py``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,13 @@ MAX_FORM_FIELDS = 32  # clerk-js sends at most a handful (strategy, ticket, loca
 TUNNELLED_METHODS = frozenset({"DELETE", "PATCH", "PUT"})
 TICKET_STRATEGY = "ticket"
 SIGN_IN_ATTEMPT = "sia"  # Clerk's prefix of a sign-in attempt's id
+
+
+def publishable_key(frontend_api_host: str) -> str:
+    """Clerk's publishable key for a Frontend API host (``clerk.example.com``, or ``host:port``):
+    ``pk_live_`` + base64 of ``<host>$``, from which clerk-js builds ``https://<host>/v1/...`` (a
+    ``pk_test_`` key would make clerkMiddleware ask for a development browser handshake)."""
+    return "pk_live_" + base64.b64encode(f"{frontend_api_host}$".encode()).decode("ascii")
 
 
 def effective_method(method: str, query: Mapping[str, str] | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
@@ -90,6 +91,12 @@ def test_the_state_file_matches_the_banner(local_stack: LocalStackHandle) -> Non
     assert local_stack.secret_key in output
     assert local_stack.moto_endpoint in output
     assert local_stack.state["curl"] in output
+    # Clerk's Frontend API: the publishable key of the stack's host, and the stack's URL as proxyUrl.
+    clerk = local_stack.state["clerk_frontend"]
+    assert clerk["publishable_key"] in output
+    assert clerk["proxy_url"] == local_stack.base_url
+    host = local_stack.base_url.split("://", 1)[1]
+    assert base64.b64decode(clerk["publishable_key"].removeprefix("pk_live_")).decode() == f"{host}$"
 
 
 def test_revoke_then_revoke_again(api: httpx.Client, local_stack: LocalStackHandle) -> None:
