@@ -33,7 +33,7 @@ def secret_arn(logical_id: str) -> str:
 
 
 def template_env(logical_id: str) -> dict[str, str]:
-    from local.template import Resolver, function_environment, functions, load_template, parameter_values
+    from local.template import LOCAL_DEPLOY, Resolver, function_environment, functions, load_template, parameter_values
 
     template = load_template()
     kinds = {name: resource["Type"] for name, resource in template["Resources"].items()}
@@ -46,7 +46,11 @@ def template_env(logical_id: str) -> dict[str, str]:
     def att_of(name: str, attr: str) -> str | None:
         return f"arn:aws:bench:{REGION}:{ACCOUNT}:{name}/{attr}" if name in kinds else None
 
-    overrides = {"AllowedRedirectOrigins": "https://app.example.com", "AcceptBaseUrl": "https://links.example.com"}
+    overrides = {
+        **LOCAL_DEPLOY,
+        "AllowedRedirectOrigins": "https://app.example.com",
+        "AcceptBaseUrl": "https://links.example.com",
+    }
     known = set(template.get("Parameters") or {})
     resolver = Resolver(
         template, parameter_values(template, {k: v for k, v in overrides.items() if k in known}), ref_of, att_of

@@ -71,6 +71,7 @@ from local.runtime import (
     union_environment,
 )
 from local.template import (
+    LOCAL_DEPLOY,
     ROOT,
     FunctionSpec,
     Route,
@@ -97,6 +98,9 @@ def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) ->
     overrides = {
         name[len(PARAMETER_PREFIX) :]: value for name, value in env.items() if name.startswith(PARAMETER_PREFIX)
     }
+    for name, value in LOCAL_DEPLOY.items():  # Stage=dev unless LOCAL_PARAMETER_Stage says otherwise
+        if name in declared:
+            overrides.setdefault(name, value)
     # Unless set (even to "", as a first deploy has it: links then come from AcceptBaseUrlParameter).
     if "AcceptBaseUrl" in declared and "AcceptBaseUrl" not in overrides:
         overrides["AcceptBaseUrl"] = str(declared["AcceptBaseUrl"].get("Default", "")) or url

@@ -121,6 +121,11 @@ ACCOUNT_ID = "123456789012"
 NO_VALUE = object()  # AWS::NoValue: the key or list item disappears
 
 
+# What the local stack and the tools that evaluate the template deploy with, beyond the defaults: the
+# template's Stage has no default (every deploy names it), and a local stack is a dev stack.
+LOCAL_DEPLOY = {"Stage": "dev"}
+
+
 class TemplateError(ValueError):
     """The template (or an override) cannot be evaluated locally; the message says where."""
 

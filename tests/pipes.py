@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 
 from local.pipes import PipeEmulator, PipeSpec
-from local.template import Resolver, load_template, parameter_values
+from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
 from tests.conftest import REGION, Stack, load_function
 
 PIPE = "AuditPipe"
@@ -47,7 +47,7 @@ def audit_pipe(
     }
     resolver = Resolver(
         template,
-        parameter_values(template),
+        parameter_values(template, LOCAL_DEPLOY),
         ref_of=lambda name: f"local-{name}",
         att_of=lambda name, attr: attributes.get((name, attr), f"arn:aws:local:{REGION}:123456789012:{name}/{attr}"),
     )

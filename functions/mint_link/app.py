@@ -49,6 +49,14 @@ app = APIGatewayHttpResolver()
 install_error_handlers(app)
 
 
+# The published URL changes only with a stack update that also changes this function's environment
+# (AcceptBaseUrl, CustomDomainName and EdgeProtection all do), hence new execution environments: an
+# hour bounds how long an environment could hold a value replaced some other way. Read when first
+# needed (a batch, or an HTTP mint behind CloudFront), never at init: a storm of cold starts must
+# not meet SSM's GetParameter quota (40/s per account by default).
+PUBLISHED_URL_MAX_AGE_SECONDS = 3600
+
+
 @cache
 def sign_in_tokens() -> SignInTokens:
     settings = get_settings().require(*NEEDS)
@@ -56,7 +64,7 @@ def sign_in_tokens() -> SignInTokens:
     def published_base_url() -> str:
         if not settings.accept_base_url_parameter:
             return ""
-        return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
+        return aws.fetch_parameter(settings.accept_base_url_parameter, PUBLISHED_URL_MAX_AGE_SECONDS)
 
     return SignInTokens(
         settings,
@@ -146,15 +154,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def initialise() -> None:
-    """Create the clients and read the API keys, the ticket keyring and the published accept base URL
-    now, in Lambda's init phase (and, with SnapStart, before the snapshot), so that the first request
-    does not. A Secrets Manager failure is logged, not raised: the first request reads again, where an
-    init that raised would fail that request and run the whole init again at the next."""
+    """Create the clients and read the API keys and the ticket keyring now, in Lambda's init phase
+    (and, with SnapStart, before the snapshot), so that the first request does not. Not the published
+    accept base URL: see PUBLISHED_URL_MAX_AGE_SECONDS. A Secrets Manager failure is logged, not
+    raised: the first request reads again, where an init that raised would fail that request and run
+    the whole init again at the next."""
     tokens = sign_in_tokens()
     try:
         live_keys(tokens.settings)
         tokens.ticket_keyring()
-        tokens.base_url(fallback="")  # the stack's published URL, when no AcceptBaseUrl is set (cached)
     except SignInLinksError as error:
         logger.warning("init: secrets not read; the first request reads them", extra={"code": error.code.wire_code})
 

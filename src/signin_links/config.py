@@ -55,6 +55,10 @@ class Settings:
     event_bus_name: str = ""
     accept_base_url: str = ""
     accept_base_url_parameter: str = ""  # SSM parameter holding the stack's own URL (when accept_base_url is empty)
+    # Links point at the stack's CloudFront distribution (EdgeProtection, no custom domain or
+    # AcceptBaseUrl): only then does an HTTP mint need the published URL, the request's host being
+    # the API's own. Else the parameter is read by batches only (no request host).
+    links_behind_cloudfront: bool = False
     allowed_redirect_origins: tuple[str, ...] = ()
     default_redirect_url: str = ""
     default_expires_in_seconds: int = THIRTY_DAYS
@@ -189,6 +193,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
         accept_base_url=accept_base_url,
         accept_base_url_parameter=env.get("ACCEPT_BASE_URL_PARAMETER", "").strip(),
+        links_behind_cloudfront=_bool(env, "LINKS_BEHIND_CLOUDFRONT", False),
         allowed_redirect_origins=origins,
         default_redirect_url=_default_redirect(env, origins),
         # Clerk's default of 30 days, capped by a smaller configured maximum.

@@ -144,10 +144,14 @@ class SignInTokens:
         return SignInToken(record=record, token=token, url=accept_url(base_url, token))
 
     def base_url(self, fallback: str) -> str:
-        """Where an HTTP-minted link points: the configured URL, else the stack's published one
-        (which knows a CloudFront distribution in front of the API), else the request's own host."""
+        """Where an HTTP-minted link points: the configured URL; behind the stack's CloudFront
+        distribution, the published URL (the request reaches the API on the execute-api host); else,
+        and when the published URL is unreadable, the request's own host (which is what the stack
+        publishes then: SSM is not read on this path)."""
         if self.settings.accept_base_url:
             return self.settings.accept_base_url
+        if not self.settings.links_behind_cloudfront:
+            return fallback
         try:
             published = self.published_base_url()
         except SignInLinksError:

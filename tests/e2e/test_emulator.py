@@ -20,6 +20,7 @@ from local.apigw import HttpRequest, Router, http_event, http_response
 from local.emulator import SerialisedApp
 from local.resources import empty_keyring_kind, generate_password, localise_secret, secret_value
 from local.template import (
+    LOCAL_DEPLOY,
     ROOT,
     Resolver,
     Route,
@@ -609,7 +610,10 @@ def test_overrides_and_a_clean_stop_on_sigterm(tmp_path: Path) -> None:
 def test_function_environment_resolves_globals_and_own_variables() -> None:
     template = load_template()
     resolver = Resolver(
-        template, parameter_values(template), ref_of=lambda name: f"local-{name}", att_of=lambda n, a: f"{n}.{a}"
+        template,
+        parameter_values(template, LOCAL_DEPLOY),
+        ref_of=lambda name: f"local-{name}",
+        att_of=lambda n, a: f"{n}.{a}",
     )
     for spec in functions(template).values():
         env = function_environment(spec, resolver)

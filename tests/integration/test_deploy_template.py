@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -37,6 +38,7 @@ SERVING = ("MintLinkFunction", "AcceptTokenFunction")
 
 SOURCE = load_template()
 PARAMETERS: dict[str, dict[str, Any]] = SOURCE["Parameters"]
+DEPLOY = {"Stage": "dev"}  # what every deploy must say (no default), as samconfig.toml's [default] does
 
 
 class _NoManagedPolicies:
@@ -68,7 +70,7 @@ def resolver(template: dict[str, Any], **overrides: str) -> Resolver:
     """Evaluates intrinsics as CloudFormation would for stack ``STACK`` (resources by logical id)."""
     return Resolver(
         template,
-        parameter_values(template, overrides),
+        parameter_values(template, {**DEPLOY, **overrides}),
         ref_of=lambda logical_id: logical_id if logical_id in template["Resources"] else None,
         att_of=lambda logical_id, attr: f"arn:aws:{logical_id}:{attr}",
         region=REGION,
@@ -238,6 +240,9 @@ def test_samconfig_deploys_each_stage_without_questions() -> None:
         assert deploy["resolve_s3"] is True, env
         assert f"Stage={stage}" in deploy["parameter_overrides"], env
         assert sections["validate"]["parameters"]["lint"] is True, env
+        overrides = dict(item.split("=", 1) for item in shlex.split(deploy["parameter_overrides"]))
+        # prod refuses to deploy until the owner names the topic its alarms notify (no placeholder)
+        assert violations(overrides) == ([] if stage == "dev" else ["ProdNeedsAlarmTopic"]), env
     assert (
         config["default"]["global"]["parameters"]["stack_name"] != config["prod"]["global"]["parameters"]["stack_name"]
     )
@@ -251,7 +256,7 @@ def violations(values: dict[str, str], region: str = REGION) -> list[str]:
     AllowedPattern (a whole match), MinValue/MaxValue, then every rule whose condition holds."""
     template = SOURCE
     found = []
-    params = {name: str(spec.get("Default", "")) for name, spec in PARAMETERS.items()} | values
+    params = {name: str(spec.get("Default", "")) for name, spec in PARAMETERS.items()} | DEPLOY | values
     for name, value in params.items():
         spec = PARAMETERS[name]
         allowed = [str(item) for item in spec.get("AllowedValues", [value])]
@@ -375,6 +380,11 @@ def test_each_parameter_constraint_accepts_good_values_and_refuses_bad_ones(
             },
         ),
         (
+            "ProdNeedsAlarmTopic",
+            {"Stage": "prod"},
+            {"Stage": "prod", "AlarmTopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:alarms"},
+        ),
+        (
             "DefaultRedirectNeedsOrigins",
             {"DefaultRedirectUrl": "https://app.example.com/"},
             {"DefaultRedirectUrl": "https://app.example.com/", "AllowedRedirectOrigins": "https://app.example.com"},
@@ -402,6 +412,19 @@ def test_every_rule_and_constraint_says_what_is_wrong() -> None:
     for name, rule in SOURCE["Rules"].items():
         for assertion in rule["Assertions"]:
             assert len(assertion.get("AssertDescription", "")) > 20, name
+
+
+def test_the_stage_has_no_default_so_no_update_can_silently_turn_prod_into_dev() -> None:
+    """A Default would be used by an update that omits Stage (CloudFormation's UpdateStack, a console
+    update, another tool): prod's Retain policies, deletion protection and log retention would go."""
+    from local.template import TemplateError
+
+    assert "Default" not in PARAMETERS["Stage"]
+    with pytest.raises(TemplateError, match="Stage has no Default"):
+        parameter_values(SOURCE)
+    assert "Stage" in violations({"Stage": ""})
+    for name, spec in PARAMETERS.items():  # every other parameter may be left out
+        assert "Default" in spec or name == "Stage", name
 
 
 def test_no_activation_delay_below_the_secrets_max_age_plus_sixty_seconds_can_be_expressed() -> None:
@@ -504,7 +527,7 @@ def test_the_stack_publishes_its_own_url_for_links_without_a_cycle() -> None:
     evaluate = resolver(SOURCE)
     default = Resolver(
         SOURCE,
-        parameter_values(SOURCE),
+        parameter_values(SOURCE, DEPLOY),
         ref_of=lambda name: name,
         att_of=lambda name, attr: "https://abc123.execute-api.us-east-1.amazonaws.com" if name == "HttpApi" else None,
     )
@@ -1141,7 +1164,13 @@ def test_moto_cloudformation_creates_the_stateful_resources(monkeypatch: pytest.
 
     with mock_aws():
         cloudformation = boto3.client("cloudformation", region_name=REGION)
-        cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(body))
+        with pytest.raises(cloudformation.exceptions.ClientError, match="Missing parameter Stage"):
+            cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(body))  # no default stage
+        cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": "Stage", "ParameterValue": "dev"}],
+        )
         stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
         created = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import random
 from types import ModuleType
 from typing import Any
@@ -66,6 +67,35 @@ def test_loading_a_handler_reads_its_secrets_so_the_first_request_reads_none(
     assert at_init == 2  # mint: API keys + ticket keyring; accept: ticket + session keyrings
     assert ("secretsmanager", "GetSecretValue") not in first_request
     assert len([call for call in first_request if call[0] == "dynamodb"]) == 1
+
+
+@pytest.mark.parametrize("behind_cloudfront", [False, True])
+def test_no_cold_start_reads_ssm_and_an_http_mint_reads_it_only_behind_cloudfront(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, hooks: None, behind_cloudfront: bool
+) -> None:
+    """A storm of cold starts must not meet SSM's GetParameter quota (40/s per account): init reads
+    nothing from SSM. Without AcceptBaseUrl the stack publishes the API's own URL, which is the
+    request's host, so an HTTP mint reads it only behind CloudFront, then keeps it (an hour)."""
+    import boto3
+
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/stack/accept-base-url", Value="https://d111.cloudfront.net", Type="String"
+    )
+    monkeypatch.setenv("ACCEPT_BASE_URL", "")
+    monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/accept-base-url")
+    monkeypatch.setenv("LINKS_BEHIND_CLOUDFRONT", "true" if behind_cloudfront else "false")
+    reset_caches()
+    with injected(monkeypatch) as faults:
+        module = fresh_handler("mint_link")
+        assert faults.count("ssm") == 0
+        urls = [json.loads(mint_with(module, context)["body"])["url"] for _ in range(3)]
+        assert faults.count("ssm", "GetParameter") == (1 if behind_cloudfront else 0)
+    host = (
+        "d111.cloudfront.net"
+        if behind_cloudfront
+        else load_event("create_sign_in_token.json")["requestContext"]["domainName"]
+    )
+    assert all(url.startswith(f"https://{host}/accept-token?token=") for url in urls), urls
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())

@@ -163,6 +163,7 @@ def test_without_an_accept_base_url_links_use_the_stacks_published_url(
     )
     monkeypatch.setenv("ACCEPT_BASE_URL", "")
     monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/accept-base-url")
+    monkeypatch.setenv("LINKS_BEHIND_CLOUDFRONT", "true")
     reset_caches()
     status, _, body = call_mint(create_event({"user_id": "user_cf"}), context)
     assert status == 200
@@ -176,6 +177,7 @@ def test_an_unreadable_published_url_falls_back_to_the_requests_host(
 
     monkeypatch.setenv("ACCEPT_BASE_URL", "")
     monkeypatch.setenv("ACCEPT_BASE_URL_PARAMETER", "/stack/not-there")
+    monkeypatch.setenv("LINKS_BEHIND_CLOUDFRONT", "true")
     reset_caches()
     event = create_event({"user_id": "user_host"})
     status, _, body = call_mint(event, context)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from local.template import Resolver, function_environment, functions, load_template, parameter_values
+from local.template import LOCAL_DEPLOY, Resolver, function_environment, functions, load_template, parameter_values
 from signin_links.config import ConfigError
 from tests.conftest import Stack, reset_caches
 from tests.integration.test_init import fresh_handler, hooks  # noqa: F401 - hooks is a fixture
@@ -31,7 +31,7 @@ def template_environments() -> dict[str, dict[str, str]]:
     kinds = {name: resource["Type"] for name, resource in template["Resources"].items()}
     resolver = Resolver(
         template,
-        parameter_values(template, {"EmailSender": SENDER}),
+        parameter_values(template, {**LOCAL_DEPLOY, "EmailSender": SENDER}),
         lambda name: f"{name}-local" if name in kinds else None,
         lambda name, attr: f"arn:aws:local:us-east-1:123456789012:{name}/{attr}" if name in kinds else None,
     )

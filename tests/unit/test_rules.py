@@ -7,15 +7,16 @@ from typing import Any
 import pytest
 
 from local.rules import AsyncConfig, TargetSpec, input_for, json_path, template_rules
-from local.template import Resolver, load_template, parameter_values
+from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
 
 
 def rules_of(template: dict[str, Any], parameters: dict[str, str] | None = None) -> list[Any]:
+    deployed = {name: value for name, value in LOCAL_DEPLOY.items() if name in (template.get("Parameters") or {})}
     resolver = Resolver(
         template,
-        parameter_values(template, parameters),
+        parameter_values(template, {**deployed, **(parameters or {})}),
         ref_of=lambda logical_id: f"local-{logical_id}",
         att_of=lambda logical_id, attr: f"local-{logical_id}-{attr}",
     )
