@@ -105,6 +105,17 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+LOCALE := src/signin_links/locale
+PYBABEL := $(VENV)/bin/pybabel
+
+.PHONY: catalogues
+catalogues: install ## Extract the page and email texts (texts.py), merge them into every language's .po, compile the .mo files
+	$(PYBABEL) extract --no-default-keywords -k N_ --add-comments=Translators: --project=signin-links \
+		--no-wrap --sort-output --no-location --omit-header -o $(LOCALE)/signin_links.pot src/signin_links/texts.py
+	$(PYBABEL) update -i $(LOCALE)/signin_links.pot -d $(LOCALE) -D signin_links \
+		--no-wrap --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
+	$(PYBABEL) compile -d $(LOCALE) -D signin_links --statistics
+
 .PHONY: validate
 validate: $(SAM_VENV)/.installed ## sam validate --lint
 	$(SAM) validate --lint
