@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 
+from signin_links import branding, i18n
 from signin_links.redirects import UrlError, parse
 
 THIRTY_DAYS = 30 * 24 * 3600
@@ -88,6 +89,10 @@ class Settings:
     email_template_dir: str = ""  # empty: the function's own templates/
     email_claim_timeout_seconds: int = 60  # a "sending" claim older than this outlived its invocation
     email_max_attempts: int = 5  # SendEmail attempts while SES throttles, within one invocation
+    # The pages and emails people see (branding.py, i18n.py; template parameters AppName, ...).
+    brand: branding.Brand = field(default_factory=branding.Brand)
+    default_language: str = i18n.SOURCE_LANGUAGE  # when neither Accept-Language nor metadata.locale names one
+    page_template_dir: str = ""  # empty: the accept function's own templates/
 
     def require(self, *variables: str | tuple[str, ...]) -> Settings:
         """These settings, once each of ``variables`` is set: what a function needs beyond the
@@ -222,6 +227,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         email_template_dir=env.get("EMAIL_TEMPLATE_DIR", "").strip(),
         email_claim_timeout_seconds=_int(env, "EMAIL_CLAIM_TIMEOUT_SECONDS", 60, minimum=1),
         email_max_attempts=_int(env, "EMAIL_MAX_ATTEMPTS", 5, minimum=1),
+        brand=_brand(env),
+        default_language=_language(env, "DEFAULT_LANGUAGE"),
+        page_template_dir=env.get("PAGE_TEMPLATE_DIR", "").strip(),
     )
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
@@ -231,6 +239,37 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         # last_active_at is written at most once a minute: a shorter window would abandon sessions in use.
         raise ConfigError(f"SESSION_INACTIVITY_SECONDS must be 0 (off) or at least {MIN_INACTIVITY_SECONDS}")
     return settings
+
+
+def _brand(env: Mapping[str, str]) -> branding.Brand:
+    """APP_NAME, BRAND_COLOR, LOGO_URL, SUPPORT_URL and SUPPORT_EMAIL, each optional and checked."""
+
+    def checked(var: str, check: Callable[[str], str], default: str = "") -> str:
+        raw = env.get(var, "").strip()
+        if not raw:
+            return default
+        try:
+            return check(raw)
+        except branding.BrandError as exc:
+            raise ConfigError(f"{var}: {exc}") from None
+
+    return branding.Brand(
+        app_name=checked("APP_NAME", branding.app_name),
+        color=checked("BRAND_COLOR", branding.color, branding.DEFAULT_COLOR),
+        logo_url=checked("LOGO_URL", branding.https_url),
+        support_url=checked("SUPPORT_URL", branding.https_url),
+        support_email=checked("SUPPORT_EMAIL", branding.email_address),
+    )
+
+
+def _language(env: Mapping[str, str], var: str) -> str:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return i18n.SOURCE_LANGUAGE
+    tag = next((tag for tag in i18n.LANGUAGES if tag.lower() == raw.lower()), None)
+    if tag is None:
+        raise ConfigError(f"{var}: {raw[:40]!r} is not one of the shipped languages {', '.join(i18n.LANGUAGES)}")
+    return tag
 
 
 def _default_redirect(env: Mapping[str, str], origins: tuple[str, ...]) -> str:
