@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws, snapstart
+from signin_links import aws, i18n, snapstart
 from signin_links.config import Settings, get_settings
 from signin_links.errors import SignInLinksError
 from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
@@ -65,10 +65,22 @@ app = APIGatewayHttpResolver()
 @cache
 def pages() -> Pages:
     settings = get_settings()
-    return Pages(TEMPLATES, auto_submit=settings.accept_auto_submit, redirect_origins=settings.allowed_redirect_origins)
+    return Pages(
+        TEMPLATES,
+        auto_submit=settings.accept_auto_submit,
+        redirect_origins=settings.allowed_redirect_origins,
+        brand=settings.brand,
+        override=Path(settings.page_template_dir) if settings.page_template_dir else None,
+    )
 
 
-install_error_handlers(app, render_html=lambda error: pages().error(error))
+def language() -> i18n.Language:
+    """The reader's language: the request's Accept-Language, else DefaultLanguage."""
+    header = (app.current_event.headers or {}).get("accept-language")
+    return i18n.language(i18n.negotiate(header, get_settings().default_language))
+
+
+install_error_handlers(app, render_html=lambda error: pages().error(error, language()))
 
 
 @cache
@@ -111,12 +123,12 @@ def sign_in_json(outcome: Accepted) -> dict[str, Any]:
 def accept_page() -> Response[str]:
     token = clean_token(app.current_event.get_query_string_value("token") or "")
     if not token:  # the script looks in the fragment (#token=...)
-        return pages().accept(None)
+        return pages().accept(None, language())
     try:
         redemptions().check(token)  # signature, expiry, redirect: never the token's state
     except Rejected as error:
-        return pages().error(error)
-    return pages().accept(token)
+        return pages().error(error, language())
+    return pages().accept(token, language())
 
 
 @app.head("/accept-token")
@@ -140,7 +152,7 @@ def accept_token() -> Response[str]:
     except AnotherUserSignedIn as asked:
         logger.info("sign-in needs confirmation: another user is signed in here")
         if wants_html(app):
-            return pages().confirm_switch(asked.signed_in_user_id, asked.link_user_id, asked.token)
+            return pages().confirm_switch(asked.signed_in_user_id, asked.link_user_id, asked.token, language())
         return with_headers(error_response(app, asked), cors_headers(cors))
     cookies = sign_in_cookies(outcome, service.settings)
     if not wants_html(app):
@@ -152,8 +164,8 @@ def accept_token() -> Response[str]:
             cookies=cookies,
         )
     if outcome.redirect_url:
-        return with_headers(pages().redirect(outcome.redirect_url, cookies), cors_headers(cors))
-    return with_headers(pages().signed_in(outcome.user_id, cookies), cors_headers(cors))
+        return with_headers(pages().redirect(outcome.redirect_url, cookies, language()), cors_headers(cors))
+    return with_headers(pages().signed_in(outcome.user_id, cookies, language()), cors_headers(cors))
 
 
 # --- Sessions: refresh, sign-out, session.js, CORS (docs/accepting-links.md, "Sessions") ---------
@@ -209,7 +221,7 @@ def refresh_session() -> Response[str]:
 def sign_out_page() -> Response[str]:
     """A page with a button: a GET never signs out (mail scanners and prefetchers follow links)."""
     redirect = allowed_redirect(app.current_event.get_query_string_value("redirect_url"), redemptions().settings)
-    return pages().sign_out(redirect or "")  # a redirect not allowed is dropped: the page still signs out
+    return pages().sign_out(redirect or "", language())  # a redirect not allowed is dropped: the page still signs out
 
 
 @app.post("/sign-out")
@@ -233,7 +245,7 @@ def sign_out() -> Response[str]:
             headers={"Cache-Control": "no-store", **cors_headers(cors)},
             cookies=cookies,
         )
-    return with_headers(pages().signed_out(cookies, redirect), cors_headers(cors))
+    return with_headers(pages().signed_out(cookies, redirect, language()), cors_headers(cors))
 
 
 @cache
@@ -273,11 +285,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def initialise() -> None:
-    """Load the pages, create the client, read both keyrings and parse the signing key now, in
-    Lambda's init phase (and, with SnapStart, before the snapshot), so that the first sign-in does
-    not. A failure is logged, not raised: the first request reads again (and answers 503 if it
-    still cannot), where an init that raised would fail that request and run the init again."""
+    """Load the pages and the default language's catalogue, create the client, read both keyrings
+    and parse the signing key now, in Lambda's init phase (and, with SnapStart, before the
+    snapshot), so that the first sign-in does not. A failure is logged, not raised: the first
+    request reads again (and answers 503 if it still cannot), where an init that raised would fail
+    that request and run the init again."""
     pages()
+    i18n.language(get_settings().default_language)
     service = redemptions()
     try:
         service.ticket_keyring()

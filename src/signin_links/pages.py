@@ -1,8 +1,14 @@
-"""The accept page and its answers, rendered from a tiny ``templates/`` directory.
+"""The accept function's pages: every state a person can meet, in their language, with the brand.
 
-Every value is HTML-escaped (``string.Template`` + ``html.escape``); the page's one script and one
-stylesheet are static files inlined verbatim and allowed by their SHA-256 hashes in the
-Content-Security-Policy, so no other inline code can run. Every response of the accept function
+Rendered from ``templates/``: a layout (``page.html``) around one fragment per state, all
+``string.Template`` files, read once at init from ``PAGE_TEMPLATE_DIR`` (a team's own files, each
+replacing the built-in one of the same name) or the function's own folder. Every value is
+HTML-escaped; markup comes only from the template files and this module's fixed snippets. The
+words come from ``texts.py`` in the reader's language (``i18n.py``), so a team's own templates stay
+translated by using the same placeholders (:data:`PLACEHOLDERS`; a placeholder a fragment may not
+use fails the init, named). The page's one script and one stylesheet are inlined and allowed by
+SHA-256 hashes computed here from the files actually loaded (the brand colour included), so no
+other inline code can run, whoever wrote the templates. Every response of the accept function
 carries :meth:`Pages.security_headers` (see :meth:`Pages.secure`).
 """
 
@@ -11,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -19,66 +24,115 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie
 
+from signin_links import texts
+from signin_links.branding import Brand
+from signin_links.config import ConfigError
 from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.i18n import Language
 
 HTML = "text/html; charset=utf-8"
-HINT = "Ask for a new sign-in link."
 
-
-@dataclass(frozen=True)
-class ErrorText:
-    title: str
-    message: str
-
-
-# Plain-language texts for the failures a person clicking a link can meet.
-ERROR_TEXTS = {
-    ErrorCode.TICKET_INVALID: ErrorText(
-        "This sign-in link is not valid",
-        "The link is incomplete or was not issued by this site. Make sure you opened the whole link from the email.",
-    ),
-    ErrorCode.TICKET_EXPIRED: ErrorText(
-        "This sign-in link has expired",
-        "Sign-in links only work for a limited time, and this one is past it.",
-    ),
-    ErrorCode.SIGN_IN_TOKEN_ALREADY_USED: ErrorText(
-        "This sign-in link was already used",
-        "Each sign-in link works once, and this one has already signed someone in.",
-    ),
-    ErrorCode.SIGN_IN_TOKEN_REVOKED: ErrorText(
-        "This sign-in link was cancelled",
-        "The site that sent this link has withdrawn it.",
-    ),
+# Each template file's placeholders; those in TRUSTED hold markup built here, the others are escaped.
+PLACEHOLDERS = {
+    "page": {"lang", "dir", "title", "style", "brand", "content", "script", "app_name", "logo_url", "brand_color"},
+    "accept": {"heading", "status", "token", "auto_submit", "hidden", "button", "working"},
+    "error": {"heading", "message", "hint", "code", "code_label", "support"},
+    "signed_in": {"heading", "signed_in_as", "user_id"},
+    "redirect": {"heading", "location", "continue_label"},
+    "confirm": {"heading", "who", "warning", "token", "button", "code_label", "signed_in_user", "link_user"},
+    "sign_out": {"heading", "question", "redirect_url", "button"},
+    "signed_out": {"heading", "status"},
 }
+TRUSTED = frozenset({"style", "brand", "content", "script", "hidden", "support", "who", "signed_in_as"})
+SCRIPT, STYLE = "accept.js", "accept.css"
+SEPARATOR = " \u00b7 "  # between two support links
+
+# The texts of the failures a person clicking a link can meet: (heading, message, hint).
+DEAD_LINK_TEXTS = {
+    ErrorCode.TICKET_INVALID: (texts.LINK_INVALID, texts.LINK_INVALID_WHY),
+    ErrorCode.TICKET_EXPIRED: (texts.LINK_EXPIRED, texts.LINK_EXPIRED_WHY),
+    ErrorCode.SIGN_IN_TOKEN_ALREADY_USED: (texts.LINK_USED, texts.LINK_USED_WHY),
+    ErrorCode.SIGN_IN_TOKEN_REVOKED: (texts.LINK_REVOKED, texts.LINK_REVOKED_WHY),
+}
+OTHER_ERROR_TEXTS = {
+    ErrorCode.ORIGIN_INVALID: (texts.REQUEST_REFUSED, texts.REQUEST_REFUSED_WHY),
+    ErrorCode.ROUTE_NOT_FOUND: (texts.PAGE_NOT_FOUND, texts.PAGE_NOT_FOUND_WHY),
+    ErrorCode.RESOURCE_NOT_FOUND: (texts.PAGE_NOT_FOUND, texts.PAGE_NOT_FOUND_WHY),
+}
+# A rejection's own long message that is one of the texts: shown (translated) instead of the default.
+SPECIFIC_MESSAGES = frozenset({texts.LINK_REDIRECT_NOT_ALLOWED_WHY})
 
 
-def _sha256_source(text: str) -> str:
+def sha256_source(text: str) -> str:
+    """The CSP source expression allowing exactly this inline script or style."""
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+TEMPLATE_FILES = (*(f"{fragment}.html" for fragment in PLACEHOLDERS), SCRIPT, STYLE)
+
+
+def load_templates(built_in: Path, override: Path | None = None) -> dict[str, str]:
+    """Every template file, from ``override`` (``PAGE_TEMPLATE_DIR``) where it has one, else from
+    ``built_in``. ConfigError names an override that is not a folder of templates, a file that
+    cannot be read, or a placeholder its fragment may not use."""
+    directories = [built_in]
+    if override is not None:
+        if not override.is_dir() or not any((override / name).is_file() for name in TEMPLATE_FILES):
+            raise ConfigError(
+                f"PAGE_TEMPLATE_DIR: {str(override)[:200]!r} is not a folder holding any of {list(TEMPLATE_FILES)}"
+            )
+        directories.insert(0, override)
+    loaded: dict[str, str] = {}
+    for name in TEMPLATE_FILES:
+        path = next((directory / name for directory in directories if (directory / name).is_file()), None)
+        if path is None:
+            raise ConfigError(f"page template {name} is in none of {[str(d) for d in directories]}")
+        try:
+            loaded[name] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"page template {path} cannot be read ({type(exc).__name__})") from None
+        fragment = name.removesuffix(".html")
+        if fragment in PLACEHOLDERS:
+            template = Template(loaded[name])
+            if not template.is_valid():
+                raise ConfigError(f"page template {path}: a lone $ (write $$ for a dollar sign)")
+            unknown = set(template.get_identifiers()) - PLACEHOLDERS[fragment]
+            if unknown:
+                raise ConfigError(
+                    f"page template {path}: unknown placeholder(s) {sorted(unknown)} "
+                    f"(known: {sorted(PLACEHOLDERS[fragment])})"
+                )
+    return loaded
 
 
 class Pages:
     """Renders the accept page, its results and its error pages as Powertools responses."""
 
-    def __init__(self, templates: Path, *, auto_submit: bool, redirect_origins: tuple[str, ...] = ()) -> None:
-        def read(name: str) -> str:
-            return (templates / name).read_text(encoding="utf-8")
-
-        self._layout = Template(read("page.html"))
-        self._fragments = {
-            name: Template(read(f"{name}.html"))
-            for name in ("accept", "error", "signed_in", "redirect", "confirm", "sign_out", "signed_out")
-        }
-        script = read("accept.js")
-        style = read("accept.css")
+    def __init__(
+        self,
+        templates: Path,
+        *,
+        auto_submit: bool,
+        redirect_origins: tuple[str, ...] = (),
+        brand: Brand | None = None,
+        override: Path | None = None,
+    ) -> None:
+        files = load_templates(templates, override)
+        self._fragments = {name: Template(files[f"{name}.html"]) for name in PLACEHOLDERS}
+        self.brand = brand or Brand()
+        script = files[SCRIPT]
+        # The brand colour is a custom property the stylesheet uses (var(--brand)): part of the hashed text.
+        style = f":root{{--brand:{self.brand.color}}}\n{files[STYLE]}"
         self._script = f"<script>{script}</script>"
         self._style = style
         self.auto_submit = auto_submit
         # A form's target and the redirects that follow its submission are both checked against
         # form-action (CSP 3), so the allowed redirect origins must be listed next to 'self'.
         form_action = " ".join(["'self'", *redirect_origins])
+        images = f"img-src {self.brand.logo_origin}; " if self.brand.logo_url else ""
         self.csp = (
-            f"default-src 'none'; script-src {_sha256_source(script)}; style-src {_sha256_source(style)}; "
-            f"form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
+            f"default-src 'none'; script-src {sha256_source(script)}; style-src {sha256_source(style)}; "
+            f"{images}form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
         )
 
     def security_headers(self) -> dict[str, str]:
@@ -99,88 +153,205 @@ class Pages:
                 headers[name] = value
         return response
 
+    # -- rendering ----------------------------------------------------------------------------------
+
     def _render(
         self,
-        page_title: str,
+        lang: Language,
+        title: str,
         fragment: str,
         *,
         script: bool = False,
         trusted: dict[str, str] | None = None,
         **values: str,
     ) -> str:
-        """``values`` are escaped; ``trusted`` holds fixed markup chosen by this module only."""
+        """``values`` are escaped; ``trusted`` holds markup built by this module only."""
         escaped = {name: html.escape(value, quote=True) for name, value in values.items()}
         content = self._fragments[fragment].substitute({**escaped, **(trusted or {})})
-        return self._layout.substitute(
-            title=html.escape(page_title), style=self._style, content=content, script=self._script if script else ""
+        brand = self.brand
+        if brand.app_name:
+            title = lang.text(texts.TITLE_WITH_APP, title=title, app_name=brand.app_name)
+        return self._fragments["page"].substitute(
+            lang=lang.tag,
+            dir=lang.direction,
+            title=html.escape(title),
+            style=self._style,
+            brand=self._brand_header(lang),
+            content=content,
+            script=self._script if script else "",
+            app_name=html.escape(brand.app_name),
+            logo_url=html.escape(brand.logo_url),
+            brand_color=brand.color,
         )
 
+    def _brand_header(self, lang: Language) -> str:
+        brand = self.brand
+        if brand.logo_url:
+            alt = html.escape(brand.app_name or lang.text(texts.LOGO))
+            return f'<header class="brand"><img src="{html.escape(brand.logo_url)}" alt="{alt}"></header>'
+        if brand.app_name:
+            return f'<header class="brand"><p class="app-name">{html.escape(brand.app_name)}</p></header>'
+        return ""
+
+    def _support(self, lang: Language) -> str:
+        """The "Need help?" line of the error pages (SupportUrl, SupportEmail), or nothing."""
+        brand = self.brand
+        links = []
+        if brand.support_url:
+            label = html.escape(lang.text(texts.CONTACT_SUPPORT))
+            links.append(f'<a href="{html.escape(brand.support_url)}">{label}</a>')
+        if brand.support_email:
+            email = html.escape(brand.support_email)
+            links.append(f'<a href="mailto:{email}">{email}</a>')
+        if not links:
+            return ""
+        return f'<p class="support">{rich(lang, texts.NEED_HELP, support=SEPARATOR.join(links))}</p>'
+
     def _page(
-        self, status: int, body: str, cookies: list[Cookie] | None = None, headers: dict[str, str] | None = None
+        self,
+        lang: Language,
+        status: int,
+        body: str,
+        cookies: list[Cookie] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Response[str]:
         return Response(
             status_code=status,
             content_type=HTML,
             body=body,
-            headers={**self.security_headers(), **(headers or {})},
+            headers={
+                **self.security_headers(),
+                "Content-Language": lang.tag,
+                "Vary": "Accept-Language",
+                **(headers or {}),
+            },
             cookies=cookies,
         )
 
-    def accept(self, token: str | None) -> Response[str]:
+    # -- the states -----------------------------------------------------------------------------------
+
+    def accept(self, token: str | None, lang: Language) -> Response[str]:
         """The page that POSTs the token: auto-submitted by the script, or by the visible button."""
-        # The script replaces the first text by "Signing you in..." when it submits the form itself.
-        status = "Select \u201cSign in\u201d to continue." if token else "No token provided."
+        button = lang.text(texts.SIGN_IN)
+        # The script shows ``working`` ("Signing you in...") when it submits the form itself.
+        status = lang.text(texts.SELECT_TO_CONTINUE, button=button) if token else lang.text(texts.NO_TOKEN)
         body = self._render(
-            "Sign in",
+            lang,
+            button,
             "accept",
             script=True,
             # Without a token in the query the form waits hidden for the script to find one in the fragment.
             trusted={"hidden": "" if token else " hidden"},
+            heading=button,
             status=status,
             token=token or "",
             auto_submit="true" if self.auto_submit else "false",
+            button=button,
+            working=lang.text(texts.SIGNING_IN),
         )
-        return self._page(200, body)
+        return self._page(lang, 200, body)
 
     def head(self) -> Response[str]:
-        return self._page(200, "")
+        return Response(status_code=200, content_type=HTML, body="", headers=self.security_headers())
 
-    def error(self, error: SignInLinksError) -> Response[str]:
-        text = ERROR_TEXTS.get(error.code)
-        if text is not None:
-            title, message, hint = text.title, text.message, HINT
-            if error.long_message != error.code.long_message:  # a more specific reason was given
+    def error(self, error: SignInLinksError, lang: Language) -> Response[str]:
+        if error.code in DEAD_LINK_TEXTS:
+            heading, message = DEAD_LINK_TEXTS[error.code]
+            if error.long_message in SPECIFIC_MESSAGES:  # a more specific reason was given
                 message = error.long_message
+            hint = texts.ASK_FOR_NEW_LINK
+        elif error.status >= 500:
+            heading, message, hint = texts.UNAVAILABLE, texts.UNAVAILABLE_WHY, texts.TRY_AGAIN
         else:
-            title, message = error.message, error.long_message
-            hint = "Please try again in a moment." if error.status >= 500 else HINT
-        body = self._render(title, "error", title=title, message=message, hint=hint, code=error.code.wire_code)
+            heading, message = OTHER_ERROR_TEXTS.get(error.code, (texts.REQUEST_INVALID, texts.REQUEST_INVALID_WHY))
+            hint = texts.ASK_FOR_NEW_LINK
+        heading = lang.text(heading)
+        body = self._render(
+            lang,
+            heading,
+            "error",
+            trusted={"support": self._support(lang)},
+            heading=heading,
+            message=lang.text(message),
+            hint=lang.text(hint),
+            code=error.code.wire_code,
+            code_label=lang.text(texts.ERROR_CODE),
+        )
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
-        return self._page(error.status, body, headers=headers)
+        return self._page(lang, error.status, body, headers=headers)
 
-    def signed_in(self, user_id: str, cookies: list[Cookie]) -> Response[str]:
-        return self._page(200, self._render("Signed in", "signed_in", user_id=user_id), cookies)
+    def signed_in(self, user_id: str, cookies: list[Cookie], lang: Language) -> Response[str]:
+        heading = lang.text(texts.SIGNED_IN)
+        body = self._render(
+            lang,
+            heading,
+            "signed_in",
+            trusted={"signed_in_as": rich(lang, texts.SIGNED_IN_AS, user_id=account(user_id, "user-id"))},
+            heading=heading,
+            user_id=user_id,
+        )
+        return self._page(lang, 200, body, cookies)
 
-    def redirect(self, location: str, cookies: list[Cookie]) -> Response[str]:
-        body = self._render("Signed in", "redirect", location=location, heading="Signed in")
-        return self._page(303, body, cookies, {"Location": location})
+    def redirect(self, location: str, cookies: list[Cookie], lang: Language) -> Response[str]:
+        return self._redirect(lang.text(texts.SIGNED_IN), location, cookies, lang)
 
-    # --- Sessions: the "another user is signed in" page, sign-out (issue 9 item 7, issue 10) -----
+    def _redirect(self, heading: str, location: str, cookies: list[Cookie], lang: Language) -> Response[str]:
+        body = self._render(
+            lang, heading, "redirect", heading=heading, location=location, continue_label=lang.text(texts.CONTINUE)
+        )
+        return self._page(lang, 303, body, cookies, {"Location": location})
 
-    def confirm_switch(self, signed_in_user_id: str, link_user_id: str, token: str) -> Response[str]:
+    # --- Sessions: the "another user is signed in" page, sign-out ------------------------------------
+
+    def confirm_switch(self, signed_in_user_id: str, link_user_id: str, token: str, lang: Language) -> Response[str]:
         """409: who is signed in here, who the link is for, and a button that posts the token again
         with ``confirm=switch_user``. No script: this form must never submit itself."""
+        heading = lang.text(texts.SWITCH_ACCOUNTS)
+        signed_in, link = account(signed_in_user_id, "signed-in-user"), account(link_user_id, "link-user")
         body = self._render(
-            "Switch accounts?", "confirm", signed_in_user=signed_in_user_id, link_user=link_user_id, token=token
+            lang,
+            heading,
+            "confirm",
+            trusted={"who": rich(lang, texts.SWITCH_WHO, signed_in_user=signed_in, link_user=link)},
+            heading=heading,
+            warning=lang.text(texts.SWITCH_WARNING, signed_in_user=signed_in_user_id),
+            token=token,
+            button=lang.text(texts.SIGN_IN_AS, link_user=link_user_id),
+            code_label=lang.text(texts.ERROR_CODE),
+            signed_in_user=signed_in_user_id,
+            link_user=link_user_id,
         )
-        return self._page(409, body)
+        return self._page(lang, 409, body)
 
-    def sign_out(self, redirect_url: str) -> Response[str]:
+    def sign_out(self, redirect_url: str, lang: Language) -> Response[str]:
         """The GET page: a button that POSTs /sign-out (a GET never signs out)."""
-        return self._page(200, self._render("Sign out", "sign_out", redirect_url=redirect_url))
+        heading = lang.text(texts.SIGN_OUT)
+        body = self._render(
+            lang,
+            heading,
+            "sign_out",
+            heading=heading,
+            question=lang.text(texts.SIGN_OUT_QUESTION),
+            redirect_url=redirect_url,
+            button=heading,
+        )
+        return self._page(lang, 200, body)
 
-    def signed_out(self, cookies: list[Cookie], redirect_url: str | None) -> Response[str]:
+    def signed_out(self, cookies: list[Cookie], redirect_url: str | None, lang: Language) -> Response[str]:
+        heading = lang.text(texts.SIGNED_OUT)
         if redirect_url:
-            body = self._render("Signed out", "redirect", location=redirect_url, heading="Signed out")
-            return self._page(303, body, cookies, {"Location": redirect_url})
-        return self._page(200, self._render("Signed out", "signed_out"), cookies)
+            return self._redirect(heading, redirect_url, cookies, lang)
+        body = self._render(lang, heading, "signed_out", heading=heading, status=lang.text(texts.SIGNED_OUT_STATUS))
+        return self._page(lang, 200, body, cookies)
+
+
+def account(user_id: str, element_id: str) -> str:
+    """An account id in a sentence: bold, and isolated (``dir="auto"``) so that an id in Latin
+    letters keeps its order inside a right-to-left sentence."""
+    return f'<strong id="{element_id}" dir="auto">{html.escape(user_id)}</strong>'
+
+
+def rich(lang: Language, message: str, **markup: str) -> str:
+    """``message`` translated and escaped, its placeholders filled with ``markup`` (built by the
+    caller from escaped values)."""
+    return html.escape(lang.text(message)).format_map(markup)

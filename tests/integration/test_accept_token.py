@@ -223,7 +223,10 @@ def test_no_redirect_shows_signed_in_as_the_user_escaped(stack: Stack, context: 
     answer = post(context, minted["token"])
     assert answer.status == 200, answer.body
     assert answer.headers["Content-Type"].startswith("text/html")
-    assert "Signed in as &lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;co" in answer.body
+    assert (
+        'Signed in as <strong id="user-id" dir="auto">&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;co</strong>'
+        in (answer.body)
+    )
     assert "<img" not in answer.body
     assert answer.session_cookie()["__session"].value
 
@@ -381,10 +384,10 @@ def test_get_renders_the_form_without_touching_the_table(stack: Stack, context: 
     page = get(context, minted["token"])
     assert page.status == 200, page.body
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert '<form id="accept" method="post" action="accept-token" data-auto-submit="true">' in page.body
+    form = '<form id="accept" method="post" action="accept-token" data-auto-submit="true"'
+    assert f'{form} data-working="Signing you in...">' in page.body
     assert f'<input type="hidden" name="token" value="{minted["token"]}">' in page.body
     assert '<button type="submit" id="sign-in">Sign in</button>' in page.body
-    assert "Signing you in..." in page.body  # the script's text while it submits
     assert dynamodb_calls == []
     assert stack.item(minted["id"]) == before
 
@@ -406,7 +409,7 @@ def test_page_without_a_token_waits_for_the_fragment(stack: Stack, context: Any)
     page = get(context)
     assert page.status == 200, page.body
     assert "No token provided." in page.body
-    assert 'data-auto-submit="true" hidden>' in page.body
+    assert 'data-working="Signing you in..." hidden>' in page.body
     assert 'name="token" value=""' in page.body
     assert "window.location.hash" in page.body
 
@@ -415,7 +418,7 @@ def test_auto_submit_can_be_switched_off(stack: Stack, context: Any, monkeypatch
     monkeypatch.setenv("ACCEPT_AUTO_SUBMIT", "false")
     reset_caches()
     page = get(context, mint(context)["token"])
-    assert 'data-auto-submit="false">' in page.body
+    assert 'data-auto-submit="false" ' in page.body
     assert "Select \u201cSign in\u201d to continue." in page.body
 
 

@@ -338,6 +338,24 @@ GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
         ("LogLevel", ["DEBUG", "INFO", "WARN", "ERROR"], ["TRACE", "info"]),
         ("EdgeProtection", ["none", "cloudfront-waf"], ["waf"]),
         ("Stage", ["dev", "prod"], ["staging"]),
+        ("AppName", ["", "Acme", "Caf\u00e9 & Co.", "\u30a2\u30af\u30e1", "x" * 64], ["<b>Acme</b>", "A\nB", "x" * 65]),
+        ("BrandColor", ["#2563eb", "#0B5FFF", "#000000"], ["", "blue", "#fff", "2563eb", "#2563eg", "#2563eb00"]),
+        (
+            "LogoUrl",
+            ["", "https://cdn.example.com/logo.png", "https://cdn.example.com/a/logo.svg?v=2"],
+            [
+                "http://cdn.example.com/logo.png",
+                "javascript:alert(1)",
+                "data:image/png;base64,AA",
+                "logo.png",
+                "https://cdn.example.com/a b.png",
+                'https://x/"onerror="',
+            ],
+        ),
+        ("SupportUrl", ["", "https://example.com/help"], ["mailto:help@example.com", "http://example.com/help"]),
+        ("SupportEmail", ["", "help@example.com", "first.last+links@mail.example.co"], ["help", "a@b", "<a@b.c>"]),
+        ("DefaultLanguage", ["en", "de", "fr", "es", "pt-BR", "ja", "ar"], ["", "pt", "EN", "zh"]),
+        ("PageTemplateDir", ["", "/opt/page-templates"], ["opt/page-templates", "/opt/my pages"]),
     ],
 )
 def test_each_parameter_constraint_accepts_good_values_and_refuses_bad_ones(

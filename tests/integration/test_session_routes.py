@@ -230,7 +230,7 @@ def test_sign_out_ends_the_session_clears_the_cookies_and_redirects(stack: Stack
     assert refresh(context, session["refresh"]).status == 401  # at once
     page = sign_out(context, None)
     assert page.status == 200, page.body
-    assert "Signed out." in page.body
+    assert "You are signed out." in page.body
     assert cleared(page)
 
 
@@ -286,8 +286,8 @@ def test_the_another_user_page_names_both_users_and_posts_with_confirmation(stac
     answer = accept(context, minted["token"], cookies=[f"__session={alice['session']}"], as_json=False)
     assert answer.status == 409, answer.body
     assert not answer.cookies
-    assert 'id="signed-in-user">user_alice<' in answer.body
-    assert 'id="link-user">user_&lt;bob&gt;<' in answer.body
+    assert 'id="signed-in-user" dir="auto">user_alice<' in answer.body
+    assert 'id="link-user" dir="auto">user_&lt;bob&gt;<' in answer.body
     assert 'name="confirm" value="switch_user"' in answer.body
     assert "<script" not in answer.body
     assert status_of(stack, minted["id"]) == "pending"

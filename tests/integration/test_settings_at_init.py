@@ -102,6 +102,12 @@ MALFORMED: list[tuple[str, str, str]] = [
     ("send_link_email", "EMAIL_CLAIM_TIMEOUT_SECONDS", "0"),
     ("send_link_email", "ALLOWED_REDIRECT_ORIGINS", "https://[::1"),
     ("rotate_keys", "SESSION_LIFETIME_SECONDS", "1e400"),
+    # What AllowedPattern cannot say (a colour's contrast) and what a team's templates may get wrong.
+    ("accept_token", "BRAND_COLOR", "#ffff00"),
+    ("send_link_email", "BRAND_COLOR", "#f0f0f0"),
+    ("accept_token", "LOGO_URL", "https://[::1/logo.png"),
+    ("accept_token", "DEFAULT_LANGUAGE", "tlh"),
+    ("accept_token", "PAGE_TEMPLATE_DIR", "/nonexistent/templates"),
 ]
 
 

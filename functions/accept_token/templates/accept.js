@@ -18,7 +18,7 @@
   }
   form.hidden = false;
   function working() {
-    status.textContent = "Signing you in...";
+    status.textContent = form.getAttribute("data-working");
     button.disabled = true;
   }
   form.addEventListener("submit", working);
