@@ -40,7 +40,11 @@ def mailer() -> LinkEmails:
         markers=EmailMarkers(aws.client("dynamodb"), settings.table_name),
         ses=aws.client_without_retries("sesv2"),
         publisher=EventPublisher(aws.client("events"), settings.event_bus_name),
-        templates=EmailTemplates.load(Path(settings.email_template_dir or TEMPLATES)),
+        templates=EmailTemplates.load(
+            Path(settings.email_template_dir or TEMPLATES),
+            brand=settings.brand,
+            default_language=settings.default_language,
+        ),
         ticket_keyring=ticket_keyring_reader(settings),
         published_base_url=published_base_url if settings.accept_base_url_parameter else None,
     )

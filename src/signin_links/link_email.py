@@ -53,8 +53,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
-from signin_links import ids
+from signin_links import i18n, ids, texts
+from signin_links.branding import Brand
 from signin_links.config import ConfigError, Settings
+from signin_links.display import display_name, display_text
 from signin_links.errors import ErrorCode, SignInLinksError, unavailable
 from signin_links.events import SOURCE, EventPublisher
 from signin_links.keyring import Keyring
@@ -84,7 +86,12 @@ BACKOFF_CAP_S = 5.0
 TIME_MARGIN_MS = 5_000  # never start a wait that would leave less than this of the invocation
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
-FIELDS = frozenset({"url", "user_id", "sign_in_token_id", "batch_id", "expires_at"})
+# The link's own fields; then the words of the default templates in the reader's language
+# (texts.py) and the brand, so that a team's own templates stay translated and branded too.
+LINK_FIELDS = frozenset({"url", "user_id", "sign_in_token_id", "batch_id", "expires_at"})
+TEXT_FIELDS = frozenset({"subject", "greeting", "intro", "button", "paste", "expiry", "ignore"})
+BRAND_FIELDS = frozenset({"lang", "dir", "align", "app_name", "brand_color", "logo"})
+FIELDS = LINK_FIELDS | TEXT_FIELDS | BRAND_FIELDS
 MAX_ADDRESS_LENGTH = 254
 
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -225,18 +232,29 @@ def metadata_text(value: object) -> str:
 
 
 class _Values(Mapping[str, str]):
-    """What a template's placeholders stand for, escaped for one part of the email."""
+    """What a template's placeholders stand for, escaped for one part of the email. A metadata value
+    is shown only as :func:`display.display_text` allows (else its fallback); ``markup`` holds
+    markup built by this module for the HTML part (the logo)."""
 
-    def __init__(self, fields: Mapping[str, str], metadata: Mapping[str, Any], escape: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        fields: Mapping[str, str],
+        metadata: Mapping[str, Any],
+        escape: Callable[[str], str],
+        markup: Mapping[str, str] | None = None,
+    ) -> None:
         self._fields = fields
         self._metadata = metadata
         self._escape = escape
+        self._markup = markup or {}
 
     def __getitem__(self, name: str) -> str:
         if name.lower().startswith("metadata."):
             key, _, fallback = name[len("metadata.") :].partition("|")
-            value = clean(metadata_text(self._metadata.get(key)))
-            return self._escape(value if value.strip() else fallback)
+            value = display_text(clean(metadata_text(self._metadata.get(key))))
+            return self._escape(value or fallback)
+        if name.lower() in self._markup:
+            return self._markup[name.lower()]
         return self._escape(clean(self._fields[name.lower()]))
 
     def __iter__(self) -> Any:
@@ -256,14 +274,19 @@ def _html_escape(value: str) -> str:
 
 @dataclass(frozen=True)
 class EmailTemplates:
-    """The subject, text and HTML templates (``subject.txt``, ``body.txt``, ``body.html``)."""
+    """The subject, text and HTML templates (``subject.txt``, ``body.txt``, ``body.html``), with the
+    brand and the language an email falls back to (``DefaultLanguage``)."""
 
     subject: _Template
     text: _Template
     html: _Template
+    brand: Brand = field(default_factory=Brand)
+    default_language: str = i18n.SOURCE_LANGUAGE
 
     @classmethod
-    def load(cls, directory: Path) -> EmailTemplates:
+    def load(
+        cls, directory: Path, *, brand: Brand | None = None, default_language: str = i18n.SOURCE_LANGUAGE
+    ) -> EmailTemplates:
         """Read and check the three files; :class:`ConfigError` names a missing file or a bad placeholder."""
         loaded: dict[str, _Template] = {}
         for name in TEMPLATE_FILES:
@@ -279,22 +302,67 @@ class EmailTemplates:
             if name != "subject.txt" and "url" not in used:
                 raise ConfigError(f"email template {path} does not contain the link ($url)")
             loaded[name] = template
-        return cls(subject=loaded["subject.txt"], text=loaded["body.txt"], html=loaded["body.html"])
+        return cls(
+            subject=loaded["subject.txt"],
+            text=loaded["body.txt"],
+            html=loaded["body.html"],
+            brand=brand or Brand(),
+            default_language=default_language,
+        )
 
     def render(self, link: MintedLink) -> RenderedEmail:
+        """The email of ``link``, in the language of its ``metadata.locale`` (else the default)."""
+        lang = i18n.language(i18n.for_locale(link.metadata.get("locale"), self.default_language))
+        expires_at = expiry_text(link.expires_at_ms)
         fields = {
             "url": link.url,
             "user_id": link.user_id,
             "sign_in_token_id": link.token_id,
             "batch_id": link.batch_id or "",
-            "expires_at": expiry_text(link.expires_at_ms),
+            "expires_at": expires_at,
+            **self._words(lang, display_name(link.metadata.get("first_name")), expires_at),
+            **self._brand_fields(lang),
         }
         subject = self.subject.substitute(_Values(fields, link.metadata, _subject_escape)).strip()
         return RenderedEmail(
             subject=subject,
             text=self.text.substitute(_Values(fields, link.metadata, str)),
-            html=self.html.substitute(_Values(fields, link.metadata, _html_escape)),
+            html=self.html.substitute(_Values(fields, link.metadata, _html_escape, {"logo": self._logo()})),
         )
+
+    def _words(self, lang: i18n.Language, name: str, expires_at: str) -> dict[str, str]:
+        app = self.brand.app_name
+        return {
+            "subject": lang.text(texts.EMAIL_SUBJECT_WITH_APP, app_name=app) if app else lang.text(texts.EMAIL_SUBJECT),
+            "greeting": lang.text(texts.EMAIL_GREETING_NAME, name=name) if name else lang.text(texts.EMAIL_GREETING),
+            "intro": lang.text(texts.EMAIL_INTRO_WITH_APP, app_name=app) if app else lang.text(texts.EMAIL_INTRO),
+            "button": lang.text(texts.SIGN_IN),
+            "paste": lang.text(texts.EMAIL_PASTE),
+            "expiry": lang.text(texts.EMAIL_EXPIRY, expires_at=expires_at),
+            "ignore": lang.text(texts.EMAIL_IGNORE),
+        }
+
+    def _brand_fields(self, lang: i18n.Language) -> dict[str, str]:
+        return {
+            "lang": lang.tag,
+            "dir": lang.direction,
+            "align": "right" if lang.direction == "rtl" else "left",  # for clients that ignore dir
+            "app_name": self.brand.app_name,
+            "brand_color": self.brand.color,
+            "logo": "",  # the HTML part's is markup (_logo); the text parts show none
+        }
+
+    def _logo(self) -> str:
+        """The logo for the HTML part (an image with the name as its alt text), or the name, or nothing."""
+        brand = self.brand
+        if brand.logo_url:
+            return (
+                f'<p style="margin:0 0 24px"><img src="{html.escape(brand.logo_url)}" '
+                f'alt="{html.escape(brand.app_name)}" height="40" style="display:block;height:40px;border:0"></p>'
+            )
+        if brand.app_name:
+            return f'<p style="margin:0 0 24px;font-weight:600">{html.escape(brand.app_name)}</p>'
+        return ""
 
 
 def _placeholders(template: _Template, path: Path) -> set[str]:
@@ -374,7 +442,7 @@ class LinkEmails:
         self.published_base_url = published_base_url
         self.clock = clock
         self.sleep = sleep
-        name = clean(settings.email_sender_name).replace("\n", " ").strip()
+        name = clean(settings.email_sender_name or settings.brand.app_name).replace("\n", " ").strip()
         self.from_address = formataddr((name, sender)) if name else sender
 
     def deliver(self, event: object, request_id: str, remaining_ms: RemainingMs | None = None) -> Delivery:

@@ -14,6 +14,7 @@ tag or an attribute; an ignored event writes, sends and publishes nothing.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -340,6 +341,46 @@ def test_any_metadata_renders_escaped(meta: dict[str, Any]) -> None:
     for part in (rendered.subject, rendered.text, rendered.html):
         part.encode("utf-8")
     assert "\n" not in rendered.subject
+
+
+def templates_showing_metadata() -> list[EmailTemplates]:
+    """The default templates, and a team's that show metadata fields in every part."""
+    loaded = [TEMPLATES]
+    for body in ("$url ${metadata.first_name|}", "$url ${metadata.note|none}"):
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "subject.txt").write_text("${metadata.first_name|Hi} ${metadata.note|}")
+            (Path(folder) / "body.txt").write_text(body)
+            (Path(folder) / "body.html").write_text(f"<p>{body}</p>")
+            loaded.append(EmailTemplates.load(Path(folder)))
+    return loaded
+
+
+SHOWING_METADATA = templates_showing_metadata()
+SPOOF_PAYLOADS = st.sampled_from(
+    ["https://evil.example", "evil.example", "www.evil.test", "eve@evil.example", "<b>", "</p>", "x\u202ey",
+     "evil\u3002example", "mailto:eve", "//evil.example"]
+)  # fmt: skip
+spoofing_text = st.tuples(st.text(max_size=20) | odd_text, SPOOF_PAYLOADS, st.text(max_size=20) | odd_text).map("".join)
+
+
+@PROPERTY
+@given(
+    meta=st.fixed_dictionaries(
+        {"first_name": spoofing_text | st.text(max_size=80) | json_values, "note": spoofing_text | json_values},
+        optional={"locale": st.sampled_from(["de", "ar", "ja", "pt_BR", "xx"]) | json_values},
+    )
+)
+@example(meta={"first_name": "Your account is locked, visit https://evil.example", "note": "x"})
+def test_metadata_never_shows_a_link_or_markup_in_any_part(meta: dict[str, Any]) -> None:
+    url = f"{BASE}/accept-token?token=a.b.c"
+    link = MintedLink("sit_0", "u", url, "a.b.c", (NOW + 60) * 1000, None, meta)
+    for templates in SHOWING_METADATA:
+        rendered = templates.render(link)
+        for part in (rendered.subject, rendered.text, rendered.html):
+            shown = part.replace(url, "")
+            assert not re.search(r"evil|://|www\.|@|\u202e|mailto", shown, re.IGNORECASE), shown
+        assert not re.search(r"[<>]", rendered.subject + rendered.text.replace(url, ""))
+        assert len(rendered.subject) <= 2 * 64 + 1
 
 
 def ses_exception(kind: str, code: str) -> BaseException | None:

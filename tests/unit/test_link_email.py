@@ -114,10 +114,16 @@ def test_the_default_templates_have_the_link_once_as_a_button_and_once_as_text()
     assert "2024-06-08 09:00 UTC" in rendered.text
 
 
-def test_a_missing_metadata_field_takes_its_fallback() -> None:
+def test_without_a_name_the_greeting_has_none() -> None:
     rendered = EmailTemplates.load(DEFAULT_TEMPLATES).render(link(metadata={}))
-    assert "Hello there," in rendered.text
-    assert "Hello there," in rendered.html
+    assert rendered.text.startswith("Hello,\n")
+    assert '<p style="margin:0 0 16px">Hello,</p>' in rendered.html
+
+
+def test_a_missing_metadata_field_takes_its_fallback(tmp_path: Path) -> None:
+    templates = EmailTemplates.load(write(tmp_path, "Hi ${metadata.nick|friend}", "$url", "$url"))
+    assert templates.render(link(metadata={})).subject == "Hi friend"
+    assert templates.render(link(metadata={"nick": "Ace"})).subject == "Hi Ace"
 
 
 def write(directory: Path, subject: str, text: str, body: str) -> Path:
@@ -141,21 +147,22 @@ def test_every_value_is_html_escaped_in_the_html_part(tmp_path: Path) -> None:
     )
     rendered = templates.render(link(user_id=evil, metadata={"name": evil, "n": 12.5, "o": {"a": [1, "<b>"]}}))
     assert "<script>" not in rendered.html
-    assert html.escape(evil, quote=True) in rendered.html
+    assert html.escape(evil, quote=True) in rendered.html  # the user id: escaped
     assert '"x"' not in rendered.html
     assert "'q'" not in rendered.html
     assert "12.5" in rendered.html
-    assert "&lt;b&gt;" in rendered.html
-    assert evil in rendered.text  # the text part is text: nothing to escape
-    assert rendered.subject == f"For {evil}"
+    assert "<b>" not in rendered.html and "&lt;b&gt;" not in rendered.html  # markup in metadata is not shown
+    assert evil in rendered.text  # the text part is text: nothing to escape (the user id)
+    assert rendered.subject == "For"  # the metadata field with markup is not shown, even escaped
 
 
 def test_control_characters_and_lone_surrogates_are_dropped(tmp_path: Path) -> None:
     templates = EmailTemplates.load(
         write(tmp_path, "Hi ${metadata.name}", "$url ${metadata.name}", "$url ${metadata.name}")
     )
-    rendered = templates.render(link(metadata={"name": "A\r\nBcc: x\x00\ud800\tZ"}))
-    assert rendered.subject == "Hi A Bcc: x\ufffd Z"  # one line, whitespace collapsed
+    assert templates.render(link(metadata={"name": "A\r\nBcc: x"})).subject == "Hi"  # a header line: not shown
+    rendered = templates.render(link(metadata={"name": "A\r\nB\x00\ud800\tZ"}))
+    assert rendered.subject == "Hi A B\ufffd Z"  # one line, whitespace collapsed
     assert "\x00" not in rendered.text
     assert "\r" not in rendered.text
     assert "\ud800" not in rendered.text
