@@ -17,7 +17,9 @@ first requests read none; a mint makes 1 DynamoDB call; an accept makes exactly 
 conditional write, one TransactWriteItems (the token's conditional update and the session's put;
 their audit events come from the table's stream, not from the request); GET/HEAD
 of the page never touch DynamoDB. Sessions: a refresh makes 1 read and at most 1 write (the write
-only when last_active_at is a minute old); a sign-out and a revoke 1 conditional write each.
+only when last_active_at is a minute old); a sign-out and a revoke 1 conditional write each. Clerk's
+Frontend API: a sign-in by ticket makes the accept's one TransactWriteItems and nothing else; the
+client, a token (getToken) and touch one read; its sign-out one conditional write; the environment none.
 """
 
 from __future__ import annotations
@@ -126,6 +128,21 @@ def _count_calls() -> dict[str, Any]:
         other = json.dumps({"token": minted[2]["token"]}).encode()
         revoked = request("POST", "/accept-token", accept_headers, other)[1]["created_session_id"]
         measured("session revoke (warm)", "POST", f"/v1/sessions/{revoked}/revoke", auth, b"")
+        # --- Clerk's Frontend API (clerk-js): what a browser's sign-in by ticket and its open tab cost ---
+        form = [("content-type", "application/x-www-form-urlencoded")]
+        query = "?__clerk_api_version=2025-11-10&_clerk_js_version=6.40.0"
+        measured("frontend environment (warm)", "GET", f"/v1/environment{query}", [])
+        ticket = request("POST", "/v1/sign_in_tokens", auth, mint_body)[1]["token"]
+        sign_in_body = f"strategy=ticket&ticket={ticket}&locale=en-US".encode()
+        signed_in = measured("frontend sign-in (warm)", "POST", f"/v1/client/sign_ins{query}", form, sign_in_body)
+        client = [("cookie", "; ".join(set_cookies))]
+        frontend_session = signed_in["response"]["created_session_id"]
+        measured("frontend sign-in again (already used)", "POST", f"/v1/client/sign_ins{query}", form, sign_in_body)
+        measured("frontend client (warm)", "GET", f"/v1/client{query}", client)
+        tokens = f"/v1/client/sessions/{frontend_session}/tokens{query}"
+        measured("frontend token (warm)", "POST", tokens, form + client, b"organization_id=")
+        measured("frontend touch (warm)", "POST", f"/v1/client/sessions/{frontend_session}/touch{query}", form + client)
+        measured("frontend sign-out (warm)", "POST", f"/v1/client/sessions{query}&_method=DELETE", form + client)
     return results
 
 
@@ -194,6 +211,23 @@ def aws_calls(options: Options) -> list[Figure]:
         figure("sessions list (warm)", None, 1),
         figure("session token (warm)", "dynamodb", 1, "GetItem"),
         figure("session token (warm)", None, 1),
+        figure("frontend environment (warm)", None, 0, note="no AWS call: the instance's settings"),
+        figure("frontend sign-in (warm)", None, 1, note="the accept's one write, nothing else"),
+        figure(
+            "frontend sign-in (warm)",
+            "dynamodb",
+            1,
+            "TransactWriteItems",
+            note="the token's update and the session's put",
+        ),
+        figure("frontend sign-in again (already used)", None, 1, note="the failed conditional write tells why"),
+        figure("frontend client (warm)", "dynamodb", 1, "GetItem", note="the session the __Host-client cookie names"),
+        figure("frontend client (warm)", None, 1),
+        figure("frontend token (warm)", "dynamodb", 1, "GetItem", note="getToken(): at most one read"),
+        figure("frontend token (warm)", None, 1),
+        figure("frontend touch (warm)", None, 1, note="the read; last_active_at is written at most once a minute"),
+        figure("frontend sign-out (warm)", "dynamodb", 1, "UpdateItem", note="one conditional write, no read"),
+        figure("frontend sign-out (warm)", None, 1),
     ]
 
 

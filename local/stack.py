@@ -80,7 +80,6 @@ from local.template import (
     http_routes,
     load_template,
 )
-from signin_links.frontend_wire import publishable_key
 
 DEFAULT_STATE = ROOT / ".local-stack" / "state.json"
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
@@ -616,6 +615,10 @@ def clerk_frontend(url: str) -> dict[str, str]:
     """What clerk-js and @clerk/nextjs need to use this stack's Frontend API: the publishable key of
     its host and, since the local stack speaks http (clerk-js builds ``https://<key's host>``), the
     stack's URL as ``proxyUrl`` (docs/clerk-frontend.md)."""
+    # Imported here, not at the top: the domain package's Logger and Metrics read their settings when
+    # first imported, which must come after the functions' environment is applied (LocalStack.activate).
+    from signin_links.frontend_wire import publishable_key
+
     return {"publishable_key": publishable_key(urlsplit(url).netloc), "proxy_url": url}
 
 
