@@ -497,6 +497,181 @@ def test_every_public_route_has_its_own_wave_sized_throttle_and_v1_the_default(s
     assert int(values["ThrottleRateLimit"]) < int(values["PublicRouteRateLimit"])
 
 
+# --- Alarms: one for every way a wave fails (issue 17 item 2) ---------------------------------------
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    return {n: r["Properties"] for n, r in SOURCE["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def metric_stats(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Id -> the metric (namespace, name, dimensions) of each MetricStat of a metric-math alarm."""
+    return {m["Id"]: m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m}
+
+
+def fires(props: dict[str, Any], **values: float) -> bool:
+    """Whether a metric-math alarm fires for one period's values, its expression evaluated as
+    CloudWatch does for these operators (IF, AND, comparisons as 1/0, SERVICE_QUOTA of a metric)."""
+    (expression,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
+    python = expression.replace(" AND ", " and ").replace("IF(", "_if(")
+    names = {"_if": lambda test, yes, no: yes if test else no, "SERVICE_QUOTA": lambda _metric: values["quota"]}
+    value = float(eval(python, {"__builtins__": {}}, {**names, **values}))
+    assert props["ComparisonOperator"] in ("GreaterThanOrEqualToThreshold", "GreaterThanThreshold")
+    if props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold":
+        return value >= props["Threshold"]
+    return value > props["Threshold"]
+
+
+def test_canary_rollback_alarms_fire_on_an_error_rate_not_on_one_error_at_high_volume() -> None:
+    """The deployment groups' alarms: at least 3 errors a minute and at least 0.1% of invocations,
+    per minute (a 5-minute canary must see them within its 5 minutes)."""
+    template = SOURCE["Resources"]
+    rollback = {
+        name: resource["Properties"]["DeploymentPreference"]["Alarms"]
+        for name, resource in template.items()
+        if resource["Type"] == "AWS::Serverless::Function" and "DeploymentPreference" in resource["Properties"]
+    }
+    assert set(rollback) >= {"MintLinkFunction", "AcceptTokenFunction", "SessionsFunction"}
+    for function, refs in rollback.items():
+        for ref in refs:
+            props = alarms()[ref["Ref"]]
+            stats = metric_stats(props)
+            assert {m["MetricName"] for m in stats.values()} == {"Errors", "Invocations"}, ref
+            for metric in stats.values():
+                assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+            assert {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m} == {60}
+            assert not fires(props, errors=1, invocations=60_000)  # one error at 1,000/s
+            assert not fires(props, errors=2, invocations=10)  # two errors at a trickle
+            assert not fires(props, errors=50, invocations=60_000)  # 0.08%: below the rate
+            assert fires(props, errors=6_000, invocations=60_000)  # a canary failing all of its 10%
+            assert fires(props, errors=3, invocations=100)
+
+
+def test_api_5xx_is_a_rate_with_a_minimum_volume() -> None:
+    props = alarms()["HttpApi5xxAlarm"]
+    assert {m["MetricName"] for m in metric_stats(props).values()} == {"5xx", "Count"}
+    assert not fires(props, errors=1, requests=300_000)
+    assert not fires(props, errors=4, requests=4)
+    assert not fires(props, errors=2_000, requests=300_000)  # 0.67%
+    assert fires(props, errors=5, requests=100)
+    assert fires(props, errors=3_000, requests=300_000)
+
+
+def test_throttled_requests_are_counted_from_the_access_log_and_alarm_as_a_rate() -> None:
+    """HTTP APIs publish no 429 metric: a metric filter on the access log's status field counts them."""
+    resources = SOURCE["Resources"]
+    access_log = resources["HttpApi"]["Properties"]["AccessLogSettings"]
+    sample = json.loads(re.sub(r"\$context\.[A-Za-z.]+", "x", access_log["Format"]))
+    assert sample["status"] == "x"  # a JSON string field: the pattern compares it with a quoted "429"
+    assert '"status":"$context.status"' in access_log["Format"]
+    assert access_log["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}
+    flt = resources["HttpApiThrottledRequestsFilter"]["Properties"]
+    assert flt["LogGroupName"] == {"Ref": "HttpApiAccessLogs"}
+    assert flt["FilterPattern"] == '{ $.status = "429" }'
+    (transform,) = flt["MetricTransformations"]
+    props = alarms()["HttpApiThrottledAlarm"]
+    throttled = metric_stats(props)["throttled"]
+    assert (throttled["Namespace"], throttled["MetricName"]) == (transform["MetricNamespace"], transform["MetricName"])
+    assert "AWS::StackName" in json.dumps(transform["MetricNamespace"])  # two stacks never share it
+    assert not fires(props, throttled=3, requests=100)
+    assert not fires(props, throttled=50, requests=60_000)
+    assert fires(props, throttled=1_000, requests=60_000)
+
+
+def test_account_concurrency_near_its_quota_alarms() -> None:
+    props = alarms()["LambdaConcurrencyNearLimitAlarm"]
+    stats = metric_stats(props)
+    assert {(m["Namespace"], m["MetricName"]) for m in stats.values()} == {
+        ("AWS/Lambda", "ClaimedAccountConcurrency"),
+        ("AWS/Lambda", "ConcurrentExecutions"),
+    }
+    assert all("Dimensions" not in m for m in stats.values())  # account-wide
+    assert not fires(props, claimed=700, concurrent=650, quota=1000)
+    assert fires(props, claimed=850, concurrent=120, quota=1000)  # reserved concurrency counts
+    assert not fires(props, claimed=850, concurrent=800, quota=5000)  # a raised quota needs no edit
+
+
+def test_the_pipe_failing_or_lagging_alarms() -> None:
+    failed = metric_stats(alarms()["AuditPipeFailedAlarm"])
+    assert {m["MetricName"] for m in failed.values()} == {
+        "ExecutionFailed",
+        "ExecutionTimeout",
+        "EnrichmentStageFailed",
+        "TargetStageFailed",
+    }
+    for metric in failed.values():
+        assert metric["Namespace"] == "AWS/EventBridge/Pipes"
+        assert metric["Dimensions"] == [{"Name": "PipeName", "Value": {"Ref": "AuditPipe"}}]
+    lag = alarms()["AuditPipeLagAlarm"]  # the metric AuditEventsFunction publishes: tests/unit/test_audit.py
+    assert lag["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "AuditEventsFunction"}}]
+
+
+def test_ses_reputation_alarms_fire_before_ses_reviews_the_account() -> None:
+    """SES reviews an account at a 5% bounce rate or a 0.1% complaint rate (fractions in CloudWatch)."""
+    for name, metric, review in (
+        ("SesBounceRateAlarm", "Reputation.BounceRate", 0.05),
+        ("SesComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),
+    ):
+        props = alarms()[name]
+        assert (props["Namespace"], props["MetricName"]) == ("AWS/SES", metric)
+        assert 0.5 * review <= props["Threshold"] < review, name
+        assert SOURCE["Resources"][name]["Condition"] == "SendsEmail"
+
+
+def test_a_failed_secrets_manager_rotation_of_any_keyring_alarms() -> None:
+    """Secrets Manager's RotationFailed (a CloudTrail service event on the default bus) for every
+    secret the stack rotates lands in a queue the rotation alarm watches, with the function's errors."""
+    from moto.events.models import EventPattern
+
+    resources = SOURCE["Resources"]
+    rotated = {
+        r["Properties"]["SecretId"]["Ref"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SecretsManager::RotationSchedule"
+    }
+    rule = resources["KeyRotationFailedRule"]["Properties"]
+    assert "EventBusName" not in rule  # AWS services publish to the default bus
+    secrets = {
+        logical_id: f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{logical_id}-AbCdEf" for logical_id in rotated
+    }
+    listed = {item["Ref"] for item in rule["EventPattern"]["detail"]["additionalEventData"]["SecretId"]}
+    assert listed == rotated
+
+    def failed(secret_arn: str, name: str = "RotationFailed") -> dict[str, Any]:
+        return {
+            "source": "aws.secretsmanager",
+            "detail-type": "AWS Service Event via CloudTrail",
+            "detail": {
+                "eventSource": "secretsmanager.amazonaws.com",
+                "eventName": name,
+                "errorMessage": "Error when executing lambda ... during createSecret step",
+                "additionalEventData": {"SecretId": secret_arn},
+            },
+        }
+
+    resolved = resolver(SOURCE)
+    resolved.ref_of = lambda logical_id: secrets.get(logical_id, logical_id)
+    pattern = EventPattern.load(json.dumps(resolved.resolve(rule["EventPattern"])))
+    for arn in secrets.values():
+        assert pattern.matches_event(failed(arn))
+        assert not pattern.matches_event(failed(arn, "RotationSucceeded"))
+    assert not pattern.matches_event(failed(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:other-AbCdEf"))
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["KeyRotationFailuresQueue", "Arn"]}
+    (statement,) = resources["KeyRotationFailuresQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["KeyRotationFailedRule", "Arn"]}}}
+    props = alarms()["KeyRotationFailedAlarm"]
+    stats = metric_stats(props)
+    assert {(m["Namespace"], m["MetricName"]) for m in stats.values()} == {
+        ("AWS/Lambda", "Errors"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    }
+    assert fires(props, errors=0, reported=1)
+    assert fires(props, errors=1, reported=0)
+    assert not fires(props, errors=0, reported=0)
+
+
 # --- Names, first deploy ------------------------------------------------------------------------------
 
 NAME_PROPERTIES = re.compile(r"^(Name|[A-Z][A-Za-z]*Name)$")

@@ -80,13 +80,25 @@ def test_rotation_timing_settings_reach_every_function() -> None:
     assert rotate_env["SESSION_LIFETIME_SECONDS"] == accept_env["SESSION_LIFETIME_SECONDS"]
 
 
+def watched_metrics(props: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(namespace, metric, dimensions) of an alarm: its one metric, or each metric of its math."""
+    if "MetricName" in props:
+        return [(props["Namespace"], props["MetricName"], props.get("Dimensions", []))]
+    found = []
+    for metric in props["Metrics"]:
+        if "MetricStat" in metric:
+            watched = metric["MetricStat"]["Metric"]
+            found.append((watched["Namespace"], watched["MetricName"], watched.get("Dimensions", [])))
+    return found
+
+
 def test_every_function_has_errors_and_throttles_alarms() -> None:
     watched: dict[str, set[str]] = {}
     for alarm in of_type("AWS::CloudWatch::Alarm").values():
-        props = alarm["Properties"]
-        if props.get("Namespace") == "AWS/Lambda":
-            (dimension,) = props["Dimensions"]
-            watched.setdefault(dimension["Value"]["Ref"], set()).add(props["MetricName"])
+        for namespace, metric, dimensions in watched_metrics(alarm["Properties"]):
+            if namespace == "AWS/Lambda" and dimensions:
+                (dimension,) = dimensions
+                watched.setdefault(dimension["Value"]["Ref"], set()).add(metric)
     for function in of_type("AWS::Serverless::Function"):
         if function == "EmptyResultsBucketFunction":
             continue  # runs only inside a stack operation, whose own failure reports it
@@ -95,8 +107,13 @@ def test_every_function_has_errors_and_throttles_alarms() -> None:
 
 def test_api_5xx_alarm_and_every_alarm_notify_the_optional_topic() -> None:
     alarms = of_type("AWS::CloudWatch::Alarm")
-    api = [a["Properties"] for a in alarms.values() if a["Properties"].get("Namespace") == "AWS/ApiGateway"]
-    assert ("5xx", {"Ref": "HttpApi"}) in [(props["MetricName"], props["Dimensions"][0]["Value"]) for props in api]
+    api = [
+        (metric, dimensions[0]["Value"])
+        for alarm in alarms.values()
+        for namespace, metric, dimensions in watched_metrics(alarm["Properties"])
+        if namespace == "AWS/ApiGateway"
+    ]
+    assert ("5xx", {"Ref": "HttpApi"}) in api
     topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == topic, name

@@ -5,6 +5,7 @@ is an audited change, and an audited change is kept."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from signin_links.audit import CHANGES, MalformedRecord, audit_event, change_of
 from tests.conftest import load_function
 
 NOW_MS = 1_795_528_800_123
+AGE = "AuditRecordAge"
 
 
 def record(event_name: str, pk: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
@@ -154,6 +156,43 @@ def test_the_enrichment_keeps_the_batch_order() -> None:
     assert [event["detail"]["sign_in_token_id"] for event in events] == [f"sit_{n}" for n in range(10)]
 
 
+def test_each_batch_reports_the_age_of_its_oldest_record_as_an_embedded_metric(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pipes publishes no iterator age for a stream: the enrichment does (AuditPipeLagAlarm)."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-AuditEventsFunction-abc")
+    app = load_function("audit_events")
+    now = 1_800_000_000.0
+    monkeypatch.setattr(app.time, "time", lambda: now)
+    batch = [record("MODIFY", f"sit_{n}", token(f"sit_{n}"), token(f"sit_{n}", "revoked")) for n in range(3)]
+    batch[0]["dynamodb"]["ApproximateCreationDateTime"] = now - 42  # seconds, as stream records say
+    batch[1]["dynamodb"]["ApproximateCreationDateTime"] = int((now - 600.5) * 1000)  # milliseconds precision
+    batch[2]["dynamodb"]["ApproximateCreationDateTime"] = "yesterday"  # not a time: not counted
+    app.lambda_handler(batch, None)
+    (line,) = capsys.readouterr().out.splitlines()
+    metric = json.loads(line)
+    assert metric[AGE] == 600.5
+    assert metric["FunctionName"] == "stack-AuditEventsFunction-abc"
+    (directive,) = metric["_aws"]["CloudWatchMetrics"]
+    assert directive == {
+        "Namespace": "SigninLinks",
+        "Dimensions": [["FunctionName"]],
+        "Metrics": [{"Name": AGE, "Unit": "Seconds"}],
+    }
+    assert metric["_aws"]["Timestamp"] == int(now * 1000)
+    app.lambda_handler([], None)  # nothing to measure: no line
+    assert capsys.readouterr().out == ""
+
+
+def test_the_lag_alarm_watches_the_metric_the_enrichment_publishes() -> None:
+    resources = load_template()["Resources"]
+    alarm = resources["AuditPipeLagAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SigninLinks", AGE)
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "AuditEventsFunction"}}]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] * alarm["DatapointsToAlarm"] < 24 * 3600 / 10  # far ahead of the stream's 24 h
+
+
 # --- properties: the filters and the mapping agree; nothing the pipe hands over makes it raise ---
 
 STATUSES = ["pending", "accepted", "revoked", "active", "ended", "expired", "abandoned", "completed", "running"]
@@ -226,11 +265,23 @@ json_values = st.recursive(
 def malformed_records(draw: st.DrawFn) -> Any:
     """Anything at all, and records whose images have the wrong JSON types."""
     item = draw(stream_records())
-    for path in draw(st.lists(st.sampled_from(["eventName", "dynamodb", "Keys", "NewImage", "OldImage"]))):
+    fields = ["eventName", "dynamodb", "Keys", "NewImage", "OldImage", "ApproximateCreationDateTime"]
+    for path in draw(st.lists(st.sampled_from(fields))):
         target = item if path in ("eventName", "dynamodb") else item["dynamodb"]
         if isinstance(target, dict):
-            target[path] = draw(json_values)
+            target[path] = draw(json_values | creation_times if path == "ApproximateCreationDateTime" else json_values)
     return draw(st.one_of(st.just(item), json_values))
+
+
+# What a record's ApproximateCreationDateTime may hold: seconds and milliseconds, and every hostile
+# number (NaN, infinities, huge, negative, a bool, numeric text).
+creation_times = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(),  # unbounded: past what a float holds
+    st.integers(min_value=10**300, max_value=10**400),
+    st.booleans(),
+    st.integers(min_value=0, max_value=4 * 10**12).map(str),
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -239,12 +290,36 @@ def test_the_pipe_keeps_exactly_the_records_the_mapping_knows(item: dict[str, An
     assert kept_by_the_pipe(item) == (change_of(item) is not None)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.lists(st.one_of(stream_records(), malformed_records()), max_size=5), json_values)
-def test_the_enrichment_never_raises_and_answers_events_only(batch: list[Any], other: Any) -> None:
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(creation_times, json_values), max_size=6), st.floats(min_value=0, max_value=4e9))
+def test_the_age_of_any_creation_times_is_none_or_a_finite_age(created: list[Any], now: float) -> None:
+    app = load_function("audit_events")
+    batch = [record("MODIFY", "sit_a", token(), token(status="revoked")) for _ in created]
+    for item, value in zip(batch, created, strict=True):
+        item["dynamodb"]["ApproximateCreationDateTime"] = value
+    age = app.oldest_record_age([*batch, "not a record", {"dynamodb": "x"}], now)
+    assert age is None or (math.isfinite(age) and age >= 0)
+    json.loads(app.age_metric_line(age or 0.0, "f", now))
+
+
+@settings(
+    max_examples=300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],  # capsys: read each time
+    deadline=None,
+)
+@given(batch=st.lists(st.one_of(stream_records(), malformed_records()), max_size=5), other=json_values)
+def test_the_enrichment_never_raises_and_answers_events_only(
+    capsys: pytest.CaptureFixture[str], batch: list[Any], other: Any
+) -> None:
     handler = load_function("audit_events").lambda_handler
+    capsys.readouterr()
     for payload in (batch, other):
         events = handler(payload, None)
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) <= 1
+        for line in lines:  # the metric line is valid EMF with a finite, non-negative age
+            age = json.loads(line)[AGE]
+            assert isinstance(age, float) and math.isfinite(age) and age >= 0
         assert isinstance(events, list)
         json.dumps(events)  # the pipe gets JSON back
         for event in events:
