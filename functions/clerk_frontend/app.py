@@ -104,7 +104,7 @@ def environment() -> Response[str]:
     origin = app.current_event.headers.get("origin")
     if origin and origin in frontend().settings.allowed_redirect_origins:
         cors = cors_headers(origin)
-    return answer(environment_json("signin-links"), cors)
+    return answer(environment_json(frontend().settings.brand.app_name or "signin-links"), cors)
 
 
 @app.get("/v1/client")

@@ -316,3 +316,12 @@ def test_v1_jwks_answers_other_methods_405_in_the_envelope(stack: Stack, context
     assert answer.status == 405
     assert answer.headers["Allow"] == "GET"
     assert answer.code == "method_not_allowed"
+
+
+def test_environment_names_the_application(stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("APP_NAME", "Acme Shop")
+    reset_caches()
+    answer = frontend(load_event("frontend_environment.json"), context)
+    assert answer.json()["display_config"]["application_name"] == "Acme Shop"
