@@ -66,6 +66,10 @@ events: install ## Follow what the running local stack's event buses carry, like
 rotate: install ## Rotate a keyring of the running local stack: SECRET=TicketKeyringSecret or SessionKeyringSecret
 	$(PY) -m local.rotation $(SECRET)
 
+.PHONY: screenshots
+screenshots: install chromium ## Screenshots of every page state of the running local stack, for the docs (local/page_tour.py)
+	$(PY) -m local.page_tour
+
 .PHONY: invoke
 invoke: install ## Run FUNCTION (logical id) on EVENT (a file in events/), as `sam local invoke` would
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)

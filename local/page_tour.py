@@ -1,0 +1,181 @@
+"""A tour of every page state of a running local stack in Chromium: ``make screenshots`` writes a
+picture of each for docs/customising.md, and tests/e2e/test_browser_pages.py runs axe-core on each.
+
+It drives the stack as a person does (mints a link with the stack's secret key, opens it, clicks)
+and stops at each state a person can see:
+
+    no-token, accept, signing-in, signed-in, confirm-switch, sign-out, signed-out, already-used,
+    revoked, invalid
+
+``signing-in`` is the accept page once its form is submitted (the tour answers that POST itself with
+204 No Content, so the page stays as it was while signing in, then submits it to the stack).
+The stack must run with ``LOCAL_PARAMETER_AcceptAutoSubmit=false`` (so that the form stays on
+screen) and Debian's Chromium must be installed (``make chromium``)::
+
+    LOCAL_PARAMETER_AcceptAutoSubmit=false LOCAL_PARAMETER_AppName=Acme \\
+      LOCAL_PARAMETER_BrandColor='#6d28d9' make local
+    make screenshots   # in another terminal: docs/images/pages/<language>-<state>.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from local.invoke import live_state
+from local.stack import state_path
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+STATES = (
+    "no-token",
+    "accept",
+    "signing-in",
+    "signed-in",
+    "confirm-switch",
+    "sign-out",
+    "signed-out",
+    "already-used",
+    "revoked",
+    "invalid",
+)
+WIDTH, HEIGHT = 480, 640
+OUT = Path("docs/images/pages")
+# A stand-in logo, served by the tour for LogoUrl (the stack's pages load it from that URL).
+LOGO_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="32" viewBox="0 0 120 32">'
+    '<rect width="32" height="32" rx="8" fill="#6d28d9"/><text x="40" y="23" font-family="sans-serif" '
+    'font-size="20" font-weight="700" fill="#1f2328">Acme</text></svg>'
+)
+
+Visit = Callable[[str, Any], None]  # (state, page showing it)
+
+
+@dataclass
+class Tour:
+    """The states of the stack at ``base_url``, walked in one browser context per language."""
+
+    base_url: str
+    secret_key: str
+    logo_url: str = ""
+
+    def mint(self, user_id: str, **fields: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.secret_key}"}
+        answer = httpx.post(
+            f"{self.base_url}/v1/sign_in_tokens", json={"user_id": user_id, **fields}, headers=headers, timeout=30
+        )
+        answer.raise_for_status()
+        minted: dict[str, Any] = answer.json()
+        return minted
+
+    def revoke(self, token_id: str) -> None:
+        headers = {"Authorization": f"Bearer {self.secret_key}"}
+        httpx.post(
+            f"{self.base_url}/v1/sign_in_tokens/{token_id}/revoke", headers=headers, timeout=30
+        ).raise_for_status()
+
+    def context(self, browser: Any, language: str, **options: Any) -> Any:
+        """A browser context whose Accept-Language asks for ``language``."""
+        context = browser.new_context(**{"locale": language, "viewport": {"width": WIDTH, "height": HEIGHT}, **options})
+        if self.logo_url:
+            context.route(self.logo_url, lambda route: route.fulfill(content_type="image/svg+xml", body=LOGO_SVG))
+        return context
+
+    def walk(self, context: Any, visit: Visit) -> None:
+        """Bring ``context`` to every state of :data:`STATES` in turn, calling ``visit`` at each."""
+        page = context.new_page()
+        page.goto(f"{self.base_url}/accept-token")
+        visit("no-token", page)
+
+        minted = self.mint("user_ada")
+        page.goto(minted["url"])
+        form = page.locator("#accept")
+        form.wait_for()
+        if form.get_attribute("data-auto-submit") != "false":
+            raise SystemExit("the tour needs the stack started with LOCAL_PARAMETER_AcceptAutoSubmit=false")
+        visit("accept", page)
+
+        # The POST answered 204 by the tour: the browser stays on the page as it was while signing in.
+        page.route(f"{self.base_url}/accept-token", lambda route: route.fulfill(status=204))
+        page.locator("#sign-in").click()
+        page.wait_for_function("document.getElementById('sign-in').disabled")
+        visit("signing-in", page)
+        page.unroute(f"{self.base_url}/accept-token")
+        with page.expect_navigation():
+            page.evaluate("document.getElementById('accept').submit()")  # the same form, now to the stack
+        page.locator("#user-id").wait_for()
+        visit("signed-in", page)
+
+        other = self.mint("user_grace")  # this browser holds user_ada's session: the link asks first
+        page.goto(other["url"])
+        with page.expect_navigation():
+            page.locator("#sign-in").click()
+        page.locator("#switch-user").wait_for()
+        visit("confirm-switch", page)
+
+        page.goto(f"{self.base_url}/sign-out")
+        visit("sign-out", page)
+        with page.expect_navigation():
+            page.locator("#sign-out").click()
+        visit("signed-out", page)
+
+        # Signed out, this browser is no longer the one that used the link: it is dead here.
+        self._click_dead_link(page, minted["url"])
+        visit("already-used", page)
+        revoked = self.mint("user_ada")
+        self.revoke(revoked["id"])
+        self._click_dead_link(page, revoked["url"])
+        visit("revoked", page)
+        page.goto(f"{self.base_url}/accept-token?token=not.a.token")
+        visit("invalid", page)
+        page.close()
+
+    @staticmethod
+    def _click_dead_link(page: Any, url: str) -> None:
+        page.goto(url)  # a GET never reads the token's state: the page offers the button
+        with page.expect_navigation():
+            page.locator("#sign-in").click()
+        page.locator("#error-code").wait_for()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Screenshots of every page state of the running local stack.")
+    parser.add_argument("--languages", default="en,ar", help="comma-separated (default: en,ar)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"folder of the PNG files (default: {OUT})")
+    args = parser.parse_args(argv)
+    state = live_state(state_path())
+    if state is None:
+        print(f"no local stack is running (state file {state_path()}); start one with `make local`", file=sys.stderr)
+        return 1
+    if not CHROMIUM.exists():
+        print("Debian's chromium is not installed: make chromium", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    environment = state["functions"]["AcceptTokenFunction"]["environment"]
+    tour = Tour(str(state["url"]), str(state["secret_key"]), logo_url=environment.get("LOGO_URL", ""))
+    args.out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        for language in args.languages.split(","):
+            context = tour.context(browser, language)
+
+            def shoot(name: str, page: Any, language: str = language) -> None:
+                path = args.out / f"{language}-{name}.png"
+                page.screenshot(path=str(path))
+                print(path)
+
+            tour.walk(context, shoot)
+            context.close()
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
