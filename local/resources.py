@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -356,6 +357,17 @@ def _pipe(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
     arn = ctx.arn("pipes", f"pipe/{name}")
     ctx.pipes[logical_id] = {"name": name, "arn": arn, "properties": props}
     return Created(ref=name, attrs={"Arn": arn, "CurrentState": "RUNNING"}, created=False)
+
+
+@creator("AWS::Lambda::EventSourceMapping")
+def _event_source_mapping(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
+    """Not created in the emulator (moto cannot invoke functions): ``local.event_sources`` runs it."""
+    mapping_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.stack_name}/{logical_id}"))
+    return Created(
+        ref=mapping_id,
+        attrs={"EventSourceMappingArn": ctx.arn("lambda", f"event-source-mapping:{mapping_id}")},
+        created=False,
+    )
 
 
 @creator("AWS::Serverless::HttpApi")

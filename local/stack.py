@@ -14,7 +14,11 @@
    ``LOCAL_CONCURRENCY`` worker processes (default 4), each running one invocation at a time.
    Each ``AWS::Pipes::Pipe`` from a table's stream to a bus runs in a thread (``local.pipes``):
    the audit events reach the local bus as AWS would deliver them. ``LOCAL_PIPE_PUT_EVENTS_FAILURES=n``
-   makes each pipe's first n ``PutEvents`` calls fail, to watch it retry.
+   makes each pipe's first n ``PutEvents`` calls fail, to watch it retry. Each SQS event source
+   mapping (``AWS::Lambda::EventSourceMapping``, SAM ``SQS`` events) polls its queue in threads
+   (``local.event_sources``), and moto's SES v2 answers ``GetAccount`` and throttles ``SendEmail``
+   at a new production account's quota (14 emails/s, 50,000 a day; ``LOCAL_SES_MAX_SEND_RATE``
+   and ``LOCAL_SES_MAX_24_HOUR_SEND`` change it).
 5. Prints the URL, the secret key (``LOCAL_SECRET_KEY`` overrides the default), the moto endpoint
    and a ready-to-run curl; writes the same, machine-readable, to ``.local-stack/state.json``
    (``LOCAL_STACK_STATE`` moves it) and removes it on exit. Ctrl-C or SIGTERM stops it cleanly,
@@ -57,7 +61,8 @@ from local.apigw import (
     not_found,
     too_large,
 )
-from local.emulator import REGION, MotoServer, aws_client
+from local.emulator import REGION, MotoServer, aws_client, ses_quota
+from local.event_sources import QueuePoller, QueueSource, template_queue_sources
 from local.outbox import verify_sender
 from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
@@ -146,6 +151,9 @@ class LocalStack:
     _rotating: threading.Lock = field(default_factory=threading.Lock)
     pipe_put_events_failures: int = 0  # LOCAL_PIPE_PUT_EVENTS_FAILURES: injected EventBridge outage
     pipes: list[PipeEmulator] = field(default_factory=list)
+    # SQS event source mappings of the template (local.event_sources); polled once start_event_sources() ran.
+    queue_sources: list[QueueSource] = field(default_factory=list)
+    pollers: list[QueuePoller] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.router = Router(self.routes)
@@ -188,6 +196,25 @@ class LocalStack:
             active=lambda logical_id: _exists(template, resolver, logical_id),
             arn_of=lambda logical_id: found.att(logical_id, "Arn"),
         )
+        function_ids = {
+            name: logical_id
+            for logical_id, function in local_functions.items()
+            for name in (function.name, found.att(logical_id, "Arn"))
+            if name
+        }
+        queue_sources = template_queue_sources(
+            template,
+            resolver.resolve,
+            active=lambda logical_id: _exists(template, resolver, logical_id),
+            # A function's name, ARN, or alias ARN (arn:...:function:name:live).
+            function_of=lambda name: function_ids.get(name) or function_ids.get(name.rsplit(":", 1)[0]),
+        )
+        # SES's sending quota as moto answers and enforces it (local.emulator.ses_quota): a new
+        # production account's unless LOCAL_SES_MAX_SEND_RATE / LOCAL_SES_MAX_24_HOUR_SEND say otherwise.
+        ses_quota(
+            float(settings.get("LOCAL_SES_MAX_SEND_RATE") or 14),
+            float(settings.get("LOCAL_SES_MAX_24_HOUR_SEND") or 50_000),
+        )
         async_configs = {
             logical_id: AsyncConfig.of(
                 resolver.resolve({key: spec.properties[key] for key in _ASYNC_KEYS if key in spec.properties})
@@ -208,6 +235,7 @@ class LocalStack:
             rotations=rotation_schedules(template),
             notes=parameter_notes(template, parameters),
             pipe_put_events_failures=int(settings.get("LOCAL_PIPE_PUT_EVENTS_FAILURES") or 0),
+            queue_sources=queue_sources,
         )
 
     def activate(self) -> None:
@@ -331,12 +359,27 @@ class LocalStack:
             )
             self.pipes.append(emulator.start())
 
+    def start_event_sources(self) -> list[QueuePoller]:
+        """Poll each SQS event source mapping's queue and invoke its function (``local.event_sources``).
+        Call after :meth:`activate` (the functions must be up)."""
+        for source in self.queue_sources:
+            if source.not_local() is not None or source.function not in self.functions:
+                continue
+            if source.function in self.init_errors:
+                continue
+            poller = QueuePoller(source, self.functions[source.function], self.endpoint)
+            self.pollers.append(poller.start())
+        return self.pollers
+
     def close(self) -> None:
-        """Stop the pipes and the rules' deliveries, then every function's worker processes
-        (in-process functions have none)."""
+        """Stop the pipes, the queue pollers and the rules' deliveries, then every function's worker
+        processes (in-process functions have none)."""
         for pipe in self.pipes:
             pipe.stop()
         self.pipes.clear()
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers.clear()
         if self.rule_engine is not None:
             self.rule_engine.close()
         for function in self.functions.values():
@@ -372,9 +415,27 @@ class LocalStack:
                 {"route_key": f"{route.method} {route.path}", "function": route.function} for route in self.routes
             ],
             "rules": self.rule_engine.describe() if self.rule_engine is not None else [],
+            "event_sources": self.describe_event_sources(),
             "curl": curl_command(self.url, self.secret_key),
             "clerk_frontend": clerk_frontend(self.url),
         }
+
+    def describe_event_sources(self) -> list[dict[str, Any]]:
+        """Every SQS event source mapping: what runs locally and what does not (state file, banner)."""
+        running = {poller.source.logical_id: poller for poller in self.pollers}
+        described = []
+        for source in self.queue_sources:
+            poller = running.get(source.logical_id)
+            item: dict[str, Any] = (
+                poller.describe() if poller else {"mapping": source.logical_id, "origin": source.origin}
+            )
+            reason = source.not_local()
+            if reason is None and poller is None:
+                reason = "not started (its function is not running, or start_event_sources() was not called)"
+            if reason is not None:
+                item["not_local"] = reason
+            described.append(item)
+        return described
 
     def call(self, request: HttpRequest, domain_name: str) -> tuple[HttpResponse, str]:
         """Serve one request; returns the response and the route key (for the log)."""
@@ -599,6 +660,22 @@ def rules_text(stack: LocalStack) -> str:
     return "\n".join(lines) or "    (none)"
 
 
+def event_sources_text(stack: LocalStack) -> str:
+    """The SQS event source mappings: queue, function, batch and concurrency, or why not run."""
+    lines = []
+    for item in stack.describe_event_sources():
+        if "not_local" in item:
+            lines.append(f"    {item['origin']}\n      NOT RUN LOCALLY: {item['not_local']}")
+            continue
+        partial = ", partial batch responses" if item["report_batch_item_failures"] else ""
+        lines.append(
+            f"    {item['origin']}  queue {item['queue']}  ->  {item['function']}\n"
+            f"      batches of {item['batch_size']}, {item['local_concurrency']} at once "
+            f"(MaximumConcurrency {item['maximum_concurrency']}){partial}"
+        )
+    return "\n".join(lines) or "    (none)"
+
+
 def local_text(stack: LocalStack) -> str:
     """The local-only pages and commands, and the parameter notes."""
     email = stack.parameters.get("EmailSender")
@@ -638,6 +715,8 @@ AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION})
 {routes}
   EventBridge rules (put events on the bus with the moto endpoint; `make events` follows the bus)
 {rules_text(stack)}
+  SQS event sources
+{event_sources_text(stack)}
 {local_text(stack)}
 Mint a sign-in link:
 
@@ -683,6 +762,7 @@ def main() -> int:
         stack.activate()
         stack.start_rules()
         stack.start_pipes()
+        stack.start_event_sources()
         server.stack = stack
         write_state(state_file, stack.state())
         print(banner(stack, state_file), flush=True)

@@ -310,7 +310,7 @@ def references(value: Any) -> set[str]:
     elif isinstance(value, dict):
         for key, arg in value.items():
             if key == "Ref" and isinstance(arg, str):
-                found.add(arg)
+                found.add(arg.removesuffix(".Alias"))  # SAM's Function.Alias names the function
             elif key == "Fn::GetAtt":
                 parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 found.add(str(parts[0]))

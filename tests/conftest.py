@@ -16,11 +16,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.emulator import atomic_transactions
+from local.emulator import atomic_transactions, ses_quota
 
-# moto in this process writes a cancelled TransactWriteItems to nothing, as DynamoDB does (the local
-# stack's moto server does the same; see local/emulator.py).
+# moto in this process writes a cancelled TransactWriteItems to nothing, as DynamoDB does, and its SES
+# v2 answers GetAccount and throttles SendEmail at the account's quota, as SES does (the local stack's
+# moto server does the same; see local/emulator.py).
 atomic_transactions()
+ses_quota()
 
 # Every test's logs are scanned for tokens, secret keys and accept URLs (see tests/logscan.py).
 pytest_plugins = ["tests.logscan"]

@@ -40,7 +40,7 @@ def client(service: str) -> Any:
 def client_without_retries(service: str) -> Any:
     """A client that makes each call once: for calls that must not be repeated blindly (SES's
     SendEmail, where a retry after a timeout could send a second email); the caller decides."""
-    config = _CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=10))
+    config = _CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=10))
     return session().client(service, config=config)  # type: ignore[call-overload]
 
 

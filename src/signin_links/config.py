@@ -87,8 +87,10 @@ class Settings:
     email_sender_name: str = ""
     email_configuration_set: str = ""
     email_template_dir: str = ""  # empty: the function's own templates/
-    email_claim_timeout_seconds: int = 60  # a "sending" claim older than this outlived its invocation
-    email_max_attempts: int = 5  # SendEmail attempts while SES throttles, within one invocation
+    email_claim_timeout_seconds: int = 120  # a "sending" claim older than this outlived its invocation
+    email_queue_url: str = ""  # the email queue (returned messages get their visibility set there)
+    email_maximum_concurrency: int = 2  # the queue's MaximumConcurrency: how many environments share the SES rate
+    email_send_rate: int = 0  # emails/s the stack may send; 0: the account's SES MaxSendRate
     # The pages and emails people see (branding.py, i18n.py; template parameters AppName, ...).
     brand: branding.Brand = field(default_factory=branding.Brand)
     default_language: str = i18n.SOURCE_LANGUAGE  # when neither Accept-Language nor metadata.locale names one
@@ -225,8 +227,10 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         email_sender_name=env.get("EMAIL_SENDER_NAME", "").strip(),
         email_configuration_set=env.get("EMAIL_CONFIGURATION_SET", "").strip(),
         email_template_dir=env.get("EMAIL_TEMPLATE_DIR", "").strip(),
-        email_claim_timeout_seconds=_int(env, "EMAIL_CLAIM_TIMEOUT_SECONDS", 60, minimum=1),
-        email_max_attempts=_int(env, "EMAIL_MAX_ATTEMPTS", 5, minimum=1),
+        email_claim_timeout_seconds=_int(env, "EMAIL_CLAIM_TIMEOUT_SECONDS", 120, minimum=1),
+        email_queue_url=env.get("EMAIL_QUEUE_URL", "").strip(),
+        email_maximum_concurrency=_int(env, "EMAIL_MAXIMUM_CONCURRENCY", 2, minimum=1),
+        email_send_rate=_int(env, "EMAIL_SEND_RATE", 0),
         brand=_brand(env),
         default_language=_language(env, "DEFAULT_LANGUAGE"),
         page_template_dir=env.get("PAGE_TEMPLATE_DIR", "").strip(),

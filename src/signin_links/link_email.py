@@ -1,38 +1,40 @@
 """Delivery by email: each ``SignInLinkMinted`` event becomes one email through Amazon SES v2
 ``SendEmail``, and no token ever gets two.
 
-Order of work for one event (:meth:`LinkEmails.deliver`):
+The events reach the function through the email queue (``signin_links.email_queue`` runs these steps
+for a batch, paced to the account's SES rate); an event invoked directly takes :meth:`LinkEmails.deliver`.
+The steps for one event:
 
-1. **Is it ours?** Detail-type ``SignInLinkMinted`` from source ``signin-links``, a ``url`` that is
-   ``<ACCEPT_BASE_URL>/accept-token?token=<token>``, and a token that verifies against the ticket
-   keyring and names the event's ``sign_in_token_id``. Anything else is *ignored*: logged, counted
+1. **prepare** (:meth:`LinkEmails.prepare`). *Is it ours?* A ``SignInLinkMinted`` detail of source
+   ``signin-links`` that is not well formed is a :class:`MalformedEvent` (the queue hands the message
+   to its dead-letter queue). A well-formed one whose ``url`` is not
+   ``<ACCEPT_BASE_URL>/accept-token?token=<token>``, or whose token does not verify against the
+   ticket keyring and name the event's ``sign_in_token_id``, is *ignored*: logged, counted
    (``LinkEmailEventsIgnored``), nothing sent, nothing recorded. So whoever can put events on the
    bus can neither have the stack mail a link it did not mint nor block a real link's email.
-2. **Permanent failures before sending** (no ``metadata.email``, an address SES cannot take, a link
+   *Permanent failures before sending* (no ``metadata.email``, an address SES cannot take, a link
    already expired) are recorded, a "failed" marker keyed by the token id, and published as
    ``SignInLinkEmailFailed`` (the marker notes it was; a retry publishes what an earlier attempt
-   could not, so two deliveries racing each other may both publish it). They fail nothing: the
-   invocation succeeds, the other links go on.
-3. **Claim**: a conditional put of the "sending" marker (``EmailMarkers.claim_email``). If a marker is
-   there, the email is someone else's: "sent", "failed" or "unknown" means a duplicate delivery,
-   nothing to do; "sending" means another invocation is sending it, unless its claimer is known
-   to be dead (it is this very request's earlier attempt, or the claim is older than
-   ``EMAIL_CLAIM_TIMEOUT_SECONDS``), in which case nobody can tell whether SES took the message:
-   the marker becomes "unknown" and ``SignInLinkEmailFailed`` says ``outcome_unknown``.
-4. **Send**: render the templates (:class:`EmailTemplates`) and call ``SendEmail`` once per
-   attempt (the client never retries by itself). SES throttling is retried here with full-jitter
-   exponential backoff, up to ``EMAIL_MAX_ATTEMPTS`` and the invocation's remaining time.
-5. **Settle**: "sent" with SES's message id. SES *rejecting* the message (``MessageRejected``,
-   ``BadRequestException``) is a permanent failure (recorded, published). SES *refusing* it for
-   now (still throttled, account paused, SES unavailable, no connection) means nothing was sent:
-   the claim is released and the invocation fails, so Lambda retries it and then hands it to its
-   on-failure destination. A request that may have reached SES without an answer (a read timeout,
-   a dropped connection) is never sent again: "unknown", published.
+   could not). Otherwise the templates are rendered (:class:`EmailTemplates`).
+2. **claim** (:meth:`LinkEmails.claim`): a conditional put of the "sending" marker (several in one
+   transaction, ``EmailMarkers.claim_emails``). If a marker is there, the email is someone else's:
+   "sent", "failed" or "unknown" means a duplicate delivery, nothing to do; a fresh "sending" claim
+   means another delivery is sending it (look again later); a claim older than
+   ``EMAIL_CLAIM_TIMEOUT_SECONDS`` outlived its claimer, and nobody can tell whether SES took the
+   message: the marker becomes "unknown" and ``SignInLinkEmailFailed`` says ``outcome_unknown``.
+3. **send** (:meth:`LinkEmails.send`): one ``SendEmail`` call (the client never retries by itself).
+   SES *rejecting* the message (``MessageRejected``, ``BadRequestException``) is a permanent failure
+   (recorded, published). SES *refusing* it for now (throttled, account paused, SES unavailable, no
+   connection) means nothing was sent: :class:`Deferred`, and the claim is given back
+   (:meth:`LinkEmails.release`) for a later attempt; nothing here ever sleeps on it. A request that
+   may have reached SES without an answer (a read timeout, a dropped connection) is never sent
+   again: "unknown", published.
+4. **settle** (:meth:`LinkEmails.settle`): "sent" with SES's message id.
 
 At most once, not exactly once: the only way to a second email would be a second ``SendEmail``
 after SES accepted the first, and a claim is given back only when SES answered that it did not
-accept the message. The price is the "unknown" outcome: an invocation that dies between its claim
-and its answer leaves an email that may or may not have gone, which is published, not resent.
+accept the message. The price is the "unknown" outcome: a delivery that dies between its claim and
+SES's answer leaves an email that may or may not have gone, which is published, not resent.
 
 Nothing here logs an address, a URL or a token; events carry the token id, never the link.
 """
@@ -41,11 +43,10 @@ from __future__ import annotations
 
 import html
 import json
-import random
 import re
 import string
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.utils import formataddr
 from pathlib import Path
@@ -74,16 +75,13 @@ LINK_EXPIRED = "link_expired"
 REJECTED = "rejected"
 OUTCOME_UNKNOWN = "outcome_unknown"
 
-# SES v2 SendEmail errors. Throttled: try again after a pause. Rejecting: the message itself (its
-# address, its content) is refused, and would be again. Anything else: not sent, not for good.
+# SES v2 SendEmail errors. Throttled: SES's sending rate (or daily quota) was reached: later. Rejecting:
+# the message itself (its address, its content) is refused, and would be again. Anything else: not
+# sent, not for good.
 THROTTLING_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
 )
 REJECTING_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
-
-BACKOFF_BASE_S = 0.2
-BACKOFF_CAP_S = 5.0
-TIME_MARGIN_MS = 5_000  # never start a wait that would leave less than this of the invocation
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 # The link's own fields; then the words of the default templates in the reader's language
@@ -102,6 +100,12 @@ _SUBJECT_SPACE = re.compile(r"\s+")
 
 class IgnoredEvent(Exception):
     """Not a minted link of this stack: nothing is sent or recorded. ``str()`` is safe to log."""
+
+
+class MalformedEvent(IgnoredEvent):
+    """Not a well-formed ``SignInLinkMinted`` event from this stack's source at all (only the stack's
+    own functions may publish that source, so one is a fault to look at: the email queue hands it to
+    its dead-letter queue; an event invoked directly is ignored). ``str()`` is safe to log."""
 
 
 class PermanentFailure(Exception):
@@ -130,29 +134,32 @@ class MintedLink:
 
 
 def parse_minted(event: object, accept_base_url: str) -> MintedLink:
-    """The minted link an EventBridge event carries; :class:`IgnoredEvent` for anything else (the
-    token is not verified here: see :meth:`LinkEmails.deliver`)."""
+    """The minted link an EventBridge event carries: :class:`MalformedEvent` for anything not shaped
+    like one, :class:`IgnoredEvent` for a link to another site (the token is not verified here: see
+    :meth:`LinkEmails.prepare`)."""
     if not isinstance(event, Mapping):
-        raise IgnoredEvent("the event is not a JSON object")
+        raise MalformedEvent("the event is not a JSON object")
     if event.get("detail-type") != MINTED_DETAIL_TYPE or event.get("source") != SOURCE:
-        raise IgnoredEvent(f"not a {MINTED_DETAIL_TYPE} event from {SOURCE}")
+        raise MalformedEvent(f"not a {MINTED_DETAIL_TYPE} event from {SOURCE}")
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
-        raise IgnoredEvent("the detail is not a JSON object")
+        raise MalformedEvent("the detail is not a JSON object")
     token_id, user_id, url = detail.get("sign_in_token_id"), detail.get("user_id"), detail.get("url")
     expires_at, batch_id, metadata = detail.get("expires_at"), detail.get("batch_id"), detail.get("metadata")
     if not isinstance(token_id, str) or not ids.is_id(token_id, ids.SIGN_IN_TOKEN):
-        raise IgnoredEvent("sign_in_token_id is missing or malformed")
+        raise MalformedEvent("sign_in_token_id is missing or malformed")
     if not isinstance(user_id, str) or not user_id:
-        raise IgnoredEvent("user_id is missing")
+        raise MalformedEvent("user_id is missing")
     if isinstance(expires_at, bool) or not isinstance(expires_at, int):
-        raise IgnoredEvent("expires_at is not an integer")
+        raise MalformedEvent("expires_at is not an integer")
     if batch_id is not None and not isinstance(batch_id, str):
-        raise IgnoredEvent("batch_id is not a string")
+        raise MalformedEvent("batch_id is not a string")
     if metadata is not None and not isinstance(metadata, Mapping):
-        raise IgnoredEvent("metadata is not a JSON object")
+        raise MalformedEvent("metadata is not a JSON object")
+    if not isinstance(url, str):
+        raise MalformedEvent("url is not a string")
     prefix = f"{accept_base_url.rstrip('/')}/accept-token?token="
-    if not isinstance(url, str) or not url.startswith(prefix) or len(url) == len(prefix):
+    if not url.startswith(prefix) or len(url) == len(prefix):
         raise IgnoredEvent("url is not this stack's accept page")
     return MintedLink(
         token_id=token_id,
@@ -403,11 +410,33 @@ class Delivery:
         return {key: value for key, value in self.__dict__.items() if value is not None}
 
 
-RemainingMs = Callable[[], int]
+@dataclass(frozen=True)
+class Outbound:
+    """An email ready to send: the link checked, the address taken, the templates rendered, and who
+    claims it (the queue message's id, or the Lambda request id of an event invoked directly)."""
+
+    link: MintedLink
+    address: str = field(repr=False)
+    email: RenderedEmail = field(repr=False)
+    claimer: str
+    claimed_at: int = 0  # Unix ms, once claimed
+
+
+class Deferred(Exception):
+    """SES did not take the email for now (``throttled``: its sending rate; else paused, unavailable,
+    no connection): nothing was sent, and the claim is the caller's to give back. ``str()`` is the
+    SES error code or the exception's type, safe to log."""
+
+    def __init__(self, error: str, *, throttled: bool) -> None:
+        super().__init__(error)
+        self.error = error
+        self.throttled = throttled
 
 
 class LinkEmails:
-    """The delivery-by-email use case (see the module's docstring)."""
+    """The delivery-by-email use case (see the module's docstring): :meth:`prepare`, :meth:`claim`,
+    :meth:`send` and :meth:`settle` are its steps (the email queue runs them for a batch,
+    ``signin_links.email_queue``); :meth:`deliver` runs them all for one event."""
 
     def __init__(
         self,
@@ -420,7 +449,6 @@ class LinkEmails:
         ticket_keyring: Callable[[], Keyring],
         published_base_url: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not settings.email_sender:
             raise ConfigError("EMAIL_SENDER (template parameter EmailSender) must be set to send link emails")
@@ -441,30 +469,36 @@ class LinkEmails:
         self.ticket_keyring = ticket_keyring
         self.published_base_url = published_base_url
         self.clock = clock
-        self.sleep = sleep
         name = clean(settings.email_sender_name or settings.brand.app_name).replace("\n", " ").strip()
         self.from_address = formataddr((name, sender)) if name else sender
 
-    def deliver(self, event: object, request_id: str, remaining_ms: RemainingMs | None = None) -> Delivery:
-        """Send the email of one ``SignInLinkMinted`` event, at most once per token. Raises
-        ``service_unavailable`` only when nothing was sent and a retry may succeed."""
+    def deliver(self, event: object, request_id: str) -> Delivery:
+        """Send the email of one ``SignInLinkMinted`` event invoked directly (not through the queue),
+        at most once per token. Raises ``service_unavailable`` when nothing was sent and a retry may
+        succeed (SES refused it for now, or another invocation holds a fresh claim on it)."""
         try:
-            link = self._verified(parse_minted(event, self.base_url()))
-        except IgnoredEvent as exc:
-            logger.warning("event ignored: not a link this stack minted", extra={"reason": str(exc)})
-            metrics.add_metric(name="LinkEmailEventsIgnored", unit="Count", value=1)
-            return Delivery("ignored", reason=str(exc))
+            prepared = self.prepare(event, request_id)
+        except MalformedEvent as exc:
+            return self._ignore(exc)
+        if isinstance(prepared, Delivery):
+            return self._finished(prepared)
+        (claimed,) = self.claim([prepared])
+        if isinstance(claimed, Delivery):
+            return self._finished(claimed)
         try:
-            if link.expires_at_ms <= self._now_ms() - self.settings.ticket_leeway_seconds * 1000:
-                raise PermanentFailure(LINK_EXPIRED)
-            address = recipient(link.metadata)
-        except PermanentFailure as failure:
-            return self._fail_before_sending(link, request_id, failure)
-        email = self.templates.render(link)  # before the claim: nothing may fail between claim and send
-        held = self.markers.claim_email(link.token_id, request_id, self._now_ms(), self._ttl(link))
-        if held is not None:
-            return self._held(link, held, request_id)
-        return self._send(link, address, email, request_id, remaining_ms)
+            delivery = self.send(claimed)
+        except Deferred:
+            self.release([claimed])
+            raise unavailable("Amazon SES") from None
+        if delivery.outcome == "sent":
+            self.settle([(claimed, delivery.message_id or "")])
+        return delivery
+
+    @staticmethod
+    def _finished(delivery: Delivery) -> Delivery:
+        if delivery.outcome == "in_progress":  # look again later: the claimer may have died
+            raise unavailable("the email's claim")
+        return delivery
 
     def base_url(self) -> str:
         """Where this stack's links point: the configured URL, else the one the stack publishes (as
@@ -478,32 +512,142 @@ class LinkEmails:
 
     # -- the steps --------------------------------------------------------------------------------
 
+    def prepare(self, event: object, claimer: str) -> Outbound | Delivery:
+        """Check the event and get its email ready; a :class:`Delivery` when there is nothing to
+        send: "ignored" (not a link of this stack), "failed" (recorded and published: no address,
+        an address SES cannot take, an expired link), or what stands when a marker is there.
+        :class:`MalformedEvent` for an event that is not a well-formed ``SignInLinkMinted``;
+        ``service_unavailable`` when the keyring, the base URL or EventBridge cannot be reached."""
+        try:
+            link = self._verified(parse_minted(event, self.base_url()))
+        except MalformedEvent:
+            raise
+        except IgnoredEvent as exc:
+            return self._ignore(exc)
+        try:
+            if link.expires_at_ms <= self._now_ms() - self.settings.ticket_leeway_seconds * 1000:
+                raise PermanentFailure(LINK_EXPIRED)
+            address = recipient(link.metadata)
+        except PermanentFailure as failure:
+            return self._fail_before_sending(link, claimer, failure)
+        # Rendered before the claim: nothing may fail between claiming and sending.
+        return Outbound(link, address, self.templates.render(link), claimer)
+
+    def claim(self, outbound: Sequence[Outbound]) -> list[Outbound | Delivery]:
+        """Claim each email (distinct tokens): the claimed :class:`Outbound` where this claimer now
+        holds it, else what stands ("duplicate", "in_progress", "unknown" or "failed"; see
+        :meth:`_held`). Several go in one transaction; if it is cancelled (one is held), one at a time."""
+        now_ms = self._now_ms()
+        claimed = [replace(item, claimed_at=now_ms) for item in outbound]
+        if len(outbound) > 1 and self.markers.claim_emails(
+            [(item.link.token_id, item.claimer, self._ttl(item.link)) for item in outbound], now_ms
+        ):
+            return list(claimed)
+        results: list[Outbound | Delivery] = []
+        for item in claimed:
+            held = self.markers.claim_email(item.link.token_id, item.claimer, now_ms, self._ttl(item.link))
+            results.append(item if held is None else self._held(item.link, held, item.claimer))
+        return results
+
+    def send(self, outbound: Outbound) -> Delivery:
+        """One ``SendEmail`` call for a claimed email (never repeated: the client does not retry).
+        "sent" with SES's message id (:meth:`settle` records it); "failed" when SES rejects the
+        message and "unknown" when it may have reached SES without an answer (both recorded and
+        published). :class:`Deferred` when SES did not take it: the claim is still held."""
+        link = outbound.link
+        try:
+            response = self.ses.send_email(**self._request(outbound))
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in REJECTING_CODES:
+                return self._settle_failed(outbound, PermanentFailure(REJECTED, code))
+            throttled = code in THROTTLING_CODES
+            metrics.add_metric(name="LinkEmailsThrottled" if throttled else "LinkEmailsDeferred", unit="Count", value=1)
+            logger.warning(
+                "SES did not take the link email for now",
+                extra={"sign_in_token_id": link.token_id, "ses_error": code or "ClientError"},
+            )
+            raise Deferred(code or type(exc).__name__, throttled=throttled) from None
+        except HTTPClientError as exc:  # the request may have reached SES: never send it again
+            return self._settle_unknown(outbound, type(exc).__name__)
+        except BotoCoreError as exc:  # no connection: nothing was sent
+            metrics.add_metric(name="LinkEmailsDeferred", unit="Count", value=1)
+            logger.warning("SES unreachable", extra={"sign_in_token_id": link.token_id, "error": type(exc).__name__})
+            raise Deferred(type(exc).__name__, throttled=False) from None
+        message_id = str(response.get("MessageId", ""))
+        logger.info("link email sent", extra={"sign_in_token_id": link.token_id, "message_id": message_id})
+        metrics.add_metric(name="LinkEmailsSent", unit="Count", value=1)
+        return Delivery("sent", link.token_id, message_id=message_id)
+
+    def settle(self, sent: Sequence[tuple[Outbound, str]]) -> None:
+        """Record "sent" (with SES's message id) on the markers of claimed emails SES took, all in
+        one write (``EmailMarkers.record_sent``). Never raises: the emails went, and failing now
+        would only have them reported "unknown" later; a marker left "sending" is logged."""
+        if not sent:
+            return
+        now_ms = self._now_ms()
+        markers = [
+            (
+                EmailMarker(
+                    item.link.token_id, EMAIL_SENT, item.claimer, item.claimed_at, now_ms, message_id=message_id
+                ),
+                self._ttl(item.link),
+            )
+            for item, message_id in sent
+        ]
+        try:
+            self.markers.record_sent(markers)
+        except SignInLinksError:
+            logger.warning(
+                "emails sent, but their markers could not be set to sent",
+                extra={"sign_in_token_ids": [item.link.token_id for item, _ in sent]},
+            )
+
+    def release(self, outbound: Sequence[Outbound]) -> None:
+        """Give back claims on emails SES did not take (or that were never tried): a later delivery
+        may claim them again. ``service_unavailable`` if DynamoDB cannot be reached (the claims then
+        time out, and their emails are reported "unknown", never sent twice)."""
+        for item in outbound:
+            self.markers.release_email(item.link.token_id, item.claimer)
+
+    # -- inside the steps -------------------------------------------------------------------------
+
+    @staticmethod
+    def _ignore(exc: IgnoredEvent) -> Delivery:
+        logger.warning("event ignored: not a link this stack minted", extra={"reason": str(exc)})
+        metrics.add_metric(name="LinkEmailEventsIgnored", unit="Count", value=1)
+        return Delivery("ignored", reason=str(exc))
+
     def _verified(self, link: MintedLink) -> MintedLink:
         """``link`` once its token verifies and names it, with the token's own expiry (an expired
-        token verifies here; :meth:`deliver` reports it)."""
+        token verifies here; :meth:`prepare` reports it)."""
         try:
-            # now=0: expiry is judged by deliver() (a permanent failure, not a foreign event), so only
+            # now=0: expiry is judged by prepare() (a permanent failure, not a foreign event), so only
             # the signature, the kid and the claims decide here.
             ticket = verify_ticket(link.token, self.ticket_keyring(), now=0, leeway=0)
         except SignInLinksError as exc:
             if exc.code is ErrorCode.TICKET_INVALID:
                 raise IgnoredEvent("the link's token does not verify") from None
-            raise  # the keyring could not be read: the invocation fails and is retried
+            raise  # the keyring could not be read: the message is kept for later
         if ticket.sid != link.token_id:
             raise IgnoredEvent("the link's token is not the event's sign_in_token_id")
         return replace(link, expires_at_ms=ticket.expires_at * 1000)
 
-    def _fail_before_sending(self, link: MintedLink, request_id: str, failure: PermanentFailure) -> Delivery:
+    def _fail_before_sending(self, link: MintedLink, claimer: str, failure: PermanentFailure) -> Delivery:
         held = self.markers.record_email_failure(
-            link.token_id, request_id, failure.reason, self._now_ms(), self._ttl(link)
+            link.token_id, claimer, failure.reason, self._now_ms(), self._ttl(link)
         )
         if held is not None:
-            return self._held(link, held, request_id)
+            return self._held(link, held, claimer)
         self._announce(link, failure.reason, failure.error_code)
         return Delivery("failed", link.token_id, reason=failure.reason)
 
-    def _held(self, link: MintedLink, marker: EmailMarker, request_id: str) -> Delivery:
-        """The token's email is already someone's: say what stands, and finish what is unfinished."""
+    def _held(self, link: MintedLink, marker: EmailMarker, claimer: str) -> Delivery:
+        """The token's email is already someone's: say what stands, and finish what is unfinished.
+
+        A "sending" marker is a claim: fresh ones are "in_progress" (look again later), and one older
+        than ``EMAIL_CLAIM_TIMEOUT_SECONDS`` (longer than any invocation lives) outlived its claimer,
+        which may or may not have sent the email: it becomes "unknown", announced, never resent."""
         if marker.status in (EMAIL_FAILED, EMAIL_UNKNOWN) and not marker.announced:
             self._announce(link, marker.reason or OUTCOME_UNKNOWN, None)  # an earlier run could not publish it
             return Delivery(
@@ -513,68 +657,23 @@ class LinkEmails:
             logger.info("email already handled", extra={"sign_in_token_id": link.token_id, "status": marker.status})
             metrics.add_metric(name="LinkEmailDuplicates", unit="Count", value=1)
             return Delivery("duplicate", link.token_id, reason=marker.status)
-        dead = marker.request_id == request_id or (
-            self._now_ms() - marker.claimed_at > self.settings.email_claim_timeout_seconds * 1000
-        )
-        if not dead:
-            logger.info("email being sent by another invocation", extra={"sign_in_token_id": link.token_id})
-            metrics.add_metric(name="LinkEmailDuplicates", unit="Count", value=1)
+        if self._now_ms() - marker.claimed_at <= self.settings.email_claim_timeout_seconds * 1000:
+            logger.info("email claimed by another delivery", extra={"sign_in_token_id": link.token_id})
             return Delivery("in_progress", link.token_id)
-        if not self.markers.take_over_email(link.token_id, marker.request_id, request_id, self._now_ms()):
-            return Delivery("duplicate", link.token_id, reason="taken over by another invocation")
+        if not self.markers.take_over_email(link.token_id, marker.request_id, claimer, self._now_ms()):
+            return Delivery("duplicate", link.token_id, reason="taken over by another delivery")
         logger.warning(
-            "an earlier attempt died while sending: whether the email went is unknown, so it is not resent",
+            "an earlier delivery died while sending: whether the email went is unknown, so it is not resent",
             extra={"sign_in_token_id": link.token_id},
         )
         self._announce(link, OUTCOME_UNKNOWN, None)
         return Delivery("unknown", link.token_id, reason=OUTCOME_UNKNOWN)
 
-    def _send(
-        self, link: MintedLink, address: str, email: RenderedEmail, request_id: str, remaining_ms: RemainingMs | None
-    ) -> Delivery:
-        request = self._request(link, address, email)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self.ses.send_email(**request)
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in THROTTLING_CODES and self._may_wait(attempt, remaining_ms):
-                    metrics.add_metric(name="LinkEmailsThrottled", unit="Count", value=1)
-                    self.sleep(self._backoff(attempt))
-                    continue
-                if code in REJECTING_CODES:
-                    return self._settle_failed(link, request_id, PermanentFailure(REJECTED, code))
-                self._give_back(link, request_id, code or type(exc).__name__, attempt)
-                raise unavailable("Amazon SES") from None
-            except HTTPClientError as exc:  # the request may have reached SES: never send it again
-                return self._settle_unknown(link, request_id, type(exc).__name__)
-            except BotoCoreError as exc:  # no connection, nothing sent
-                self._give_back(link, request_id, type(exc).__name__, attempt)
-                raise unavailable("Amazon SES") from None
-            message_id = str(response.get("MessageId", ""))
-            try:
-                settled = self.markers.settle_email(
-                    link.token_id, request_id, EMAIL_SENT, self._now_ms(), message_id=message_id
-                )
-            except SignInLinksError:
-                settled = False  # the email went: failing now would only turn it into "unknown"
-            if not settled:
-                logger.warning(
-                    "email sent, but its marker could not be set to sent", extra={"sign_in_token_id": link.token_id}
-                )
-            logger.info(
-                "link email sent",
-                extra={"sign_in_token_id": link.token_id, "message_id": message_id, "attempts": attempt},
-            )
-            metrics.add_metric(name="LinkEmailsSent", unit="Count", value=1)
-            return Delivery("sent", link.token_id, message_id=message_id)
-
-    def _request(self, link: MintedLink, address: str, email: RenderedEmail) -> dict[str, Any]:
+    def _request(self, outbound: Outbound) -> dict[str, Any]:
+        email = outbound.email
         request: dict[str, Any] = {
             "FromEmailAddress": self.from_address,
-            "Destination": {"ToAddresses": [address]},
+            "Destination": {"ToAddresses": [outbound.address]},
             "Content": {
                 "Simple": {
                     "Subject": {"Data": email.subject, "Charset": "UTF-8"},
@@ -585,24 +684,15 @@ class LinkEmails:
                 }
             },
             # Bounce and complaint events of the configuration set carry it (mail.tags).
-            "EmailTags": [{"Name": "sign_in_token_id", "Value": link.token_id}],
+            "EmailTags": [{"Name": "sign_in_token_id", "Value": outbound.link.token_id}],
         }
         if self.settings.email_configuration_set:
             request["ConfigurationSetName"] = self.settings.email_configuration_set
         return request
 
-    def _may_wait(self, attempt: int, remaining_ms: RemainingMs | None) -> bool:
-        if attempt >= self.settings.email_max_attempts:
-            return False
-        ceiling_ms = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * 1000
-        return remaining_ms is None or remaining_ms() - ceiling_ms > TIME_MARGIN_MS
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311 - jitter
-
-    def _settle_failed(self, link: MintedLink, request_id: str, failure: PermanentFailure) -> Delivery:
-        self.markers.settle_email(link.token_id, request_id, EMAIL_FAILED, self._now_ms(), reason=failure.reason)
+    def _settle_failed(self, outbound: Outbound, failure: PermanentFailure) -> Delivery:
+        link = outbound.link
+        self.markers.settle_email(link.token_id, outbound.claimer, EMAIL_FAILED, self._now_ms(), reason=failure.reason)
         logger.warning(
             "SES rejected the link email",
             extra={"sign_in_token_id": link.token_id, "ses_error": failure.error_code},
@@ -610,22 +700,17 @@ class LinkEmails:
         self._announce(link, failure.reason, failure.error_code)
         return Delivery("failed", link.token_id, reason=failure.reason)
 
-    def _settle_unknown(self, link: MintedLink, request_id: str, error: str) -> Delivery:
-        self.markers.settle_email(link.token_id, request_id, EMAIL_UNKNOWN, self._now_ms(), reason=OUTCOME_UNKNOWN)
+    def _settle_unknown(self, outbound: Outbound, error: str) -> Delivery:
+        link = outbound.link
+        self.markers.settle_email(
+            link.token_id, outbound.claimer, EMAIL_UNKNOWN, self._now_ms(), reason=OUTCOME_UNKNOWN
+        )
         logger.warning(
             "SES did not answer: whether the email went is unknown, so it is not resent",
             extra={"sign_in_token_id": link.token_id, "error": error},
         )
         self._announce(link, OUTCOME_UNKNOWN, error)
         return Delivery("unknown", link.token_id, reason=OUTCOME_UNKNOWN)
-
-    def _give_back(self, link: MintedLink, request_id: str, error: str, attempts: int) -> None:
-        logger.warning(
-            "SES did not take the link email; the claim is released and the invocation fails for a retry",
-            extra={"sign_in_token_id": link.token_id, "ses_error": error, "attempts": attempts},
-        )
-        metrics.add_metric(name="LinkEmailsDeferred", unit="Count", value=1)
-        self.markers.release_email(link.token_id, request_id)
 
     def _announce(self, link: MintedLink, reason: str, error_code: str | None) -> None:
         """Publish ``SignInLinkEmailFailed`` (ids and the reason; never the address or the link)."""

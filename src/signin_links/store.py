@@ -121,6 +121,30 @@ def _put_if_absent(client: Any, table_name: str, item: dict[str, Any]) -> dict[s
     return None
 
 
+def batch_put(
+    client: Any, table_name: str, items: Sequence[dict[str, Any]], *, attempts: int, backoff: Callable[[int], None]
+) -> int:
+    """Put ``items`` with BatchWriteItem, 25 a call; ``UnprocessedItems`` are retried after
+    ``backoff(attempt)``, ``attempts`` calls at most for each 25 (then ``service_unavailable``).
+    Returns the number of calls made. A PutRequest replaces an item whose key exists."""
+    calls = 0
+    for start in range(0, len(items), BATCH_WRITE_MAX_ITEMS):
+        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_MAX_ITEMS]]
+        for attempt in range(attempts):
+            if attempt:
+                backoff(attempt)
+            calls += 1
+            with dynamodb_errors("BatchWriteItem"):
+                response = client.batch_write_item(RequestItems={table_name: requests})
+            requests = (response.get("UnprocessedItems") or {}).get(table_name, [])
+            if not requests:
+                break
+        else:
+            logger.warning("BatchWriteItem items left unprocessed after retries", extra={"count": len(requests)})
+            raise unavailable("DynamoDB")
+    return calls
+
+
 def _optional(item: dict[str, Any], name: str) -> str | None:
     """A string attribute that only items which have it carry."""
     return item[name]["S"] if name in item else None
@@ -534,25 +558,9 @@ class BatchLedger:
         return found
 
     def batch_put(self, items: Sequence[dict[str, Any]]) -> int:
-        """Put ``items`` with BatchWriteItem, 25 a call; ``UnprocessedItems`` are retried with
-        exponential backoff and jitter. Returns the number of calls made. Never pass an item whose
-        key may exist: a PutRequest replaces it."""
-        calls = 0
-        for start in range(0, len(items), BATCH_WRITE_MAX_ITEMS):
-            requests = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_MAX_ITEMS]]
-            for attempt in range(self.batch_max_attempts):
-                if attempt:
-                    self._backoff(attempt)
-                calls += 1
-                with dynamodb_errors("BatchWriteItem"):
-                    response = self._client.batch_write_item(RequestItems={self.table_name: requests})
-                requests = (response.get("UnprocessedItems") or {}).get(self.table_name, [])
-                if not requests:
-                    break
-            else:
-                logger.warning("BatchWriteItem items left unprocessed after retries", extra={"count": len(requests)})
-                raise unavailable("DynamoDB")
-        return calls
+        """Put ``items`` with BatchWriteItem (:func:`batch_put`). Returns the number of calls made.
+        Never pass an item whose key may exist: a PutRequest replaces it."""
+        return batch_put(self._client, self.table_name, items, attempts=self.batch_max_attempts, backoff=self._backoff)
 
     def put_batch_tokens(self, records: Sequence[SignInTokenRecord], ttl_for: Callable[[int], int], chunk: int) -> int:
         """Write new pending tokens of a batch (ids known to be absent); ``chunk`` names the unit
@@ -683,13 +691,19 @@ class EmailMarkers:
     """Delivery by email (``signin_links.link_email``): one marker item per sign-in token, pk =
     ``email#<sign_in_token_id>``, written before anything is sent: "sending" (claimed by one
     invocation), then "sent" (with SES's message id), "failed" (a permanent failure, with its
-    reason) or "unknown" (the claimer died mid-send). Only the invocation that claimed a marker
-    may settle or release it.
+    reason) or "unknown" (the claimer died mid-send). Only the claimer may settle or release it: its
+    ``request_id`` is the queue message's id (the email queue) or the Lambda request id (an event
+    invoked directly). Several claims or settles go in one transaction (:meth:`claim_emails`,
+    :meth:`settle_emails`), each item with the condition its single call has.
     """
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self.table_name = table_name
+        self._sleep = sleep  # backoff between retries of unprocessed items (tests pass a fake)
+
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not a secret
 
     def claim_email(self, token_id: str, request_id: str, now_ms: int, ttl: int) -> EmailMarker | None:
         """Claim the right to send the token's email: ``None`` when this call created the
@@ -706,7 +720,49 @@ class EmailMarkers:
         marker = EmailMarker(token_id, EMAIL_FAILED, request_id, claimed_at=now_ms, updated_at=now_ms, reason=reason)
         return self._put_email_marker(marker, ttl)
 
-    def _put_email_marker(self, marker: EmailMarker, ttl: int) -> EmailMarker | None:
+    def claim_emails(self, claims: Sequence[tuple[str, str, int]], now_ms: int) -> bool:
+        """Claim several tokens' emails at once, ``(token_id, claimer, ttl)`` each: one
+        ``TransactWriteItems`` of the conditional puts :meth:`claim_email` makes one by one. ``True``
+        when every claim was written; ``False`` when the transaction was cancelled (a marker already
+        stood for one of them, or another transaction touched one): nothing was written, and the
+        caller claims them one at a time to learn which is whose. Token ids must be distinct."""
+        items = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": self._marker_item(
+                        EmailMarker(token_id, EMAIL_SENDING, claimer, claimed_at=now_ms, updated_at=now_ms), ttl
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for token_id, claimer, ttl in claims
+        ]
+        with dynamodb_errors("TransactWriteItems"):
+            try:
+                self._client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != TRANSACTION_CANCELED:
+                    raise
+                reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+                logger.info("email claims cancelled: one at a time instead", extra={"reasons": reasons})
+                return False
+        return True
+
+    def record_sent(self, markers: Sequence[tuple[EmailMarker, int]]) -> None:
+        """Write "sent" markers (each with its ttl) over their claimer's "sending" ones, with
+        BatchWriteItem, unconditionally: only a claim's holder settles it, and no one else may
+        take a claim over while its holder lives (``EMAIL_CLAIM_TIMEOUT_SECONDS`` is longer than
+        the function's timeout), so a condition would only cost a transaction (two writes each)."""
+        items = []
+        for marker, ttl in markers:
+            item = self._marker_item(marker, ttl)
+            if marker.message_id:
+                item["message_id"] = _s(marker.message_id)
+            items.append(item)
+        batch_put(self._client, self.table_name, items, attempts=5, backoff=self._backoff)
+
+    def _marker_item(self, marker: EmailMarker, ttl: int) -> dict[str, Any]:
         item: dict[str, Any] = {
             "pk": _s(email_marker_key(marker.token_id)),
             "status": _s(marker.status),
@@ -718,6 +774,10 @@ class EmailMarkers:
         }
         if marker.reason:
             item["reason"] = _s(marker.reason)
+        return item
+
+    def _put_email_marker(self, marker: EmailMarker, ttl: int) -> EmailMarker | None:
+        item = self._marker_item(marker, ttl)
         old = _put_if_absent(self._client, self.table_name, item)
         if old is None:
             return None

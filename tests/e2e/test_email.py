@@ -1,10 +1,12 @@
 """Delivery by email on the local stack, from an event put on the bus to a clicked link.
 
-A stack with delivery by email on (the local default) runs for this module. A batch event put on
-its bus mints through the ``MintBatch`` rule; each ``SignInLinkMinted`` reaches
-``SendLinkEmailFunction`` through the ``LinkMinted`` rule; moto's SES records the email; the stack's
-``/_local/outbox`` shows it; a real Chromium opens it, clicks "Sign in" and is signed in, and the
-session it gets verifies through the JWKS.
+A stack with delivery by email on (the local default) runs for this module, its SES at a small
+account's rate (``LOCAL_SES_MAX_SEND_RATE``: moto refuses what goes faster, as SES does). A batch
+event put on its bus mints through the ``MintBatch`` rule; each ``SignInLinkMinted`` goes to the
+email queue through the ``LinkMintedRule``; the queue's event source mapping hands batches to
+``SendLinkEmailFunction``; moto's SES records the email; the stack's ``/_local/outbox`` shows it; a
+real Chromium opens it, clicks "Sign in" and is signed in, and the session it gets verifies through
+the JWKS.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ import jwt
 import pytest
 
 from local.outbox import Mail, index
+from local.template import load_template
 from signin_links.batch.plan import token_id_for
 from tests.e2e.conftest import LocalStackHandle, running_stack
 from tests.e2e.test_rules import put_batch, wait_for
 
+SES_RATE = 4  # emails/s: two invocations at once, 2/s each
+
 
 @pytest.fixture(scope="module")
 def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
-    with running_stack(tmp_path_factory.mktemp("email-stack")) as stack:
+    env = {"LOCAL_SES_MAX_SEND_RATE": str(SES_RATE)}
+    with running_stack(tmp_path_factory.mktemp("email-stack"), env=env) as stack:
         yield stack
 
 
@@ -115,7 +121,7 @@ def test_each_link_is_mailed_once_and_a_user_without_an_address_is_reported(mail
         "EventBusName": mail_stack.env("MintLinkFunction")["EVENT_BUS_NAME"],
     }
     mail_stack.aws("events").put_events(Entries=[entry, entry])
-    wait_for(lambda: mail_stack.output().count('"status":"sent"') >= 2, timeout=60, interval=0.5)
+    wait_for(lambda: queue_drained(mail_stack), timeout=60, interval=0.5)
     time.sleep(1)
     assert len(mails_to(mail_stack, address)) == 1
     marker = mail_stack.item(f"email#{token_id_for(batch_id, 'user_grace')}")
@@ -172,3 +178,82 @@ def test_the_outbox_index_escapes_what_it_shows() -> None:
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
     assert "id%3C1%3E" in page
+
+
+def queue_url(stack: LocalStackHandle, logical_id: str) -> str:
+    return str(stack.state["queues"][logical_id])
+
+
+def queue_drained(stack: LocalStackHandle) -> bool:
+    """Nothing waiting in the email queue, nothing being handled."""
+    attributes = stack.aws("sqs").get_queue_attributes(
+        QueueUrl=queue_url(stack, "EmailQueue"),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def test_the_email_queue_sits_between_the_bus_and_the_function(mail_stack: LocalStackHandle) -> None:
+    (mapping,) = mail_stack.state["event_sources"]
+    assert mapping["mapping"] == "SendLinkEmailQueueMapping"
+    assert mapping["function"] == "SendLinkEmailFunction"
+    assert mapping["queue"] == queue_url(mail_stack, "EmailQueue").rsplit("/", 1)[1]
+    assert (mapping["batch_size"], mapping["maximum_concurrency"], mapping["local_concurrency"]) == (10, 2, 2)
+    assert mapping["report_batch_item_failures"] is True
+    (rule,) = [rule for rule in mail_stack.state["rules"] if rule["origin"] == "LinkMintedRule"]
+    (target,) = rule["targets"]
+    assert target["local"] is True
+    assert target["target"] == "EmailQueue"  # a queue, not the function: nothing is invoked per event
+    assert "SQS event sources" in mail_stack.output()
+
+
+def test_a_wave_faster_than_the_ses_rate_is_paced_and_mailed_once_each(mail_stack: LocalStackHandle) -> None:
+    batch_id = f"e2e-wave-{uuid.uuid4().hex[:8]}"
+    users = [{"user_id": f"user_{n}", "metadata": {"email": f"wave{n}.{batch_id}@example.com"}} for n in range(24)]
+    started = time.monotonic()
+    put_batch(mail_stack, {"batch_id": batch_id, "users": users})
+    addresses = {user["metadata"]["email"] for user in users}
+    wait_for(lambda: addresses <= {mail["to"][0] for mail in outbox(mail_stack)}, timeout=120, interval=0.5)
+    elapsed = time.monotonic() - started
+    mails = [mail for mail in outbox(mail_stack) if mail["to"][0] in addresses]
+    assert len(mails) == 24  # once each
+    # Never faster than the pace: 12 emails per invocation at 2/s is at least 5.5 s from first to last.
+    assert elapsed >= (24 / 2 - 1) / (SES_RATE / 2)
+    # And the pace kept under SES's rate: SES refused nothing, nothing went back to the queue or the DLQ.
+    assert "SES did not take the link email for now" not in mail_stack.output()
+    dead_letters = mail_stack.aws("sqs").get_queue_attributes(
+        QueueUrl=queue_url(mail_stack, "EmailDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert dead_letters["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_malformed_message_on_the_email_queue_goes_to_the_dead_letter_queue_alone(
+    mail_stack: LocalStackHandle,
+) -> None:
+    sqs = mail_stack.aws("sqs")
+    marker = f"not an event {uuid.uuid4().hex}"
+    sqs.send_message(QueueUrl=queue_url(mail_stack, "EmailQueue"), MessageBody=marker)
+    address = f"ok.{uuid.uuid4().hex[:8]}@example.com"
+    put_batch(
+        mail_stack,
+        {
+            "batch_id": f"e2e-dlq-{uuid.uuid4().hex[:8]}",
+            "users": [{"user_id": "user_ok", "metadata": {"email": address}}],
+        },
+    )
+    wait_for(lambda: mails_to(mail_stack, address), timeout=60, interval=0.5)
+
+    def dead_lettered() -> list[dict[str, Any]]:
+        messages = (
+            sqs.receive_message(
+                QueueUrl=queue_url(mail_stack, "EmailDeadLetterQueue"), MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages")
+            or []
+        )
+        return [message for message in messages if message["Body"] == marker]
+
+    (message,) = wait_for(dead_lettered, timeout=90, interval=0.5)
+    # Received the template's maxReceiveCount times from the email queue (then moved), once by us here.
+    redrive = load_template()["Resources"]["EmailQueue"]["Properties"]["RedrivePolicy"]
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) == redrive["maxReceiveCount"] + 1
+    assert "malformed email queue message" in mail_stack.output()

@@ -15,6 +15,7 @@ from signin_links.link_email import (
     NO_ADDRESS,
     EmailTemplates,
     IgnoredEvent,
+    MalformedEvent,
     MintedLink,
     PermanentFailure,
     parse_minted,
@@ -223,12 +224,24 @@ def test_a_minted_event_is_parsed() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    "elsewhere",
     [
         {"url": "https://evil.example/accept-token?token=aaa.bbb.ccc"},
         {"url": f"{BASE}/other?token=aaa.bbb.ccc"},
         {"url": f"{BASE}/accept-token?token="},
+    ],
+)
+def test_a_link_to_another_site_is_ignored_not_malformed(elsewhere: dict[str, object]) -> None:
+    with pytest.raises(IgnoredEvent) as raised:
+        parse_minted(event(**elsewhere), BASE)
+    assert not isinstance(raised.value, MalformedEvent)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
         {"url": None},
+        {"url": 42},
         {"sign_in_token_id": "sess_0000000000000000000001"},
         {"sign_in_token_id": 7},
         {"user_id": ""},
@@ -238,8 +251,8 @@ def test_a_minted_event_is_parsed() -> None:
         {"metadata": ["email"]},
     ],
 )
-def test_an_event_that_is_not_a_minted_link_of_this_stack_is_ignored(bad: dict[str, object]) -> None:
-    with pytest.raises(IgnoredEvent):
+def test_a_detail_of_the_wrong_shape_is_malformed(bad: dict[str, object]) -> None:
+    with pytest.raises(MalformedEvent):
         parse_minted(event(**bad), BASE)
 
 
@@ -253,6 +266,6 @@ def test_an_event_that_is_not_a_minted_link_of_this_stack_is_ignored(bad: dict[s
         None,
     ],
 )
-def test_other_events_are_ignored(whole: object) -> None:
-    with pytest.raises(IgnoredEvent):
+def test_other_events_are_malformed(whole: object) -> None:
+    with pytest.raises(MalformedEvent):
         parse_minted(whole, BASE)
