@@ -28,6 +28,9 @@ from signin_links.send_pace import SendPace, read_quota
 from signin_links.store import EmailMarkers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The stack's published URL (when AcceptBaseUrl is empty), read at the first batch and kept an hour,
+# as mint_link keeps it: it changes only with a stack update, which starts new environments.
+PUBLISHED_URL_MAX_AGE_SECONDS = 3600
 
 # What this function needs set, checked at init (ConfigError names the variable); LinkEmails checks
 # EMAIL_SENDER and the accept base URL (or the parameter publishing it) itself.
@@ -39,7 +42,7 @@ def mailer() -> LinkEmails:
     settings = get_settings().require(*NEEDS)
 
     def published_base_url() -> str:
-        return aws.fetch_parameter(settings.accept_base_url_parameter, settings.secrets_max_age_seconds)
+        return aws.fetch_parameter(settings.accept_base_url_parameter, PUBLISHED_URL_MAX_AGE_SECONDS)
 
     return LinkEmails(
         settings,
@@ -78,7 +81,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 # Init: the settings checked, the clients created and the templates read while Lambda initialises the
 # function (a missing or malformed setting fails the cold start, named, not the first email); the
-# account's SES quota read too (if SES does not answer now, the first batch reads it, or waits).
+# account's SES quota read too (GetAccount, about once a second per account: at most
+# EmailMaximumConcurrency environments start at once, and one SES does not answer now reads it at
+# its first batch, or returns that batch for later). Nothing here reads SSM.
 mailer()
 with contextlib.suppress(SignInLinksError):
     logger.info("SES pace", extra={"share_per_s": queue().pace.share(), "concurrency": queue().pace.concurrency})

@@ -147,4 +147,3 @@ def test_the_email_alarms_watch_the_queue_and_the_dead_letter_queue() -> None:
     assert age["MetricName"] == "ApproximateAgeOfOldestMessage"
     assert WAVE / NEW_ACCOUNT_RATE < age["Threshold"] < QUEUE["MessageRetentionPeriod"]  # a wave is not an alarm
     assert RESOURCES["EmailDeadLetterAlarm"]["Properties"]["Threshold"] == 1
-
