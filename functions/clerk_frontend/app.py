@@ -9,6 +9,7 @@ keyring to sign) and nothing more (docs/clerk-frontend.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -236,20 +237,40 @@ def jwks() -> Response[str]:
     )
 
 
-@app.route("/v1/jwks", method=other_methods("GET"))
-def jwks_get_only() -> Response[str]:
-    return method_not_allowed(app, "GET")
+# Every path above and the methods it answers (POST carries clerk-js's tunnelled DELETE). Any other
+# method is 405 with Allow, in the envelope; OPTIONS is a CORS preflight (the JWKS needs none).
+FRONTEND_PATHS: dict[str, tuple[str, ...]] = {
+    "/v1/environment": ("GET",),
+    "/v1/client": ("GET", "POST"),
+    "/v1/client/sign_ins": ("POST",),
+    "/v1/client/sessions": ("POST",),
+    "/v1/client/sessions/<session_id>/touch": ("POST",),
+    "/v1/client/sessions/<session_id>/tokens": ("POST",),
+    "/v1/client/sessions/<session_id>/remove": ("POST",),
+    "/v1/client/sessions/<session_id>/end": ("POST",),
+    "/v1/client/handshake": ("GET",),
+}
 
 
-@app.route("/v1/environment", method="OPTIONS")
-@app.route("/v1/client", method="OPTIONS")
-@app.route("/v1/client/<rest>", method="OPTIONS")
-def preflight(rest: str = "") -> Response[str]:
+def preflight(**_: str) -> Response[str]:
     """CORS preflight: allowed origins only (clerk-js's requests are simple; other callers may ask)."""
     headers = preflight_headers(app.current_event.headers, frontend().settings.allowed_redirect_origins)
     if headers is None:
         return Response(status_code=403, content_type="application/json", body="", headers={"Vary": "Origin"})
     return Response(status_code=204, content_type="application/json", body="", headers=headers)
+
+
+def only(*allowed: str) -> Callable[..., Response[str]]:
+    def other_method(**_: str) -> Response[str]:
+        return method_not_allowed(app, *allowed)
+
+    return other_method
+
+
+for _path, _allowed in FRONTEND_PATHS.items():
+    app.route(_path, method="OPTIONS")(preflight)
+    app.route(_path, method=[m for m in other_methods(*_allowed) if m != "OPTIONS"])(only(*_allowed))
+app.route("/v1/jwks", method=other_methods("GET"))(only("GET"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

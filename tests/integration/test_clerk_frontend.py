@@ -325,3 +325,41 @@ def test_environment_names_the_application(stack: Stack, context: Any, monkeypat
     reset_caches()
     answer = frontend(load_event("frontend_environment.json"), context)
     assert answer.json()["display_config"]["application_name"] == "Acme Shop"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route_key", "allow"),
+    [
+        ("PUT", "/v1/environment", "ANY /v1/environment", "GET"),
+        ("DELETE", "/v1/client", "ANY /v1/client", "GET, POST"),
+        ("GET", "/v1/client/sign_ins", "ANY /v1/client/{proxy+}", "POST"),
+        ("PATCH", "/v1/client/sessions/sess_0000000000000000000000/tokens", "ANY /v1/client/{proxy+}", "POST"),
+        ("POST", "/v1/client/handshake", "ANY /v1/client/{proxy+}", "GET"),
+    ],
+)
+def test_other_methods_are_405_with_allow(
+    stack: Stack, context: Any, method: str, path: str, route_key: str, allow: str
+) -> None:
+    event = load_event("frontend_environment.json")
+    event["requestContext"]["http"]["method"] = method
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["routeKey"] = event["requestContext"]["routeKey"] = route_key
+    answer = frontend(event, context)
+    assert answer.status == 405, answer.body
+    assert answer.headers["Allow"] == allow
+    assert answer.code == "method_not_allowed"
+
+
+def test_preflights_answer_allowed_origins_only(stack: Stack, context: Any) -> None:
+    for path in ("/v1/client/sign_ins", "/v1/client/sessions/sess_0000000000000000000000/tokens", "/v1/environment"):
+        event = load_event("frontend_environment.json")
+        event["requestContext"]["http"]["method"] = "OPTIONS"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["headers"].update({"origin": "https://app.example.com", "access-control-request-method": "POST"})
+        allowed = frontend(event, context)
+        assert allowed.status == 204, (path, allowed.body)
+        assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        event["headers"]["origin"] = "https://evil.example"
+        refused = frontend(event, context)
+        assert refused.status == 403
+        assert "Access-Control-Allow-Origin" not in refused.headers
