@@ -24,6 +24,7 @@ from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
 from signin_links.frontend import FrontendApi
 from signin_links.frontend_wire import (
+    SIGN_IN_FIELDS,
     client_json,
     effective_method,
     environment_json,
@@ -137,7 +138,9 @@ def sign_in() -> Response[str]:
     if method() != "POST":
         return method_not_allowed(app, "POST")
     event = app.current_event
-    fields = form_fields(request_body(app), event.headers.get("content-type"), service.settings.max_body_bytes)
+    fields = form_fields(
+        request_body(app), event.headers.get("content-type"), service.settings.max_body_bytes, read=SIGN_IN_FIELDS
+    )
     signed_in = service.sign_in(parse_sign_in(fields), client_value(), fallback_issuer=own_base_url(app))
     now_ms = service.now_ms()
     body = wrapped(sign_in_json(signed_in.record), client_json(signed_in.record, signed_in.jwt, now_ms))

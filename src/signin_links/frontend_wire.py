@@ -13,7 +13,7 @@ empty. Shapes only; the rules live in ``frontend.py``.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -50,25 +50,27 @@ def effective_method(method: str, query: Mapping[str, str] | None) -> str:
     return wanted
 
 
-def form_fields(body: bytes | str | None, content_type: str | None, max_bytes: int) -> dict[str, str]:
-    """A clerk-js body: form-encoded (its own), or a JSON object of strings; each field at most once.
+def form_fields(
+    body: bytes | str | None, content_type: str | None, max_bytes: int, *, read: Collection[str]
+) -> dict[str, str]:
+    """The fields named in ``read`` of a clerk-js body: form-encoded (its own), or a JSON object.
 
-    Unknown fields are kept (the use case reads what it needs): clerk-js adds fields such as
-    ``locale`` or Protect's parameters that this service has no use for."""
+    Each field read must be given once, as a string; every other field is ignored, whatever its
+    shape or how often it is repeated: clerk-js adds fields (``locale``, Protect's parameters) that
+    this service has no use for."""
     raw = body_bytes(body, max_bytes)
     if not raw.strip():
         return {}
     media_type = (content_type or FORM).split(";", 1)[0].strip().lower()
     if media_type == JSON or media_type.endswith("+json"):
         data = json_object(raw)
-        if len(data) > MAX_FORM_FIELDS:
-            raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The request has too many fields.")
         fields: dict[str, str] = {}
-        for name, value in data.items():
+        for name in read:
+            value = data.get(name)
             if value is None:
                 continue
             if not isinstance(value, str):
-                raise param_invalid(str(name)[:64], "must be a string.")
+                raise param_invalid(name, "must be a string.")
             fields[name] = value
         return fields
     if media_type not in (FORM, ""):
@@ -80,11 +82,17 @@ def form_fields(body: bytes | str | None, content_type: str | None, max_bytes: i
     except (UnicodeDecodeError, ValueError):
         raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
     single: dict[str, str] = {}
-    for name, values in parsed.items():
+    for name in read:
+        values = parsed.get(name)
+        if values is None:
+            continue
         if len(values) != 1:
-            raise param_invalid(name[:64], "must be given once.")
+            raise param_invalid(name, "must be given once.")
         single[name] = values[0]
     return single
+
+
+SIGN_IN_FIELDS = ("strategy", "ticket")
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,48 @@ def test_v1_workflows(v1_stack: LocalStackHandle) -> None:
     stateful = schemathesis.openapi.from_dict(local_document(), config=config(**{"base-url": v1_stack.base_url}))
     machine = stateful.as_state_machine()
     machine.run(settings=hypothesis.settings(machine.TestCase.settings, max_examples=MAX_EXAMPLES))
+
+
+# --- Clerk's Frontend API (openapi/frontend.yaml), on the same stack ------------------------------
+# No secret key (browsers call it); the client cookie is the credential schemathesis draws. A
+# schema-valid sign-in carries a made-up ticket, which is rightly 400 (ticket_invalid_code); the
+# handshake's redirect_url is pinned to ORIGIN, the stack's allowed origin.
+FRONTEND_SPEC = ROOT / "openapi" / "frontend.yaml"
+FRONTEND_CONFIG = """
+request-timeout = 30
+
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+
+[[operations]]
+include-operation-id = "CreateSignIn"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[phases.coverage]
+unexpected-methods = ["get", "put", "delete", "options", "patch"]
+"""
+
+
+def frontend_document() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(FRONTEND_SPEC.read_text())
+    (redirect,) = document["paths"]["/v1/client/handshake"]["get"]["parameters"]
+    redirect["schema"]["pattern"] = f"^({re.escape(ORIGIN)})(/[\\x21-\\x7e]*)?$"
+    return document
+
+
+frontend_schema = schemathesis.openapi.from_dict(
+    frontend_document(),
+    config=schemathesis.Config.from_dict(
+        {**tomllib.loads(FRONTEND_CONFIG), "generation": {"max-examples": MAX_EXAMPLES}}
+    ),
+)
+
+
+@frontend_schema.parametrize()
+def test_frontend_operation(case: Any, v1_stack: LocalStackHandle) -> None:
+    case.call_and_validate(base_url=v1_stack.base_url)
+
+
+def test_every_frontend_operation_is_tested() -> None:
+    labels = [result.ok().label for result in frontend_schema.get_all_operations()]
+    assert len(labels) == 10, labels

@@ -10,6 +10,7 @@ then fuzzes the local stack with it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,36 @@ def test_a_503_matches_the_document(stack: Stack, context: Any, monkeypatch: pyt
         answer = invoke("mint_link", revoke_event("sit_0000000000000000000000"), context)
         assert answer.status == 503
         check_against_spec(REVOKE, answer.status, answer.headers, answer.body)
+
+
+# --- Clerk's Frontend API: openapi/frontend.yaml ------------------------------------------------------
+
+FRONTEND_SPEC: dict[str, Any] = yaml.safe_load((ROOT / "openapi" / "frontend.yaml").read_text())
+
+
+def test_the_frontend_document_is_valid_openapi_with_the_functions_operations(stack: Stack) -> None:
+    """Its operations are exactly the paths and methods functions/clerk_frontend answers, and the
+    template routes each of them to ClerkFrontendFunction (``stack``: the handler initialises on import)."""
+    from local.apigw import Router
+    from tests.conftest import load_function
+
+    validate_spec(FRONTEND_SPEC)
+    documented = {(method.upper(), path) for path, item in FRONTEND_SPEC["paths"].items() for method in item}
+    paths = load_function("clerk_frontend").FRONTEND_PATHS
+    served = {(method, re.sub(r"<(\w+)>", r"{\1}", path)) for path, methods in paths.items() for method in methods}
+    assert documented == served
+    router = Router(http_routes())
+    for method, path in documented:
+        match = router.match(method, path.replace("{session_id}", "sess_0000000000000000000000"))
+        assert match is not None, (method, path)
+        assert match.route.function == "ClerkFrontendFunction", (method, path)
+
+
+def test_the_frontend_documents_error_codes_are_the_error_tables() -> None:
+    documented = set(
+        FRONTEND_SPEC["components"]["schemas"]["ErrorEnvelope"]["properties"]["errors"]["items"]["properties"]["code"][
+            "enum"
+        ]
+    )
+    assert documented <= {code.wire_code for code in ErrorCode}
+    assert {"session_exists", "strategy_for_user_invalid", "authentication_invalid", "origin_invalid"} <= documented
