@@ -1382,3 +1382,34 @@ def test_moto_cloudformation_creates_the_stateful_resources(monkeypatch: pytest.
 
 if __name__ == "__main__":  # pragma: no cover - a quick look at the translated template
     json.dump(translated(sys.argv[1] if len(sys.argv) > 1 else "dev"), sys.stdout, indent=1)
+
+
+# --- Clerk's Frontend API (issue 19) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "host"),
+    [
+        ({}, f"HttpApi.execute-api.{REGION}.amazonaws.com"),
+        (
+            {
+                "CustomDomainName": "clerk.app.example.com",
+                "CertificateArn": f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/abcd",
+            },
+            "clerk.app.example.com",
+        ),
+    ],
+)
+def test_the_publishable_key_output_names_the_stacks_host(overrides: dict[str, str], host: str) -> None:
+    """clerk-js finds the Frontend API from the key: pk_live_ + base64 of "<host>$" (as
+    frontend_wire.publishable_key makes it), for the custom domain when there is one."""
+    import base64
+
+    from signin_links.frontend_wire import publishable_key
+
+    evaluate = resolver(SOURCE, **overrides)
+    outputs = SOURCE["Outputs"]
+    key = evaluate.resolve(outputs["PublishableKey"]["Value"])
+    assert key == publishable_key(host)
+    assert base64.b64decode(key.removeprefix("pk_live_")).decode() == f"{host}$"
+    assert evaluate.resolve(outputs["FrontendApiUrl"]["Value"]) == f"https://{host}"
