@@ -25,6 +25,7 @@ from signin_links.http import (
     cleared_cookies,
     error_response,
     install_error_handlers,
+    json_response,
     own_base_url,
     refresh_cookie,
     request_body,
@@ -41,9 +42,11 @@ from signin_links.redeem import (
     Redemptions,
     Rejected,
 )
+from signin_links.renewal import Renewals
 from signin_links.session_service import Sessions
 from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
-from signin_links.store import TokenStore
+from signin_links.store import RENEWAL_ALREADY, RenewalRequests, TokenStore
+from signin_links.tickets import Ticket, verify_ticket
 from signin_links.wire import (
     JSON,
     allowed_redirect,
@@ -95,6 +98,22 @@ def redemptions() -> Redemptions:
 
 
 @cache
+def renewals() -> Renewals:
+    service = redemptions()
+    requests = RenewalRequests(aws.client("dynamodb"), service.settings.table_name)
+
+    def verify(token: str) -> Ticket:  # the dead link's signature and claims, whatever its expiry
+        return verify_ticket(token, service.ticket_keyring(), now=0, leeway=0)
+
+    return Renewals(service.settings, requests, verify)
+
+
+def renewal_offer(token: str, error: SignInLinksError) -> str | None:
+    """The token to put in the page's "Email me a new link" form, if the page offers one."""
+    return token if wants_html(app) and renewals().offered(token, error.code) else None
+
+
+@cache
 def sessions() -> Sessions:
     service = redemptions()
     return Sessions(service.settings, service.store, service.session_keyring)
@@ -127,7 +146,7 @@ def accept_page() -> Response[str]:
     try:
         redemptions().check(token)  # signature, expiry, redirect: never the token's state
     except Rejected as error:
-        return pages().error(error, language())
+        return pages().error(error, language(), renew_token=renewal_offer(token, error))
     return pages().accept(token, language())
 
 
@@ -149,6 +168,11 @@ def accept_token() -> Response[str]:
     )
     try:
         outcome = service.accept(request, fallback_issuer=own_base_url(app))
+    except Rejected as error:  # a dead link's page may offer a new one
+        renew = renewal_offer(request.token, error)
+        if renew is None:
+            raise
+        return with_headers(pages().error(error, language(), renew_token=renew), cors_headers(cors))
     except AnotherUserSignedIn as asked:
         logger.info("sign-in needs confirmation: another user is signed in here")
         if wants_html(app):
@@ -168,6 +192,24 @@ def accept_token() -> Response[str]:
     return with_headers(pages().signed_in(outcome.user_id, cookies, language()), cors_headers(cors))
 
 
+@app.post("/accept-token/renew")
+def renew_link() -> Response[str]:
+    """ "Email me a new link" (renewal.py): one conditional write, the same answer whether or not the
+    link could be renewed; a GET never asks (there is no GET route)."""
+    service = renewals()
+    event = app.current_event
+    cors = cookie_post_origin()  # the accept's login-CSRF rules
+    request = parse_accept_request(
+        request_body(app), event.headers.get("content-type"), service.settings.max_body_bytes, session_cookies=()
+    )
+    outcome = service.request(request.token)
+    if not wants_html(app):
+        status = "already_requested" if outcome == RENEWAL_ALREADY else "requested"
+        body = {"object": "sign_in_token_renewal", "status": status}
+        return with_headers(json_response(202, body, {"Cache-Control": "no-store"}), cors_headers(cors))
+    return with_headers(pages().renewal(outcome, service.delivery, language()), cors_headers(cors))
+
+
 # --- Sessions: refresh, sign-out, session.js, CORS (docs/accepting-links.md, "Sessions") ---------
 
 
@@ -183,6 +225,7 @@ def with_headers(response: Response[str], headers: dict[str, str]) -> Response[s
 
 
 @app.route("/accept-token", method="OPTIONS")
+@app.route("/accept-token/renew", method="OPTIONS")
 @app.route("/session/refresh", method="OPTIONS")
 @app.route("/sign-out", method="OPTIONS")
 def preflight() -> Response[str]:

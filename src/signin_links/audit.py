@@ -25,6 +25,8 @@ from typing import Any
 SOURCE = "signin-links"
 SIGN_IN_TOKEN_PREFIX = "sit_"
 SESSION_PREFIX = "sess_"
+RENEWAL_PREFIX = "renew#"  # = store.RENEWAL_PREFIX (this module imports nothing of the package)
+RENEWAL_DETAIL_TYPE = "SignInLinkRenewalRequested"
 
 Image = Mapping[str, Any]  # a stream record's NewImage / OldImage: {"name": {"S": "..."}, ...}
 
@@ -115,6 +117,18 @@ def _session(new: Image) -> dict[str, Any]:
     }
 
 
+def _renewal_requested(new: Image) -> dict[str, Any]:
+    """A fresh link asked for in place of a dead one: ``delivery`` "email" is the stack's to mint and
+    mail (its rule routes the event to the mint), "application" the application's to act on."""
+    return {
+        "sign_in_token_id": text(new, "sign_in_token_id"),
+        "user_id": text(new, "user_id"),
+        "redirect_url": _string(new, "redirect_url"),
+        "org_id": _string(new, "org_id"),
+        "delivery": text(new, "delivery"),
+    }
+
+
 PENDING = frozenset({"pending"})
 ACTIVE = frozenset({"active"})
 
@@ -129,6 +143,8 @@ CHANGES: tuple[Change, ...] = (
     Change("SessionRevoked", SESSION_PREFIX, ACTIVE, frozenset({"revoked"}), _session),
     Change("SessionExpired", SESSION_PREFIX, ACTIVE, frozenset({"expired"}), _session),
     Change("SessionAbandoned", SESSION_PREFIX, ACTIVE, frozenset({"abandoned"}), _session),
+    # The renewal of a dead link: one conditional put per sign-in token (POST /accept-token/renew).
+    Change(RENEWAL_DETAIL_TYPE, RENEWAL_PREFIX, None, frozenset({"requested"}), _renewal_requested),
 )
 
 

@@ -95,6 +95,7 @@ class Settings:
     brand: branding.Brand = field(default_factory=branding.Brand)
     default_language: str = i18n.SOURCE_LANGUAGE  # when neither Accept-Language nor metadata.locale names one
     page_template_dir: str = ""  # empty: the accept function's own templates/
+    link_renewal: str = "off"  # email | application | off (renewal.py; template parameter LinkRenewal)
 
     def require(self, *variables: str | tuple[str, ...]) -> Settings:
         """These settings, once each of ``variables`` is set: what a function needs beyond the
@@ -234,6 +235,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         brand=_brand(env),
         default_language=_language(env, "DEFAULT_LANGUAGE"),
         page_template_dir=env.get("PAGE_TEMPLATE_DIR", "").strip(),
+        link_renewal=_choice(env, "LINK_RENEWAL", ("email", "application", "off"), "off"),
     )
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
@@ -264,6 +266,15 @@ def _brand(env: Mapping[str, str]) -> branding.Brand:
         support_url=checked("SUPPORT_URL", branding.https_url),
         support_email=checked("SUPPORT_EMAIL", branding.email_address),
     )
+
+
+def _choice(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"{var}: {raw[:40]!r} is not one of {', '.join(allowed)}")
+    return raw
 
 
 def _language(env: Mapping[str, str], var: str) -> str:

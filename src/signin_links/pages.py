@@ -29,6 +29,8 @@ from signin_links.branding import Brand
 from signin_links.config import ConfigError
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.i18n import Language
+from signin_links.renewal import APPLICATION
+from signin_links.store import RENEWAL_ALREADY
 
 HTML = "text/html; charset=utf-8"
 
@@ -36,14 +38,16 @@ HTML = "text/html; charset=utf-8"
 PLACEHOLDERS = {
     "page": {"lang", "dir", "title", "style", "brand", "content", "script", "app_name", "logo_url", "brand_color"},
     "accept": {"heading", "status", "token", "auto_submit", "hidden", "button", "working"},
-    "error": {"heading", "message", "hint", "code", "code_label", "support"},
+    "error": {"heading", "message", "hint", "code", "code_label", "support", "renewal"},
+    "renew_form": {"token", "button"},
+    "renewed": {"heading", "message"},
     "signed_in": {"heading", "signed_in_as", "user_id"},
     "redirect": {"heading", "location", "continue_label"},
     "confirm": {"heading", "who", "warning", "token", "button", "code_label", "signed_in_user", "link_user"},
     "sign_out": {"heading", "question", "redirect_url", "button"},
     "signed_out": {"heading", "status"},
 }
-TRUSTED = frozenset({"style", "brand", "content", "script", "hidden", "support", "who", "signed_in_as"})
+TRUSTED = frozenset({"style", "brand", "content", "script", "hidden", "support", "who", "signed_in_as", "renewal"})
 SCRIPT, STYLE = "accept.js", "accept.css"
 SEPARATOR = " \u00b7 "  # between two support links
 
@@ -254,7 +258,8 @@ class Pages:
     def head(self) -> Response[str]:
         return Response(status_code=200, content_type=HTML, body="", headers=self.security_headers())
 
-    def error(self, error: SignInLinksError, lang: Language) -> Response[str]:
+    def error(self, error: SignInLinksError, lang: Language, *, renew_token: str | None = None) -> Response[str]:
+        """The page of a failure; with ``renew_token``, the "Email me a new link" form (renewal.py)."""
         if error.code in DEAD_LINK_TEXTS:
             heading, message = DEAD_LINK_TEXTS[error.code]
             if error.long_message in SPECIFIC_MESSAGES:  # a more specific reason was given
@@ -270,7 +275,7 @@ class Pages:
             lang,
             heading,
             "error",
-            trusted={"support": self._support(lang)},
+            trusted={"support": self._support(lang), "renewal": self._renew_form(renew_token, lang)},
             heading=heading,
             message=lang.text(message),
             hint=lang.text(hint),
@@ -279,6 +284,27 @@ class Pages:
         )
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
         return self._page(lang, error.status, body, headers=headers)
+
+    def _renew_form(self, token: str | None, lang: Language) -> str:
+        if token is None:
+            return ""
+        return self._fragments["renew_form"].substitute(
+            token=html.escape(token, quote=True), button=html.escape(lang.text(texts.EMAIL_NEW_LINK))
+        )
+
+    def renewal(self, outcome: str, delivery: str, lang: Language) -> Response[str]:
+        """The answer to "Email me a new link": the same for a renewal recorded now and for a token
+        that could not be renewed (forged, never emailed...), so it tells nobody which it was; a
+        second press of a renewed link says one was sent."""
+        if delivery == APPLICATION:
+            app_name = self.brand.app_name or lang.text(texts.THE_SITE)
+            heading = lang.text(texts.NEW_LINK_REQUESTED)
+            message = lang.text(texts.NEW_LINK_REQUESTED_WHY, app_name=app_name)
+        elif outcome == RENEWAL_ALREADY:
+            heading, message = lang.text(texts.NEW_LINK_SENT), lang.text(texts.NEW_LINK_SENT_WHY)
+        else:
+            heading, message = lang.text(texts.NEW_LINK_SENDING), lang.text(texts.NEW_LINK_SENDING_WHY)
+        return self._page(lang, 200, self._render(lang, heading, "renewed", heading=heading, message=message))
 
     def signed_in(self, user_id: str, cookies: list[Cookie], lang: Language) -> Response[str]:
         heading = lang.text(texts.SIGNED_IN)

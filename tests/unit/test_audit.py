@@ -195,8 +195,10 @@ def test_the_lag_alarm_watches_the_metric_the_enrichment_publishes() -> None:
 
 # --- properties: the filters and the mapping agree; nothing the pipe hands over makes it raise ---
 
-STATUSES = ["pending", "accepted", "revoked", "active", "ended", "expired", "abandoned", "completed", "running"]
-PREFIXES = ["sit_", "sess_", "batch#", "batch-idempotency#", "SIT_", "sit", "\uff53it_"]  # the last: fullwidth s
+STATUSES = [
+    "pending", "accepted", "revoked", "active", "ended", "expired", "abandoned", "completed", "running", "requested"
+]  # fmt: skip
+PREFIXES = ["sit_", "sess_", "renew#", "email#", "batch#", "batch-idempotency#", "SIT_", "sit", "\uff53it_", "renew"]
 ids = st.one_of(
     st.sampled_from(PREFIXES).flatmap(lambda prefix: st.text(max_size=12).map(lambda body: prefix + body)),
     st.text(max_size=20),
@@ -209,7 +211,7 @@ numbers = st.one_of(st.integers(min_value=-(10**20), max_value=10**20).map(str),
 @st.composite
 def images(draw: st.DrawFn, pk: str) -> dict[str, Any]:
     image: dict[str, Any] = {"pk": {"S": pk}, "status": {"S": draw(statuses)}}
-    for name in ("user_id", "session_id", "client_id", "sign_in_token_id"):
+    for name in ("user_id", "session_id", "client_id", "sign_in_token_id", "delivery", "redirect_url"):
         if draw(st.booleans()):
             image[name] = {"S": draw(strings)}
     if draw(st.booleans()):
@@ -247,7 +249,7 @@ def audited_and_near_misses(draw: st.DrawFn) -> dict[str, Any]:
         new_status = draw(statuses)
     old = token(pk, old_status) if old_status is not None and event_name != "INSERT" else None
     new = (
-        token(pk, new_status, session_id="sess_1", client_id="client_1", sign_in_token_id="sit_1")
+        token(pk, new_status, session_id="sess_1", client_id="client_1", sign_in_token_id="sit_1", delivery="email")
         if event_name != "REMOVE"
         else None
     )
@@ -327,3 +329,21 @@ def test_the_enrichment_never_raises_and_answers_events_only(
             assert event["detail_type"] in {change.detail_type for change in CHANGES}
             assert isinstance(event["detail"], dict)
             assert event["time"].endswith("Z")
+
+
+def test_a_renewal_request_is_the_event_the_mint_or_the_application_acts_on() -> None:
+    requested = token("renew#sit_abc", "requested", sign_in_token_id="sit_abc", delivery="email")
+    requested["redirect_url"] = {"S": "https://app.example.com/cart"}
+    event = audit_event(record("INSERT", "renew#sit_abc", None, requested))
+    assert event is not None
+    assert event.detail_type == "SignInLinkRenewalRequested"
+    assert event.detail == {
+        "sign_in_token_id": "sit_abc",
+        "user_id": "user_1",
+        "redirect_url": "https://app.example.com/cart",
+        "org_id": None,
+        "delivery": "email",
+    }
+    assert kept_by_the_pipe(record("INSERT", "renew#sit_abc", None, requested))
+    assert not kept_by_the_pipe(record("MODIFY", "renew#sit_abc", requested, requested))
+    assert not kept_by_the_pipe(record("REMOVE", "renew#sit_abc", requested, None))

@@ -1,0 +1,110 @@
+"""A way back from a dead link: "Email me a new link" on the page of an expired or already-used
+link posts to ``/accept-token/renew``.
+
+The accept function cannot sign a sign-in token (only the mint holds the signing key), so it asks:
+it records the request in ONE conditional write (``store.RenewalRequests.request``), and that
+write's stream record becomes ``SignInLinkRenewalRequested`` on the stack's bus (``audit.py``,
+``AuditPipe``): the event exists exactly when the request was recorded, and the accept holds no
+``PutEvents`` grant. What happens next depends on ``LinkRenewal`` (setting ``link_renewal``):
+
+- ``email`` (``auto`` with ``EmailSender``): only for a link the stack emailed (its email marker
+  says "sent"). A rule routes the event to the mint, which mints a fresh link for the same user and
+  redirect and announces it with ``renewal_of``; the email function sends it to the address on
+  record for the original token, never to an address from the request.
+- ``application``: for any dead link; the event is the application's to act on.
+- ``off``: no renewal is offered, and a request records nothing.
+
+At most once per original token (a second press says a link was sent), never for a revoked token
+or one still usable. A forged, malformed, never-emailed or not renewable token gets the same
+neutral answer as a recorded one and records nothing. A GET never requests anything: the page only
+offers the form (and reads, in ``email`` mode, whether the link was emailed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from signin_links.config import Settings
+from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.observability import logger, metrics
+from signin_links.store import (
+    RENEWAL_ALREADY,
+    RENEWAL_RECORDED,
+    RENEWAL_REFUSED,
+    RenewalRequest,
+    RenewalRequests,
+)
+from signin_links.tickets import Ticket
+
+EMAIL = "email"
+APPLICATION = "application"
+OFF = "off"
+RENEWABLE = frozenset({ErrorCode.TICKET_EXPIRED, ErrorCode.SIGN_IN_TOKEN_ALREADY_USED})
+
+Verify = Callable[[str], Ticket]  # the token's signature and claims, whatever its expiry
+
+
+class Renewals:
+    """The renewal use case (see the module's docstring)."""
+
+    def __init__(
+        self, settings: Settings, requests: RenewalRequests, verify: Verify, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.settings = settings
+        self.requests = requests
+        self.verify = verify
+        self.clock = clock
+
+    @property
+    def delivery(self) -> str:
+        return self.settings.link_renewal
+
+    def offered(self, token: str, code: ErrorCode) -> bool:
+        """Whether the page of a link that failed with ``code`` offers a renewal. Never raises: a read
+        that fails offers nothing (the page still explains the dead link)."""
+        if self.delivery == OFF or code not in RENEWABLE:
+            return False
+        ticket = self._ticket(token)
+        if ticket is None:
+            return False
+        if self.delivery == APPLICATION:
+            return True
+        try:
+            return self.requests.email_sent(ticket.sid)
+        except SignInLinksError:
+            logger.warning("renewal not offered: the email marker could not be read")
+            return False
+
+    def request(self, token: str) -> str:
+        """Record a renewal of ``token``: ``store.RENEWAL_RECORDED``, ``RENEWAL_ALREADY`` or
+        ``RENEWAL_REFUSED`` (also for a token that is not ours). Raises ``service_unavailable``
+        when the keys or the table cannot be read (nothing recorded; the person presses again)."""
+        ticket = self._ticket(token) if self.delivery != OFF else None
+        if ticket is None or not ticket.user_id:
+            metrics.add_metric(name="LinkRenewalsRefused", unit="Count", value=1)
+            return RENEWAL_REFUSED
+        now = self.clock()
+        renewal = RenewalRequest(
+            token_id=ticket.sid,
+            user_id=ticket.user_id,
+            redirect_url=ticket.redirect_url,
+            org_id=ticket.org_id,
+            delivery=self.delivery,
+            requested_at=int(now * 1000),
+        )
+        outcome = self.requests.request(renewal, int(now), self.settings.ttl_for(max(int(now), ticket.expires_at)))
+        metric = {RENEWAL_RECORDED: "LinkRenewalsRequested", RENEWAL_ALREADY: "LinkRenewalsRepeated"}
+        metrics.add_metric(name=metric.get(outcome, "LinkRenewalsRefused"), unit="Count", value=1)
+        logger.info("link renewal", extra={"sign_in_token_id": ticket.sid, "outcome": outcome})
+        return outcome
+
+    def _ticket(self, token: str) -> Ticket | None:
+        """The token's claims if its signature is ours (expired or not); None if it is not a token of
+        this stack. A keyring that cannot be read raises (``service_unavailable``)."""
+        try:
+            return self.verify(token)
+        except SignInLinksError as error:
+            if error.code is ErrorCode.TICKET_INVALID:
+                return None
+            raise
