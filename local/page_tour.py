@@ -20,7 +20,12 @@ screen) and Debian's Chromium must be installed (``make chromium``)::
 from __future__ import annotations
 
 import argparse
+import html
+import json
+import re
 import sys
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +47,12 @@ STATES = (
     "sign-out",
     "signed-out",
     "already-used",
+    "renewal-sent",
+    "renewal-already-sent",
     "revoked",
     "invalid",
 )
+RENEWAL_STATES = ("renewal-sent", "renewal-already-sent")  # with delivery by email only
 WIDTH, HEIGHT = 480, 640
 OUT = Path("docs/images/pages")
 # A stand-in logo, served by the tour for LogoUrl (the stack's pages load it from that URL).
@@ -64,6 +72,25 @@ class Tour:
     base_url: str
     secret_key: str
     logo_url: str = ""
+    emails: Any = None  # an EventBridge client on the stack's moto when delivery by email is on
+    bus: str = ""
+    batch_source: str = ""
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> Tour:
+        """The tour of the stack a state file (or ``LocalStackHandle.state``) describes."""
+        accept = state["functions"]["AcceptTokenFunction"]["environment"]
+        mint = state["functions"]["MintLinkFunction"]["environment"]
+        tour = cls(str(state["url"]), str(state["secret_key"]), logo_url=accept.get("LOGO_URL", ""))
+        if accept.get("LINK_RENEWAL") == "email":
+            import boto3
+
+            tour.emails = boto3.session.Session().client(
+                "events", endpoint_url=state["moto_endpoint"], region_name=state["region"],
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+            )  # fmt: skip
+            tour.bus, tour.batch_source = mint["EVENT_BUS_NAME"], mint["BATCH_EVENT_SOURCE"]
+        return tour
 
     def mint(self, user_id: str, **fields: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.secret_key}"}
@@ -124,17 +151,64 @@ class Tour:
         with page.expect_navigation():
             page.locator("#sign-out").click()
         visit("signed-out", page)
+        self._dead_links(page, minted["url"], visit)
+        page.close()
 
-        # Signed out, this browser is no longer the one that used the link: it is dead here.
-        self._click_dead_link(page, minted["url"])
+    def _dead_links(self, page: Any, used_url: str, visit: Visit) -> None:
+        """Signed out, this browser is no longer the one that used the link: it is dead here. An
+        emailed link (delivery by email on) offers "Email me a new link" on its dead page."""
+        if self.emails:
+            dead = self.emailed_link("user_ada")
+            self._sign_in_and_out(page, dead)
+            self._click_dead_link(page, dead)
+        else:
+            self._click_dead_link(page, used_url)
         visit("already-used", page)
+        if self.emails:
+            with page.expect_navigation():
+                page.locator("#renew-link").click()
+            visit("renewal-sent", page)
+            self._click_dead_link(page, dead)
+            with page.expect_navigation():
+                page.locator("#renew-link").click()
+            visit("renewal-already-sent", page)
         revoked = self.mint("user_ada")
         self.revoke(revoked["id"])
         self._click_dead_link(page, revoked["url"])
         visit("revoked", page)
         page.goto(f"{self.base_url}/accept-token?token=not.a.token")
         visit("invalid", page)
-        page.close()
+
+    def _sign_in_and_out(self, page: Any, url: str) -> None:
+        page.goto(url)
+        with page.expect_navigation():
+            page.locator("#sign-in").click()
+        page.locator("#user-id").wait_for()
+        page.goto(f"{self.base_url}/sign-out")
+        with page.expect_navigation():
+            page.locator("#sign-out").click()
+
+    def emailed_link(self, user_id: str) -> str:
+        """The link of a one-user batch put on the stack's bus, once its email is in the outbox."""
+        address = f"tour.{uuid.uuid4().hex[:8]}@example.com"
+        batch = {
+            "batch_id": f"tour-{uuid.uuid4().hex[:8]}",
+            "users": [{"user_id": user_id, "metadata": {"email": address}}],
+        }
+        entry = {"Source": self.batch_source, "DetailType": "MintSignInLinks", "Detail": json.dumps(batch),
+                 "EventBusName": self.bus}  # fmt: skip
+        assert self.emails is not None
+        self.emails.put_events(Entries=[entry])
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            outbox = httpx.get(f"{self.base_url}/_local/outbox", headers={"Accept": "application/json"}, timeout=30)
+            for mail in outbox.json():
+                if mail["to"] == [address]:
+                    found = re.search(r'href="([^"]+/accept-token\?token=[^"]+)"', mail["body"])
+                    if found:
+                        return html.unescape(found.group(1))
+            time.sleep(0.5)
+        raise SystemExit(f"no email to {address} within 90 s: is delivery by email on (LOCAL_PARAMETER_EmailSender)?")
 
     @staticmethod
     def _click_dead_link(page: Any, url: str) -> None:
@@ -158,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from playwright.sync_api import sync_playwright
 
-    environment = state["functions"]["AcceptTokenFunction"]["environment"]
-    tour = Tour(str(state["url"]), str(state["secret_key"]), logo_url=environment.get("LOGO_URL", ""))
+    tour = Tour.of(state)
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
-from signin_links.errors import SignInLinksError
+from signin_links.errors import SignInLinksError, unavailable
 from signin_links.http import (
     install_error_handlers,
     json_response,
@@ -27,7 +27,14 @@ from signin_links.http import (
 )
 from signin_links.keyring import forget_secrets, ticket_keyring_reader
 from signin_links.observability import logger, metrics
-from signin_links.service import SignInTokens
+from signin_links.renewal import (
+    RENEWAL_DETAIL_TYPE,
+    NotARenewal,
+    minted_link_detail,
+    parse_renewal_event,
+    renewal_token_id,
+)
+from signin_links.service import MintRequest, SignInTokens
 from signin_links.store import BatchLedger, TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
 
@@ -100,6 +107,36 @@ def is_batch_invocation(event: dict[str, Any]) -> bool:
     return "detail-type" in event or "batch_id" in event
 
 
+def is_renewal(event: dict[str, Any]) -> bool:
+    return event.get("detail-type") == RENEWAL_DETAIL_TYPE
+
+
+def renew_link(event: dict[str, Any]) -> dict[str, Any]:
+    """A fresh link for a dead one the stack emailed (renewal.py), announced as SignInLinkMinted
+    with ``renewal_of``: the email function mails it to the address on record. A redelivery
+    re-announces the same link (the email markers send it once). A failure raises: Lambda retries
+    the event, then hands it to the batch dead-letter queue."""
+    try:
+        renewal = parse_renewal_event(event)
+    except NotARenewal as exc:
+        logger.warning("renewal event ignored", extra={"reason": str(exc)})
+        return {"outcome": "ignored", "reason": str(exc)}
+    service = sign_in_tokens()
+    request = MintRequest(user_id=renewal.user_id, org_id=renewal.org_id, redirect_url=renewal.redirect_url)
+    minted = service.renew(renewal.renewal_of, renewal_token_id(renewal.renewal_of), request)
+    # The batch path's modules, loaded when an event arrives (an HTTP cold start never pays for them).
+    from signin_links.batch.minter import MINTED_DETAIL_TYPE
+    from signin_links.events import EventPublisher
+
+    detail = minted_link_detail(minted, renewal_of=renewal.renewal_of)
+    publisher = EventPublisher(aws.client("events"), service.settings.event_bus_name)
+    if not publisher.publish_one(MINTED_DETAIL_TYPE, detail):
+        raise unavailable("EventBridge")
+    logger.info("link renewed", extra={"sign_in_token_id": minted.record.id, "renewal_of": renewal.renewal_of})
+    metrics.add_metric(name="SignInLinksRenewed", unit="Count", value=1)
+    return {"outcome": "minted", "sign_in_token_id": minted.record.id, "renewal_of": renewal.renewal_of}
+
+
 def mint_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The batch entry: a malformed request raises ``BatchRejected`` (the invocation fails and the
     event lands in the on-failure destination); the summary is returned, never a URL."""
@@ -145,6 +182,8 @@ def post_only(sign_in_token_id: str = "") -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_renewal(event):
+        return renew_link(event)
     if is_batch_invocation(event):
         return mint_batch(event, context)
     return no_store(app.resolve(event, context))

@@ -131,6 +131,7 @@ class MintedLink:
     expires_at_ms: int
     batch_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    renewal_of: str | None = None  # a fresh link for this dead one (renewal.py): mailed to its address
 
 
 def parse_minted(event: object, accept_base_url: str) -> MintedLink:
@@ -156,6 +157,9 @@ def parse_minted(event: object, accept_base_url: str) -> MintedLink:
         raise MalformedEvent("batch_id is not a string")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise MalformedEvent("metadata is not a JSON object")
+    renewal_of = detail.get("renewal_of")
+    if renewal_of is not None and (not isinstance(renewal_of, str) or not ids.is_id(renewal_of, ids.SIGN_IN_TOKEN)):
+        raise MalformedEvent("renewal_of is not a sign_in_token_id")
     if not isinstance(url, str):
         raise MalformedEvent("url is not a string")
     prefix = f"{accept_base_url.rstrip('/')}/accept-token?token="
@@ -169,6 +173,7 @@ def parse_minted(event: object, accept_base_url: str) -> MintedLink:
         expires_at_ms=expires_at,
         batch_id=batch_id,
         metadata=metadata or {},
+        renewal_of=renewal_of,
     )
 
 
@@ -327,7 +332,9 @@ class EmailTemplates:
             "sign_in_token_id": link.token_id,
             "batch_id": link.batch_id or "",
             "expires_at": expires_at,
-            **self._words(lang, display_name(link.metadata.get("first_name")), expires_at),
+            **self._words(
+                lang, display_name(link.metadata.get("first_name")), expires_at, renewed=bool(link.renewal_of)
+            ),
             **self._brand_fields(lang),
         }
         subject = self.subject.substitute(_Values(fields, link.metadata, _subject_escape)).strip()
@@ -337,17 +344,23 @@ class EmailTemplates:
             html=self.html.substitute(_Values(fields, link.metadata, _html_escape, {"logo": self._logo()})),
         )
 
-    def _words(self, lang: i18n.Language, name: str, expires_at: str) -> dict[str, str]:
+    def _words(self, lang: i18n.Language, name: str, expires_at: str, *, renewed: bool = False) -> dict[str, str]:
         app = self.brand.app_name
         return {
             "subject": lang.text(texts.EMAIL_SUBJECT_WITH_APP, app_name=app) if app else lang.text(texts.EMAIL_SUBJECT),
             "greeting": lang.text(texts.EMAIL_GREETING_NAME, name=name) if name else lang.text(texts.EMAIL_GREETING),
-            "intro": lang.text(texts.EMAIL_INTRO_WITH_APP, app_name=app) if app else lang.text(texts.EMAIL_INTRO),
+            "intro": self._intro(lang, renewed=renewed),
             "button": lang.text(texts.SIGN_IN),
             "paste": lang.text(texts.EMAIL_PASTE),
             "expiry": lang.text(texts.EMAIL_EXPIRY, expires_at=expires_at),
             "ignore": lang.text(texts.EMAIL_IGNORE),
         }
+
+    def _intro(self, lang: i18n.Language, *, renewed: bool) -> str:
+        if renewed:  # the reader asked for it on the page of a dead link
+            return lang.text(texts.EMAIL_INTRO_RENEWED)
+        app = self.brand.app_name
+        return lang.text(texts.EMAIL_INTRO_WITH_APP, app_name=app) if app else lang.text(texts.EMAIL_INTRO)
 
     def _brand_fields(self, lang: i18n.Language) -> dict[str, str]:
         return {
@@ -527,6 +540,8 @@ class LinkEmails:
         try:
             if link.expires_at_ms <= self._now_ms() - self.settings.ticket_leeway_seconds * 1000:
                 raise PermanentFailure(LINK_EXPIRED)
+            if link.renewal_of:
+                link = self._on_record(link)
             address = recipient(link.metadata)
         except PermanentFailure as failure:
             return self._fail_before_sending(link, claimer, failure)
@@ -589,7 +604,15 @@ class LinkEmails:
         markers = [
             (
                 EmailMarker(
-                    item.link.token_id, EMAIL_SENT, item.claimer, item.claimed_at, now_ms, message_id=message_id
+                    item.link.token_id,
+                    EMAIL_SENT,
+                    item.claimer,
+                    item.claimed_at,
+                    now_ms,
+                    message_id=message_id,
+                    address=item.address,
+                    language=i18n.for_locale(item.link.metadata.get("locale"), self.templates.default_language),
+                    name=display_name(item.link.metadata.get("first_name")),
                 ),
                 self._ttl(item.link),
             )
@@ -632,6 +655,15 @@ class LinkEmails:
         if ticket.sid != link.token_id:
             raise IgnoredEvent("the link's token is not the event's sign_in_token_id")
         return replace(link, expires_at_ms=ticket.expires_at * 1000)
+
+    def _on_record(self, link: MintedLink) -> MintedLink:
+        """A renewed link addressed as its dead link's email was: the address, language and name on
+        that email's marker (never an address from an event); ``no_address`` if there is none."""
+        assert link.renewal_of is not None
+        sent = self.markers.sent_to(link.renewal_of)
+        if sent is None:
+            raise PermanentFailure(NO_ADDRESS)
+        return replace(link, metadata={"email": sent.address, "locale": sent.language, "first_name": sent.name})
 
     def _fail_before_sending(self, link: MintedLink, claimer: str, failure: PermanentFailure) -> Delivery:
         held = self.markers.record_email_failure(

@@ -23,10 +23,14 @@ offers the form (and reads, in ``email`` mode, whether the link was emailed).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from signin_links import ids
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.models import SignInToken
 from signin_links.observability import logger, metrics
 from signin_links.store import (
     RENEWAL_ALREADY,
@@ -108,3 +112,67 @@ class Renewals:
             if error.code is ErrorCode.TICKET_INVALID:
                 return None
             raise
+
+
+# --- The mint's half: the event it consumes ----------------------------------------------------------
+
+RENEWAL_DETAIL_TYPE = "SignInLinkRenewalRequested"  # = audit.RENEWAL_DETAIL_TYPE (a test keeps them equal)
+SOURCE = "signin-links"
+
+
+class NotARenewal(ValueError):
+    """An event the mint's renewal rule should not have sent it; ``str()`` is safe to log."""
+
+
+@dataclass(frozen=True)
+class RenewalEvent:
+    """A ``SignInLinkRenewalRequested`` the stack renews itself (``delivery`` "email"), checked."""
+
+    renewal_of: str  # the dead link's sign_in_token_id
+    user_id: str
+    redirect_url: str | None
+    org_id: str | None
+
+
+def parse_renewal_event(event: object) -> RenewalEvent:
+    """The renewal an EventBridge event asks the mint for, or :class:`NotARenewal`. Only the stack
+    publishes source ``signin-links`` on its bus (the bus policy), from a recorded request."""
+    if not isinstance(event, Mapping):
+        raise NotARenewal("the event is not a JSON object")
+    if event.get("source") != SOURCE or event.get("detail-type") != RENEWAL_DETAIL_TYPE:
+        raise NotARenewal(f"not a {RENEWAL_DETAIL_TYPE} event from {SOURCE}")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping) or detail.get("delivery") != EMAIL:
+        raise NotARenewal("not a renewal the stack delivers")
+    token_id, user_id = detail.get("sign_in_token_id"), detail.get("user_id")
+    redirect_url, org_id = detail.get("redirect_url"), detail.get("org_id")
+    if not isinstance(token_id, str) or not ids.is_id(token_id, ids.SIGN_IN_TOKEN):
+        raise NotARenewal("sign_in_token_id is missing or malformed")
+    if not isinstance(user_id, str) or not user_id:
+        raise NotARenewal("user_id is missing")
+    if redirect_url is not None and not isinstance(redirect_url, str):
+        raise NotARenewal("redirect_url is not a string")
+    if org_id is not None and not isinstance(org_id, str):
+        raise NotARenewal("org_id is not a string")
+    return RenewalEvent(token_id, user_id, redirect_url or None, org_id or None)
+
+
+def renewal_token_id(renewal_of: str) -> str:
+    """The fresh link's id: derived from the dead one's, so that a redelivered event mints nothing
+    twice (a sign-in token id like any other)."""
+    return ids.derived_id(ids.SIGN_IN_TOKEN, "renewal", renewal_of)
+
+
+def minted_link_detail(minted: SignInToken, *, renewal_of: str) -> dict[str, Any]:
+    """The ``SignInLinkMinted`` detail of a renewed link: a batch's shape, with ``renewal_of`` and no
+    metadata (the email function takes the address on record for ``renewal_of``, never one from an event)."""
+    record = minted.record
+    return {
+        "batch_id": None,
+        "user_id": record.user_id,
+        "sign_in_token_id": record.id,
+        "url": minted.url,
+        "expires_at": record.expires_at * 1000,
+        "metadata": {},
+        "renewal_of": renewal_of,
+    }

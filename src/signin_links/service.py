@@ -16,6 +16,7 @@ from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
 from signin_links.keyring import Keyring
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
+from signin_links.observability import logger
 from signin_links.redirects import UrlError
 from signin_links.store import TokenStore
 from signin_links.tickets import sign_ticket
@@ -175,6 +176,25 @@ class SignInTokens:
         now = self.clock()
         record = self.new_record(request, token_id=ids.new_id(ids.SIGN_IN_TOKEN), now=now)
         minted = self.issue(record, keyring, self.base_url(fallback_base_url))
+        self.store.create(record, self.settings.ttl_for(record.expires_at))
+        return minted
+
+    def renew(self, renewal_of: str, token_id: str, request: MintRequest) -> SignInToken:
+        """A fresh link in place of the dead link ``renewal_of`` (renewal.py): the same user, org and
+        redirect (dropped if no longer allowed), the default lifetime, and an id derived from the dead
+        one, so that a redelivered request re-signs the link it minted rather than mint another."""
+        try:
+            request = check_mint_request(request, self.settings)
+        except SignInLinksError:  # the redirect is no longer allowed: the link still signs the user in
+            logger.warning("renewal: the dead link's redirect is no longer allowed", extra={"renewal_of": renewal_of})
+            request = check_mint_request(replace(request, redirect_url=None), self.settings)
+        keyring = self.ticket_keyring()
+        base_url = self.batch_base_url()
+        existing = self.store.get(token_id)
+        if existing is not None:
+            return self.issue(existing, keyring, base_url)
+        record = self.new_record(request, token_id=token_id, now=self.clock())
+        minted = self.issue(record, keyring, base_url)
         self.store.create(record, self.settings.ttl_for(record.expires_at))
         return minted
 

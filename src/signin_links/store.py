@@ -672,6 +672,11 @@ class EmailMarker:
     reason: str = ""
     message_id: str = ""
     announced: bool = False  # a failed/unknown marker's event was published
+    # A "sent" marker keeps whom it went to, so that a renewal of the link (renewal.py) goes to the
+    # same address in the same language: never an address from a request.
+    address: str = ""
+    language: str = ""
+    name: str = ""  # the greeting's name, as display.display_name showed it
 
 
 def email_marker_from_item(item: dict[str, Any]) -> EmailMarker:
@@ -684,6 +689,9 @@ def email_marker_from_item(item: dict[str, Any]) -> EmailMarker:
         reason=item.get("reason", {}).get("S", ""),
         message_id=item.get("message_id", {}).get("S", ""),
         announced=bool(item.get("announced", {}).get("BOOL", False)),
+        address=item.get("address", {}).get("S", ""),
+        language=item.get("language", {}).get("S", ""),
+        name=item.get("name", {}).get("S", ""),
     )
 
 
@@ -774,7 +782,19 @@ class EmailMarkers:
         }
         if marker.reason:
             item["reason"] = _s(marker.reason)
+        for name in ("address", "language", "name"):
+            if getattr(marker, name):
+                item[name] = _s(getattr(marker, name))
         return item
+
+    def sent_to(self, token_id: str) -> EmailMarker | None:
+        """The "sent" marker of a token's email, with the address it went to; None if there is none."""
+        with dynamodb_errors("GetItem"):
+            item = self._client.get_item(
+                TableName=self.table_name, Key={"pk": _s(email_marker_key(token_id))}, ConsistentRead=True
+            ).get("Item")
+        marker = email_marker_from_item(item) if item else None
+        return marker if marker is not None and marker.status == EMAIL_SENT and marker.address else None
 
     def _put_email_marker(self, marker: EmailMarker, ttl: int) -> EmailMarker | None:
         item = self._marker_item(marker, ttl)

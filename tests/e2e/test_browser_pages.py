@@ -3,7 +3,8 @@ violation), in the reader's language (German left to right, Arabic right to left
 branded, inside its CSP, with a margin on a phone, usable at 200% zoom and by keyboard; and the
 link email in a 375 px wide client in every language.
 
-The states come from ``local/page_tour.py`` (the tour ``make screenshots`` takes). axe-core is the
+The states come from ``local/page_tour.py`` (the tour ``make screenshots`` takes), the renewal's
+("Email me a new link" and its answers) included. axe-core is the
 npm package pinned in ``tests/e2e/a11y`` (installed with ``npm ci`` by the first test that needs it;
 skipped, and said so, where npm is absent).
 """
@@ -36,7 +37,7 @@ BRAND = {
     "LOCAL_PARAMETER_LogoUrl": LOGO_URL,
     "LOCAL_PARAMETER_SupportUrl": "https://acme.example/help",
     "LOCAL_PARAMETER_SupportEmail": "help@acme.example",
-    "LOCAL_PARAMETER_EmailSender": "",
+    # Delivery by email stays on (the local default): the dead link's page offers a new link.
 }
 PHONE = {"width": 390, "height": 844}
 ZOOMED = {"width": 640, "height": 400}  # a 1280 px window at 200%
@@ -60,7 +61,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle
 
 @pytest.fixture
 def tour(stack: LocalStackHandle) -> Tour:
-    return Tour(stack.base_url, stack.secret_key, logo_url=LOGO_URL)
+    tour = Tour.of(stack.state)
+    assert tour.logo_url == LOGO_URL and tour.emails is not None
+    return tour
 
 
 def serious_violations(page: Any, script: Path) -> list[str]:

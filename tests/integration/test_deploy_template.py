@@ -842,6 +842,16 @@ def test_the_mint_function_writes_only_its_own_item_kinds() -> None:
     assert resolver(template).resolve(put_object["Resource"]) == "arn:aws:ResultsBucket:Arn/results/*"
 
 
+def keys_by_action(template: dict[str, Any], role: str) -> dict[str, set[str]]:
+    """Each DynamoDB action of a role and the leading keys every statement granting it allows."""
+    found: dict[str, set[str]] = {}
+    for statement in statements(template, role):
+        for action in actions(statement):
+            if action.startswith("dynamodb:"):
+                found.setdefault(action, set()).update(leading_keys(statement))
+    return found
+
+
 def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
     template = translated()
     accept = {a for s in statements(template, "AcceptTokenFunctionRole") for a in actions(s)}
@@ -849,19 +859,29 @@ def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
         "dynamodb:UpdateItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:ConditionCheckItem",
         "secretsmanager:GetSecretValue",
         "kms:Decrypt",
-    }  # no events:PutEvents: the audit events come from the table's stream (AuditPipe)
-    by_action = {
-        a: s for s in statements(template, "AcceptTokenFunctionRole") for a in actions(s) if a.startswith("dynamodb:")
-    }
+    }  # no events:PutEvents: the audit events and renewal requests come from the table's stream (AuditPipe)
+    by_action = keys_by_action(template, "AcceptTokenFunctionRole")
     token, session = ids.new_id(ids.SIGN_IN_TOKEN), ids.new_id(ids.SESSION)
     for action in ("dynamodb:UpdateItem", "dynamodb:GetItem"):
-        keys = leading_keys(by_action[action])
+        keys = by_action[action]
         assert all(any(fnmatch.fnmatchcase(key, p) for p in keys) for key in (token, session)), action
         assert not any(fnmatch.fnmatchcase("batch_abc", p) for p in keys), action
-    # The transaction's PutItem creates sessions: it can never overwrite a token.
-    assert leading_keys(by_action["dynamodb:PutItem"]) == ["sess_*"]
+    assert by_action["dynamodb:UpdateItem"] == {"sit_*", "sess_*"}
+    assert by_action["dynamodb:GetItem"] == {"sit_*", "sess_*", "email#*"}  # email#: whether a dead link was emailed
+    # The transaction's PutItem creates sessions and renewal requests: it can never overwrite a token.
+    assert by_action["dynamodb:PutItem"] == {"sess_*", "renew#*"}
+    assert by_action["dynamodb:ConditionCheckItem"] == {"sit_*", "email#*"}  # a renewal's checks, no write
+    # Clerk's Frontend API: the accept's own actions (the same transaction), on the same item kinds, no renewals.
+    frontend = {a for s in statements(template, "ClerkFrontendFunctionRole") for a in actions(s)}
+    assert frontend == accept - {"dynamodb:ConditionCheckItem"}
+    assert keys_by_action(template, "ClerkFrontendFunctionRole") == {
+        "dynamodb:UpdateItem": {"sit_*", "sess_*"},
+        "dynamodb:GetItem": {"sit_*", "sess_*"},
+        "dynamodb:PutItem": {"sess_*"},
+    }
     sessions = {a for s in statements(template, "SessionsFunctionRole") for a in actions(s)}
     assert sessions == {
         "dynamodb:GetItem",
@@ -872,15 +892,6 @@ def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
     }
     (change,) = [s for s in statements(template, "SessionsFunctionRole") if "dynamodb:UpdateItem" in actions(s)]
     assert leading_keys(change) == ["sess_*"]
-    # Clerk's Frontend API: the accept's own actions (the same transaction), on the same item kinds.
-    frontend = {a for s in statements(template, "ClerkFrontendFunctionRole") for a in actions(s)}
-    assert frontend == accept
-    by_frontend_action = {
-        a: s for s in statements(template, "ClerkFrontendFunctionRole") for a in actions(s) if a.startswith("dynamodb:")
-    }
-    assert {a: leading_keys(s) for a, s in by_frontend_action.items()} == {
-        a: leading_keys(s) for a, s in by_action.items()
-    }
     machine = {a for s in statements(template, "MintBatchStateMachineRole") for a in actions(s)}
     assert "s3:GetObject" in machine
     assert not {a for a in machine if a.startswith("s3:") and a != "s3:GetObject"}

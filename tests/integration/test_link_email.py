@@ -659,3 +659,109 @@ def test_the_function_refuses_to_start_without_a_sender_or_a_queue(mail: Mail, v
     reset_caches()
     with pytest.raises(ConfigError, match=variable):
         mail.module().mailer()
+
+
+# --- Renewals: a fresh link for a dead one goes where the dead link's email went --------------------
+
+
+def renewal_requested(token_id: str, user_id: str, **detail: Any) -> dict[str, Any]:
+    """The SignInLinkRenewalRequested AuditPipe publishes for a recorded renewal (renewal.py)."""
+    return {
+        "source": "signin-links",
+        "detail-type": "SignInLinkRenewalRequested",
+        "detail": {"sign_in_token_id": token_id, "user_id": user_id, "delivery": "email", **detail},
+    }
+
+
+def minted_events(mail: Mail) -> Callable[[], list[dict[str, Any]]]:
+    """What the mint publishes from now on, as a rule on the bus sees it."""
+    queue = mail.sqs.create_queue(QueueName="minted-capture")["QueueUrl"]
+    arn = mail.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = mail.stack.env["EVENT_BUS_NAME"]
+    mail.stack.events.put_rule(
+        Name="minted", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["SignInLinkMinted"]})
+    )
+    mail.stack.events.put_targets(Rule="minted", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def drain() -> list[dict[str, Any]]:
+        messages = mail.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages") or []
+        for message in messages:
+            mail.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(message["Body"]) for message in messages]
+
+    return drain
+
+
+def test_a_renewed_link_goes_to_the_address_language_and_name_on_record(mail: Mail) -> None:
+    first = mail.minted("user_ada", {"email": "ada@example.com", "first_name": "Ada", "locale": "de"})
+    mail.put(first)
+    assert mail.returned(mail.poll()) == []
+    dead = first["detail"]["sign_in_token_id"]
+    marker = mail.marker(dead)
+    assert marker is not None
+    assert (marker["address"]["S"], marker["language"]["S"], marker["name"]["S"]) == ("ada@example.com", "de", "Ada")
+
+    published = minted_events(mail)
+    mint = load_function("mint_link")
+    answer = mint.lambda_handler(renewal_requested(dead, "user_ada", redirect_url=None), mail.context)
+    assert answer["outcome"] == "minted" and answer["renewal_of"] == dead
+    (event,) = published()
+    assert event["detail"]["renewal_of"] == dead
+    assert event["detail"]["metadata"] == {}
+    assert event["detail"]["sign_in_token_id"] == answer["sign_in_token_id"] != dead
+    assert mail.stack.item(answer["sign_in_token_id"])["user_id"]["S"] == "user_ada"  # type: ignore[index]
+
+    mail.put(event)
+    assert mail.returned(mail.poll()) == []
+    renewed = [m for m in mail.outbox() if event["detail"]["url"] in m.body]
+    (message,) = renewed
+    assert message.destinations["ToAddresses"] == ["ada@example.com"]
+    assert message.subject == "Ihr Anmeldelink"
+    assert "Hallo Ada," in message.body
+    assert "Hier ist der neue Anmeldelink, den Sie angefordert haben." in message.body
+    again = mail.marker(answer["sign_in_token_id"])
+    assert again is not None and again["address"]["S"] == "ada@example.com"  # a renewal of the renewal works too
+
+    # The same request delivered again mints nothing new, and its email is not sent twice.
+    assert mint.lambda_handler(renewal_requested(dead, "user_ada"), mail.context) == answer
+    (repeat,) = published()
+    assert repeat["detail"]["url"] == event["detail"]["url"]
+    mail.put(repeat)
+    mail.poll()
+    assert len([m for m in mail.outbox() if event["detail"]["url"] in m.body]) == 1
+
+
+def test_a_renewal_never_goes_to_an_address_from_an_event(mail: Mail) -> None:
+    first = mail.minted("user_ada", {"email": "ada@example.com"})
+    mail.put(first)
+    mail.poll()
+    published = minted_events(mail)
+    load_function("mint_link").lambda_handler(
+        renewal_requested(first["detail"]["sign_in_token_id"], "user_ada"), mail.context
+    )
+    (event,) = published()
+    event["detail"]["metadata"] = {"email": "eve@evil.example"}  # whoever could put it on the bus
+    mail.put(event)
+    mail.poll()
+    (message,) = [m for m in mail.outbox() if event["detail"]["url"] in m.body]
+    assert message.destinations["ToAddresses"] == ["ada@example.com"]
+
+
+def test_a_renewal_of_a_link_never_emailed_is_reported_and_sends_nothing(mail: Mail) -> None:
+    never = mail.minted("user_ada", {})
+    published = minted_events(mail)
+    load_function("mint_link").lambda_handler(
+        renewal_requested(never["detail"]["sign_in_token_id"], "user_ada"), mail.context
+    )
+    (event,) = published()
+    mail.put(event)
+    mail.poll()
+    assert [m for m in mail.outbox() if event["detail"]["url"] in m.body] == []
+    (failure,) = mail.failures()
+    assert failure["detail"]["reason"] == "no_address"
+
+
+def test_the_mint_ignores_what_is_not_a_renewal_it_delivers(mail: Mail) -> None:
+    mint = load_function("mint_link")
+    event = renewal_requested("sit_2TkzQ6HYQwtJtPejPLtQiF", "user_ada", delivery="application")
+    assert mint.lambda_handler(event, mail.context)["outcome"] == "ignored"

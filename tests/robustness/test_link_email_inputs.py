@@ -114,6 +114,10 @@ class FakeStore:
         self.markers[token_id] = replace(held, status=EMAIL_UNKNOWN, request_id=request_id, reason="outcome_unknown")
         return True
 
+    def sent_to(self, token_id: str) -> EmailMarker | None:
+        marker = self.markers.get(token_id)
+        return marker if marker is not None and marker.status == "sent" and marker.address else None
+
     def release_email(self, token_id: str, request_id: str) -> None:
         self.writes += 1
         held = self.markers.get(token_id)
@@ -255,7 +259,7 @@ def valid_detail(token_id: str, meta: Any) -> dict[str, Any]:
 
 
 token_ids = st.integers(min_value=0, max_value=10**6).map(lambda n: f"sit_{n:022d}")
-field_names = ["batch_id", "user_id", "sign_in_token_id", "url", "expires_at", "metadata"]
+field_names = ["batch_id", "user_id", "sign_in_token_id", "url", "expires_at", "metadata", "renewal_of"]
 
 
 @st.composite
@@ -266,9 +270,9 @@ def minted_events(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "mutated":
         for name in draw(st.lists(st.sampled_from(field_names), max_size=3, unique=True)):
             if draw(st.booleans()):
-                detail.pop(name)
+                detail.pop(name, None)
             else:
-                detail[name] = draw(json_values | odd_text)
+                detail[name] = draw(json_values | odd_text | token_ids)
     elif kind == "arbitrary":
         detail = draw(json_values)
     event = event_of(detail)
