@@ -218,6 +218,33 @@ class Tour:
         page.locator("#error-code").wait_for()
 
 
+def email_screenshot(browser: Any, state: dict[str, Any], language: str, out: Path) -> Path:
+    """The link email in ``language`` with the stack's brand, in a 375 px wide client."""
+    from signin_links.branding import Brand
+    from signin_links.link_email import EmailTemplates, MintedLink
+
+    function = state["functions"]["SendLinkEmailFunction"]
+    environment = function["environment"]
+    brand = Brand(
+        app_name=environment.get("APP_NAME", ""),
+        color=environment.get("BRAND_COLOR") or Brand().color,
+        logo_url=environment.get("LOGO_URL", ""),
+    )
+    templates = EmailTemplates.load(Path(function["source_dir"]) / "templates", brand=brand)
+    url = f"{state['url']}/accept-token?token=eyJhbGciOiJFZERTQSIsImtpZCI6IjEifQ.eyJzaWQiOiJzaXRfMSJ9.c2lnbmF0dXJl"
+    link = MintedLink("sit_1", "user_ada", url, "t", int(time.time() + 30 * 86400) * 1000, None,
+                      {"first_name": "Ada", "locale": language})  # fmt: skip
+    context = browser.new_context(viewport={"width": 375, "height": 640})
+    if brand.logo_url:
+        context.route(brand.logo_url, lambda route: route.fulfill(content_type="image/svg+xml", body=LOGO_SVG))
+    page = context.new_page()
+    page.set_content(templates.render(link).html, wait_until="load")
+    path = out / f"{language}-email.png"
+    page.screenshot(path=str(path), full_page=True)
+    context.close()
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Screenshots of every page state of the running local stack.")
     parser.add_argument("--languages", default="en,ar", help="comma-separated (default: en,ar)")
@@ -246,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
             tour.walk(context, shoot)
             context.close()
+            print(email_screenshot(browser, state, language, args.out))
         browser.close()
     return 0
 
