@@ -132,6 +132,24 @@ def accept(
     return invoke("accept_token", event, context)
 
 
+# A real token sent in each way a client may wrap it (the accept and renew property tests).
+WRAPPINGS = ("form", "form+junk", "form-duplicate", "json", "json+junk", "json-list", "padded")
+
+
+def wrapped(token: str, wrapper: str, junk: str) -> tuple[str, str]:
+    """``token`` as the body of a form or JSON POST in the way ``wrapper`` names; (body, content type)."""
+    form = "application/x-www-form-urlencoded"
+    return {
+        "form": (f"token={quote(token)}", form),
+        "form+junk": (f"token={quote(token)}&{encoded(junk)}=1", form),
+        "form-duplicate": (f"token={quote(token)}&token={encoded(junk)}", form),
+        "json": (json.dumps({"token": token}), JSON),
+        "json+junk": (json.dumps({"token": token, "junk": junk}), JSON),
+        "json-list": (json.dumps({"token": [token]}), JSON),
+        "padded": (f"token={encoded(' ' + token + ' ')}", form),
+    }[wrapper]
+
+
 def accept_get_event(token: str | None, accept: str = HTML, method: str = "GET") -> dict[str, Any]:
     event = load_event("accept_token_get.json" if method == "GET" else "accept_token_head.json")
     if token is None:

@@ -10,14 +10,25 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Stack
-from tests.handlers import HTML, JSON, Answer, accept_get_event, accept_post_event, encoded, invoke, mint, status_of
+from tests.handlers import (
+    HTML,
+    JSON,
+    WRAPPINGS,
+    Answer,
+    accept_get_event,
+    accept_post_event,
+    encoded,
+    invoke,
+    mint,
+    status_of,
+    wrapped,
+)
 from tests.strategies import tricky_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -97,7 +108,7 @@ def test_any_post_is_answered_cleanly_and_consumes_nothing(
 
 @HANDLER_PROPERTY
 @given(
-    wrapper=st.sampled_from(["form", "form+junk", "form-duplicate", "json", "json+junk", "json-list", "padded"]),
+    wrapper=st.sampled_from(WRAPPINGS),
     accept=accepts,
     junk=text,
 )
@@ -108,15 +119,7 @@ def test_a_real_token_in_any_wrapping_is_consumed_only_on_success(
 ) -> None:
     minted = mint(context)
     token = minted["token"]
-    body, content_type = {
-        "form": (f"token={quote(token)}", "application/x-www-form-urlencoded"),
-        "form+junk": (f"token={quote(token)}&{encoded(junk)}=1", "application/x-www-form-urlencoded"),
-        "form-duplicate": (f"token={quote(token)}&token={encoded(junk)}", "application/x-www-form-urlencoded"),
-        "json": (json.dumps({"token": token}), JSON),
-        "json+junk": (json.dumps({"token": token, "junk": junk}), JSON),
-        "json-list": (json.dumps({"token": [token]}), JSON),
-        "padded": (f"token={encoded(' ' + token + ' ')}", "application/x-www-form-urlencoded"),
-    }[wrapper]
+    body, content_type = wrapped(token, wrapper, junk)
     answer = invoke("accept_token", accept_post_event(body, content_type=content_type, accept=accept), context)
     check(answer)
     consumed = status_of(stack, minted["id"]) == "accepted"

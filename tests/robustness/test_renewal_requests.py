@@ -7,16 +7,14 @@ the one dead, emailed link of this stack, whose renewal is recorded at most once
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Stack, reset_caches
-from tests.handlers import HTML, JSON, Answer, accept, accept_post_event, encoded, invoke, mint
+from tests.handlers import HTML, JSON, WRAPPINGS, Answer, accept, accept_post_event, invoke, mint, wrapped
 from tests.strategies import tricky_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -88,7 +86,7 @@ def test_any_request_is_answered_cleanly_and_records_nothing(
 
 @PROPERTY
 @given(
-    wrapper=st.sampled_from(["form", "form+junk", "form-duplicate", "json", "json+junk", "json-list", "padded"]),
+    wrapper=st.sampled_from(WRAPPINGS),
     accept_header=accepts,
     junk=text,
     presses=st.integers(min_value=1, max_value=3),
@@ -98,18 +96,10 @@ def test_the_dead_link_in_any_wrapping_is_renewed_at_most_once(
     stack: Stack, context: Any, dead: dict[str, Any], wrapper: str, accept_header: str, junk: str, presses: int
 ) -> None:
     token = dead["token"]
-    body, content_type = {
-        "form": (f"token={quote(token)}", "application/x-www-form-urlencoded"),
-        "form+junk": (f"token={quote(token)}&{encoded(junk)}=1", "application/x-www-form-urlencoded"),
-        "form-duplicate": (f"token={quote(token)}&token={encoded(junk)}", "application/x-www-form-urlencoded"),
-        "json": (json.dumps({"token": token}), JSON),
-        "json+junk": (json.dumps({"token": token, "junk": junk}), JSON),
-        "json-list": (json.dumps({"token": [token]}), JSON),
-        "padded": (f"token={encoded(' ' + token + ' ')}", "application/x-www-form-urlencoded"),
-    }[wrapper]
-    answers = [invoke("accept_token", renew_event(body, content_type, accept_header, None), context)]
-    for _ in range(presses - 1):
-        answers.append(invoke("accept_token", renew_event(body, content_type, accept_header, None), context))
+    body, content_type = wrapped(token, wrapper, junk)
+    answers = [
+        invoke("accept_token", renew_event(body, content_type, accept_header, None), context) for _ in range(presses)
+    ]
     for answer in answers:
         check(answer)
     # The link reached the use case when the answer is not a 4xx: then it is renewed, once (hypothesis
