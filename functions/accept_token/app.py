@@ -172,6 +172,7 @@ def accept_token() -> Response[str]:
         renew = renewal_offer(request.token, error)
         if renew is None:
             raise
+        logger.info("request rejected", extra={"code": error.code.wire_code, "status": error.status})
         return with_headers(pages().error(error, language(), renew_token=renew), cors_headers(cors))
     except AnotherUserSignedIn as asked:
         logger.info("sign-in needs confirmation: another user is signed in here")
