@@ -86,18 +86,20 @@ def batch_minter() -> TokenBatches:
     # The batch path's modules load when a batch arrives: an HTTP cold start never pays for them.
     from signin_links.batch import TokenBatches
     from signin_links.events import EventPublisher
-    from signin_links.manifest import ManifestReader, ResultsWriter
+    from signin_links.manifest import ManifestReader, MapRunResults, ResultsWriter
 
     tokens = sign_in_tokens()
     settings = tokens.settings
     ledger = BatchLedger(aws.client("dynamodb"), settings.table_name)
+    results_bucket = settings.results_bucket
     return TokenBatches(
         settings,
         tokens,
         ledger,
         EventPublisher(aws.client("events"), settings.event_bus_name),
         manifests=ManifestReader(aws.client("s3")),
-        results=ResultsWriter(aws.client("s3"), settings.results_bucket) if settings.results_bucket else None,
+        results=ResultsWriter(aws.client("s3"), results_bucket) if results_bucket else None,
+        map_runs=MapRunResults(aws.client("s3"), results_bucket) if results_bucket else None,
         idempotency=ledger.idempotency_layer(),
     )
 

@@ -15,6 +15,11 @@ are the batch's business (reported per user). S3 throttling and outages are
 
 Results are JSONL objects in the results bucket; they carry accept URLs, so the bucket is private
 and encrypted, and nothing here logs their content.
+
+A Step Functions batch's chunk summaries are written by its Distributed Map (``ResultWriter``) under
+``results/map-runs/<map run>/``: a ``manifest.json`` listing result files by status, each file a
+JSON array (or JSON lines) of the chunks' outputs. :class:`MapRunResults` reads them back for the
+batch summary; only keys under that prefix of the function's own results bucket are read.
 """
 
 from __future__ import annotations
@@ -150,6 +155,98 @@ class ManifestReader:
         except UnicodeDecodeError:
             raise _bad("is not UTF-8 text.") from None
         return parse_csv(text) if location.format == "csv" else parse_jsonl(text)
+
+
+MAP_RUNS_PREFIX = "results/map-runs/"  # the state machine's ResultWriter Prefix, with its "/"
+MAP_RUN_MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class MapRun:
+    """What a Distributed Map wrote: the outputs of its succeeded children, and how many result
+    files list failed or pending ones (none when the Map succeeded, which it must to be summarised)."""
+
+    outputs: list[Any]
+    unfinished_files: int
+
+
+def _entry_output(entry: Any) -> Any:
+    """A child's output: as is (ResultWriter's COMPACT), or its ``Output`` (NONE: JSON text)."""
+    if isinstance(entry, dict) and "Output" in entry and "ExecutionArn" in entry:
+        output = entry["Output"]
+        if isinstance(output, str):
+            try:
+                return json.loads(output)
+            except ValueError:
+                return None
+        return output
+    return entry
+
+
+class MapRunResults:
+    """Reads a Distributed Map run's results (``ResultWriterDetails``: its manifest's bucket and key)."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+
+    def _get(self, key: str, max_bytes: int) -> bytes:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            raw: bytes = response["Body"].read(max_bytes + 1)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _PERMANENT:
+                raise param_invalid("map_results", f"a result object could not be read ({code}).") from None
+            logger.warning("S3 GetObject failed", extra={"aws_error": code})
+            raise unavailable("S3") from None
+        except BotoCoreError as exc:
+            logger.warning("S3 unreachable", extra={"error": type(exc).__name__})
+            raise unavailable("S3") from None
+        if len(raw) > max_bytes:
+            raise param_invalid("map_results", f"a result object is larger than {max_bytes} bytes.")
+        return raw
+
+    def read(self, bucket: str, key: str, *, max_bytes: int) -> MapRun:
+        """The chunk outputs listed by the run's manifest; ``form_param_value_invalid`` on
+        ``map_results`` for a location outside the results bucket's map runs or a malformed file."""
+        directory = key[: -len(MAP_RUN_MANIFEST)]
+        if bucket != self.bucket or not key.startswith(MAP_RUNS_PREFIX) or not key.endswith("/" + MAP_RUN_MANIFEST):
+            raise param_invalid(
+                "map_results", f"must name a {MAP_RUN_MANIFEST} under s3://{self.bucket}/{MAP_RUNS_PREFIX}."
+            )
+        manifest = _json(self._get(key, max_bytes))
+        files = manifest.get("ResultFiles") if isinstance(manifest, dict) else None
+        if not isinstance(files, dict):
+            raise param_invalid("map_results", "the map run's manifest lists no ResultFiles.")
+        outputs: list[Any] = []
+        unfinished = 0
+        for status, listed in files.items():
+            for item in listed if isinstance(listed, list) else [listed]:
+                result_key = item.get("Key") if isinstance(item, dict) else None
+                if not isinstance(result_key, str) or not result_key.startswith(directory) or ".." in result_key:
+                    raise param_invalid("map_results", "the map run's manifest lists a file outside its run.")
+                if status != "SUCCEEDED":
+                    unfinished += 1
+                    continue
+                outputs.extend(_entry_output(entry) for entry in _entries(self._get(result_key, max_bytes)))
+        return MapRun(outputs=outputs, unfinished_files=unfinished)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise param_invalid("map_results", "a result object is not JSON.") from None
+
+
+def _entries(raw: bytes) -> list[Any]:
+    """A result file: a JSON array (OutputType JSON) or JSON lines (JSONL)."""
+    text = raw.decode("utf-8", "replace").strip()
+    if text.startswith("["):
+        value = _json(raw)
+        return value if isinstance(value, list) else [value]
+    return [_json(line.encode("utf-8")) for line in text.splitlines() if line.strip()]
 
 
 def results_key(batch_id: str, chunk: int) -> str:

@@ -894,7 +894,16 @@ def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
     assert leading_keys(change) == ["sess_*"]
     machine = {a for s in statements(template, "MintBatchStateMachineRole") for a in actions(s)}
     assert "s3:GetObject" in machine
-    assert not {a for a in machine if a.startswith("s3:") and a != "s3:GetObject"}
+    # It writes only its Map's results (ResultWriter), under results/map-runs/: never a batch's results.
+    for statement in statements(template, "MintBatchStateMachineRole"):
+        if {a for a in actions(statement) if a.startswith("s3:")} - {"s3:GetObject"}:
+            assert set(actions(statement)) == {
+                "s3:PutObject",
+                "s3:GetObject",
+                "s3:ListMultipartUploadParts",
+                "s3:AbortMultipartUpload",
+            }
+            assert resolver(template).resolve(statement["Resource"]) == "arn:aws:ResultsBucket:Arn/results/map-runs/*"
 
 
 # --- Keyring keys (issue 9, item 9) -------------------------------------------------------------------

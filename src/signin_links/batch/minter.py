@@ -40,6 +40,7 @@ from signin_links.batch.request import (
     BatchRejected,
     BatchRequest,
     FinalizeRequest,
+    check_chunk_summaries,
     check_size,
 )
 from signin_links.batch.summary import distributed_summary, result_lines, unit_summary
@@ -47,7 +48,7 @@ from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, unavailable
 from signin_links.events import Event, EventPublisher
 from signin_links.keyring import Keyring
-from signin_links.manifest import ManifestReader, ResultsWriter, results_key
+from signin_links.manifest import ManifestReader, MapRunResults, ResultsWriter, results_key
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
@@ -139,6 +140,7 @@ class TokenBatches:
         *,
         manifests: ManifestReader | None = None,
         results: ResultsWriter | None = None,
+        map_runs: MapRunResults | None = None,
         idempotency: BasePersistenceLayer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -148,6 +150,7 @@ class TokenBatches:
         self.publisher = publisher
         self.manifests = manifests
         self.results = results
+        self.map_runs = map_runs
         self.clock = clock
         self._idempotent: Callable[..., dict[str, Any]] | None = None
         self._validation_error: type[Exception] = _NeverRaised
@@ -354,12 +357,29 @@ class TokenBatches:
                 outcome.minted.append((entry, token))
 
     def finalize(self, request: FinalizeRequest) -> dict[str, Any]:
-        """The Step Functions path's last state: publish one summary for the whole batch."""
+        """The Step Functions path's last state: publish one summary for the whole batch (the chunk
+        summaries inline, or read back from where the Distributed Map wrote them)."""
+        if request.map_results is not None:
+            request = self._read_map_run(request)
         summary = distributed_summary(request, self.results.bucket if self.results is not None else "")
         if not self.publisher.publish_one(COMPLETED_DETAIL_TYPE, summary):
             raise unavailable("EventBridge")
         logger.info("distributed batch summarised", extra={"batch_id": request.batch_id, **summary["counts"]})
         return summary
+
+    def _read_map_run(self, request: FinalizeRequest) -> FinalizeRequest:
+        assert request.map_results is not None
+        if self.map_runs is None:
+            raise ConfigError("RESULTS_BUCKET is required to read a map run's results")
+        bucket, key = request.map_results
+        try:
+            run = self.map_runs.read(bucket, key, max_bytes=self.settings.batch_max_manifest_bytes)
+            chunks = check_chunk_summaries(run.outputs, "map_results")
+        except SignInLinksError as exc:
+            if exc.code is ErrorCode.SERVICE_UNAVAILABLE:
+                raise  # S3 unavailable: the state machine retries the step
+            raise BatchRejected.of(exc) from None
+        return FinalizeRequest(request.batch_id, chunks, incomplete_chunks=run.unfinished_files)
 
     @staticmethod
     def _log(request: BatchRequest) -> dict[str, Any]:

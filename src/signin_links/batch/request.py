@@ -35,7 +35,7 @@ WHOLE_BATCH = -1  # the chunk number of a batch minted in one invocation
 
 DETAIL_FIELDS = frozenset({"batch_id", "users", "user_ids", "manifest", "expires_in_seconds", "org_id"})
 CHUNK_FIELDS = frozenset({"batch_id", "chunk_index", "users", "user_ids", "expires_in_seconds", "org_id"})
-FINALIZE_FIELDS = frozenset({"batch_id", "chunks"})
+FINALIZE_FIELDS = frozenset({"batch_id", "chunks", "map_results"})
 USER_FIELDS = frozenset({"user_id", "redirect_url", "metadata"})
 COUNT_FIELDS = ("requested", "minted", "already_minted", "failed", "duplicates")
 
@@ -62,8 +62,13 @@ class BatchRequest:
 
 @dataclass(frozen=True)
 class FinalizeRequest:
+    """The summary step: the chunks' summaries inline (``chunks``), or where the Distributed Map
+    wrote them (``map_results``: its ``ResultWriterDetails``, bucket and manifest key)."""
+
     batch_id: str
-    chunks: tuple[Mapping[str, Any], ...]
+    chunks: tuple[Mapping[str, Any], ...] = ()
+    map_results: tuple[str, str] | None = None
+    incomplete_chunks: int = 0  # result files of failed or pending children (a run read back)
 
 
 def check_batch_id(value: object) -> str:
@@ -117,22 +122,35 @@ def check_size(count: int, settings: Settings, name: str) -> None:
         )
 
 
-def parse_finalize(event: Mapping[str, Any]) -> FinalizeRequest:
-    reject_unknown(event, FINALIZE_FIELDS)
-    batch_id = check_batch_id(event.get("batch_id"))
-    chunks = event.get("chunks")
+def check_chunk_summaries(chunks: object, name: str = "chunks") -> tuple[Mapping[str, Any], ...]:
+    """A list of chunk summaries, each with non-negative integer counts."""
     if not isinstance(chunks, list):
-        raise param_invalid("chunks", "must be a list of chunk summaries.")
+        raise param_invalid(name, "must be a list of chunk summaries.")
     for chunk in chunks:
         counts = chunk.get("counts") if isinstance(chunk, dict) else None
         if not isinstance(counts, dict) or not all(
-            isinstance(counts.get(name, 0), int)
-            and not isinstance(counts.get(name, 0), bool)
-            and counts.get(name, 0) >= 0
-            for name in COUNT_FIELDS
+            isinstance(counts.get(field, 0), int)
+            and not isinstance(counts.get(field, 0), bool)
+            and counts.get(field, 0) >= 0
+            for field in COUNT_FIELDS
         ):
-            raise param_invalid("chunks", "must hold chunk summaries with non-negative integer counts.")
-    return FinalizeRequest(batch_id, tuple(chunks))
+            raise param_invalid(name, "must hold chunk summaries with non-negative integer counts.")
+    return tuple(chunks)
+
+
+def parse_finalize(event: Mapping[str, Any]) -> FinalizeRequest:
+    reject_unknown(event, FINALIZE_FIELDS)
+    batch_id = check_batch_id(event.get("batch_id"))
+    if ("chunks" in event) == ("map_results" in event):
+        raise param_invalid("chunks", "give the chunk summaries (chunks) or where they are (map_results), not both.")
+    if "chunks" in event:
+        return FinalizeRequest(batch_id, check_chunk_summaries(event["chunks"]))
+    where = event["map_results"]
+    bucket = where.get("Bucket") if isinstance(where, dict) else None
+    key = where.get("Key") if isinstance(where, dict) else None
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        raise param_invalid("map_results", "must be the Map's ResultWriterDetails: {Bucket, Key}.")
+    return FinalizeRequest(batch_id, map_results=(bucket, key))
 
 
 def parse_invocation(event: Mapping[str, Any], settings: Settings) -> BatchRequest | FinalizeRequest:
@@ -148,7 +166,7 @@ def parse_invocation(event: Mapping[str, Any], settings: Settings) -> BatchReque
             if not isinstance(detail, dict):
                 raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The event detail must be a JSON object.")
             return parse_detail(detail, settings)
-        if "chunks" in event:
+        if "chunks" in event or "map_results" in event:
             return parse_finalize(event)
         return parse_detail(event, settings, chunked=True)
     except BatchRejected:

@@ -110,7 +110,9 @@ def distributed_summary(request: FinalizeRequest, results_bucket: str) -> dict[s
     """The Step Functions path's one summary for the whole batch: the chunks' counts added up (the
     failures themselves are in each chunk's results object)."""
     counts = {name: sum(int(chunk["counts"].get(name, 0)) for chunk in request.chunks) for name in COUNT_FIELDS}
-    incomplete = any(chunk.get("status", BATCH_COMPLETED) != BATCH_COMPLETED for chunk in request.chunks)
+    incomplete = request.incomplete_chunks > 0 or any(
+        chunk.get("status", BATCH_COMPLETED) != BATCH_COMPLETED for chunk in request.chunks
+    )
     folder = results_key(request.batch_id, 0).rsplit("/", 1)[0]
     return {
         "batch_id": request.batch_id,
