@@ -356,6 +356,7 @@ GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
         ("SupportEmail", ["", "help@example.com", "first.last+links@mail.example.co"], ["help", "a@b", "<a@b.c>"]),
         ("DefaultLanguage", ["en", "de", "fr", "es", "pt-BR", "ja", "ar"], ["", "pt", "EN", "zh"]),
         ("PageTemplateDir", ["", "/opt/page-templates"], ["opt/page-templates", "/opt/my pages"]),
+        ("LinkRenewal", ["auto", "application", "off"], ["email", "", "on"]),
     ],
 )
 def test_each_parameter_constraint_accepts_good_values_and_refuses_bad_ones(
@@ -1433,3 +1434,19 @@ def test_the_publishable_key_output_names_the_stacks_host(overrides: dict[str, s
     assert key == publishable_key(host)
     assert base64.b64decode(key.removeprefix("pk_live_")).decode() == f"{host}$"
     assert evaluate.resolve(outputs["FrontendApiUrl"]["Value"]) == f"https://{host}"
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"EmailSender": "links@example.com"}, "email"),
+        ({"EmailSender": "links@example.com", "LinkRenewal": "off"}, "off"),
+        ({}, "off"),  # auto without delivery by email: nothing to renew with
+        ({"LinkRenewal": "application"}, "application"),
+        ({"EmailSender": "links@example.com", "LinkRenewal": "application"}, "application"),
+    ],
+)
+def test_link_renewal_is_the_stack_s_own_only_with_delivery_by_email(params: dict[str, str], expected: str) -> None:
+    evaluate = resolver(SOURCE, **params)
+    environment = SOURCE["Resources"]["AcceptTokenFunction"]["Properties"]["Environment"]["Variables"]
+    assert evaluate.resolve(environment["LINK_RENEWAL"]) == expected

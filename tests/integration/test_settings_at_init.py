@@ -108,6 +108,7 @@ MALFORMED: list[tuple[str, str, str]] = [
     ("accept_token", "LOGO_URL", "https://[::1/logo.png"),
     ("accept_token", "DEFAULT_LANGUAGE", "tlh"),
     ("accept_token", "PAGE_TEMPLATE_DIR", "/nonexistent/templates"),
+    ("accept_token", "LINK_RENEWAL", "auto"),  # the template resolves auto to email or off
 ]
 
 
