@@ -144,6 +144,10 @@ docs-build: $(VENV)/.docs-installed ## Build the documentation site with --stric
 bench: install ## Run the benchmarks and print every figure with its ratio
 	$(PY) -m bench
 
+.PHONY: capacity
+capacity: install ## What a deploy takes (sign-ins/s, open tabs, concurrency, quotas, cost): PARAMS="Name=value ..."
+	$(PY) -m bench.capacity $(PARAMS)
+
 .PHONY: ci
 ci: ## What CI runs (.ci/run)
 	bash .ci/run

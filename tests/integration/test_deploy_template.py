@@ -289,6 +289,7 @@ GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
         ("ThrottleBurstLimit", ["1", "200", "5000"], ["0", "-1", "5001"]),
         ("PublicRouteRateLimit", ["1", "1000", "10000"], ["0", "10001"]),
         ("PublicRouteBurstLimit", ["1", "2000", "5000"], ["0", "5001"]),
+        ("TableWarmWriteUnitsPerSecond", ["0", "4000", "8000", "40000"], ["1", "3999", "40001", "-1", "8k", "08000"]),
         ("KeyActivationMarginSeconds", ["60", "300"], ["59", "0"]),
         ("SecretsMaxAgeSeconds", ["60", "300"], ["59"]),
         ("MaxExpiresInSeconds", ["1", "600"], ["0"]),
