@@ -140,6 +140,21 @@ def mint_with_clerk_backend(stack: LocalStackHandle, user_id: str) -> dict[str, 
     return minted
 
 
+def verify_with_clerk_backend(stack: LocalStackHandle, token: str) -> dict[str, Any]:
+    """The claims ``@clerk/backend``'s ``verifyToken`` returns (it fetches ``/v1/jwks``), or its error."""
+    completed = subprocess.run(
+        ["node", "scripts/verify-token.mjs", token],
+        cwd=APP_DIR,
+        env={**os.environ, "CLERK_API_URL": stack.base_url, "CLERK_SECRET_KEY": stack.secret_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    verified: dict[str, Any] = json.loads(completed.stdout)
+    return verified
+
+
 def test_the_page_is_the_guides_byte_for_byte() -> None:
     page = (APP_DIR / "app" / "accept-token" / "page.tsx").read_bytes()
     assert hashlib.sha256(page).hexdigest() == GUIDE_PAGE_SHA256
@@ -183,6 +198,12 @@ def test_the_guides_page_signs_in_with_a_token_once(
         jwks = jwt.PyJWKClient(f"{stack.base_url}/v1/jwks")
         claims = jwt.decode(session, jwks.get_signing_key_from_jwt(session).key, algorithms=["RS256"])
         assert claims["sub"] == "user_nextjs_guide"
+        # Clerk's verifyToken accepts it (the JWKS from /v1/jwks, with the secret key), and refuses a
+        # token altered by one character.
+        verified = verify_with_clerk_backend(stack, session)
+        assert (verified.get("sub"), verified.get("sid")) == ("user_nextjs_guide", claims["sid"]), verified
+        tampered = session[:-4] + ("AAAA" if not session.endswith("AAAA") else "BBBB")
+        assert "error" in verify_with_clerk_backend(stack, tampered)
     finally:
         context.close()
 
