@@ -35,6 +35,9 @@ from tests.e2e.clerk_browser import (
 )
 from tests.e2e.conftest import LocalStackHandle
 
+# The first test may also run npm ci for clerk_js (~60 s from nothing) and start a stack.
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.mark.parametrize("major", list(MAJORS))
 def test_clerk_js_signs_in_by_ticket_through_the_proxy(local_stack: LocalStackHandle, browser: Any, major: str) -> None:

@@ -33,6 +33,9 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, LocalStackHandle, runnin
 from tests.e2e.tls_front import APP_HOST, SERVICE_HOST, Front, start_front
 from tests.e2e.tls_front import CHROMIUM_ARGS as FRONT_ARGS
 
+# The first test may also run npm ci for clerk_js (~60 s from nothing) and start a stack.
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture(scope="module")
 def subdomain() -> Iterator[tuple[LocalStackHandle, Front, Any]]:

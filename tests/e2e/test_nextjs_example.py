@@ -33,6 +33,10 @@ from signin_links.frontend_wire import publishable_key
 from signin_links.http import CLIENT_COOKIE_NAME
 from tests.e2e.conftest import ROOT, LocalStackHandle, running_stack, stop
 
+# The first test also pays the fixture: npm ci (~95 s from nothing), a stack, next build (~60-90 s)
+# on a loaded 2-core machine; pytest's default of 300 s per test (pyproject.toml) leaves too little room.
+pytestmark = pytest.mark.timeout(900)
+
 APP_DIR = ROOT / "examples" / "nextjs-accept-token"
 # Clerk's guide "Embeddable email links with sign-in tokens" (clerk/clerk-docs,
 # docs/guides/development/custom-flows/authentication/legacy/embedded-email-links.mdx at a7cebf58):
