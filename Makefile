@@ -63,7 +63,7 @@ events: install ## Follow what the running local stack's event buses carry, like
 	$(PY) -m local.follow
 
 .PHONY: rotate
-rotate: install ## Rotate a keyring of the running local stack: SECRET=TicketKeyringSecret or SessionKeyringSecret
+rotate: install ## Rotate a keyring of the running local stack: SECRET=TicketSigningKeyringSecret or SessionKeyringSecret
 	$(PY) -m local.rotation $(SECRET)
 
 .PHONY: screenshots

@@ -105,7 +105,7 @@ def run(function_id: str, event: Any, *, fresh: bool, out: TextIO, template_path
                 url=DEFAULT_URL, endpoint=moto.endpoint, secret_key=secret_key, template=template, specs=specs
             )
             apply_environment(stack.environments[function_id])
-            stack.resources.seed_keyrings(stack.endpoint)
+            stack.seed_keyrings()
             function = stack.functions[function_id]
             if rotation:
                 event = prepare_rotation(event, stack)

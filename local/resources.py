@@ -94,18 +94,27 @@ class LocalResources:
     empty_keyrings: dict[str, str] = field(default_factory=dict)  # secret ARN -> keyring kind
     pipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # run by local.pipes (LocalStack.start_pipes)
 
-    def seed_keyrings(self, endpoint: str) -> None:
-        """Put a first key into every keyring secret created empty.
+    def seed_keyrings(self, endpoint: str, verification_keyring: str = "") -> None:
+        """Put a first key into every keyring secret created empty, as the stack's rotation on
+        creation does: an Ed25519 signing keyring's public half goes to ``verification_keyring``
+        (the secret the rotation function publishes to, its ``TICKET_VERIFICATION_KEYRING_SECRET_ID``).
 
         Separate from creation because it imports ``signin_links`` (whose Powertools Logger and
         Metrics read ``POWERTOOLS_*`` when first imported): call it once the functions'
         environment is in place.
         """
-        from signin_links.keyring import new_keyring_json
+        from signin_links.keyring import ED25519, new_keyring_json, new_ticket_keyrings_json
 
         client = aws_client("secretsmanager", endpoint)
         for arn, kind in self.empty_keyrings.items():
-            client.put_secret_value(SecretId=arn, SecretString=new_keyring_json(kind))
+            if kind != ED25519:
+                client.put_secret_value(SecretId=arn, SecretString=new_keyring_json(kind))
+                continue
+            if not verification_keyring:
+                raise ValueError("an Ed25519 signing keyring needs a verification keyring to publish to")
+            signing, public = new_ticket_keyrings_json()
+            client.put_secret_value(SecretId=arn, SecretString=signing)
+            client.put_secret_value(SecretId=verification_keyring, SecretString=public)
         self.empty_keyrings.clear()
 
     def ref(self, logical_id: str) -> str | None:
@@ -249,9 +258,10 @@ def localise_secret(value: str, secret_key: str) -> str:
 
 
 def empty_keyring_kind(value: str) -> str | None:
-    """``hmac`` / ``rsa`` if ``value`` is a keyring secret holding no key yet."""
+    """``ed25519`` / ``rsa`` / ``hmac`` if ``value`` is a signing keyring secret holding no key yet
+    (a verification keyring, ``ed25519-public``, is written when its signing keyring is seeded)."""
     data = _json_object(value)
-    if data is not None and data.get("kind") in ("hmac", "rsa") and not data.get("keys"):
+    if data is not None and data.get("kind") in ("ed25519", "rsa", "hmac") and not data.get("keys"):
         return str(data["kind"])
     return None
 

@@ -12,8 +12,8 @@ which is possible because the emulator runs in this process (``local.emulator.Mo
 :func:`prepare_rotation_event` first, so a rotation step runs exactly as Secrets Manager would run
 it; the tests stage their rotations with :func:`begin_rotation`.
 
-**Rotating the running stack** (``make rotate SECRET=TicketKeyringSecret``, i.e. ``python -m
-local.rotation TicketKeyringSecret``): the stack's emulator lives in the stack's process, so the
+**Rotating the running stack** (``make rotate SECRET=TicketSigningKeyringSecret``, i.e. ``python -m
+local.rotation TicketSigningKeyringSecret``): the stack's emulator lives in the stack's process, so the
 rotation must be staged there. This command asks the running stack (``POST /_local/rotate``, a
 local-only route, with the stack's secret key as Bearer token) to do what ``RotateSecret`` does:
 stage the rotation (:func:`begin_rotation`, under the emulator's request lock), then invoke the
@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     from local.stack import state_path
 
     parser = argparse.ArgumentParser(prog="python -m local.rotation", description=main.__doc__)
-    parser.add_argument("secret", nargs="?", default="", help="a keyring secret's logical id: TicketKeyringSecret")
+    parser.add_argument(
+        "secret", nargs="?", default="", help="a keyring secret's logical id: TicketSigningKeyringSecret"
+    )
     args = parser.parse_args(argv)
     state = live_state(state_path())
     if state is None:

@@ -247,7 +247,7 @@ class LocalStack:
         for a function whose init failed; the other routes keep working.
         """
         apply_environment(union_environment(self.environments))
-        self.resources.seed_keyrings(self.endpoint)
+        self.seed_keyrings()
 
         def initialise(item: tuple[str, LocalFunction]) -> tuple[str, BaseException | None]:
             try:
@@ -267,6 +267,12 @@ class LocalStack:
                     reason, frames = f"{type(error).__name__}: {error}", ""
                 self.init_errors[logical_id] = reason
                 print(f"!! {logical_id} failed to initialise: {reason}\n{frames}", file=sys.stderr, flush=True)
+
+    def seed_keyrings(self) -> None:
+        """The keys the stack's rotation on creation would write (``LocalResources.seed_keyrings``);
+        the ticket verification keys go where the rotation function publishes them."""
+        publish_to = union_environment(self.environments).get("TICKET_VERIFICATION_KEYRING_SECRET_ID", "")
+        self.resources.seed_keyrings(self.endpoint, publish_to)
 
     def local_route(self, request: HttpRequest) -> tuple[HttpResponse, str] | None:
         """The local stack's own routes under ``/_local/`` (not in the template, never deployed)."""

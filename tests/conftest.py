@@ -102,20 +102,23 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """moto with the template's tables, secrets and bus; env vars set as the template sets them."""
     with mock_aws():
         from local.template import create_tables
-        from signin_links.keyring import new_keyring_json
+        from signin_links.keyring import new_keyring_json, new_ticket_keyrings_json
 
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
         events = boto3.client("events", region_name=REGION)
         tables = create_tables(dynamodb)
         api = secrets.create_secret(Name="api-keys", SecretString=json.dumps({"secret_key": SECRET_KEY}))
-        tickets = secrets.create_secret(Name="ticket-keyring", SecretString=new_keyring_json("hmac"))
+        signing, public = new_ticket_keyrings_json()
+        tickets = secrets.create_secret(Name="ticket-signing-keyring", SecretString=signing)
+        verification = secrets.create_secret(Name="ticket-verification-keyring", SecretString=public)
         sessions = secrets.create_secret(Name="session-keyring", SecretString=new_keyring_json("rsa"))
         bus = events.create_event_bus(Name="signin-links-test")
         env = {
             "TABLE_NAME": tables["TokensTable"],
             "API_KEYS_SECRET_ID": api["ARN"],
-            "TICKET_KEYRING_SECRET_ID": tickets["ARN"],
+            "TICKET_SIGNING_KEYRING_SECRET_ID": tickets["ARN"],
+            "TICKET_VERIFICATION_KEYRING_SECRET_ID": verification["ARN"],
             "SESSION_KEYRING_SECRET_ID": sessions["ARN"],
             "EVENT_BUS_NAME": "signin-links-test",
             "ALLOWED_REDIRECT_ORIGINS": "https://app.example.com,http://127.0.0.1:3000",

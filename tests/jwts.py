@@ -1,6 +1,6 @@
 """Hand-made JWTs for the tests that check forged, tampered and confused tokens are refused.
 
-PyJWT signs the real ones; these helpers build what PyJWT would refuse to (``alg: none``, HS256
+The mint and PyJWT sign the real ones; these helpers build what PyJWT would refuse to (``alg: none``, HS256
 keyed with a public key, a payload changed under a valid signature).
 """
 
@@ -33,3 +33,11 @@ def hs256(header: dict[str, Any], claims: dict[str, Any], key: bytes) -> str:
     signing_input = f"{b64_json(header)}.{b64_json(claims)}"
     signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(signature)}"
+
+
+def eddsa(header: dict[str, Any], claims: dict[str, Any], key: Any) -> str:
+    """A JWT of ``header`` and ``claims`` signed with Ed25519 under ``key`` (a ``Key`` of the signing
+    keyring, or a ``cryptography`` Ed25519 private key), whatever the header says."""
+    signer = getattr(key, "signer", key)
+    signing_input = f"{b64_json(header)}.{b64_json(claims)}"
+    return f"{signing_input}.{b64(signer.sign(signing_input.encode()))}"

@@ -68,8 +68,9 @@ def remember_secret(value: str) -> None:
         for key in data.get("keys") or []:
             if not isinstance(key, dict):
                 continue
-            if isinstance(key.get("secret"), str):
-                remember_secret(key["secret"])
+            for name in ("secret", "private_key"):  # an HMAC key; an Ed25519 private key (base64url)
+                if isinstance(key.get(name), str):
+                    remember_secret(key[name])
             pem = key.get("private_key_pem")
             if isinstance(pem, str):
                 # any full line of the key's base64 body is enough to recognise it

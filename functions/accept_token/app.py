@@ -32,7 +32,7 @@ from signin_links.http import (
     session_cookie,
     wants_html,
 )
-from signin_links.keyring import forget_secrets, session_keyring_reader, ticket_keyring_reader
+from signin_links.keyring import forget_secrets, session_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
 from signin_links.redeem import (
@@ -46,7 +46,8 @@ from signin_links.renewal import Renewals
 from signin_links.session_service import Sessions
 from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from signin_links.store import RENEWAL_ALREADY, RenewalRequests, TokenStore
-from signin_links.tickets import Ticket, verify_ticket
+from signin_links.ticket_verification import ticket_verifier
+from signin_links.tickets import Ticket
 from signin_links.wire import (
     JSON,
     allowed_redirect,
@@ -60,7 +61,7 @@ from signin_links.wire import (
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # What this function needs set, checked at init (ConfigError names the variable).
-NEEDS = ("TICKET_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
+NEEDS = ("TICKET_VERIFICATION_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 
@@ -92,9 +93,7 @@ def redemptions() -> Redemptions:
 
     # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
-    return Redemptions(
-        settings, store, ticket_keyring_reader(settings), session_keyring_reader(settings), audit=AuditTrail()
-    )
+    return Redemptions(settings, store, ticket_verifier(settings), session_keyring_reader(settings), audit=AuditTrail())
 
 
 @cache
@@ -103,7 +102,7 @@ def renewals() -> Renewals:
     requests = RenewalRequests(aws.client("dynamodb"), service.settings.table_name)
 
     def verify(token: str) -> Ticket:  # the dead link's signature and claims, whatever its expiry
-        return verify_ticket(token, service.ticket_keyring(), now=0, leeway=0)
+        return service.tickets.verify(token, now=0, leeway=0)  # public keys (an HS256 one in a window)
 
     return Renewals(service.settings, requests, verify)
 
@@ -329,16 +328,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def initialise() -> None:
-    """Load the pages and the default language's catalogue, create the client, read both keyrings
-    and parse the signing key now, in Lambda's init phase (and, with SnapStart, before the
-    snapshot), so that the first sign-in does not. A failure is logged, not raised: the first
-    request reads again (and answers 503 if it still cannot), where an init that raised would fail
-    that request and run the init again."""
+    """Load the pages and the default language's catalogue, create the client, read the keyrings
+    and parse their keys now, in Lambda's init phase (and, with SnapStart, before the snapshot), so
+    that the first sign-in does not. A failure is logged, not raised: the first request reads again
+    (and answers 503 if it still cannot), where an init that raised would fail that request and run
+    the init again."""
     pages()
     i18n.language(get_settings().default_language)
     service = redemptions()
     try:
-        service.ticket_keyring()
+        _ = [key.verifier for key in service.tickets.keyring().keys]  # the public keys, parsed once
+        if service.tickets.legacy_keyring is not None:  # an upgrade's migration window is open
+            service.tickets.legacy_keyring()
         _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
     except (SignInLinksError, ValueError) as error:
         logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})

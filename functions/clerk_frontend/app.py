@@ -48,14 +48,15 @@ from signin_links.http import (
     own_base_url,
     request_body,
 )
-from signin_links.keyring import forget_secrets, session_keyring_reader, ticket_keyring_reader
+from signin_links.keyring import forget_secrets, session_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.redeem import AuditTrail, Redemptions
 from signin_links.store import TokenStore
+from signin_links.ticket_verification import ticket_verifier
 from signin_links.wire import allowed_redirect, cookie_values
 
 # What this function needs set, checked at init (ConfigError names the variable).
-NEEDS = ("TICKET_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
+NEEDS = ("TICKET_VERIFICATION_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
@@ -66,7 +67,8 @@ def frontend() -> FrontendApi:
     settings = get_settings().require(*NEEDS)
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
     session_keyring = session_keyring_reader(settings)
-    redemptions = Redemptions(settings, store, ticket_keyring_reader(settings), session_keyring, audit=AuditTrail())
+    # Public keys only: this function checks tickets, it cannot make one.
+    redemptions = Redemptions(settings, store, ticket_verifier(settings), session_keyring, audit=AuditTrail())
     return FrontendApi(settings, store, redemptions, session_keyring)
 
 
@@ -286,10 +288,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def initialise() -> None:
-    """Create the client, read both keyrings and parse the signing key now (see accept_token)."""
+    """Create the client, read the keyrings and parse their keys now (see accept_token)."""
     service = frontend()
     try:
-        service.redemptions.ticket_keyring()
+        _ = [key.verifier for key in service.redemptions.tickets.keyring().keys]  # the public keys, parsed once
         _ = service.session_keyring().current(service.clock()).private_key
     except (SignInLinksError, ValueError) as error:
         logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})

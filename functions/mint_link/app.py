@@ -25,7 +25,7 @@ from signin_links.http import (
     own_base_url,
     request_body,
 )
-from signin_links.keyring import forget_secrets, ticket_keyring_reader
+from signin_links.keyring import forget_secrets, ticket_signing_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.renewal import (
     RENEWAL_DETAIL_TYPE,
@@ -47,7 +47,7 @@ CORRELATION_ID_PATH = f"{correlation_paths.API_GATEWAY_HTTP} || detail.batch_id 
 # request host to build links on, so the accept base URL or the parameter publishing it.
 NEEDS = (
     "API_KEYS_SECRET_ID",
-    "TICKET_KEYRING_SECRET_ID",
+    "TICKET_SIGNING_KEYRING_SECRET_ID",
     "EVENT_BUS_NAME",
     ("ACCEPT_BASE_URL", "ACCEPT_BASE_URL_PARAMETER"),
 )
@@ -76,7 +76,7 @@ def sign_in_tokens() -> SignInTokens:
     return SignInTokens(
         settings,
         TokenStore(aws.client("dynamodb"), settings.table_name),
-        ticket_keyring_reader(settings),
+        ticket_signing_keyring_reader(settings),
         published_base_url=published_base_url,
     )
 
@@ -195,17 +195,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def initialise() -> None:
-    """Create the clients and read the API keys and the ticket keyring now, in Lambda's init phase
-    (and, with SnapStart, before the snapshot), so that the first request does not. Not the published
-    accept base URL: see PUBLISHED_URL_MAX_AGE_SECONDS. A Secrets Manager failure is logged, not
-    raised: the first request reads again, where an init that raised would fail that request and run
-    the whole init again at the next."""
+    """Create the clients and read the API keys and the ticket signing keyring (its current key
+    parsed) now, in Lambda's init phase (and, with SnapStart, before the snapshot), so that the first
+    request does not. Not the published accept base URL: see PUBLISHED_URL_MAX_AGE_SECONDS. A Secrets
+    Manager failure is logged, not raised: the first request reads again, where an init that raised
+    would fail that request and run the whole init again at the next."""
     tokens = sign_in_tokens()
     try:
         live_keys(tokens.settings)
-        tokens.ticket_keyring()
+        _ = tokens.ticket_keyring().current(tokens.clock()).signer  # the Ed25519 key, parsed once
     except SignInLinksError as error:
         logger.warning("init: secrets not read; the first request reads them", extra={"code": error.code.wire_code})
+    except ValueError as error:  # KeyringFormatError: the current key cannot sign (logged again at the request)
+        logger.warning("init: the signing key does not load", extra={"error": type(error).__name__})
 
 
 @snapstart.after_restore

@@ -21,7 +21,7 @@ from signin_links.config import get_settings
 from signin_links.email_queue import EmailQueue, is_queue_event, queue_messages
 from signin_links.errors import SignInLinksError
 from signin_links.events import EventPublisher
-from signin_links.keyring import ticket_keyring_reader
+from signin_links.keyring import ticket_verification_keyring_reader
 from signin_links.link_email import EmailTemplates, LinkEmails
 from signin_links.observability import logger, metrics
 from signin_links.send_pace import SendPace, read_quota
@@ -34,7 +34,7 @@ PUBLISHED_URL_MAX_AGE_SECONDS = 3600
 
 # What this function needs set, checked at init (ConfigError names the variable); LinkEmails checks
 # EMAIL_SENDER and the accept base URL (or the parameter publishing it) itself.
-NEEDS = ("TICKET_KEYRING_SECRET_ID", "EVENT_BUS_NAME", "EMAIL_QUEUE_URL")
+NEEDS = ("TICKET_VERIFICATION_KEYRING_SECRET_ID", "EVENT_BUS_NAME", "EMAIL_QUEUE_URL")
 
 
 @cache
@@ -54,7 +54,7 @@ def mailer() -> LinkEmails:
             brand=settings.brand,
             default_language=settings.default_language,
         ),
-        ticket_keyring=ticket_keyring_reader(settings),
+        ticket_keyring=ticket_verification_keyring_reader(settings),  # public keys: it cannot mint
         published_base_url=published_base_url if settings.accept_base_url_parameter else None,
     )
 

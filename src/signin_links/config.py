@@ -8,6 +8,7 @@ unset), and each function names what it needs set beyond the defaults (``NEEDS``
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -51,7 +52,12 @@ def _base_url(url: str, var: str) -> str:
 class Settings:
     table_name: str
     api_keys_secret_id: str = ""
-    ticket_keyring_secret_id: str = ""
+    ticket_signing_keyring_secret_id: str = ""  # Ed25519 private keys: the mint and the rotation only
+    ticket_verification_keyring_secret_id: str = ""  # their public halves: accept, email, rotation
+    # The retired HS256 keyring and when its tokens stop being honoured (an upgrade's migration
+    # window; ticket_verification.py): set for the accept only, and only during the window.
+    legacy_ticket_keyring_secret_id: str = ""
+    legacy_hs256_tickets_until: int = 0  # Unix time; 0: no HS256 token is accepted
     session_keyring_secret_id: str = ""
     event_bus_name: str = ""
     accept_base_url: str = ""
@@ -100,7 +106,7 @@ class Settings:
     def require(self, *variables: str | tuple[str, ...]) -> Settings:
         """These settings, once each of ``variables`` is set: what a function needs beyond the
         defaults, checked in its init (a cold start) rather than by the request or batch that first
-        reads it. A variable is named as in the environment (``TICKET_KEYRING_SECRET_ID``; the field
+        reads it. A variable is named as in the environment (``TABLE_NAME``; the field
         is its lower case); a tuple is a choice, one of which must be set. :class:`ConfigError` names
         what is missing."""
         for wanted in variables:
@@ -161,6 +167,20 @@ def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
     raise ConfigError(f"{var}: {raw!r} is not a boolean (true/false)")
 
 
+def _date(env: Mapping[str, str], var: str) -> int:
+    """A day as ``YYYY-MM-DD`` (UTC): the Unix time it starts at; 0 when unset."""
+    raw = env.get(var, "").strip()
+    if not raw:
+        return 0
+    if not raw.isascii() or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+        raise ConfigError(f"{var}: {raw[:40]!r} is not a date (YYYY-MM-DD)")
+    try:
+        day = datetime.date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: {raw!r} is not a date (YYYY-MM-DD)") from None
+    return int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp())
+
+
 def _required(env: Mapping[str, str], var: str) -> str:
     value = env.get(var, "").strip()
     if not value:
@@ -196,7 +216,10 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     settings = Settings(
         table_name=_required(env, "TABLE_NAME"),
         api_keys_secret_id=env.get("API_KEYS_SECRET_ID", "").strip(),
-        ticket_keyring_secret_id=env.get("TICKET_KEYRING_SECRET_ID", "").strip(),
+        ticket_signing_keyring_secret_id=env.get("TICKET_SIGNING_KEYRING_SECRET_ID", "").strip(),
+        ticket_verification_keyring_secret_id=env.get("TICKET_VERIFICATION_KEYRING_SECRET_ID", "").strip(),
+        legacy_ticket_keyring_secret_id=env.get("LEGACY_TICKET_KEYRING_SECRET_ID", "").strip(),
+        legacy_hs256_tickets_until=_date(env, "LEGACY_HS256_TICKETS_UNTIL"),
         session_keyring_secret_id=env.get("SESSION_KEYRING_SECRET_ID", "").strip(),
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
         accept_base_url=accept_base_url,
@@ -237,6 +260,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         page_template_dir=env.get("PAGE_TEMPLATE_DIR", "").strip(),
         link_renewal=_choice(env, "LINK_RENEWAL", ("email", "application", "off"), "off"),
     )
+    if bool(settings.legacy_ticket_keyring_secret_id) != bool(settings.legacy_hs256_tickets_until):
+        raise ConfigError("LEGACY_TICKET_KEYRING_SECRET_ID and LEGACY_HS256_TICKETS_UNTIL: set both or neither")
     if settings.default_expires_in_seconds > settings.max_expires_in_seconds:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
     if settings.session_token_lifetime_seconds > settings.session_lifetime_seconds:

@@ -23,7 +23,6 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.observability import logger
-from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from signin_links.wire import JSON, error_envelope
 
 HtmlRenderer = Callable[[SignInLinksError], Response[str]]
@@ -153,12 +152,18 @@ def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
     """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
     refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
     token's: the cookie names the session while its token is refreshed."""
+    # Imported here, not at the top: the mint loads this module, and sessions.py loads PyJWT, whose
+    # import brings every algorithm of ``cryptography`` (tests/unit/test_mint_imports.py).
+    from signin_links.sessions import COOKIE_NAME
+
     return _cookie(COOKIE_NAME, token, settings, max_age)
 
 
 def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
     """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session`` (a
     server-rendered app under ``SessionCookieDomain`` refreshes with it through /v1/sessions)."""
+    from signin_links.sessions import REFRESH_COOKIE_NAME  # not at the top: see session_cookie
+
     return _cookie(REFRESH_COOKIE_NAME, value, settings, max_age)
 
 

@@ -9,7 +9,8 @@ The steps for one event:
    ``signin-links`` that is not well formed is a :class:`MalformedEvent` (the queue hands the message
    to its dead-letter queue). A well-formed one whose ``url`` is not
    ``<ACCEPT_BASE_URL>/accept-token?token=<token>``, or whose token does not verify against the
-   ticket keyring and name the event's ``sign_in_token_id``, is *ignored*: logged, counted
+   ticket verification keyring (public keys only: this function cannot mint a link) and name the
+   event's ``sign_in_token_id``, is *ignored*: logged, counted
    (``LinkEmailEventsIgnored``), nothing sent, nothing recorded. So whoever can put events on the
    bus can neither have the stack mail a link it did not mint nor block a real link's email.
    *Permanent failures before sending* (no ``metadata.email``, an address SES cannot take, a link
@@ -63,7 +64,7 @@ from signin_links.events import SOURCE, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.observability import logger, metrics
 from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker, EmailMarkers
-from signin_links.tickets import verify_ticket
+from signin_links.ticket_verification import verify_ticket
 
 MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.minter.MINTED_DETAIL_TYPE (the batch package is not imported here)
 FAILED_DETAIL_TYPE = "SignInLinkEmailFailed"
@@ -479,7 +480,7 @@ class LinkEmails:
         self.ses = ses
         self.publisher = publisher
         self.templates = templates
-        self.ticket_keyring = ticket_keyring
+        self.ticket_keyring = ticket_keyring  # the verification keyring: public keys only
         self.published_base_url = published_base_url
         self.clock = clock
         name = clean(settings.email_sender_name or settings.brand.app_name).replace("\n", " ").strip()

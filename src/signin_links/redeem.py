@@ -49,7 +49,8 @@ from signin_links.redirects import UrlError, origin_of
 from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
 from signin_links.store import RedeemRejected, TokenStore
-from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket, verify_ticket
+from signin_links.ticket_verification import TicketVerifier
+from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket
 from signin_links.wire import AcceptRequest
 
 Clock = Callable[[], float]
@@ -137,7 +138,7 @@ class Redemptions:
         self,
         settings: Settings,
         store: TokenStore,
-        ticket_keyring: Callable[[], Keyring],
+        tickets: TicketVerifier,
         session_keyring: Callable[[], Keyring],
         *,
         audit: AuditTrail,
@@ -145,7 +146,7 @@ class Redemptions:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.ticket_keyring = ticket_keyring
+        self.tickets = tickets  # public keys only: this function can check a link, never make one
         self.session_keyring = session_keyring
         self.audit = audit
         self.clock = clock
@@ -208,9 +209,7 @@ class Redemptions:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
             raise Rejected(ErrorCode.TICKET_INVALID)
         try:
-            return verify_ticket(
-                token, self.ticket_keyring(), now=self.clock(), leeway=self.settings.ticket_leeway_seconds
-            )
+            return self.tickets.verify(token, now=self.clock(), leeway=self.settings.ticket_leeway_seconds)
         except SignInLinksError as error:
             if error.code in REASONS:
                 raise Rejected(error.code) from None

@@ -13,13 +13,17 @@ Timing (docs/operations.md, "Key rotation"):
   activates at once: nothing was signed before it.
 * A key *retires* when its successor activates (``retired_at``). It signed nothing after that, so
   it is dropped once ``retired_at + retention`` has passed, where retention is the longest life of
-  what it signed plus leeway: the maximum sign-in token lifetime for ticket (HMAC) keys, the
+  what it signed plus leeway: the maximum sign-in token lifetime for ticket (Ed25519) keys, the
   session lifetime for session (RSA) keys. The current key is never dropped.
+* A retired ticket key loses its private half at the next rotation (:func:`strip_retired`): it
+  signs nothing more, so only its public half is kept, to verify what it signed until retention
+  ends. The signing keyring thus holds at most the current key's private half and the next one's.
+* The retired HMAC ticket keyring is not rotated any more (:meth:`RotationPolicy.for_kind` refuses
+  it): nothing signs with it, and the accept reads it only during an upgrade's migration window.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,12 +31,12 @@ import jwt
 
 from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS, Settings
 from signin_links.errors import SignInLinksError
-from signin_links.keyring import HMAC, RSA, Key, Keyring, generate_key
-from signin_links.tickets import sign_ticket, verify_ticket
+from signin_links.keyring import ED25519, ED25519_KEY_BYTES, RSA, Key, Keyring, generate_key
+from signin_links.ticket_verification import verify_ticket
+from signin_links.tickets import sign_ticket
 
 #: Extra time on top of the secrets cache ``max_age`` before a new key may sign.
 ACTIVATION_MARGIN_SECONDS = MIN_ACTIVATION_MARGIN_SECONDS
-HMAC_MIN_BYTES = 32
 RSA_BITS = 2048
 RSA_EXPONENT = 65537
 
@@ -49,12 +53,13 @@ class RotationPolicy:
     @classmethod
     def for_kind(cls, kind: str, settings: Settings) -> RotationPolicy:
         check_timing(settings)
-        if kind == HMAC:
+        if kind == ED25519:
             lifetime = settings.max_expires_in_seconds
         elif kind == RSA:
             lifetime = settings.session_lifetime_seconds
         else:
-            raise RotationError(f"unknown keyring kind {kind!r}")
+            # hmac: the retired ticket keyring; ed25519-public: written by the signing keyring's rotation.
+            raise RotationError(f"a {kind!r} keyring is not rotated")
         return cls(
             activation_delay=settings.key_activation_delay_seconds,
             retention=lifetime + settings.ticket_leeway_seconds,
@@ -94,13 +99,26 @@ def prune(keys: Sequence[Key], now: int, retention: int) -> tuple[Key, ...]:
     return tuple(kept)
 
 
+def is_retired(key: Key, keys: Iterable[Key], now: int) -> bool:
+    """Whether a later key of ``keys`` has activated by ``now`` (``key`` signs no more)."""
+    retired = retired_at(key, keys)
+    return retired is not None and retired <= now
+
+
+def strip_retired(keys: Sequence[Key], now: int) -> tuple[Key, ...]:
+    """``keys``, the retired Ed25519 ones without their private half."""
+    return tuple(key.public_only() if key.seed and is_retired(key, keys, now) else key for key in keys)
+
+
 def rotate(kind: str, keys: Sequence[Key], *, now: int, policy: RotationPolicy) -> tuple[tuple[Key, ...], Key]:
     """The keyring after one rotation at ``now``, and the key it added.
 
-    Expired keys are dropped and a fresh key is added; it activates after the policy's delay, or at
-    once if the keyring had no key at all.
+    Expired keys are dropped, retired Ed25519 keys lose their private half, and a fresh key is
+    added; it activates after the policy's delay, or at once if the keyring had no key at all.
     """
     kept = prune(keys, now, policy.retention)
+    if kind == ED25519:
+        kept = strip_retired(kept, now)
     activates_at = now if not keys else now + policy.activation_delay
     taken = {key.kid for key in keys}
     new = generate_key(kind, now=now, activates_at=activates_at)
@@ -126,25 +144,44 @@ def check_keyring(kind: str, keys: Sequence[Key], *, required_kids: Iterable[str
         raise RotationError(f"keys still needed for verification are missing: {', '.join(missing)}")
     if not any(key.activates_at <= now for key in keys):
         raise RotationError("no key of the keyring is active")
+    if kind == ED25519:
+        check_signing_keyring(keys, now=now)
+        return
     for key in keys:
-        if kind == HMAC:
-            _check_hmac(key)
-        elif kind == RSA:
+        if kind == RSA:
             _check_rsa(key)
         else:
-            raise RotationError(f"unknown keyring kind {kind!r}")
+            raise RotationError(f"a {kind!r} keyring is not rotated")
 
 
-def _check_hmac(key: Key) -> None:
-    if len(key.secret) < HMAC_MIN_BYTES or key.private_key_pem:
-        raise RotationError(f"key {key.kid}: an HMAC key needs a secret of at least {HMAC_MIN_BYTES} bytes")
-    # Round trip through the verifier the accept path uses (PyJWT checks expiry on the wall clock).
-    issued_at = int(time.time())
-    token = sign_ticket(key, sid="sit_rotationcheck", issued_at=issued_at, expires_in_seconds=60)
-    try:
-        verify_ticket(token, Keyring(kind=HMAC, keys=(key,)), now=issued_at, leeway=0)
-    except SignInLinksError as exc:
-        raise RotationError(f"key {key.kid}: sign/verify round trip failed ({exc.code.wire_code})") from None
+def check_signing_keyring(keys: Sequence[Key], *, now: int) -> None:
+    """Every key of an Ed25519 signing keyring is well formed, its private half (while it has one)
+    matches its public half, and signs a token that its public half alone verifies, as the accept
+    will: through the verification keyring the rotation publishes."""
+    from cryptography.hazmat.primitives import serialization
+
+    ring = Keyring(kind=ED25519, keys=tuple(keys))
+    if not ring.current(now).seed:
+        raise RotationError(f"key {ring.current(now).kid}: the key that signs now has no private key")
+    public = ring.public()
+    for key in keys:
+        if key.secret or key.private_key_pem or len(key.public) != ED25519_KEY_BYTES:
+            raise RotationError(f"key {key.kid}: an Ed25519 key holds a 32-byte public key and nothing else")
+        if not key.seed:
+            if retired_at(key, keys) is None:
+                raise RotationError(f"key {key.kid}: the newest key has no private key")
+            continue
+        try:
+            derived = key.signer.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        except ValueError:
+            raise RotationError(f"key {key.kid}: the private key does not load") from None
+        if derived != key.public:
+            raise RotationError(f"key {key.kid}: the public key is not the private key's")
+        token = sign_ticket(key, sid="sit_rotationcheck", issued_at=now, expires_in_seconds=60)
+        try:
+            verify_ticket(token, public, now=now, leeway=0)
+        except SignInLinksError as exc:
+            raise RotationError(f"key {key.kid}: sign/verify round trip failed ({exc.code.wire_code})") from None
 
 
 def _check_rsa(key: Key) -> None:

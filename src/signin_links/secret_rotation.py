@@ -1,4 +1,4 @@
-"""Secrets Manager's four-step rotation protocol for keyring secrets (HMAC and RSA alike).
+"""Secrets Manager's four-step rotation protocol for keyring secrets (Ed25519 and RSA alike).
 
 Secrets Manager invokes the rotation function once per step with ``{"SecretId",
 "ClientRequestToken", "Step"}``; the token is the id of the new secret version. Every step is
@@ -7,9 +7,15 @@ idempotent, so a retried or repeated step changes nothing further:
 * ``createSecret``: unless the AWSPENDING version of this token already holds a value, read
   AWSCURRENT, drop expired keys, add a key (:func:`signin_links.rotation.rotate`) and store the
   result as the AWSPENDING version of the token.
-* ``setSecret``: the keyring lives only in the secret; nothing to set elsewhere.
+* ``setSecret``: for the ticket signing keyring (``ed25519``), publish the pending keyring's public
+  half as the current value of the ticket verification keyring (``TICKET_VERIFICATION_KEYRING_SECRET_ID``),
+  the only keyring the accept and the email function read. This happens before ``finishSecret``
+  makes the new key visible to the mint, and the key signs only after the activation delay, so
+  every verifier knows a key before a token it signed reaches it. The session keyring lives only
+  in its secret: nothing to set.
 * ``testSecret``: the pending keyring must be usable (:func:`signin_links.rotation.check_keyring`)
-  and keep every key of AWSCURRENT that is still within retention.
+  and keep every key of AWSCURRENT that is still within retention; for the ticket signing keyring,
+  the published verification keyring must hold exactly its public half.
 * ``finishSecret``: move AWSCURRENT to the token's version (no-op when already there).
 
 The keyring's kind comes from the secret itself, so one function rotates both keyrings. The
@@ -26,7 +32,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from signin_links.config import Settings
-from signin_links.keyring import Key, Keyring, KeyringFormatError, read_keys
+from signin_links.keyring import ED25519, ED25519_PUBLIC, Key, Keyring, KeyringFormatError, read_keys
 from signin_links.observability import logger, metrics
 from signin_links.rotation import RotationError, RotationPolicy, check_keyring, prune, rotate
 
@@ -115,8 +121,21 @@ class KeyringRotations:
         return f"added {added.kid}"
 
     def set_secret(self, request: RotationStep) -> str:
-        # The keyring is used straight from the secret: there is no other system to update.
-        return "nothing to set"
+        pending = self._pending_value(request)
+        if pending is None:
+            raise RotationError("setSecret: the pending version holds no value (createSecret has not run)")
+        kind, keys = self._read(pending, "AWSPENDING")
+        if kind != ED25519:
+            return "nothing to set"  # the session keyring is used straight from its secret
+        public = Keyring(kind=kind, keys=keys).public()
+        target = self._verification_secret()
+        if self._published(target) == _public_keys(public.keys):
+            return "verification keyring already published"
+        # A new version each time it differs (checked just above): a retried setSecret that finds it
+        # published writes nothing, and one that finds it changed since writes the true one again.
+        self.client.put_secret_value(SecretId=target, SecretString=public.to_json())
+        logger.info("verification keyring published", extra={"kids": list(public.kids)})
+        return f"published {len(public.keys)} public keys"
 
     def test_secret(self, request: RotationStep) -> str:
         pending = self._pending_value(request)
@@ -130,6 +149,8 @@ class KeyringRotations:
         policy = RotationPolicy.for_kind(kind, self.settings)
         needed = [key.kid for key in prune(current_keys, now, policy.retention)]
         check_keyring(kind, keys, required_kids=needed, now=now)
+        if kind == ED25519 and self._published(self._verification_secret()) != _public_keys(keys):
+            raise RotationError("testSecret: the verification keyring is not the pending keyring's public half")
         return f"pending keyring valid ({len(keys)} keys)"
 
     def finish_secret(self, request: RotationStep) -> str:
@@ -188,9 +209,27 @@ class KeyringRotations:
                 return None
             raise
 
+    def _verification_secret(self) -> str:
+        target = self.settings.ticket_verification_keyring_secret_id
+        if not target:
+            raise RotationError("TICKET_VERIFICATION_KEYRING_SECRET_ID is not set: nowhere to publish the public keys")
+        return target
+
+    def _published(self, secret_id: str) -> dict[str, tuple[int, int, bytes]]:
+        """The keys of the verification keyring as it stands (AWSCURRENT)."""
+        kind, keys = self._read(self._value(secret_id, stage=CURRENT), "verification")
+        if kind != ED25519_PUBLIC:
+            raise RotationError(f"the verification keyring is {kind}, not {ED25519_PUBLIC}")
+        return _public_keys(keys)
+
     @staticmethod
     def _read(raw: str, label: str) -> tuple[str, tuple[Key, ...]]:
         try:
             return read_keys(raw)
         except KeyringFormatError as exc:
             raise RotationError(f"the {label} keyring is malformed: {exc}") from None
+
+
+def _public_keys(keys: tuple[Key, ...]) -> dict[str, tuple[int, int, bytes]]:
+    """What a verification keyring must say of each key: its times and its public half, by kid."""
+    return {key.kid: (key.created_at, key.activates_at, key.public) for key in keys}

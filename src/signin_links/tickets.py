@@ -1,27 +1,36 @@
-"""Sign-in tokens ("tickets"): HS256 JWTs signed with the current key of the ticket keyring.
+"""Sign-in tokens ("tickets"): what they say, and how the mint signs them (EdDSA, Ed25519).
 
-Pure functions over PyJWT; no I/O. Claims follow Clerk's ticket (``sid``, ``st``, ``eis``,
-``exp``) plus ``iat`` and, when the link redirects, ``rdr`` (the redirect is carried inside the
-signed token and re-checked at accept). ``uid`` (the user id) and ``oid`` (the org id, when given)
-let the accept write the session record in the same transaction that consumes the token, without
-reading the token first; tokens minted before they existed have neither (the accept then reads).
+Claims follow Clerk's ticket (``sid``, ``st``, ``eis``, ``exp``) plus ``iat`` and, when the link
+redirects, ``rdr`` (the redirect is carried inside the signed token and re-checked at accept).
+``uid`` (the user id) and ``oid`` (the org id, when given) let the accept write the session record
+in the same transaction that consumes the token, without reading the token first; tokens minted
+before they existed have neither (the accept then reads).
+
+Only the mint (and the rotation's self-check) signs, with the current key of the ticket signing
+keyring; everyone else verifies with public keys (``ticket_verification.py``), so a function that
+checks links cannot make one. The compact JWS is assembled here rather than by PyJWT on purpose:
+importing PyJWT loads every algorithm ``cryptography`` offers (about 100 ms of a cold start,
+``docs/performance.md``), and the mint needs one signature: the header and claims as compact JSON,
+base64url, Ed25519 over ``header.payload`` (RFC 7515, RFC 8037). What it makes is checked by
+PyJWT's own decoder in the tests and by the rotation before a key is ever used.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass
 
-import jwt
-
-from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.keyring import Key, Keyring
+from signin_links.keyring import Key
 
 TICKET_TYPE = "sign_in_token"
+ALGORITHM = "EdDSA"  # RFC 8037: Ed25519 signatures in JOSE
+LEGACY_ALGORITHM = "HS256"  # what tokens minted before Ed25519 carry (the migration window only)
 MAX_TOKEN_LENGTH = 4096
 # Compact JWS: three base64url segments. Anything else (a lone surrogate, padding, stray
 # characters that base64 would silently skip) is rejected before PyJWT sees it.
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -36,8 +45,15 @@ class Ticket:
     org_id: str | None = None
 
 
-def sign_ticket(
-    key: Key,
+def _segment(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode("ascii")
+
+
+def _json_segment(value: dict[str, object]) -> str:
+    return _segment(json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
+
+
+def ticket_claims(
     *,
     sid: str,
     issued_at: int,
@@ -45,7 +61,8 @@ def sign_ticket(
     redirect_url: str | None = None,
     user_id: str | None = None,
     org_id: str | None = None,
-) -> str:
+) -> dict[str, object]:
+    """The claims of a sign-in token."""
     claims: dict[str, object] = {
         "eis": expires_in_seconds,
         "exp": issued_at + expires_in_seconds,
@@ -59,66 +76,29 @@ def sign_ticket(
         claims["uid"] = user_id
     if org_id:
         claims["oid"] = org_id
-    return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid, "typ": "JWT"})
+    return claims
 
 
-def _invalid() -> SignInLinksError:
-    return SignInLinksError(ErrorCode.TICKET_INVALID)
-
-
-def verify_ticket(token: str, keyring: Keyring, *, now: float, leeway: int) -> Ticket:
-    """Check signature (HS256 only, key chosen by ``kid``), type and expiry of a sign-in token.
-
-    Raises ``ticket_invalid_code`` for anything malformed, unsigned, signed with an unknown key or
-    another algorithm, and ``ticket_expired_code`` for a genuine token past its expiry.
-    """
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.fullmatch(token):
-        raise _invalid()
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise _invalid() from None
-    kid = header.get("kid")
-    if header.get("alg") != "HS256" or not isinstance(kid, str):
-        raise _invalid()
-    key = keyring.get(kid)
-    if key is None or not key.secret:
-        raise _invalid()
-    try:
-        claims = jwt.decode(
-            token,
-            key.secret,
-            algorithms=["HS256"],
-            # Expiry is checked below against the caller's clock, not PyJWT's wall clock, so that
-            # one notion of "now" decides (the accept handler and the tests inject it).
-            options={"require": ["exp", "iat", "sid", "st"], "verify_iat": False, "verify_exp": False},
-        )
-    except jwt.PyJWTError:
-        raise _invalid() from None
-    sid, exp, iat, eis = claims.get("sid"), claims.get("exp"), claims.get("iat"), claims.get("eis", 0)
-    rdr = claims.get("rdr")
-    uid, oid = claims.get("uid"), claims.get("oid")
-    if (
-        claims.get("st") != TICKET_TYPE
-        or not isinstance(sid, str)
-        or not sid.startswith("sit_")
-        or not isinstance(exp, int)
-        or not isinstance(iat, int)
-        or not isinstance(eis, int)
-        or (rdr is not None and not isinstance(rdr, str))
-        or (uid is not None and (not isinstance(uid, str) or not uid))
-        or (oid is not None and (not isinstance(oid, str) or not oid))
-    ):
-        raise _invalid()
-    if exp + leeway < now:
-        raise SignInLinksError(ErrorCode.TICKET_EXPIRED)
-    return Ticket(
+def sign_ticket(
+    key: Key,
+    *,
+    sid: str,
+    issued_at: int,
+    expires_in_seconds: int,
+    redirect_url: str | None = None,
+    user_id: str | None = None,
+    org_id: str | None = None,
+) -> str:
+    """A sign-in token signed with ``key`` (an Ed25519 key of the signing keyring). Deterministic:
+    the same claims and key give the same token (Ed25519 signatures are), so a redelivered batch
+    announces the very link it minted first."""
+    claims = ticket_claims(
         sid=sid,
-        issued_at=iat,
-        expires_at=exp,
-        expires_in_seconds=eis,
-        redirect_url=rdr,
-        kid=kid,
-        user_id=uid,
-        org_id=oid,
+        issued_at=issued_at,
+        expires_in_seconds=expires_in_seconds,
+        redirect_url=redirect_url,
+        user_id=user_id,
+        org_id=org_id,
     )
+    signing_input = f"{_json_segment({'alg': ALGORITHM, 'kid': key.kid, 'typ': 'JWT'})}.{_json_segment(claims)}"
+    return f"{signing_input}.{_segment(key.signer.sign(signing_input.encode('ascii')))}"

@@ -102,7 +102,7 @@ def resign(local_stack: LocalStackHandle, token: str, redirect_url: str) -> str:
     from signin_links.keyring import parse_keyring
     from signin_links.tickets import sign_ticket
 
-    secret = local_stack.state["secrets"]["TicketKeyringSecret"]
+    secret = local_stack.state["secrets"]["TicketSigningKeyringSecret"]
     raw = local_stack.aws("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
     key = parse_keyring(raw).get(jwt.get_unverified_header(token)["kid"])
     assert key is not None

@@ -212,9 +212,12 @@ def test_secrets_are_seeded_for_local_use(local_stack: LocalStackHandle) -> None
     api_keys = [json.loads(value) for value in values.values() if "secret_key" in json.loads(value)]
     assert api_keys == [{"secret_key": local_stack.secret_key}]
     keyrings = {json.loads(value)["kind"]: value for value in values.values() if "kind" in json.loads(value)}
-    assert set(keyrings) >= {"hmac", "rsa"}
+    assert set(keyrings) == {"ed25519", "ed25519-public", "rsa", "hmac"}  # hmac: the retired ticket keyring
     for kind, raw in keyrings.items():
         assert parse_keyring(raw, kind).keys, kind
+    # The verification keyring is the signing keyring's public half, as the rotation publishes it.
+    signing = parse_keyring(values["TicketSigningKeyringSecret"], "ed25519")
+    assert values["TicketVerificationKeyringSecret"] == signing.public().to_json()
 
 
 def test_function_environments_point_at_the_local_resources(local_stack: LocalStackHandle) -> None:
@@ -233,6 +236,8 @@ def test_function_environments_point_at_the_local_resources(local_stack: LocalSt
         assert env["ACCEPT_BASE_URL"] == local_stack.base_url
         assert local_stack.base_url in env["ALLOWED_REDIRECT_ORIGINS"].split(",")
         for name, value in env.items():
+            if name == "LEGACY_TICKET_KEYRING_SECRET_ID" and not value:
+                continue  # no upgrade window: the retired HS256 keyring is nobody's
             if name.endswith("_SECRET_ID"):
                 assert value in local_stack.state["secrets"].values(), name
 
@@ -296,6 +301,9 @@ def test_generated_secrets_follow_generate_secret_string() -> None:
     assert len(data["pw"]) == 32
     assert json.loads(localise_secret('{"secret_key": "generated"}', "sk_local")) == {"secret_key": "sk_local"}
     assert empty_keyring_kind('{"kind": "rsa", "keys": []}') == "rsa"
+    assert empty_keyring_kind('{"kind": "ed25519", "keys": []}') == "ed25519"
+    # The verification keyring is written when its signing keyring is seeded, never seeded itself.
+    assert empty_keyring_kind('{"kind": "ed25519-public", "keys": []}') is None
     assert empty_keyring_kind('{"kind": "hmac", "keys": [{"kid": "k"}]}') is None
     assert secret_value({"SecretString": "plain"}, "sk") == "plain"
 

@@ -78,7 +78,7 @@ def test_the_printed_curl_mints_a_link(local_stack: LocalStackHandle) -> None:
     assert minted["status"] == "pending"
     assert minted["user_id"] == "user_123"
     assert minted["url"] == f"{local_stack.base_url}/accept-token?token={minted['token']}"
-    assert jwt.get_unverified_header(minted["token"])["alg"] == "HS256"
+    assert jwt.get_unverified_header(minted["token"])["alg"] == "EdDSA"
     item = local_stack.item(minted["id"])
     assert item is not None
     assert item["status"]["S"] == "pending"

@@ -88,10 +88,10 @@ def test_watching_a_rotation_of_both_keyrings(tmp_path: Path) -> None:
         old_session_kid = kid(first_session)
         assert verify(stack, first_session)["sub"] == "user_first"
 
-        tickets, sessions = make_rotate(stack, "TicketKeyringSecret"), make_rotate(stack, "SessionKeyringSecret")
+        tickets, sessions = make_rotate(stack, "TicketSigningKeyringSecret"), make_rotate(stack, "SessionKeyringSecret")
         assert tickets.returncode == 0, tickets.stderr + sessions.stderr
         assert sessions.returncode == 0, tickets.stderr + sessions.stderr
-        added_ticket = re.search(r"added (hmac-\S+): signs from .* \(in (\d+) s\)", tickets.stdout)
+        added_ticket = re.search(r"added (ed25519-\S+): signs from .* \(in (\d+) s\)", tickets.stdout)
         added_session = re.search(r"added (rsa-\S+): signs from", sessions.stdout)
         assert added_ticket, tickets.stdout + sessions.stdout
         assert added_session, tickets.stdout + sessions.stdout
@@ -100,6 +100,7 @@ def test_watching_a_rotation_of_both_keyrings(tmp_path: Path) -> None:
             assert step in tickets.stdout
         assert "PRIVATE KEY" not in sessions.stdout
         assert '"secret"' not in tickets.stdout
+        assert "private_key" not in tickets.stdout
         new_ticket_kid, new_session_kid = added_ticket.group(1), added_session.group(1)
 
         time.sleep(2.5)  # every function's cached keyring is older than SecretsMaxAgeSeconds now
@@ -112,7 +113,8 @@ def test_watching_a_rotation_of_both_keyrings(tmp_path: Path) -> None:
         assert verify(stack, during_session)["sub"] == "user_during"
 
         activates = max(
-            int(key["activates_at"]) for key in keys(stack, "TicketKeyringSecret") + keys(stack, "SessionKeyringSecret")
+            int(key["activates_at"])
+            for key in keys(stack, "TicketSigningKeyringSecret") + keys(stack, "SessionKeyringSecret")
         )
         time.sleep(max(0.0, activates - time.time()) + 2.5)
 
@@ -131,21 +133,32 @@ def test_watching_a_rotation_of_both_keyrings(tmp_path: Path) -> None:
 
 def test_the_rotate_route_wants_the_key_and_a_rotated_secret(local_stack: LocalStackHandle) -> None:
     url = f"{local_stack.base_url}/_local/rotate"
-    assert httpx.post(url, json={"secret": "TicketKeyringSecret"}).status_code == 401
-    wrong = httpx.post(url, json={"secret": "TicketKeyringSecret"}, headers={"Authorization": "Bearer sk_test_nope"})
+    assert httpx.post(url, json={"secret": "TicketSigningKeyringSecret"}).status_code == 401
+    wrong = httpx.post(
+        url, json={"secret": "TicketSigningKeyringSecret"}, headers={"Authorization": "Bearer sk_test_nope"}
+    )
     assert wrong.status_code == 401
     authorised = {"Authorization": f"Bearer {local_stack.secret_key}"}
-    for body in ({"secret": "ApiKeysSecret"}, {"secret": 7}, {}, [], "x"):
+    # The retired HMAC keyring and the verification keyring have no rotation schedule.
+    for body in (
+        {"secret": "ApiKeysSecret"},
+        {"secret": "TicketKeyringSecret"},
+        {"secret": "TicketVerificationKeyringSecret"},
+        {"secret": 7},
+        {},
+        [],
+        "x",
+    ):
         refused = httpx.post(url, json=body, headers=authorised)
         assert refused.status_code == 400, body
-        assert refused.json()["message"].endswith("SessionKeyringSecret, TicketKeyringSecret")
+        assert refused.json()["message"].endswith("SessionKeyringSecret, TicketSigningKeyringSecret")
     assert httpx.get(url, headers=authorised).status_code == 405
 
 
 def test_make_rotate_names_the_keyrings_when_secret_is_missing(local_stack: LocalStackHandle) -> None:
     done = make_rotate(local_stack, "")
     assert done.returncode != 0
-    assert "SessionKeyringSecret, TicketKeyringSecret" in done.stderr
+    assert "SessionKeyringSecret, TicketSigningKeyringSecret" in done.stderr
 
 
 def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_environ: None) -> None:
@@ -159,13 +172,13 @@ def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_en
             stack.activate()
             stack.emulator_lock = moto.lock
             secrets = aws_client("secretsmanager", moto.endpoint)
-            arn = stack.resources.ref("TicketKeyringSecret")
+            arn = stack.resources.ref("TicketSigningKeyringSecret")
 
             def current() -> str:
                 return str(secrets.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
 
             before = current()
-            body = json.dumps({"secret": "TicketKeyringSecret"}).encode()
+            body = json.dumps({"secret": "TicketSigningKeyringSecret"}).encode()
             request = HttpRequest("POST", "/_local/rotate", [("Authorization", f"Bearer {stack.secret_key}")], body)
             answer, route = stack.call(request, "127.0.0.1:3999")
             assert route == "POST /_local/rotate"

@@ -23,7 +23,7 @@ def old_token(stack: Stack, redirect_url: str, token_id: str = TOKEN_ID) -> str:
     """A pending token whose signed ``rdr`` is ``redirect_url`` as it was sent, unchecked (as mint
     used to sign it); the stored record is an ordinary pending one."""
     craft(stack, token_id=token_id)
-    key = keyring(stack, "TICKET_KEYRING_SECRET_ID").current()
+    key = keyring(stack, "TICKET_SIGNING_KEYRING_SECRET_ID").current()
     return sign_ticket(key, sid=token_id, issued_at=int(time.time()), expires_in_seconds=600, redirect_url=redirect_url)
 
 

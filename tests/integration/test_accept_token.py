@@ -104,7 +104,7 @@ def craft(
 ) -> str:
     """A token signed with the stack's ticket key, for a record written straight to the table."""
     issued = int(time.time()) if issued_at is None else issued_at
-    key = keyring(stack, "TICKET_KEYRING_SECRET_ID").current()
+    key = keyring(stack, "TICKET_SIGNING_KEYRING_SECRET_ID").current()
     token = sign_ticket(key, sid=token_id, issued_at=issued, expires_in_seconds=expires_in, redirect_url=redirect_url)
     if store:
         record = SignInTokenRecord(

@@ -173,17 +173,20 @@ def users(count: int, prefix: str = "user_") -> list[dict[str, Any]]:
     return [{"user_id": f"{prefix}{n:05d}"} for n in range(count)]
 
 
-def ticket_key(stack: Stack) -> dict[str, bytes]:
+def ticket_key(stack: Stack) -> dict[str, Any]:
+    """The public keys that verify the stack's sign-in tokens (what the accept reads), by kid."""
     from signin_links.keyring import parse_keyring
 
-    raw = stack.secretsmanager.get_secret_value(SecretId=stack.env["TICKET_KEYRING_SECRET_ID"])["SecretString"]
-    return {key.kid: key.secret for key in parse_keyring(raw).keys}
+    raw = stack.secretsmanager.get_secret_value(SecretId=stack.env["TICKET_VERIFICATION_KEYRING_SECRET_ID"])[
+        "SecretString"
+    ]
+    return {key.kid: key.verifier for key in parse_keyring(raw).keys}
 
 
-def claims_of(url: str, keys: dict[str, bytes]) -> dict[str, Any]:
+def claims_of(url: str, keys: dict[str, Any]) -> dict[str, Any]:
     token = url.split("token=", 1)[1]
     kid = jwt.get_unverified_header(token)["kid"]
-    decoded: dict[str, Any] = jwt.decode(token, keys[kid], algorithms=["HS256"])
+    decoded: dict[str, Any] = jwt.decode(token, keys[kid], algorithms=["EdDSA"])
     return decoded
 
 

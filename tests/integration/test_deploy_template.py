@@ -85,10 +85,19 @@ def role_arn(template: dict[str, Any], role: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role{path}{STACK}-{role}-AbCdEf123456"
 
 
-def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+def statements(template: dict[str, Any], role: str, **overrides: str) -> list[dict[str, Any]]:
+    """A role's statements with these parameters: a statement under ``Fn::If`` is there or not (the
+    rest is left as written, intrinsics included)."""
+    evaluate = resolver(template, **overrides)
     found = []
     for policy in template["Resources"][role]["Properties"].get("Policies", []):
-        found.extend(policy["PolicyDocument"]["Statement"])
+        for written in policy["PolicyDocument"]["Statement"]:
+            statement = written
+            while isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+                condition, when_true, when_false = statement["Fn::If"]
+                statement = when_true if evaluate.condition(condition) else when_false
+            if statement != {"Ref": "AWS::NoValue"}:
+                found.append(statement)
     return found
 
 
@@ -737,8 +746,11 @@ def test_the_stack_publishes_its_own_url_for_links_without_a_cycle() -> None:
 KEPT_IN_PROD = {
     "TokensTable",
     "ApiKeysSecret",
+    "TicketSigningKeyringSecret",
+    "TicketVerificationKeyringSecret",  # rebuilt only by a rotation: without it no link verifies
     "TicketKeyringSecret",
     "SessionKeyringSecret",
+    "TicketSigningKeyringKey",
     "TicketKeyringKey",
     "SessionKeyringKey",
 }
@@ -812,8 +824,8 @@ def test_the_mint_function_holds_exactly_the_actions_its_code_uses() -> None:
         "s3:GetObject",  # manifests
         "s3:PutObject",  # results
         "ssm:GetParameter",  # the stack's own URL
-        "kms:Decrypt",  # the ticket keyring
-        "secretsmanager:GetSecretValue",  # API keys, ticket keyring
+        "kms:Decrypt",  # the ticket signing keyring
+        "secretsmanager:GetSecretValue",  # API keys, ticket signing keyring
         "events:PutEvents",  # minted links, batch summaries
         "sqs:SendMessage",  # the batch dead-letter queue (on-failure destination)
     }
@@ -915,12 +927,12 @@ def decryptors(template: dict[str, Any], key: str, **overrides: str) -> list[str
     """Principal ARN patterns the key policy lets decrypt (all of them behind Secrets Manager)."""
     evaluate = resolver(template, **overrides)
     patterns = []
-    for statement in template["Resources"][key]["Properties"]["KeyPolicy"]["Statement"]:
+    for statement in evaluate.resolve(template["Resources"][key]["Properties"]["KeyPolicy"]["Statement"]):
         granted = actions(statement)
         assert not {"kms:*", "kms:Create*", "kms:CreateGrant"} & set(granted), statement.get("Sid")
         if "kms:Decrypt" not in granted and "kms:ReEncrypt*" not in granted:
             continue
-        condition = evaluate.resolve(statement["Condition"])
+        condition = statement["Condition"]
         assert condition["StringEquals"]["kms:ViaService"] == f"secretsmanager.{REGION}.amazonaws.com"
         patterns.extend(condition["ArnLike"]["aws:PrincipalArn"])
     return patterns
@@ -931,48 +943,160 @@ def may_decrypt(template: dict[str, Any], key: str, role: str, **overrides: str)
     return any(fnmatch.fnmatchcase(arn, pattern) for pattern in decryptors(template, key, **overrides))
 
 
+CMK_KEYRINGS = {
+    "TicketSigningKeyringSecret": "TicketSigningKeyringKey",
+    "TicketKeyringSecret": "TicketKeyringKey",
+    "SessionKeyringSecret": "SessionKeyringKey",
+}
+
+
 def test_each_keyring_has_its_own_customer_managed_key() -> None:
     resources = SOURCE["Resources"]
-    assert resources["TicketKeyringSecret"]["Properties"]["KmsKeyId"] == {"Ref": "TicketKeyringKey"}
-    assert resources["SessionKeyringSecret"]["Properties"]["KmsKeyId"] == {"Ref": "SessionKeyringKey"}
-    for key in ("TicketKeyringKey", "SessionKeyringKey"):
+    for secret, key in CMK_KEYRINGS.items():
+        assert resources[secret]["Properties"]["KmsKeyId"] == {"Ref": key}
         assert resources[key]["Type"] == "AWS::KMS::Key"
         assert resources[key]["Properties"]["EnableKeyRotation"] is True
+    # Public keys: nothing to hide, so the AWS managed key; who may write it is what matters (below).
+    assert "KmsKeyId" not in resources["TicketVerificationKeyringSecret"]["Properties"]
 
 
 def test_only_the_functions_that_need_a_keyring_may_decrypt_it() -> None:
     template = translated()
     roles = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
-    ticket = {role for role in roles if may_decrypt(template, "TicketKeyringKey", role)}
+    signing = {role for role in roles if may_decrypt(template, "TicketSigningKeyringKey", role)}
     session = {role for role in roles if may_decrypt(template, "SessionKeyringKey", role)}
-    # SendLinkEmailFunction verifies a link's token before it mails it (delivery by email, optional).
-    # ClerkFrontendFunction redeems tickets and signs sessions exactly as the accept does.
-    assert ticket == {
-        "MintLinkFunctionRole",
-        "AcceptTokenFunctionRole",
-        "RotateKeysFunctionRole",
-        "SendLinkEmailFunctionRole",
-        "ClerkFrontendFunctionRole",
-    }
+    retired = {role for role in roles if may_decrypt(template, "TicketKeyringKey", role)}
+    # The accept, Clerk's Frontend API and the email function verify links with public keys: they
+    # cannot decrypt a signing key.
+    assert signing == {"MintLinkFunctionRole", "RotateKeysFunctionRole"}
+    # ClerkFrontendFunction signs sessions exactly as the accept does.
     assert session == {
         "AcceptTokenFunctionRole",
         "SessionsFunctionRole",
         "RotateKeysFunctionRole",
         "ClerkFrontendFunctionRole",
     }
+    assert retired == set()  # nobody, outside an upgrade's window
     # Another stack's roles (same template, another name) and the account's own admins cannot.
     other = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-other/mint/x"
-    assert not any(fnmatch.fnmatchcase(other, p) for p in decryptors(template, "TicketKeyringKey"))
+    assert not any(fnmatch.fnmatchcase(other, p) for p in decryptors(template, "TicketSigningKeyringKey"))
     admin = f"arn:aws:iam::{ACCOUNT}:role/Admin"
-    assert not any(fnmatch.fnmatchcase(admin, p) for p in decryptors(template, "TicketKeyringKey"))
+    assert not any(fnmatch.fnmatchcase(admin, p) for p in decryptors(template, "TicketSigningKeyringKey"))
     # Break glass: a role named in KeyringReaderArns.
     assert admin in decryptors(template, "SessionKeyringKey", KeyringReaderArns=admin)
+    assert admin in decryptors(template, "TicketSigningKeyringKey", KeyringReaderArns=admin)
+    assert admin in decryptors(template, "TicketKeyringKey", KeyringReaderArns=admin)
+
+
+def secret_readers(template: dict[str, Any], secret: str, **overrides: str) -> set[str]:
+    """Roles whose own policies grant ``secretsmanager:GetSecretValue`` on ``secret``."""
+    evaluate = resolver(template, **overrides)
+    readers = set()
+    for role, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for statement in statements(template, role, **overrides):
+            if not {"secretsmanager:GetSecretValue", "secretsmanager:*", "*"} & set(actions(statement)):
+                continue
+            resources = evaluate.resolve(statement["Resource"])
+            resources = resources if isinstance(resources, list) else [resources]
+            if secret in resources or "*" in resources:
+                readers.add(role)
+    return readers
+
+
+def test_no_function_but_the_mint_and_the_rotation_can_read_a_ticket_signing_key() -> None:
+    """Issue 18 item 8: a role that only sends links (or checks them) must not be able to mint one.
+    Reading the signing keyring takes both GetSecretValue (IAM) and Decrypt (the key policy)."""
+    template = translated()
+    readers = secret_readers(template, "TicketSigningKeyringSecret")
+    assert readers == {"MintLinkFunctionRole", "RotateKeysFunctionRole"}
+    assert all(may_decrypt(template, "TicketSigningKeyringKey", role) for role in readers)
+    assert secret_readers(template, "TicketVerificationKeyringSecret") == {
+        "AcceptTokenFunctionRole",
+        "ClerkFrontendFunctionRole",
+        "SendLinkEmailFunctionRole",
+        "RotateKeysFunctionRole",
+    }
+    assert secret_readers(template, "TicketKeyringSecret") == set()  # the retired HS256 keyring
+    env = {
+        name: template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        for name in ("MintLinkFunction", "AcceptTokenFunction", "ClerkFrontendFunction", "SendLinkEmailFunction")
+    }
+    assert env["MintLinkFunction"]["TICKET_SIGNING_KEYRING_SECRET_ID"] == {"Ref": "TicketSigningKeyringSecret"}
+    for function in ("AcceptTokenFunction", "ClerkFrontendFunction", "SendLinkEmailFunction"):
+        assert env[function]["TICKET_VERIFICATION_KEYRING_SECRET_ID"] == {"Ref": "TicketVerificationKeyringSecret"}
+        assert "TICKET_SIGNING_KEYRING_SECRET_ID" not in env[function]
+    assert not any("TICKET" in name for name in SOURCE["Globals"]["Function"]["Environment"]["Variables"])
+
+
+def test_only_the_rotation_may_write_the_public_keys() -> None:
+    """A key written into the verification keyring is trusted by the accept: its resource policy
+    denies every writer but the rotation role, whatever their IAM allows."""
+    template = translated()
+    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SecretsManager::ResourcePolicy"
+                 and r["Properties"]["SecretId"] == {"Ref": "TicketVerificationKeyringSecret"}]  # fmt: skip
+    evaluate = resolver(template)
+    document = evaluate.resolve(policy["Properties"]["ResourcePolicy"])
+    assert policy["Properties"]["BlockPublicPolicy"] is True
+    (deny,) = document["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert set(deny["Action"]) == {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+    pattern = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    for role in (
+        "MintLinkFunctionRole",
+        "AcceptTokenFunctionRole",
+        "ClerkFrontendFunctionRole",
+        "SendLinkEmailFunctionRole",
+    ):
+        assert not fnmatch.fnmatchcase(role_arn(template, role), pattern), role  # denied
+    assert fnmatch.fnmatchcase(role_arn(template, "RotateKeysFunctionRole"), pattern)
+    assert not fnmatch.fnmatchcase(f"arn:aws:iam::{ACCOUNT}:role/Admin", pattern)
+    writers = {
+        role
+        for role, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+        for statement in statements(template, role)
+        if "secretsmanager:PutSecretValue" in actions(statement)
+        and "TicketVerificationKeyringSecret" in json.dumps(statement["Resource"])
+    }
+    assert writers == {"RotateKeysFunctionRole"}
+
+
+def test_the_retired_hs256_keyring_is_readable_only_during_the_window() -> None:
+    template = translated()
+    window = {"LegacyHs256TicketsUntil": "2027-01-31"}
+    roles = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    # The redeeming functions honour the links mailed before; the mint's previous version signs HS256
+    # until the deploy has moved every request (the mint may sign anyway: no new power).
+    readers = {"AcceptTokenFunctionRole", "ClerkFrontendFunctionRole", "MintLinkFunctionRole"}
+    assert {role for role in roles if may_decrypt(template, "TicketKeyringKey", role, **window)} == readers
+    assert secret_readers(template, "TicketKeyringSecret", **window) == readers
+    evaluate = resolver(template, **window)
+    for function in ("AcceptTokenFunction", "ClerkFrontendFunction"):
+        env = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert evaluate.resolve(env["LEGACY_TICKET_KEYRING_SECRET_ID"]) == "TicketKeyringSecret"
+        assert evaluate.resolve(env["LEGACY_HS256_TICKETS_UNTIL"]) == "2027-01-31"
+        assert resolver(template).resolve(env["LEGACY_TICKET_KEYRING_SECRET_ID"]) == ""
+    # Not rotated any more (nothing signs with it), and kept where it was so that an upgrade keeps it.
+    assert not any(
+        r["Type"] == "AWS::SecretsManager::RotationSchedule"
+        and r["Properties"]["SecretId"] == {"Ref": "TicketKeyringSecret"}
+        for r in template["Resources"].values()
+    )
+    parameter = PARAMETERS["LegacyHs256TicketsUntil"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    for good in ("", "2027-01-31", "2026-12-01"):
+        assert pattern.fullmatch(good), good
+    for bad in ("2027-13-01", "27-01-31", "2027-01-31T00:00", "tomorrow", "2027-1-3"):
+        assert not pattern.fullmatch(bad), bad
 
 
 def test_the_key_policies_name_no_role_so_no_cycle_closes() -> None:
     """key -> role -> secret -> key would be a cycle: the key policies match the functions' role
     paths (RolePath, from the stack name) instead of referring to the roles."""
-    for key in ("TicketKeyringKey", "SessionKeyringKey"):
+    for key in CMK_KEYRINGS.values():
         text = json.dumps(SOURCE["Resources"][key])
         assert "Role" not in re.sub(r'"Sid": "[^"]*"', "", text).replace("role/", "")
     for function, path in (
@@ -986,19 +1110,28 @@ def test_the_key_policies_name_no_role_so_no_cycle_closes() -> None:
         assert SOURCE["Resources"][function]["Properties"]["RolePath"] == {"Fn::Sub": f"/${{AWS::StackName}}/{path}/"}
 
 
-def test_the_functions_iam_names_the_keys_they_decrypt() -> None:
+@pytest.mark.parametrize("window", ["", "2027-01-31"])
+def test_the_functions_iam_names_the_keys_they_decrypt(window: str) -> None:
     template = translated()
+    legacy = [{"Fn::GetAtt": ["TicketKeyringKey", "Arn"]}] if window else []
     for role, keys in (
-        ("MintLinkFunctionRole", ["TicketKeyringKey"]),
-        ("AcceptTokenFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
+        ("MintLinkFunctionRole", ["TicketSigningKeyringKey"]),
+        ("AcceptTokenFunctionRole", ["SessionKeyringKey"]),
         ("SessionsFunctionRole", ["SessionKeyringKey"]),
-        ("RotateKeysFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
-        ("SendLinkEmailFunctionRole", ["TicketKeyringKey"]),
-        ("ClerkFrontendFunctionRole", ["TicketKeyringKey", "SessionKeyringKey"]),
+        ("RotateKeysFunctionRole", ["TicketSigningKeyringKey", "SessionKeyringKey"]),
+        ("SendLinkEmailFunctionRole", []),
+        ("ClerkFrontendFunctionRole", ["SessionKeyringKey"]),
     ):
-        (statement,) = [s for s in statements(template, role) if "kms:Decrypt" in actions(s)]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        assert resources == [{"Fn::GetAtt": [key, "Arn"]} for key in keys], role
+        found = []
+        for statement in statements(template, role, LegacyHs256TicketsUntil=window):
+            if "kms:Decrypt" in actions(statement):
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                found.extend(r for r in resources if "Fn::GetAtt" in r)
+        expected = [{"Fn::GetAtt": [key, "Arn"]} for key in keys]
+        reads_retired = role in ("AcceptTokenFunctionRole", "ClerkFrontendFunctionRole", "MintLinkFunctionRole")
+        assert found == expected + (legacy if reads_retired else []), role
     (rotate,) = [s for s in statements(template, "RotateKeysFunctionRole") if "kms:Decrypt" in actions(s)]
     assert "kms:GenerateDataKey" in actions(rotate)  # PutSecretValue encrypts the new keyring
 

@@ -28,10 +28,12 @@ from local.template import load_template
 from signin_links import aws
 from signin_links.email_queue import MAX_RECEIVE_COUNT, RETURN_DELAY_BASE_S, RETURN_JITTER, SEND_MARGIN_S
 from signin_links.errors import SignInLinksError
+from signin_links.keyring import ED25519, generate_key
 from signin_links.send_pace import SendPace, SendQuota
 from tests.conftest import REGION, Stack, load_function, reset_caches
 from tests.handlers import mint
 from tests.integration.test_batch import Wrapped
+from tests.jwts import eddsa
 
 SENDER = "links@example.com"
 TEMPLATE = load_template()
@@ -320,10 +322,13 @@ def test_links_that_are_not_this_stacks_are_ignored_not_dead_lettered(mail: Mail
     event = mail.minted()
     token = event["detail"]["url"].split("token=", 1)[1]
     header, claims = jwt.get_unverified_header(token), jwt.decode(token, options={"verify_signature": False})
-    foreign = jwt.encode(claims, "another key entirely, 32 bytes long!", algorithm="HS256", headers=header)
+    foreign = eddsa(header, claims, generate_key(ED25519, now=int(time.time())))  # another key, our kid
+    hs256_token = jwt.encode(claims, "another key entirely, 32 bytes long!", algorithm="HS256")
     base = event["detail"]["url"].split("?", 1)[0]
     forged = [
         {**event, "detail": {**event["detail"], "url": f"{base}?token={foreign}"}},
+        # HS256: the email function verifies EdDSA with public keys, it holds no HMAC key.
+        {**event, "detail": {**event["detail"], "url": f"{base}?token={hs256_token}"}},
         {**event, "detail": {**event["detail"], "url": "https://evil.example/accept-token?token=" + token}},
         {**event, "detail": {**event["detail"], "url": event["detail"]["url"] + "x"}},
     ]

@@ -26,7 +26,7 @@ def test_create_returns_the_clerk_object_and_stores_no_token(stack: Stack, conte
     assert body["created_at"] > 1_700_000_000_000
     header = jwt.get_unverified_header(body["token"])
     claims = jwt.decode(body["token"], options={"verify_signature": False})
-    assert header["alg"] == "HS256"
+    assert header["alg"] == "EdDSA"  # Ed25519: only the mint holds the private key
     assert header["kid"]
     assert claims["sid"] == body["id"]
     assert claims["st"] == "sign_in_token"

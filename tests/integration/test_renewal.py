@@ -61,7 +61,7 @@ def used(context: Any, **fields: Any) -> dict[str, Any]:
 def crafted(stack: Stack, token_id: str, *, age: int, lifetime: int = 600, user_id: str = "user_ada") -> str:
     """A token of this stack issued ``age`` seconds ago, with its record in the table."""
     issued = int(time.time()) - age
-    key = handlers.keyring(stack, "TICKET_KEYRING_SECRET_ID").current()
+    key = handlers.keyring(stack, "TICKET_SIGNING_KEYRING_SECRET_ID").current()
     token = sign_ticket(key, sid=token_id, issued_at=issued, expires_in_seconds=lifetime, user_id=user_id)
     record = SignInTokenRecord(
         id=token_id,
@@ -134,7 +134,7 @@ def test_links_that_cannot_be_renewed_get_the_neutral_page_and_nothing_is_writte
     emailed(stack, live["id"])
     failed_email = used(context)
     emailed(stack, failed_email["id"], status="failed")
-    foreign_key = generate_key("hmac", now=int(time.time()) - 10)
+    foreign_key = generate_key("ed25519", now=int(time.time()) - 10)
     foreign = sign_ticket(
         foreign_key, sid=live["id"], issued_at=int(time.time()), expires_in_seconds=60, user_id="user_ada"
     )

@@ -22,10 +22,20 @@ from local import rotation as local_rotation
 from signin_links import aws
 from signin_links.config import get_settings
 from signin_links.errors import SignInLinksError
-from signin_links.keyring import HMAC, RSA, Key, Keyring, new_keyring_json, parse_keyring
+from signin_links.keyring import (
+    ED25519,
+    ED25519_PUBLIC,
+    HMAC,
+    RSA,
+    Keyring,
+    generate_key,
+    new_keyring_json,
+    new_ticket_keyrings_json,
+    parse_keyring,
+)
 from signin_links.rotation import RotationError
 from signin_links.secret_rotation import STEPS, KeyringRotations
-from signin_links.tickets import verify_ticket
+from signin_links.ticket_verification import verify_ticket
 from tests.conftest import Stack, load_event, load_function, reset_caches
 
 DELAY = 600  # KEY_ACTIVATION_DELAY_SECONDS's default
@@ -59,7 +69,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 @pytest.fixture
 def ticket_secret(stack: Stack) -> str:
-    return stack.env["TICKET_KEYRING_SECRET_ID"]
+    return stack.env["TICKET_SIGNING_KEYRING_SECRET_ID"]
+
+
+@pytest.fixture
+def public_secret(stack: Stack) -> str:
+    return stack.env["TICKET_VERIFICATION_KEYRING_SECRET_ID"]
 
 
 @pytest.fixture
@@ -68,8 +83,16 @@ def session_secret(stack: Stack) -> str:
 
 
 def start_with_an_old_keyring(stack: Stack, secret_id: str, kind: str) -> None:
-    """A keyring whose one key has been signing for a while (so the rotation clock may go back)."""
-    stack.secretsmanager.put_secret_value(SecretId=secret_id, SecretString=new_keyring_json(kind, now=OLD))
+    """A keyring whose one key has been signing for a while (so the rotation clock may go back);
+    a ticket signing keyring's public half published as the stack's first rotation would."""
+    if kind == ED25519:
+        signing, public = new_ticket_keyrings_json(now=OLD)
+        stack.secretsmanager.put_secret_value(SecretId=secret_id, SecretString=signing)
+        stack.secretsmanager.put_secret_value(
+            SecretId=stack.env["TICKET_VERIFICATION_KEYRING_SECRET_ID"], SecretString=public
+        )
+    else:
+        stack.secretsmanager.put_secret_value(SecretId=secret_id, SecretString=new_keyring_json(kind, now=OLD))
     reset_caches()
 
 
@@ -125,13 +148,27 @@ def kid_of(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
+def published(stack: Stack) -> Keyring:
+    """The ticket verification keyring as the accept reads it."""
+    return keyring(stack, stack.env["TICKET_VERIFICATION_KEYRING_SECRET_ID"], ED25519_PUBLIC)
+
+
 def verify(stack: Stack, token: str) -> str:
-    """Verify a sign-in token against the current ticket keyring; its error code if it fails."""
+    """Verify a sign-in token as the accept does, with the published public keys only; its error
+    code if it fails."""
     try:
-        verify_ticket(token, keyring(stack, stack.env["TICKET_KEYRING_SECRET_ID"], HMAC), now=time.time(), leeway=30)
+        verify_ticket(token, published(stack), now=time.time(), leeway=30)
     except SignInLinksError as exc:
         return exc.code.wire_code
     return "ok"
+
+
+def assert_published(stack: Stack) -> None:
+    """The verification keyring is the signing keyring's public half: same keys, no private one."""
+    signing = keyring(stack, stack.env["TICKET_SIGNING_KEYRING_SECRET_ID"], ED25519)
+    raw = current_raw(stack, stack.env["TICKET_VERIFICATION_KEYRING_SECRET_ID"])
+    assert "private_key" not in raw
+    assert parse_keyring(raw, ED25519_PUBLIC).to_json() == signing.public().to_json()
 
 
 AcceptCall = Callable[[str], tuple[int, dict[str, Any]]]
@@ -170,25 +207,30 @@ def test_first_rotation_gives_an_empty_session_keyring_an_active_key(
     assert "AWSCURRENT" in stages(stack, session_secret)[token]
 
 
-def test_bootstrap_ticket_keyring_keeps_its_key_through_the_first_rotation(
-    stack: Stack, ticket_secret: str, clock: Clock, context: Any
+def test_first_rotation_gives_an_empty_ticket_keyring_an_active_key_and_publishes_its_public_half(
+    stack: Stack, ticket_secret: str, public_secret: str, clock: Clock, context: Any, accept: AcceptCall
 ) -> None:
-    seed = "B" * 64  # what the template's GenerateSecretString leaves in the secret
-    stack.secretsmanager.put_secret_value(
-        SecretId=ticket_secret, SecretString=json.dumps({"kind": "hmac", "keys": [], "bootstrap": seed})
-    )
+    """As on a fresh stack: both ticket keyrings are created empty; the rotation on creation gives
+    the signing keyring a key that signs at once and publishes its public half before the mint sees it."""
+    stack.secretsmanager.put_secret_value(SecretId=ticket_secret, SecretString='{"kind": "ed25519", "keys": []}')
+    stack.secretsmanager.put_secret_value(SecretId=public_secret, SecretString='{"kind": "ed25519-public", "keys": []}')
     reset_caches()
-    before = mint(context)
-    boot_kid = kid_of(before["token"])
-    assert boot_kid.startswith("boot-")
-
-    rotate(stack, ticket_secret, context)
-    functions_reread_secrets()
-    data = json.loads(current_raw(stack, ticket_secret))
-    assert "bootstrap" not in data
-    assert data["keys"][0]["kid"] == boot_kid  # an ordinary entry now, same kid and secret
-    assert verify(stack, before["token"]) == "ok"
-    assert kid_of(mint(context)["token"]) == boot_kid  # the new key waits for its activation
+    token = begin_rotation(stack, ticket_secret)
+    step(ticket_secret, token, "createSecret", context)
+    assert step(ticket_secret, token, "setSecret", context)["outcome"] == "published 1 public keys"
+    (key,) = published(stack).keys  # public before the signing keyring's AWSCURRENT moves
+    assert "AWSCURRENT" not in stages(stack, ticket_secret)[token]
+    for name in ("testSecret", "finishSecret"):
+        step(ticket_secret, token, name, context)
+    ring = keyring(stack, ticket_secret, ED25519)
+    assert ring.kids == (key.kid,)
+    assert ring.current().activates_at == int(clock.now)  # nothing to verify yet: it signs at once
+    assert_published(stack)
+    link = mint(context)
+    assert kid_of(link["token"]) == key.kid
+    assert jwt.get_unverified_header(link["token"])["alg"] == "EdDSA"
+    status, body = accept(link["token"])
+    assert status == 200, body
 
 
 # -- old links, new links ----------------------------------------------------------------------------
@@ -197,20 +239,22 @@ def test_bootstrap_ticket_keyring_keeps_its_key_through_the_first_rotation(
 def test_new_key_signs_only_after_its_activation_delay(
     stack: Stack, ticket_secret: str, clock: Clock, context: Any
 ) -> None:
-    old_kid = keyring(stack, ticket_secret, HMAC).current().kid
+    old_kid = keyring(stack, ticket_secret, ED25519).current().kid
     rotate(stack, ticket_secret, context)
     functions_reread_secrets()
-    ring = keyring(stack, ticket_secret, HMAC)
+    ring = keyring(stack, ticket_secret, ED25519)
     (new,) = [key for key in ring.keys if key.kid != old_kid]
     assert new.activates_at == int(clock.now) + DELAY
     assert kid_of(mint(context)["token"]) == old_kid  # every function can verify `new` before it signs
     assert ring.current(now=clock.now + DELAY).kid == new.kid
+    assert_published(stack)
+    assert published(stack).get(new.kid) is not None
 
 
 def test_rotation_mid_campaign_breaks_no_outstanding_link(
     stack: Stack, ticket_secret: str, clock: Clock, context: Any, accept: AcceptCall
 ) -> None:
-    start_with_an_old_keyring(stack, ticket_secret, HMAC)
+    start_with_an_old_keyring(stack, ticket_secret, ED25519)
     old_links = [mint(context, f"user_{n}") for n in range(3)]
     old_kid = kid_of(old_links[0]["token"])
     clock.now = time.time() - DELAY - 1  # the rotation happened long enough ago for its key to be active
@@ -219,7 +263,7 @@ def test_rotation_mid_campaign_breaks_no_outstanding_link(
 
     new_link = mint(context, "user_new")
     assert kid_of(new_link["token"]) != old_kid
-    assert kid_of(new_link["token"]) == keyring(stack, ticket_secret, HMAC).current().kid
+    assert kid_of(new_link["token"]) == keyring(stack, ticket_secret, ED25519).current().kid
     for link in old_links:
         assert verify(stack, link["token"]) == "ok"
         status, body = accept(link["token"])
@@ -231,10 +275,31 @@ def test_rotation_mid_campaign_breaks_no_outstanding_link(
     assert body["user_id"] == "user_new"
 
 
+def test_a_retired_keys_private_half_is_destroyed_at_the_next_rotation_and_its_links_still_work(
+    stack: Stack, ticket_secret: str, clock: Clock, context: Any, accept: AcceptCall
+) -> None:
+    start_with_an_old_keyring(stack, ticket_secret, ED25519)
+    link = mint(context)
+    old_kid = kid_of(link["token"])
+    clock.now = time.time() - 2 * DELAY - 2
+    rotate(stack, ticket_secret, context)  # the second key activates DELAY later: the first retires
+    assert keyring(stack, ticket_secret, ED25519).get(old_kid).seed  # type: ignore[union-attr]
+    clock.now += DELAY + 1
+    rotate(stack, ticket_secret, context)
+    functions_reread_secrets()
+    retired = keyring(stack, ticket_secret, ED25519).get(old_kid)
+    assert retired is not None and retired.public and not retired.seed
+    assert '"private_key"' in current_raw(stack, ticket_secret)  # the keys that may still sign keep theirs
+    assert_published(stack)
+    assert verify(stack, link["token"]) == "ok"
+    status, body = accept(link["token"])
+    assert status == 200, body
+
+
 def test_old_key_is_dropped_after_retention_and_its_links_become_invalid(
     stack: Stack, ticket_secret: str, clock: Clock, context: Any, accept: AcceptCall
 ) -> None:
-    start_with_an_old_keyring(stack, ticket_secret, HMAC)
+    start_with_an_old_keyring(stack, ticket_secret, ED25519)
     link = mint(context)
     old_kid = kid_of(link["token"])
     start = time.time() - DELAY - 1
@@ -244,12 +309,12 @@ def test_old_key_is_dropped_after_retention_and_its_links_become_invalid(
 
     clock.now = retired + TICKET_RETENTION - 1  # one second short: still kept
     rotate(stack, ticket_secret, context)
-    assert keyring(stack, ticket_secret, HMAC).get(old_kid) is not None
+    assert keyring(stack, ticket_secret, ED25519).get(old_kid) is not None
 
     clock.now = retired + TICKET_RETENTION
     rotate(stack, ticket_secret, context)
     functions_reread_secrets()
-    ring = keyring(stack, ticket_secret, HMAC)
+    ring = keyring(stack, ticket_secret, ED25519)
     assert ring.get(old_kid) is None
     assert len(ring.keys) == 3  # the key that replaced it, and the two added since
     assert verify(stack, link["token"]) == "ticket_invalid_code"
@@ -339,21 +404,22 @@ def test_every_step_repeated_changes_nothing_further(
         assert step(ticket_secret, token, name, context)["outcome"] == "already current"
     assert stages(stack, ticket_secret) == after_finish
     assert current_raw(stack, ticket_secret) == pending
-    assert len(parse_keyring(pending, HMAC).keys) == 2
+    assert len(parse_keyring(pending, ED25519).keys) == 2
+    assert_published(stack)
 
 
 @pytest.mark.parametrize("crashed_after", ["createSecret", "setSecret", "testSecret"])
 def test_interrupted_rotation_rerun_from_the_start_adds_exactly_one_key(
     stack: Stack, ticket_secret: str, clock: Clock, context: Any, crashed_after: str
 ) -> None:
-    before = keyring(stack, ticket_secret, HMAC)
+    before = keyring(stack, ticket_secret, ED25519)
     token = begin_rotation(stack, ticket_secret)
     for name in STEPS[: STEPS.index(crashed_after) + 1]:
         step(ticket_secret, token, name, context)
-    assert keyring(stack, ticket_secret, HMAC).kids == before.kids  # nothing switched yet
+    assert keyring(stack, ticket_secret, ED25519).kids == before.kids  # nothing switched yet
     for name in STEPS:  # Secrets Manager runs the rotation again with the same token
         step(ticket_secret, token, name, context)
-    after = keyring(stack, ticket_secret, HMAC)
+    after = keyring(stack, ticket_secret, ED25519)
     assert after.kids[: len(before.kids)] == before.kids
     assert len(after.kids) == len(before.kids) + 1
     assert "AWSCURRENT" in stages(stack, ticket_secret)[token]
@@ -362,11 +428,11 @@ def test_interrupted_rotation_rerun_from_the_start_adds_exactly_one_key(
 def test_abandoned_rotation_is_superseded_by_the_next_one(
     stack: Stack, ticket_secret: str, clock: Clock, context: Any
 ) -> None:
-    before = keyring(stack, ticket_secret, HMAC)
+    before = keyring(stack, ticket_secret, ED25519)
     abandoned = begin_rotation(stack, ticket_secret)
     step(ticket_secret, abandoned, "createSecret", context)
     token = rotate(stack, ticket_secret, context)
-    after = keyring(stack, ticket_secret, HMAC)
+    after = keyring(stack, ticket_secret, ED25519)
     assert len(after.kids) == len(before.kids) + 1
     assert "AWSCURRENT" in stages(stack, ticket_secret)[token]
     assert "AWSPENDING" not in stages(stack, ticket_secret).get(abandoned, [])
@@ -378,18 +444,60 @@ def test_abandoned_rotation_is_superseded_by_the_next_one(
 def test_test_step_refuses_a_pending_keyring_that_lost_a_live_key(
     stack: Stack, ticket_secret: str, clock: Clock, context: Any
 ) -> None:
-    live = keyring(stack, ticket_secret, HMAC).current()
+    live = keyring(stack, ticket_secret, ED25519).current()
     token = begin_rotation(stack, ticket_secret)
-    other = Key(kid="hmac-other", created_at=0, activates_at=0, secret=b"o" * 32)
+    other = generate_key(ED25519, now=0)
     stack.secretsmanager.put_secret_value(
         SecretId=ticket_secret,
         ClientRequestToken=token,
-        SecretString=Keyring(kind=HMAC, keys=(other,)).to_json(),
+        SecretString=Keyring(kind=ED25519, keys=(other,)).to_json(),
         VersionStages=["AWSPENDING"],
     )
     with pytest.raises(RotationError, match=live.kid):
         step(ticket_secret, token, "testSecret", context)
-    assert keyring(stack, ticket_secret, HMAC).kids == (live.kid,)
+    assert keyring(stack, ticket_secret, ED25519).kids == (live.kid,)
+
+
+def test_test_step_refuses_a_verification_keyring_that_is_not_the_pending_public_half(
+    stack: Stack, ticket_secret: str, public_secret: str, clock: Clock, context: Any
+) -> None:
+    """Whoever could write the verification keyring could make the accept trust their key: a
+    rotation that finds it changed after setSecret fails, and the signing keyring stays as it was."""
+    before = keyring(stack, ticket_secret, ED25519).kids
+    token = begin_rotation(stack, ticket_secret)
+    step(ticket_secret, token, "createSecret", context)
+    step(ticket_secret, token, "setSecret", context)
+    intruder = Keyring(kind=ED25519, keys=(generate_key(ED25519, now=0),)).public()
+    planted = Keyring(kind=ED25519_PUBLIC, keys=(*published(stack).keys, *intruder.keys))
+    stack.secretsmanager.put_secret_value(SecretId=public_secret, SecretString=planted.to_json())
+    with pytest.raises(RotationError, match="not the pending keyring's public half"):
+        step(ticket_secret, token, "testSecret", context)
+    assert keyring(stack, ticket_secret, ED25519).kids == before
+    # Run again, the rotation publishes the true public half and completes.
+    for name in ("setSecret", "testSecret", "finishSecret"):
+        step(ticket_secret, token, name, context)
+    assert_published(stack)
+
+
+def test_the_retired_hmac_keyring_and_the_verification_keyring_are_not_rotated(
+    stack: Stack, public_secret: str, clock: Clock, context: Any
+) -> None:
+    legacy = stack.secretsmanager.create_secret(Name="retired-hmac", SecretString=new_keyring_json(HMAC))["ARN"]
+    for secret in (legacy, public_secret):
+        token = begin_rotation(stack, secret)
+        with pytest.raises(RotationError, match="not rotated"):
+            step(secret, token, "createSecret", context)
+
+
+def test_setting_the_signing_keyring_needs_somewhere_to_publish(
+    stack: Stack, ticket_secret: str, monkeypatch: pytest.MonkeyPatch, context: Any
+) -> None:
+    monkeypatch.delenv("TICKET_VERIFICATION_KEYRING_SECRET_ID")
+    reset_caches()
+    token = begin_rotation(stack, ticket_secret)
+    step(ticket_secret, token, "createSecret", context)
+    with pytest.raises(RotationError, match="TICKET_VERIFICATION_KEYRING_SECRET_ID"):
+        step(ticket_secret, token, "setSecret", context)
 
 
 def test_steps_refuse_a_secret_that_is_not_being_rotated(

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(
-    ("event", "kind"), [("rotate_ticket_keyring.json", "hmac"), ("rotate_session_keyring.json", "rsa")]
+    ("event", "kind"), [("rotate_ticket_keyring.json", "ed25519"), ("rotate_session_keyring.json", "rsa")]
 )
 def test_make_invoke_runs_the_create_step_of_a_rotation(event: str, kind: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCAL_STACK"))}

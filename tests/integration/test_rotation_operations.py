@@ -32,9 +32,11 @@ def depends_on(name: str) -> set[str]:
 
 
 def test_both_keyrings_rotate_on_creation_and_on_a_schedule_through_the_rotation_function() -> None:
+    """The ticket signing and the session keyrings; not the retired HMAC one (nothing signs with it),
+    nor the verification keyring (the signing keyring's rotation writes it)."""
     schedules = of_type("AWS::SecretsManager::RotationSchedule")
     rotated = {schedule["Properties"]["SecretId"]["Ref"]: schedule["Properties"] for schedule in schedules.values()}
-    assert set(rotated) == {"TicketKeyringSecret", "SessionKeyringSecret"}
+    assert set(rotated) == {"TicketSigningKeyringSecret", "SessionKeyringSecret"}
     for props in rotated.values():
         assert props["RotationLambdaARN"] == {"Fn::GetAtt": ["RotateKeysFunction", "Arn"]}
         assert props["RotateImmediatelyOnUpdate"] is True
@@ -44,8 +46,11 @@ def test_both_keyrings_rotate_on_creation_and_on_a_schedule_through_the_rotation
 
 
 def test_serving_functions_are_created_after_their_keyrings_rotation_started() -> None:
-    assert "TicketKeyringRotationSchedule" in depends_on("MintLinkFunction")
-    assert {"TicketKeyringRotationSchedule", "SessionKeyringRotationSchedule"} <= depends_on("AcceptTokenFunction")
+    assert "TicketSigningKeyringRotationSchedule" in depends_on("MintLinkFunction")
+    # The accept reads the public keys the signing keyring's first rotation publishes.
+    assert {"TicketSigningKeyringRotationSchedule", "SessionKeyringRotationSchedule"} <= depends_on(
+        "AcceptTokenFunction"
+    )
 
 
 def test_rotation_function_is_least_privileged() -> None:
@@ -54,20 +59,23 @@ def test_rotation_function_is_least_privileged() -> None:
     assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
     assert permission["FunctionName"] == {"Fn::GetAtt": ["RotateKeysFunction", "Arn"]}
     (policy,) = RESOURCES["RotateKeysFunction"]["Properties"]["Policies"]
-    statement, keys = policy["Statement"]
+    statement, publish, keys = policy["Statement"]
     # Both keyrings are encrypted with customer-managed keys: read and write them through Secrets Manager.
     assert sorted(keys["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert keys["Resource"] == [
-        {"Fn::GetAtt": ["TicketKeyringKey", "Arn"]},
+        {"Fn::GetAtt": ["TicketSigningKeyringKey", "Arn"]},
         {"Fn::GetAtt": ["SessionKeyringKey", "Arn"]},
     ]
+    # The public keys: written at setSecret, read back at testSecret (the AWS managed key encrypts them).
+    assert sorted(publish["Action"]) == ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"]
+    assert publish["Resource"] == {"Ref": "TicketVerificationKeyringSecret"}
     assert sorted(statement["Action"]) == [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
         "secretsmanager:PutSecretValue",
         "secretsmanager:UpdateSecretVersionStage",
     ]
-    assert statement["Resource"] == [{"Ref": "TicketKeyringSecret"}, {"Ref": "SessionKeyringSecret"}]
+    assert statement["Resource"] == [{"Ref": "TicketSigningKeyringSecret"}, {"Ref": "SessionKeyringSecret"}]
 
 
 def test_rotation_timing_settings_reach_every_function() -> None:
@@ -183,7 +191,7 @@ def test_batches_correlate_on_their_batch_id() -> None:
 def test_rotation_steps_log_their_client_request_token(
     stack: Stack, context: Any, log_records: list[dict[str, Any]]
 ) -> None:
-    secret_id = stack.env["TICKET_KEYRING_SECRET_ID"]
+    secret_id = stack.env["TICKET_SIGNING_KEYRING_SECRET_ID"]
     token = local_rotation.begin_rotation(secret_id)
     event = {"SecretId": secret_id, "ClientRequestToken": token, "Step": "createSecret"}
     before = int(time.time())

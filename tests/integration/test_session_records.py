@@ -138,7 +138,7 @@ def test_a_token_minted_before_uid_claims_still_signs_in_with_one_read_more(
 ) -> None:
     minted = mint(context, user_id="user_legacy", org_id="org_legacy")
     claims = jwt.decode(minted["token"], options={"verify_signature": False})
-    ring = keyring(stack, "TICKET_KEYRING_SECRET_ID")
+    ring = keyring(stack, "TICKET_SIGNING_KEYRING_SECRET_ID")
     legacy = sign_ticket(
         ring.current(), sid=claims["sid"], issued_at=claims["iat"], expires_in_seconds=claims["eis"]
     )  # no uid, no oid: what mint signed before sessions

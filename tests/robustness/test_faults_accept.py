@@ -41,7 +41,7 @@ def assert_unavailable(answer: Answer, *, as_json: bool = True) -> None:
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
-@pytest.mark.parametrize("secret", ["TICKET_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID"])
+@pytest.mark.parametrize("secret", ["TICKET_VERIFICATION_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID"])
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "html"])
 def test_accept_with_secrets_manager_failing_is_503_and_consumes_nothing(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory, secret: str, as_json: bool

@@ -35,7 +35,7 @@ def assert_unavailable(status: int, headers: dict[str, str], body: Any) -> None:
 
 
 @pytest.mark.parametrize("fault", SECRETS_FAULTS.values(), ids=SECRETS_FAULTS.keys())
-@pytest.mark.parametrize("secret", ["API_KEYS_SECRET_ID", "TICKET_KEYRING_SECRET_ID"])
+@pytest.mark.parametrize("secret", ["API_KEYS_SECRET_ID", "TICKET_SIGNING_KEYRING_SECRET_ID"])
 def test_mint_with_secrets_manager_failing_is_503_and_stores_nothing(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, fault: ErrorFactory, secret: str
 ) -> None:
@@ -116,13 +116,37 @@ def test_revoke_with_secrets_manager_failing_is_503_and_changes_nothing(
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("TICKET_KEYRING_SECRET_ID", "not json"),
-        ("TICKET_KEYRING_SECRET_ID", json.dumps({"kind": "hmac", "keys": []})),
-        ("TICKET_KEYRING_SECRET_ID", json.dumps({"kind": "hmac", "keys": [{"kid": "k", "secret": "c2hvcnQ"}]})),
-        ("TICKET_KEYRING_SECRET_ID", json.dumps({"kind": "rsa", "keys": []})),
+        ("TICKET_SIGNING_KEYRING_SECRET_ID", "not json"),
+        ("TICKET_SIGNING_KEYRING_SECRET_ID", json.dumps({"kind": "ed25519", "keys": []})),
+        (
+            "TICKET_SIGNING_KEYRING_SECRET_ID",
+            json.dumps({"kind": "ed25519", "keys": [{"kid": "k", "public_key": "c2hvcnQ"}]}),
+        ),
+        ("TICKET_SIGNING_KEYRING_SECRET_ID", json.dumps({"kind": "rsa", "keys": []})),
+        # The verification keyring (public keys) where the signing keyring should be: nothing signs.
+        (
+            "TICKET_SIGNING_KEYRING_SECRET_ID",
+            json.dumps({"kind": "ed25519-public", "keys": [{"kid": "k", "public_key": "A" * 43}]}),
+        ),
+        # The retired HS256 keyring: refused, the mint signs EdDSA only.
+        ("TICKET_SIGNING_KEYRING_SECRET_ID", json.dumps({"kind": "hmac", "keys": [], "bootstrap": "x" * 64})),
+        # A signing keyring whose key that should sign lost its private half.
+        (
+            "TICKET_SIGNING_KEYRING_SECRET_ID",
+            json.dumps({"kind": "ed25519", "keys": [{"kid": "k", "public_key": "A" * 43}]}),
+        ),
         ("API_KEYS_SECRET_ID", json.dumps({"secret_key": "short"})),
     ],
-    ids=["keyring-not-json", "keyring-empty", "keyring-short-key", "keyring-wrong-kind", "api-keys-unusable"],
+    ids=[
+        "keyring-not-json",
+        "keyring-empty",
+        "keyring-short-key",
+        "keyring-wrong-kind",
+        "keyring-public-only",
+        "keyring-retired-hmac",
+        "keyring-no-private-key",
+        "api-keys-unusable",
+    ],
 )
 def test_a_malformed_secret_is_503_and_stores_nothing(stack: Stack, context: Any, variable: str, value: str) -> None:
     stack.secretsmanager.put_secret_value(SecretId=stack.env[variable], SecretString=value)

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.keyring import HMAC, Keyring, generate_key
+from signin_links.keyring import ED25519, Keyring, generate_key
 from signin_links.link_email import (
     REJECTING_CODES,
     THROTTLING_CODES,
@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = EmailTemplates.load(ROOT / "functions" / "send_link_email" / "templates")
 BASE = "https://links.example.com"
 NOW = 1_750_000_000
-KEY = generate_key(HMAC, now=NOW - 10)
-KEYRING = Keyring(kind=HMAC, keys=(KEY,))
+KEY = generate_key(ED25519, now=NOW - 10)
+KEYRING = Keyring(kind=ED25519, keys=(KEY,)).public()  # the email function holds public keys only
 SETTINGS = Settings(table_name="t", accept_base_url=BASE, email_sender="links@example.com", email_sender_name="Ex")
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -28,6 +28,11 @@ def test_find_leaks_recognises_each_kind_and_redacts_it() -> None:
         json.dumps({"kind": "hmac", "keys": [{"kid": "k1", "secret": "A" * 20 + "hmacmaterial" + "B" * 11}]})
     )
     assert kinds("key=" + "A" * 20 + "hmacmaterial" + "B" * 11 + "!") == ["secret key"]
+    ed25519 = "C" * 20 + "ed25519seed" + "D" * 12  # an Ed25519 private key: 43 base64url characters
+    remember_secret(
+        json.dumps({"kind": "ed25519", "keys": [{"kid": "k2", "public_key": "E" * 43, "private_key": ed25519}]})
+    )
+    assert kinds(f"seed {ed25519}") == ["secret key"]
     leak = find_leaks([f"token={JWT}"], "test")[0]
     assert JWT not in str(leak)
     assert "redacted" in str(leak)

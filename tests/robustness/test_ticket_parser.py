@@ -1,8 +1,10 @@
-"""Property tests of the sign-in token parser (``tickets.verify_ticket``).
+"""Property tests of the sign-in token parser (``ticket_verification.verify_ticket``, and the
+``TicketVerifier`` the accept uses, with an upgrade's HS256 window open).
 
-Whatever string arrives, the parser either returns the ticket it signed or raises
+Whatever string arrives, the parser either returns the ticket the mint signed or raises
 ``SignInLinksError`` with ``ticket_invalid_code`` / ``ticket_expired_code``: nothing else escapes,
-and no forged, tampered, truncated, unsigned, re-signed or algorithm-swapped token is accepted.
+and no forged, tampered, truncated, unsigned, re-signed or algorithm-swapped token is accepted. The
+parser holds public keys only (the verification keyring), as the accept does.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.keyring import HMAC, RSA, Key, Keyring, generate_key
-from signin_links.tickets import Ticket, sign_ticket, verify_ticket
-from tests.jwts import b64, hs256, unb64
+from signin_links.keyring import ED25519, HMAC, RSA, Key, Keyring, generate_key
+from signin_links.ticket_verification import TicketVerifier, verify_ticket
+from signin_links.tickets import Ticket, sign_ticket
+from tests.jwts import b64, eddsa, hs256, unb64
 from tests.strategies import redirect_urls
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,9 +34,11 @@ NOW = int(time.time())
 LEEWAY = 30
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
-KEY = generate_key(HMAC, now=NOW - 86400)
-OLD_KEY = generate_key(HMAC, now=NOW - 10 * 86400)
-KEYRING = Keyring(kind=HMAC, keys=(OLD_KEY, KEY))
+KEY = generate_key(ED25519, now=NOW - 86400)
+OLD_KEY = generate_key(ED25519, now=NOW - 10 * 86400)
+KEYRING = Keyring(kind=ED25519, keys=(OLD_KEY, KEY)).public()  # what the accept holds: no private key
+LEGACY = Keyring(kind=HMAC, keys=(generate_key(HMAC, now=NOW - 20 * 86400),))  # the retired HS256 keyring
+WINDOWED = TicketVerifier(lambda: KEYRING, lambda: LEGACY, legacy_until=NOW + 31 * 86400)
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -134,12 +139,17 @@ def test_within_the_leeway_is_still_valid() -> None:
 @example("a" * 5000)
 def test_arbitrary_strings_are_rejected_cleanly(token: str) -> None:
     assert_invalid(token)
+    with pytest.raises(SignInLinksError) as caught:  # and with an upgrade's HS256 window open
+        WINDOWED.verify(token, now=time.time(), leeway=LEEWAY)
+    assert caught.value.code is ErrorCode.TICKET_INVALID
 
 
 @PROPERTY
 @given(st.none() | st.integers() | st.binary() | st.lists(st.text()) | st.dictionaries(st.text(), st.text()))
 def test_non_strings_are_rejected_cleanly(token: Any) -> None:
     assert_invalid(token)
+    with pytest.raises(SignInLinksError):
+        WINDOWED.verify(token, now=time.time(), leeway=LEEWAY)
 
 
 json_values = st.recursive(
@@ -157,17 +167,24 @@ json_values = st.recursive(
     ),
 )
 def test_correctly_signed_garbage_never_escapes(header: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Even signed with the real key, odd headers and claims give a clean error or a well-formed ticket."""
-    token = hs256({**header, "alg": "HS256", "kid": KEY.kid}, payload, KEY.secret)
+    """Even signed with the real key (or, in the window, the retired HS256 one), odd headers and
+    claims give a clean error or a well-formed ticket."""
     checked_at = time.time()
-    try:
-        ticket = verify(token, at=checked_at)
-    except SignInLinksError as error:
-        assert error.code in (ErrorCode.TICKET_INVALID, ErrorCode.TICKET_EXPIRED)
-    else:
-        assert ticket.sid.startswith("sit_")
-        assert payload.get("st") == "sign_in_token"
-        assert ticket.expires_at + LEEWAY >= checked_at
+    for token, check in (
+        (eddsa({**header, "alg": "EdDSA", "kid": KEY.kid}, payload, KEY), verify),
+        (
+            hs256({**header, "alg": "HS256", "kid": LEGACY.keys[0].kid}, payload, LEGACY.keys[0].secret),
+            lambda token, at: WINDOWED.verify(token, now=at, leeway=LEEWAY),
+        ),
+    ):
+        try:
+            ticket = check(token, at=checked_at)
+        except SignInLinksError as error:
+            assert error.code in (ErrorCode.TICKET_INVALID, ErrorCode.TICKET_EXPIRED)
+        else:
+            assert ticket.sid.startswith("sit_")
+            assert payload.get("st") == "sign_in_token"
+            assert ticket.expires_at + LEEWAY >= checked_at
 
 
 # -- tampering ----------------------------------------------------------------------------------
@@ -238,10 +255,12 @@ def test_truncated_tokens_fail(sid: str, cut: int) -> None:
 
 
 @PROPERTY
-@given(sid=sids, secret=st.binary(min_size=32, max_size=64))
-def test_re_signed_with_another_key_under_a_known_kid_fails(sid: str, secret: bytes) -> None:
-    assume(secret != KEY.secret)
-    forged = jwt.encode(claims_for(sid, 3600), secret, algorithm="HS256", headers={"kid": KEY.kid})
+@given(sid=sids, seed=st.binary(min_size=32, max_size=32))
+def test_re_signed_with_another_key_under_a_known_kid_fails(sid: str, seed: bytes) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    assume(seed != KEY.seed)
+    forged = eddsa({"alg": "EdDSA", "kid": KEY.kid}, claims_for(sid, 3600), Ed25519PrivateKey.from_private_bytes(seed))
     assert_invalid(forged)
 
 
@@ -249,17 +268,17 @@ def test_re_signed_with_another_key_under_a_known_kid_fails(sid: str, secret: by
 @given(sid=sids, kid=st.none() | st.integers() | st.text(max_size=40) | st.lists(st.text(max_size=5), max_size=2))
 def test_unknown_missing_or_odd_kid_fails(sid: str, kid: Any) -> None:
     assume(kid not in KEYRING.kids)
-    header = {"alg": "HS256", "typ": "JWT"}
+    header = {"alg": "EdDSA", "typ": "JWT"}
     if kid is not None:
         header["kid"] = kid
     # Signed with a real key of the ring, but the header does not name it.
-    assert_invalid(hs256(header, claims_for(sid, 3600), KEY.secret))
+    assert_invalid(eddsa(header, claims_for(sid, 3600), KEY))
 
 
 @PROPERTY
 @given(
     sid=sids,
-    alg=st.sampled_from(["none", "None", "NONE", "nOnE", "", "hs256", "HS256 "]),
+    alg=st.sampled_from(["none", "None", "NONE", "nOnE", "", "eddsa", "EdDSA ", "EDDSA", "Ed25519", "hs256"]),
     signature=st.sampled_from(["", "AAAA", "e30"]),
 )
 def test_alg_none_and_spelling_tricks_fail(sid: str, alg: str, signature: str) -> None:
@@ -274,12 +293,17 @@ def test_pyjwt_alg_none_token_fails() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-@pytest.mark.parametrize("alg", ["HS384", "HS512"])
-def test_other_hmac_algorithms_with_the_real_key_fail(alg: str) -> None:
-    forged = jwt.encode(
-        claims_for("sit_0123456789abcdefABCDEF", 3600), KEY.secret, algorithm=alg, headers={"kid": KEY.kid}
-    )
-    assert_invalid(forged)
+@pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
+def test_hmac_keyed_with_the_key_bytes_fails(alg: str) -> None:
+    """HMAC keyed with the raw public key (what the verification keyring holds: public, so anyone
+    could) or with the private key's bytes, under the real kid."""
+    for material in (KEY.public, KEY.seed):
+        forged = jwt.encode(
+            claims_for("sit_0123456789abcdefABCDEF", 3600), material, algorithm=alg, headers={"kid": KEY.kid}
+        )
+        assert_invalid(forged)
+        with pytest.raises(SignInLinksError):  # the window honours HS256 of the retired keyring only
+            WINDOWED.verify(forged, now=time.time(), leeway=LEEWAY)
 
 
 @pytest.mark.parametrize(
@@ -293,8 +317,8 @@ def test_asymmetric_algorithms_fail(alg: str, key: Any) -> None:
 
 
 def test_hs256_keyed_with_a_public_key_fails() -> None:
-    """The classic confusion: HMAC keyed with a public key (PEM, as served in a JWKS), under the
-    kid of a ticket key and under the kid of the RSA key."""
+    """The classic confusion: HMAC keyed with a public key (PEM, as served in a JWKS, or the
+    Ed25519 key as PEM), under the kid of a ticket key and under the kid of the RSA key."""
     rsa_ring = Keyring(kind=RSA, keys=(generate_key(RSA, now=NOW),))
     public_pem = (
         rsa_ring.keys[0]
@@ -302,7 +326,13 @@ def test_hs256_keyed_with_a_public_key_fails() -> None:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     claims = claims_for("sit_0123456789abcdefABCDEF", 3600)
-    for kid, pem in ((KEY.kid, public_pem), (rsa_ring.keys[0].kid, public_pem), (KEY.kid, RSA_PUBLIC_PEM)):
+    ed_pem = KEY.verifier.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for kid, pem in (
+        (KEY.kid, public_pem),
+        (rsa_ring.keys[0].kid, public_pem),
+        (KEY.kid, RSA_PUBLIC_PEM),
+        (KEY.kid, ed_pem),
+    ):
         forged = hs256({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, pem)
         assert_invalid(forged)
         # and verifying against the RSA keyring itself (the wrong ring) never accepts either
@@ -313,10 +343,12 @@ def test_hs256_keyed_with_a_public_key_fails() -> None:
 @given(sid=sids, lifetime=lifetimes)
 def test_a_token_of_another_keyring_fails(sid: str, lifetime: int) -> None:
     """A key that was dropped from the ring (retired, or another stack's) no longer verifies."""
-    stranger = generate_key(HMAC, now=NOW)
-    stranger = Key(kid=KEY.kid, created_at=stranger.created_at, activates_at=0, secret=stranger.secret)
+    stranger = generate_key(ED25519, now=NOW)
+    stranger = Key(
+        kid=KEY.kid, created_at=stranger.created_at, activates_at=0, seed=stranger.seed, public=stranger.public
+    )
     assert_invalid(genuine(sid, lifetime, key=stranger))
-    assert_invalid(genuine(sid, lifetime, key=OLD_KEY), keyring=Keyring(kind=HMAC, keys=(KEY,)))
+    assert_invalid(genuine(sid, lifetime, key=OLD_KEY), keyring=Keyring(kind=ED25519, keys=(KEY,)).public())
 
 
 @PROPERTY
@@ -324,6 +356,6 @@ def test_a_token_of_another_keyring_fails(sid: str, lifetime: int) -> None:
 def test_a_jwt_of_another_type_signed_with_the_real_key_fails(sid: str, lifetime: int, typ: str) -> None:
     assume(typ != "sign_in_token")
     claims = {**claims_for(sid, lifetime), "st": typ}
-    assert_invalid(jwt.encode(claims, KEY.secret, algorithm="HS256", headers={"kid": KEY.kid}))
+    assert_invalid(eddsa({"alg": "EdDSA", "kid": KEY.kid}, claims, KEY))
     session_like = {"sub": "user_1", "sid": "sess_0123456789abcdefABCDEF", "iat": NOW, "exp": NOW + lifetime}
-    assert_invalid(jwt.encode(session_like, KEY.secret, algorithm="HS256", headers={"kid": KEY.kid}))
+    assert_invalid(eddsa({"alg": "EdDSA", "kid": KEY.kid}, session_like, KEY))

@@ -1,5 +1,7 @@
-"""Token confusion: a session JWT is never accepted as a sign-in token, and a sign-in token (or
-anything else that is not this browser's real session) never passes the same-browser retry check."""
+"""Token confusion: a session JWT (RS256) is never accepted as a sign-in token (EdDSA), a sign-in
+token is never a session, and a sign-in token (or anything else that is not this browser's real
+session) never passes the same-browser retry check. The accept holds the tickets' public keys: they
+are no secret, so nothing keyed with them (HMAC over the public key, raw or PEM) may pass."""
 
 from __future__ import annotations
 
@@ -15,17 +17,18 @@ from hypothesis import strategies as st
 
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.ids import new_id
-from signin_links.keyring import HMAC, RSA, Keyring, generate_key
+from signin_links.keyring import ED25519, RSA, Keyring, generate_key
 from signin_links.sessions import issue_session, verify_session
-from signin_links.tickets import sign_ticket, verify_ticket
+from signin_links.ticket_verification import verify_ticket
+from signin_links.tickets import sign_ticket
 from tests.conftest import Stack
 from tests.handlers import accept, item_count, keyring, mint, status_of
-from tests.jwts import b64, hs256
+from tests.jwts import b64, eddsa, hs256
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 NOW = int(time.time())
-TICKETS = Keyring(kind=HMAC, keys=(generate_key(HMAC, now=NOW),))
+TICKETS = Keyring(kind=ED25519, keys=(generate_key(ED25519, now=NOW),))
 SESSIONS = Keyring(kind=RSA, keys=(generate_key(RSA, now=NOW),))
 
 
@@ -48,16 +51,31 @@ def public_pem(ring: Keyring) -> bytes:
 
 
 def test_a_session_jwt_is_not_a_sign_in_token() -> None:
-    for ring in (TICKETS, SESSIONS):
+    session = session_for()
+    for ring in (TICKETS.public(), TICKETS, SESSIONS):
         with pytest.raises(SignInLinksError) as caught:
-            verify_ticket(session_for(), ring, now=time.time(), leeway=30)
+            verify_ticket(session, ring, now=time.time(), leeway=30)
         assert caught.value.code is ErrorCode.TICKET_INVALID
+    # Not even under a ticket key's kid, nor with the ticket's own claims in it.
+    claims = jwt.decode(session, options={"verify_signature": False})
+    ticket_claims = {**claims, "sid": new_id("sit"), "st": "sign_in_token", "eis": 600}
+    key = SESSIONS.current()
+    for payload in (claims, ticket_claims):
+        forged = jwt.encode(payload, key.private_key, algorithm="RS256", headers={"kid": TICKETS.current().kid})
+        with pytest.raises(SignInLinksError):
+            verify_ticket(forged, TICKETS.public(), now=time.time(), leeway=30)
 
 
 def test_a_sign_in_token_is_not_a_session() -> None:
     ticket = sign_ticket(TICKETS.current(), sid=new_id("sit"), issued_at=int(time.time()), expires_in_seconds=600)
     assert verify_session(ticket, SESSIONS, now=time.time()) is None
     assert verify_session(ticket, TICKETS, now=time.time()) is None
+    # Session claims signed with a ticket key (EdDSA), under its kid or the session key's: no session.
+    claims = jwt.decode(session_for(), options={"verify_signature": False})
+    for kid in (TICKETS.current().kid, SESSIONS.current().kid):
+        forged = eddsa({"alg": "EdDSA", "kid": kid, "typ": "JWT"}, claims, TICKETS.current())
+        assert verify_session(forged, SESSIONS, now=time.time()) is None
+        assert verify_session(forged, TICKETS, now=time.time()) is None
 
 
 def test_session_claims_under_hs256_keyed_with_the_public_key_are_not_a_session() -> None:
@@ -110,16 +128,40 @@ def test_a_session_jwt_posted_as_the_token_is_invalid_and_changes_nothing(
 
 
 def test_hs256_keyed_with_the_published_public_key_is_invalid(stack: Stack, context: Any) -> None:
-    """The JWKS is public: signing a ticket with HMAC over the public key must not work."""
+    """The JWKS and the tickets' verification keys are public: signing a ticket with HMAC over a
+    public key (the session JWKS's as PEM, a ticket key's raw bytes or PEM) must not work."""
     minted = mint(context)
     ring = keyring(stack, "SESSION_KEYRING_SECRET_ID")
     claims = jwt.decode(minted["token"], options={"verify_signature": False})
     ticket_kid = jwt.get_unverified_header(minted["token"])["kid"]
-    for kid in (ticket_kid, ring.current().kid):
-        forged = hs256({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, public_pem(ring))
+    ticket_key = keyring(stack, "TICKET_VERIFICATION_KEYRING_SECRET_ID").get(ticket_kid)
+    assert ticket_key is not None and not ticket_key.seed  # what the accept holds: public keys only
+    ticket_pem = ticket_key.verifier.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for kid, material in (
+        (ticket_kid, public_pem(ring)),
+        (ring.current().kid, public_pem(ring)),
+        (ticket_kid, ticket_key.public),
+        (ticket_kid, ticket_pem),
+    ):
+        forged = hs256({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, material)
         answer = accept(context, forged)
         assert answer.status == 400, answer.body
         assert answer.code == "ticket_invalid_code"
+    assert status_of(stack, minted["id"]) == "pending"
+
+
+def test_an_eddsa_ticket_of_another_key_under_our_kid_is_invalid(stack: Stack, context: Any) -> None:
+    """Another stack's (or an attacker's) Ed25519 key, presenting the kid of ours."""
+    minted = mint(context)
+    claims = jwt.decode(minted["token"], options={"verify_signature": False})
+    ticket_kid = jwt.get_unverified_header(minted["token"])["kid"]
+    stranger = generate_key(ED25519, now=NOW)
+    forged = eddsa({"alg": "EdDSA", "kid": ticket_kid, "typ": "JWT"}, {**claims, "uid": "user_attacker"}, stranger)
+    answer = accept(context, forged)
+    assert answer.status == 400, answer.body
+    assert answer.code == "ticket_invalid_code"
     assert status_of(stack, minted["id"]) == "pending"
 
 
