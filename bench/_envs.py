@@ -190,7 +190,7 @@ def lambda_package(directory: str, python: Interpreter, *, compiled: bool) -> Fu
 
 # What each floor (bench/floors/<kind>/app.py) ships, at the versions the functions pin.
 FLOOR_DISTRIBUTIONS = {
-    "mint": ("PyJWT",),
+    "mint": ("cryptography", "cffi", "pycparser"),
     "accept": ("PyJWT", "cryptography", "cffi", "pycparser"),
 }
 FLOOR_PINS_FROM = {"mint": "mint_link", "accept": "accept_token"}

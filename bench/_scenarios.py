@@ -97,32 +97,34 @@ def _event(name: str) -> dict[str, Any]:
     return data
 
 
-def _keyrings() -> tuple[str, str]:
-    from signin_links.keyring import new_keyring_json
+def _keyrings() -> tuple[str, str, str]:
+    """The ticket signing keyring, its verification keyring (public keys) and the session keyring."""
+    from signin_links.keyring import new_keyring_json, new_ticket_keyrings_json
 
-    return new_keyring_json("hmac"), new_keyring_json("rsa")
+    signing, public = new_ticket_keyrings_json()
+    return signing, public, new_keyring_json("rsa")
 
 
 def mint_scenario() -> Scenario:
     from signin_links.keyring import parse_keyring
 
-    ticket_ring, _ = _keyrings()
+    ticket_ring, _, _ = _keyrings()
     env = template_env(FUNCTIONS["mint_link"])
     event = _event("create_sign_in_token.json")
     event["headers"]["authorization"] = f"Bearer {API_KEY}"
     event["body"] = json.dumps({"user_id": "user_bench", "redirect_url": REDIRECT})
-    key = parse_keyring(ticket_ring, "hmac").keys[0]
+    key = parse_keyring(ticket_ring, "ed25519").keys[0]
     now = int(time.time())
     return Scenario(
         function="mint_link",
         event=event,
         secrets={
             env["API_KEYS_SECRET_ID"]: json.dumps({"secret_key": API_KEY}),
-            env["TICKET_KEYRING_SECRET_ID"]: ticket_ring,
+            env["TICKET_SIGNING_KEYRING_SECRET_ID"]: ticket_ring,
         },
         floor={
             "kind": "mint",
-            "ticket_secret": key.secret.decode("latin-1"),
+            "ticket_seed": key.seed.hex(),
             "claims": {
                 "eis": 2592000,
                 "exp": now + 2592000,
@@ -143,9 +145,9 @@ def accept_scenario() -> Scenario:
     from signin_links.store import to_item
     from signin_links.tickets import sign_ticket
 
-    ticket_ring, session_ring = _keyrings()
+    ticket_ring, public_ring, session_ring = _keyrings()
     env = template_env(FUNCTIONS["accept_token"])
-    ticket_key = parse_keyring(ticket_ring, "hmac").keys[0]
+    ticket_key = parse_keyring(ticket_ring, "ed25519").keys[0]
     session_key = parse_keyring(session_ring, "rsa").keys[0]
     now = int(time.time())
     sid = "sit_" + "B" * 22
@@ -159,7 +161,7 @@ def accept_scenario() -> Scenario:
     event = _event("accept_token_post.json")
     event["body"] = f"token={token}"
     secrets = {
-        env["TICKET_KEYRING_SECRET_ID"]: ticket_ring,
+        env["TICKET_VERIFICATION_KEYRING_SECRET_ID"]: public_ring,  # the accept reads public keys only
         env["SESSION_KEYRING_SECRET_ID"]: session_ring,
     }
     if env.get("API_KEYS_SECRET_ID"):
@@ -171,7 +173,7 @@ def accept_scenario() -> Scenario:
         items={sid: to_item(record, now + 2592000 + 7 * 86400)},
         floor={
             "kind": "accept",
-            "ticket_secret": ticket_key.secret.decode("latin-1"),
+            "ticket_seed": ticket_key.seed.hex(),
             "claims": {
                 "eis": 2592000,
                 "exp": now + 2592000,

@@ -4,7 +4,7 @@ In a child process: moto's server on loopback with the template's resources (``l
 ``make local`` builds them), the mint_link handler invoked on one ``MintSignInLinks`` EventBridge
 event of 10,000 users. The baseline, measured in the same run on the same server: a bare loop of
 BatchWriteItem calls (25 items each, one after another, no reads, no signing, no events) writing
-items of the same shape. The batch also signs 10,000 HS256 tokens, writes a header and 100 markers,
+items of the same shape. The batch also signs 10,000 Ed25519 tokens, writes a header and 100 markers,
 and publishes 10,000 ``SignInLinkMinted`` events, so the ratio is the price of all that over the
 bare writes. Every botocore call is counted (a ``before-call`` hook on every client), so the run
 also gives DynamoDB and EventBridge calls per token, and checks its own result: 10,000 pending

@@ -64,16 +64,17 @@ def _measure(stack: Any, count: int, events: Any, ses: Any) -> dict[str, Any]:
 
     from local.emulator import REGION, SES_QUOTA, aws_client
     from signin_links import ids
-    from signin_links.keyring import HMAC, parse_keyring
+    from signin_links.keyring import ED25519, parse_keyring
     from signin_links.link_email import EmailTemplates, parse_minted
     from signin_links.tickets import sign_ticket
 
     outbox = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
     environment = stack.environments["SendLinkEmailFunction"]
+    # The links are signed as the mint signs them (the email function itself holds public keys only).
     raw = aws_client("secretsmanager", stack.endpoint).get_secret_value(
-        SecretId=environment["TICKET_KEYRING_SECRET_ID"], VersionStage="AWSCURRENT"
+        SecretId=stack.environments["MintLinkFunction"]["TICKET_SIGNING_KEYRING_SECRET_ID"], VersionStage="AWSCURRENT"
     )["SecretString"]
-    key = parse_keyring(raw, HMAC).current(time.time())
+    key = parse_keyring(raw, ED25519).current(time.time())
     now = int(time.time())
 
     def entry(n: int) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""The floor of an accept: the mint floor's imports plus ``cryptography``, 2 clients, 2 keyring
-reads and the PEM parsed (at init), then per request the form read, one HS256 verification, a
-refresh secret and its hash, one TransactWriteItems (the token's conditional update and the
-session's put) and one RS256 signature. Nothing else (see ``bench/floors``)."""
+"""The floor of an accept: boto3, PyJWT and ``cryptography``, 2 clients, 2 keyring reads, the
+ticket's public key and the session key's PEM parsed (at init), then per request the form read, one
+EdDSA verification (public key only), a refresh secret and its hash, one TransactWriteItems (the
+token's conditional update and the session's put) and one RS256 signature. Nothing else (see
+``bench/floors``)."""
 
 import base64
 import hashlib
@@ -13,16 +14,17 @@ from urllib.parse import parse_qs
 
 import boto3
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 _session = boto3.session.Session()
 _secrets = _session.client("secretsmanager")
 _dynamodb = _session.client("dynamodb")
 _TABLE = os.environ["TABLE_NAME"]
-_TICKET = json.loads(_secrets.get_secret_value(SecretId=os.environ["TICKET_KEYRING_SECRET_ID"])["SecretString"])[
-    "keys"
-][0]
-_TICKET_SECRET = base64.urlsafe_b64decode(_TICKET["secret"] + "=" * (-len(_TICKET["secret"]) % 4))
+_TICKET = json.loads(
+    _secrets.get_secret_value(SecretId=os.environ["TICKET_VERIFICATION_KEYRING_SECRET_ID"])["SecretString"]
+)["keys"][0]
+_TICKET_KEY = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(_TICKET["public_key"] + "="))
 _SESSION = json.loads(_secrets.get_secret_value(SecretId=os.environ["SESSION_KEYRING_SECRET_ID"])["SecretString"])[
     "keys"
 ][0]
@@ -34,7 +36,7 @@ _TOKEN_LIFETIME = 60  # its token
 
 def lambda_handler(event, context):
     token = parse_qs(event["body"])["token"][0]
-    claims = jwt.decode(token, _TICKET_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(token, _TICKET_KEY, algorithms=["EdDSA"])
     now = int(time.time())
     session_id = "sess_" + secrets.token_hex(11)
     refresh = secrets.token_urlsafe(32)
