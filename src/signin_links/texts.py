@@ -43,6 +43,11 @@ SWITCH_WARNING = N_(
 # Translators: the button; {link_user} is the account id the link signs in.
 SIGN_IN_AS = N_("Sign in as {link_user}")
 
+# --- AcceptConfirmation: a link that waits for a click ---------------------------------------------
+# Translators: {link_user} is the account id the link signs in, shown in bold.
+CONFIRM_SIGN_IN_WHO = N_("This link signs you in as {link_user}.")
+CONFIRM_SIGN_IN_WARNING = N_("Continue only if you asked for this link.")
+
 # --- Sign-out ---------------------------------------------------------------------------------------
 SIGN_OUT = N_("Sign out")
 SIGN_OUT_QUESTION = N_("Sign out of this browser?")
