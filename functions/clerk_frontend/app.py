@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.config import get_settings
 from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
+from signin_links.fetch_metadata import allowed_origin, check_cookie_post, cors_headers, preflight_headers
 from signin_links.frontend import FrontendApi
 from signin_links.frontend_wire import (
     SIGN_IN_FIELDS,
@@ -104,11 +104,9 @@ def method() -> str:
 @app.get("/v1/environment")
 def environment() -> Response[str]:
     """The instance's settings: production, ticket sign-in only, single session. No AWS call."""
-    cors = cors_headers(None)
-    origin = app.current_event.headers.get("origin")
-    if origin and origin in frontend().settings.allowed_redirect_origins:
-        cors = cors_headers(origin)
-    return answer(environment_json(frontend().settings.brand.app_name or "signin-links"), cors)
+    settings = frontend().settings
+    origin = allowed_origin(app.current_event.headers, settings.allowed_redirect_origins)  # no cookie: no CSRF check
+    return answer(environment_json(settings.brand.app_name or "signin-links"), cors_headers(origin))
 
 
 @app.get("/v1/client")

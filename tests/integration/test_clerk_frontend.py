@@ -82,6 +82,13 @@ def test_environment_is_a_production_instance_with_ticket_sign_in_only(stack: St
     assert body["display_config"]["instance_environment_type"] == "production"
     assert body["auth_config"]["single_session_mode"] is True
     assert body["organization_settings"]["enabled"] is False
+    event = load_event("frontend_environment.json")
+    del event["headers"]["origin"]
+    assert "Access-Control-Allow-Origin" not in frontend(event, context).headers  # no Origin: no CORS answer
+    event["headers"]["origin"] = "https://app.example.com"
+    assert frontend(event, context).headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    event["headers"]["origin"] = "https://evil.example"
+    assert "Access-Control-Allow-Origin" not in frontend(event, context).headers
 
 
 def test_a_ticket_signs_in_once_and_the_client_holds_the_session(stack: Stack, context: Any) -> None:
