@@ -183,3 +183,54 @@ def audit_event(record: Mapping[str, Any], changes: Sequence[Change] = CHANGES) 
     except (MalformedRecord, ValueError, OverflowError, OSError):
         raise MalformedRecord("no usable 'updated_at'") from None
     return AuditEvent(detail_type=change.detail_type, detail=change.detail(new), time=time)
+
+
+def rebuilt_events(item: Image, since_ms: int, until_ms: int, changes: Sequence[Change] = CHANGES) -> list[AuditEvent]:
+    """The events of the audited changes ``item`` went through in ``[since_ms, until_ms)``, as the pipe
+    would have published them, rebuilt from the item as it stands (a DynamoDB-typed image, as a Scan
+    returns it): for when the stream lost them (an outage longer than its 24 hours; the runbook in
+    docs/operations.md, ``python -m ops.audit_rebuild``).
+
+    An item keeps its current status, ``created_at`` and ``updated_at``, so: a change that creates
+    an item (``old_status`` None) is rebuilt at ``created_at`` with the status it was created in,
+    and the change into the current status at ``updated_at``. Every audited item changes status at
+    most twice (created, then one change out of ``pending`` or ``active``), so nothing in between is
+    lost. :class:`MalformedRecord` if an audited change lacks what its event needs."""
+    key, status = _string(item, "pk"), _string(item, "status")
+    if key is None or status is None:
+        return []
+    updated = _number_or_none(item, "updated_at")
+    created = _number_or_none(item, "created_at")
+    events = []
+    for change in changes:
+        if not key.startswith(change.id_prefix):
+            continue
+        if change.old_status is None:
+            born = created if created is not None else updated
+            if born is None or not since_ms <= born < until_ms:
+                continue
+            as_created = status if status in change.new_status else min(change.new_status)
+            image = {**item, "status": {"S": as_created}, "updated_at": {"N": str(born)}}
+            record: dict[str, Any] = {
+                "eventName": "INSERT",
+                "dynamodb": {"Keys": {"pk": {"S": key}}, "NewImage": image},
+            }
+        elif status in change.new_status and updated is not None and since_ms <= updated < until_ms:
+            old = {"status": {"S": min(change.old_status)}}
+            record = {
+                "eventName": "MODIFY",
+                "dynamodb": {"Keys": {"pk": {"S": key}}, "OldImage": old, "NewImage": item},
+            }
+        else:
+            continue
+        event = audit_event(record, (change,))
+        if event is not None:
+            events.append(event)
+    return sorted(events, key=lambda event: event.time)
+
+
+def _number_or_none(image: Image, name: str) -> int | None:
+    try:
+        return number(image, name)
+    except MalformedRecord:
+        return None

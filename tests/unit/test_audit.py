@@ -347,3 +347,72 @@ def test_a_renewal_request_is_the_event_the_mint_or_the_application_acts_on() ->
     assert kept_by_the_pipe(record("INSERT", "renew#sit_abc", None, requested))
     assert not kept_by_the_pipe(record("MODIFY", "renew#sit_abc", requested, requested))
     assert not kept_by_the_pipe(record("REMOVE", "renew#sit_abc", requested, None))
+
+
+# --- Rebuilding the events of a lost stretch of the stream from the table (docs/operations.md) ---
+
+
+@st.composite
+def lifecycles(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """An audited item's stream records, as the store writes them, and the item they leave: created
+    (a token pending, a session active, a renewal requested), then perhaps one status change."""
+    kind = draw(st.sampled_from(["token", "session", "renewal"]))
+    created = draw(st.integers(min_value=1_700_000_000_000, max_value=1_900_000_000_000))
+    changed = created + draw(st.integers(min_value=0, max_value=10**9))
+    base: dict[str, Any] = {"user_id": {"S": "user_1"}, "created_at": {"N": str(created)}}
+    if kind == "token":
+        pk, first, later = "sit_" + draw(st.text(min_size=1, max_size=6)), "pending", ["accepted", "revoked"]
+        base["session_id"] = {"S": "sess_9"}
+    elif kind == "session":
+        pk, first, later = "sess_" + draw(st.text(min_size=1, max_size=6)), "active", ["ended", "revoked", "expired"]
+        base.update({"client_id": {"S": "client_1"}, "sign_in_token_id": {"S": "sit_1"}})
+    else:
+        pk, first, later = "renew#sit_" + draw(st.text(min_size=1, max_size=6)), "requested", []
+        base.update({"sign_in_token_id": {"S": pk.removeprefix("renew#")}, "delivery": {"S": "email"}})
+    item = {**base, "pk": {"S": pk}, "status": {"S": first}, "updated_at": {"N": str(created)}}
+    records = [{"eventName": "INSERT", "dynamodb": {"Keys": {"pk": {"S": pk}}, "NewImage": item}}]
+    if later and draw(st.booleans()):
+        after = {**item, "status": {"S": draw(st.sampled_from(later))}, "updated_at": {"N": str(changed)}}
+        records.append(
+            {"eventName": "MODIFY", "dynamodb": {"Keys": {"pk": {"S": pk}}, "OldImage": item, "NewImage": after}}
+        )
+        item = after
+    return records, item
+
+
+@settings(max_examples=300, deadline=None)
+@given(lifecycle=lifecycles(), since=st.integers(1_690_000_000_000, 1_910_000_000_000), span=st.integers(0, 10**10))
+def test_the_events_rebuilt_from_an_item_are_those_the_pipe_published_in_the_window(
+    lifecycle: tuple[list[dict[str, Any]], dict[str, Any]], since: int, span: int
+) -> None:
+    from signin_links.audit import rebuilt_events
+
+    records, item = lifecycle
+    published = []
+    for stream_record in records:
+        committed = int(stream_record["dynamodb"]["NewImage"]["updated_at"]["N"])
+        event = audit_event(stream_record)
+        if event is not None and since <= committed < since + span:
+            published.append(event)
+    assert rebuilt_events(item, since, since + span) == sorted(published, key=lambda event: event.time)
+
+
+def test_a_rebuilt_session_that_ended_has_both_its_events() -> None:
+    from signin_links.audit import rebuilt_events
+
+    ended = {
+        "pk": {"S": "sess_1"},
+        "status": {"S": "ended"},
+        "user_id": {"S": "user_1"},
+        "client_id": {"S": "client_1"},
+        "sign_in_token_id": {"S": "sit_1"},
+        "created_at": {"N": str(NOW_MS)},
+        "updated_at": {"N": str(NOW_MS + 60_000)},
+    }
+    events = rebuilt_events(ended, NOW_MS, NOW_MS + 3_600_000)
+    assert [(event.detail_type, event.time) for event in events] == [
+        ("SessionCreated", "2026-11-24T14:00:00.123Z"),
+        ("SessionEnded", "2026-11-24T14:01:00.123Z"),
+    ]
+    assert rebuilt_events(ended, NOW_MS + 1, NOW_MS + 3_600_000)[0].detail_type == "SessionEnded"
+    assert rebuilt_events({"pk": {"S": "batch_x"}, "status": {"S": "completed"}}, 0, 10**15) == []
