@@ -129,25 +129,11 @@ def nextjs_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
             stop(process)
 
 
-def mint_with_clerk_backend(stack: LocalStackHandle, user_id: str) -> dict[str, Any]:
-    """A sign-in token from Clerk's own backend SDK (``@clerk/backend``), pointed at the stack."""
+def clerk_backend(stack: LocalStackHandle, script: str, argument: str) -> dict[str, Any]:
+    """What one of the example's scripts using Clerk's own backend SDK (``@clerk/backend``, pointed at
+    the stack with its secret key) prints as JSON."""
     completed = subprocess.run(
-        ["node", "scripts/mint-token.mjs", user_id],
-        cwd=APP_DIR,
-        env={**os.environ, "CLERK_API_URL": stack.base_url, "CLERK_SECRET_KEY": stack.secret_key},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    minted: dict[str, Any] = json.loads(completed.stdout)
-    return minted
-
-
-def verify_with_clerk_backend(stack: LocalStackHandle, token: str) -> dict[str, Any]:
-    """The claims ``@clerk/backend``'s ``verifyToken`` returns (it fetches ``/v1/jwks``), or its error."""
-    completed = subprocess.run(
-        ["node", "scripts/verify-token.mjs", token],
+        ["node", f"scripts/{script}", argument],
         cwd=APP_DIR,
         env={**os.environ, "CLERK_API_URL": stack.base_url, "CLERK_SECRET_KEY": stack.secret_key},
         capture_output=True,
@@ -155,8 +141,19 @@ def verify_with_clerk_backend(stack: LocalStackHandle, token: str) -> dict[str, 
         timeout=60,
         check=False,
     )
-    verified: dict[str, Any] = json.loads(completed.stdout)
-    return verified
+    assert completed.stdout, completed.stderr  # the script failed before printing anything
+    printed: dict[str, Any] = json.loads(completed.stdout)
+    return printed
+
+
+def mint_with_clerk_backend(stack: LocalStackHandle, user_id: str) -> dict[str, Any]:
+    """A sign-in token from ``signInTokens.createSignInToken``."""
+    return clerk_backend(stack, "mint-token.mjs", user_id)
+
+
+def verify_with_clerk_backend(stack: LocalStackHandle, token: str) -> dict[str, Any]:
+    """The claims ``verifyToken`` returns (it fetches ``/v1/jwks``), or ``{"error": reason}``."""
+    return clerk_backend(stack, "verify-token.mjs", token)
 
 
 def test_the_page_is_the_guides_byte_for_byte() -> None:
