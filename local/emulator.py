@@ -249,9 +249,11 @@ class MotoServer:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines from moto
         cache_jsonpath_parser()
+        cache_moto_modules()
         fast_sqs_clock()
         atomic_transactions()
         ses_quota()
+        cache_action_names()  # after ses_quota(), which adds an action
         app = SerialisedApp(DomainDispatcherApplication(create_backend_app))
         app.lock = self.lock  # whoever changes moto's backend directly takes it too (local.rotation)
         self._server = make_server(self.host, self.port, app, threaded=True)
@@ -276,6 +278,34 @@ class MotoServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def cache_moto_modules() -> None:
+    """List moto's service packages once. Its server's dispatcher asks whether a request's host
+    names one by listing moto's directory and testing each entry (about 150 ``stat`` calls), for
+    every request: a few milliseconds each, in a server that serves one request at a time. The
+    installed packages do not change while it runs, so a cache changes nothing but the time."""
+    from moto import backends
+
+    if hasattr(backends.list_of_moto_modules, "cache_info"):
+        return
+    original = backends.list_of_moto_modules
+    listed = functools.lru_cache(maxsize=1)(lambda: tuple(original()))
+    setattr(backends, "list_of_moto_modules", listed)  # noqa: B010 - the module moto's server reads
+
+
+def cache_action_names() -> None:
+    """Find each moto response class's actions once. moto lists a response class's functions with
+    ``inspect.getmembers`` on every request it dispatches (about a millisecond each); the classes
+    do not change once the emulator's own additions (:func:`ses_quota`) are made, which happen
+    before the first request."""
+    from moto.core import responses
+
+    original = getattr(responses, "method_names_from_class")  # noqa: B009 - not re-exported, for mypy
+    if hasattr(original, "cache_info"):
+        return
+    listed = functools.lru_cache(maxsize=None)(original)
+    setattr(responses, "method_names_from_class", listed)  # noqa: B010 - the name moto's dispatch reads
 
 
 def fast_sqs_clock() -> None:
