@@ -53,12 +53,13 @@ def _child(count: int, rate: int) -> dict[str, Any]:
             stack.emulator_lock = moto.lock
             stack.start_rules()
             stack.start_event_sources()
-            return _measure(stack, count, aws_client("events", moto.endpoint), aws_client("sesv2", moto.endpoint))
+            events, ses = aws_client("events", moto.endpoint), aws_client("sesv2", moto.endpoint)
+            return _measure(stack, count, events, ses, loop=rate == UNBOUNDED_RATE)
         finally:
             stack.close()
 
 
-def _measure(stack: Any, count: int, events: Any, ses: Any) -> dict[str, Any]:
+def _measure(stack: Any, count: int, events: Any, ses: Any, *, loop: bool) -> dict[str, Any]:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
 
@@ -118,6 +119,8 @@ def _measure(stack: Any, count: int, events: Any, ses: Any) -> dict[str, Any]:
     put_seconds = time.perf_counter() - started
     wait_for(concurrency + count, 600)
     function_seconds = time.perf_counter() - started
+    ses_throttled = SES_QUOTA.throttled - throttled_before
+    invocations, returned = poller.stats.invocations - stats_before[0], poller.stats.returned - stats_before[1]
     sqs = aws_client("sqs", stack.endpoint)
     dead_letters = int(
         sqs.get_queue_attributes(
@@ -144,7 +147,7 @@ def _measure(stack: Any, count: int, events: Any, ses: Any) -> dict[str, Any]:
         },
     }
     started = time.perf_counter()
-    for n in range(count):
+    for n in range(count if loop else 0):
         ses.send_email(Destination={"ToAddresses": [f"loop{n}@example.com"]}, **request)
     loop_seconds = time.perf_counter() - started
     return {
@@ -156,9 +159,9 @@ def _measure(stack: Any, count: int, events: Any, ses: Any) -> dict[str, Any]:
         "batch_size": poller.source.batch_size,
         "ses_rate": SES_QUOTA.max_send_rate,
         "outbox": len(outbox),
-        "invocations": poller.stats.invocations - stats_before[0],
-        "returned": poller.stats.returned - stats_before[1],
-        "ses_throttled": SES_QUOTA.throttled - throttled_before,
+        "invocations": invocations,
+        "returned": returned,
+        "ses_throttled": ses_throttled,
         "dead_letters": dead_letters,
     }
 

@@ -12,8 +12,9 @@ source mapping hands the function batches of up to ``EmailBatchSize`` messages, 
    the batch go on.
 2. Each event is prepared (``LinkEmails.prepare``): ignored, failed for good, or an email to send.
    Two messages of one batch for one token: the first one speaks for both.
-3. The emails are claimed in one transaction, then sent one at a time, each in its own slot of
-   this environment's pace (``signin_links.send_pace``), then settled in one transaction.
+3. The emails are claimed in one transaction, then sent, up to :data:`SEND_THREADS` at once, each
+   in its own slot of this environment's pace (``signin_links.send_pace``), then the sent ones are
+   recorded in one write.
 4. What SES did not take (throttled, paused, unreachable), what the invocation had no time left
    for, and what another delivery holds a fresh claim on goes back to the queue: its claim given
    back, its visibility set to :func:`return_delay`, its id in ``batchItemFailures``. Nothing
@@ -33,7 +34,9 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from signin_links.errors import SignInLinksError
 from signin_links.link_email import Deferred, Delivery, LinkEmails, MalformedEvent, Outbound
-from signin_links.observability import logger, metrics
+from signin_links.observability import count, logger
 from signin_links.send_pace import SendPace
 
 RETURN_DELAY_BASE_S = 30  # the first return; SES suggests waiting up to 10 minutes after a throttle
@@ -52,6 +55,10 @@ MAX_RECEIVE_COUNT = 30  # template.yaml's EmailQueue RedrivePolicy (a test keeps
 # read timeouts, signin_links.aws) and for the settle, the releases and the visibility changes after.
 SEND_MARGIN_S = 2 + 10 + 5
 THROTTLES_PER_BATCH = 3  # SES refused this many for its rate: the rest of the batch goes back at once
+# Sends in flight at once in one environment. One SendEmail takes ~40-60 ms, so one thread sends at
+# most ~20/s: four let an environment keep up with a share of ~80/s, and the pace, not the calls'
+# latency, sets the rate.
+SEND_THREADS = 4
 
 
 def return_delay(receive_count: int, draw: Callable[[float, float], float] = random.uniform) -> int:
@@ -122,6 +129,27 @@ def message_event(body: str) -> object:
     return event
 
 
+class _Sending:
+    """What the threads sending one batch share: whether to stop, and why."""
+
+    def __init__(self, remaining_ms: Callable[[], int]) -> None:
+        self.remaining_ms = remaining_ms
+        self.stopped = False
+        self.too_slow = False
+        self._throttles = 0
+        self._lock = threading.Lock()
+
+    def stop(self, *, too_slow: bool = False) -> None:
+        with self._lock:
+            self.stopped = True
+            self.too_slow |= too_slow
+
+    def throttled(self) -> None:
+        with self._lock:
+            self._throttles += 1
+            self.stopped |= self._throttles >= THROTTLES_PER_BATCH
+
+
 @dataclass
 class _Batch:
     """One batch's bookkeeping: messages returned to the queue (id -> delay) and their outcomes."""
@@ -156,6 +184,7 @@ class EmailQueue:
         self.sqs = sqs
         self.queue_url = queue_url
         self._draw = draw
+        self._pool: ThreadPoolExecutor | None = None
 
     def handle(self, messages: Sequence[QueueMessage], remaining_ms: Callable[[], int]) -> dict[str, Any]:
         """Send the batch's emails; the partial batch response (the ids of the messages returned)."""
@@ -183,7 +212,7 @@ class EmailQueue:
                     "malformed email queue message: it goes to the dead-letter queue",
                     extra={"message_id": message.message_id, "reason": str(exc)},
                 )
-                metrics.add_metric(name="LinkEmailMessagesMalformed", unit="Count", value=1)
+                count("LinkEmailMessagesMalformed")
                 batch.give_back(message, 0, "malformed")
                 continue
             except SignInLinksError:  # the keyring, the base URL or EventBridge: later
@@ -225,36 +254,28 @@ class EmailQueue:
     def _send(
         self, batch: _Batch, claimed: list[tuple[QueueMessage, Outbound]], remaining_ms: Callable[[], int]
     ) -> None:
+        """Send the claimed emails, up to :data:`SEND_THREADS` at once, each in its slot of the pace;
+        then settle what SES took and give back the claims of what it did not."""
+        if not claimed:
+            return
+        sending = _Sending(remaining_ms)
+        if len(claimed) == 1:
+            results = [self._send_one(sending, outbound) for _, outbound in claimed]
+        else:
+            results = list(self._threads().map(lambda item: self._send_one(sending, item[1]), claimed))
+        if sending.too_slow:
+            self._too_slow(len(claimed))
         sent: list[tuple[Outbound, str]] = []
         unsent: list[Outbound] = []
-        throttles = 0
-        stopped = False
-        for message, outbound in claimed:
-            budget_s = remaining_ms() / 1000 - SEND_MARGIN_S
-            if stopped or not self.pace.wait(budget_s):
-                if not stopped and budget_s > 0:
-                    self._too_slow(len(claimed))
-                stopped = True
+        for (message, outbound), result in zip(claimed, results, strict=True):
+            if isinstance(result, Delivery):
+                if result.outcome == "sent":
+                    sent.append((outbound, result.message_id or ""))
+                batch.count(result.outcome)
+                continue
+            if result != "unpublished":  # recorded, its failure event not published: the claim is settled
                 unsent.append(outbound)
-                batch.give_back(message, self._later(message), "deferred")
-                continue
-            try:
-                delivery = self.mailer.send(outbound)
-            except Deferred as exc:
-                unsent.append(outbound)
-                batch.give_back(message, self._later(message), "throttled" if exc.throttled else "deferred")
-                if exc.throttled:
-                    self.pace.throttled()
-                    throttles += 1
-                stopped = not exc.throttled or throttles >= THROTTLES_PER_BATCH
-                continue
-            except SignInLinksError:  # recorded, but its failure event could not be published: later
-                batch.give_back(message, self._later(message), "deferred")
-                continue
-            if delivery.outcome == "sent":
-                self.pace.sent()
-                sent.append((outbound, delivery.message_id or ""))
-            batch.count(delivery.outcome)
+            batch.give_back(message, self._later(message), result)
         self.mailer.settle(sent)
         if unsent:
             try:
@@ -262,13 +283,49 @@ class EmailQueue:
             except SignInLinksError:
                 logger.warning("claims could not be given back: they time out instead", extra={"count": len(unsent)})
 
+    def _send_one(self, sending: _Sending, outbound: Outbound) -> Delivery | str:
+        """One email in its slot: its :class:`Delivery`, or why it goes back ("deferred",
+        "throttled", or "unpublished" when its failure was recorded but not published)."""
+        if not self._slot(sending):
+            return "deferred"
+        try:
+            delivery = self.mailer.send(outbound)
+        except Deferred as exc:
+            if not exc.throttled:
+                sending.stop()
+                return "deferred"
+            self.pace.throttled()
+            sending.throttled()
+            return "throttled"
+        except SignInLinksError:
+            return "unpublished"
+        if delivery.outcome == "sent":
+            self.pace.sent()
+        return delivery
+
+    def _slot(self, sending: _Sending) -> bool:
+        """Wait for a slot of the pace, unless the batch stopped (before or during the wait) or no
+        slot comes within the invocation's time (then the batch stops)."""
+        if sending.stopped:
+            return False
+        budget_s = sending.remaining_ms() / 1000 - SEND_MARGIN_S
+        if not self.pace.wait(budget_s):
+            sending.stop(too_slow=budget_s > 0)
+            return False
+        return not sending.stopped
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:  # one pool per execution environment, kept across invocations
+            self._pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send-email")
+        return self._pool
+
     def _too_slow(self, claimed: int) -> None:
         logger.error(
             "this environment's share of the SES rate is too slow for a whole batch within the timeout: "
             "lower EmailMaximumConcurrency or EmailBatchSize",
             extra={"share_per_s": self.pace.share(), "concurrency": self.pace.concurrency, "batch": claimed},
         )
-        metrics.add_metric(name="LinkEmailPaceTooSlow", unit="Count", value=1)
+        count("LinkEmailPaceTooSlow")
 
     def _set_visibility(self, batch: _Batch) -> None:
         """Hide each returned message for its delay (without this it would come back after the
@@ -280,7 +337,7 @@ class EmailQueue:
             if handles[message_id]
         ]
         if entries:
-            metrics.add_metric(name="LinkEmailMessagesReturned", unit="Count", value=len(entries))
+            count("LinkEmailMessagesReturned", len(entries))
         for start in range(0, len(entries), 10):
             try:
                 response = self.sqs.change_message_visibility_batch(

@@ -62,7 +62,7 @@ from signin_links.display import display_name, display_text
 from signin_links.errors import ErrorCode, SignInLinksError, unavailable
 from signin_links.events import SOURCE, EventPublisher
 from signin_links.keyring import Keyring
-from signin_links.observability import logger, metrics
+from signin_links.observability import count, logger
 from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker, EmailMarkers
 from signin_links.ticket_verification import verify_ticket
 
@@ -578,7 +578,7 @@ class LinkEmails:
             if code in REJECTING_CODES:
                 return self._settle_failed(outbound, PermanentFailure(REJECTED, code))
             throttled = code in THROTTLING_CODES
-            metrics.add_metric(name="LinkEmailsThrottled" if throttled else "LinkEmailsDeferred", unit="Count", value=1)
+            count("LinkEmailsThrottled" if throttled else "LinkEmailsDeferred")
             logger.warning(
                 "SES did not take the link email for now",
                 extra={"sign_in_token_id": link.token_id, "ses_error": code or "ClientError"},
@@ -587,12 +587,12 @@ class LinkEmails:
         except HTTPClientError as exc:  # the request may have reached SES: never send it again
             return self._settle_unknown(outbound, type(exc).__name__)
         except BotoCoreError as exc:  # no connection: nothing was sent
-            metrics.add_metric(name="LinkEmailsDeferred", unit="Count", value=1)
+            count("LinkEmailsDeferred")
             logger.warning("SES unreachable", extra={"sign_in_token_id": link.token_id, "error": type(exc).__name__})
             raise Deferred(type(exc).__name__, throttled=False) from None
         message_id = str(response.get("MessageId", ""))
         logger.info("link email sent", extra={"sign_in_token_id": link.token_id, "message_id": message_id})
-        metrics.add_metric(name="LinkEmailsSent", unit="Count", value=1)
+        count("LinkEmailsSent")
         return Delivery("sent", link.token_id, message_id=message_id)
 
     def settle(self, sent: Sequence[tuple[Outbound, str]]) -> None:
@@ -639,7 +639,7 @@ class LinkEmails:
     @staticmethod
     def _ignore(exc: IgnoredEvent) -> Delivery:
         logger.warning("event ignored: not a link this stack minted", extra={"reason": str(exc)})
-        metrics.add_metric(name="LinkEmailEventsIgnored", unit="Count", value=1)
+        count("LinkEmailEventsIgnored")
         return Delivery("ignored", reason=str(exc))
 
     def _verified(self, link: MintedLink) -> MintedLink:
@@ -688,7 +688,7 @@ class LinkEmails:
             )
         if marker.status != EMAIL_SENDING:
             logger.info("email already handled", extra={"sign_in_token_id": link.token_id, "status": marker.status})
-            metrics.add_metric(name="LinkEmailDuplicates", unit="Count", value=1)
+            count("LinkEmailDuplicates")
             return Delivery("duplicate", link.token_id, reason=marker.status)
         if self._now_ms() - marker.claimed_at <= self.settings.email_claim_timeout_seconds * 1000:
             logger.info("email claimed by another delivery", extra={"sign_in_token_id": link.token_id})
@@ -754,7 +754,7 @@ class LinkEmails:
             "reason": reason,
             "error_code": error_code,
         }
-        metrics.add_metric(name="LinkEmailsFailed", unit="Count", value=1)
+        count("LinkEmailsFailed")
         logger.warning("link email not sent", extra={"sign_in_token_id": link.token_id, "reason": reason})
         if not self.publisher.publish_one(FAILED_DETAIL_TYPE, detail):
             raise unavailable("EventBridge")  # the marker stays unannounced: the retry publishes it

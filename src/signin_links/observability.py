@@ -12,7 +12,18 @@ a cold start its import and every request its subsegments (docs/performance.md).
 
 from __future__ import annotations
 
+import threading
+
 from aws_lambda_powertools import Logger, Metrics
 
 logger = Logger()
 metrics = Metrics()
+_METRICS = threading.Lock()
+
+
+def count(name: str, value: float = 1) -> None:
+    """Add ``value`` to the Count metric ``name``, safely from several threads (the email queue
+    sends from a few): Powertools' ``add_metric`` reads, then stores, a metric's values, so a first
+    value added by two threads at once would lose one."""
+    with _METRICS:
+        metrics.add_metric(name=name, unit="Count", value=value)

@@ -8,12 +8,16 @@ takes an equal share::
 
     share = min(MaxSendRate, EMAIL_SEND_RATE if set) / EMAIL_MAXIMUM_CONCURRENCY   emails/s
 
-and spaces its sends ``1 / share`` seconds apart (:class:`SendPace`). The sum over the environments
-never exceeds the account's rate, so SES has no reason to throttle; when it does anyway (another
-sender in the account, a quota lowered since it was read), the environment halves its pace and
-then regains it step by step (additive increase, multiplicative decrease: a throttle costs one
-message a trip back to the queue, never a sleep). The quota is read with SES v2 ``GetAccount`` when
-the environment starts and again every :data:`QUOTA_MAX_AGE_S` (SES raises quotas over time).
+and spaces its sends ``1 / share`` seconds apart (:class:`SendPace`), with a burst of at most half
+a second of its share after an idle moment (the gap between two batches: a token bucket, the
+generic cell rate algorithm), so that the time between batches is not lost. The sum over the
+environments never exceeds the account's rate, and their bursts together half a second of it, so
+SES has no reason to throttle; when it does anyway (another sender in the account, a quota lowered since it
+was read), the environment halves its pace and then regains it step by step (additive increase,
+multiplicative decrease: a throttle costs one message a trip back to the queue, never a sleep). The
+quota is read with SES v2 ``GetAccount`` when the environment starts and again every
+:data:`QUOTA_MAX_AGE_S` (SES raises quotas over time). Several threads of one environment may send
+at once (``email_queue``): a slot is taken under a lock and waited for outside it.
 
 Why per environment and not one shared bucket: the only shared state would be a DynamoDB item
 written on every send; the concurrency cap already bounds how many environments pace at once.
@@ -21,6 +25,7 @@ written on every send; the concurrency cap already bounds how many environments 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +39,10 @@ from signin_links.observability import logger
 QUOTA_MAX_AGE_S = 600.0  # SES raises an account's quotas by itself as it sends: read them again this often
 MIN_SHARE_FRACTION = 1 / 64  # throttles never slow an environment below this fraction of its share
 RECOVERY_STEPS = 20  # successful sends to regain the whole share after a throttle halved it
+# After an idle moment, at most this many seconds of the share go at once. Half a second: the
+# environments' bursts together stay within SES's own (a second of the rate), with half of it to
+# spare for the jitter of sends that are not coordinated across environments.
+BURST_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,8 @@ class SendPace:
         self._quota: SendQuota | None = None
         self._read_at = 0.0
         self._factor = 1.0  # the fraction of the share in use (1 until SES throttles)
-        self._next_slot = 0.0  # when the next send may start (clock seconds)
+        self._tat = 0.0  # the theoretical arrival time of the next send (clock seconds; GCRA)
+        self._lock = threading.Lock()
 
     # -- the rate ---------------------------------------------------------------------------------
 
@@ -121,24 +131,31 @@ class SendPace:
     def wait(self, budget_s: float) -> bool:
         """Wait for this environment's next send slot and take it; ``False`` (no wait, no slot) if the
         slot comes later than ``budget_s`` seconds from now, or SES allows no sending at all."""
-        rate = self.rate()
-        if rate <= 0:
-            return False
-        now = self._clock()
-        start = max(now, self._next_slot)
-        if start - now > budget_s:
-            return False
+        with self._lock:
+            rate = self.rate()
+            if rate <= 0:
+                return False
+            interval = 1.0 / rate
+            tolerance = max(0.0, BURST_S - interval)  # a burst of BURST_S of the pace, at least one send
+            now = self._clock()
+            start = max(now, self._tat - tolerance)
+            if start - now > budget_s:
+                return False
+            self._tat = max(self._tat, start) + interval
         if start > now:
             self._sleep(start - now)
-        self._next_slot = start + 1.0 / rate
         return True
 
     def throttled(self) -> None:
         """SES refused a send for its rate: halve this environment's pace (not below
-        :data:`MIN_SHARE_FRACTION` of its share) and leave a whole new interval before the next."""
-        self._factor = max(MIN_SHARE_FRACTION, self._factor / 2)
-        self._next_slot = max(self._next_slot, self._clock()) + 1.0 / max(self.rate(), 1e-9)
+        :data:`MIN_SHARE_FRACTION` of its share), and no burst: the next send is a whole new
+        interval of the slower pace away."""
+        with self._lock:
+            self._factor = max(MIN_SHARE_FRACTION, self._factor / 2)
+            interval = 1.0 / max(self.rate(), 1e-9)
+            self._tat = max(self._tat, self._clock() + interval + max(0.0, BURST_S - interval))
 
     def sent(self) -> None:
         """A send went through: regain part of the share a throttle took."""
-        self._factor = min(1.0, self._factor + 1.0 / RECOVERY_STEPS)
+        with self._lock:
+            self._factor = min(1.0, self._factor + 1.0 / RECOVERY_STEPS)

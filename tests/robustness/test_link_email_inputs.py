@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,14 +137,16 @@ class FakeSES:
     script: list[BaseException | None] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the email queue sends from threads
 
     def send_email(self, **request: Any) -> dict[str, Any]:
-        self.requests.append(request)
-        outcome = self.script.pop(0) if self.script else None
-        if outcome is not None:
-            raise outcome
-        self.accepted.append(request)
-        return {"MessageId": f"msg-{len(self.accepted)}"}
+        with self.lock:
+            self.requests.append(request)
+            outcome = self.script.pop(0) if self.script else None
+            if outcome is None:
+                self.accepted.append(request)
+                return {"MessageId": f"msg-{len(self.accepted)}"}
+        raise outcome
 
 
 @dataclass

@@ -9,7 +9,15 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from signin_links.errors import SignInLinksError, unavailable
-from signin_links.send_pace import MIN_SHARE_FRACTION, QUOTA_MAX_AGE_S, RECOVERY_STEPS, SendPace, SendQuota, read_quota
+from signin_links.send_pace import (
+    BURST_S,
+    MIN_SHARE_FRACTION,
+    QUOTA_MAX_AGE_S,
+    RECOVERY_STEPS,
+    SendPace,
+    SendQuota,
+    read_quota,
+)
 
 
 @dataclass
@@ -43,9 +51,8 @@ def test_slots_are_one_share_apart_and_the_sum_over_environments_never_exceeds_t
     clock = Clock()
     environments = [pace(14, 2, clock=clock), pace(14, 2, clock=clock)]
     sent_at: list[float] = []
-    for _ in range(70):  # 70 sends over two environments: 5 s at 14/s
-        environment = min(environments, key=lambda e: e._next_slot)
-        assert environment.wait(budget_s=60)
+    for n in range(70):  # 70 sends over two environments taking turns: 5 s at 14/s
+        assert environments[n % 2].wait(budget_s=60)
         sent_at.append(clock.now)
     # SES's rate as a token bucket (a second's burst, refilled at the rate): no send is refused.
     tokens, last = 14.0, sent_at[0]
@@ -54,12 +61,26 @@ def test_slots_are_one_share_apart_and_the_sum_over_environments_never_exceeds_t
         last = t
         assert tokens >= 1
         tokens -= 1
-    assert sent_at[-1] - sent_at[0] == pytest.approx(69 / 14, abs=1 / 7)
+    # Half a second's burst (3 each), then one share apart: 35 sends each end after ~4.5 s.
+    assert sent_at[5] == sent_at[0]
+    assert sent_at[6] > sent_at[0]
+    assert sent_at[-1] - sent_at[0] == pytest.approx(4.5, abs=1 / 7)
+
+
+def test_after_an_idle_moment_at_most_half_a_second_of_the_share_goes_at_once() -> None:
+    clock = Clock()
+    environment = pace(14, 2, clock=clock)  # 7/s
+    clock.now += 3600  # idle for an hour: still no more than half a second's worth at once
+    for _ in range(3):
+        assert environment.wait(budget_s=60)
+    assert clock.slept == []
+    assert environment.wait(budget_s=60)
+    assert clock.slept == [pytest.approx(3 / 7 - (BURST_S - 1 / 7))]
 
 
 def test_a_slot_beyond_the_budget_is_not_taken_nor_waited_for() -> None:
     clock = Clock()
-    slow = pace(1, 2, clock=clock)  # 0.5/s: a slot every 2 s
+    slow = pace(1, 2, clock=clock)  # 0.5/s: a slot every 2 s, no burst (less than one send a second)
     assert slow.wait(budget_s=5)
     assert slow.wait(budget_s=5)  # 2 s later
     assert clock.slept == [pytest.approx(2.0)]
@@ -82,13 +103,15 @@ def test_a_throttle_halves_the_pace_and_sends_regain_it_step_by_step() -> None:
     assert environment.rate() == pytest.approx(7 * MIN_SHARE_FRACTION)  # slower, never stopped
 
 
-def test_after_a_throttle_the_next_slot_is_a_whole_new_interval_away() -> None:
+def test_after_a_throttle_the_next_slot_is_a_whole_new_interval_away_without_a_burst() -> None:
     clock = Clock()
     environment = pace(14, 2, clock=clock)
     assert environment.wait(budget_s=10)
     environment.throttled()  # 3.5/s now
     assert environment.wait(budget_s=10)
-    assert sum(clock.slept) >= 1 / 3.5
+    assert sum(clock.slept) == pytest.approx(1 / 3.5)
+    assert environment.wait(budget_s=10)
+    assert sum(clock.slept) == pytest.approx(2 / 3.5)
 
 
 def test_the_quota_is_read_once_then_again_when_old_and_a_failed_reread_keeps_the_last() -> None:
