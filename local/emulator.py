@@ -251,6 +251,7 @@ class MotoServer:
         cache_jsonpath_parser()
         cache_moto_modules()
         fast_sqs_clock()
+        lean_sqs_sends()
         atomic_transactions()
         ses_quota()
         cache_action_names()  # after ses_quota(), which adds an action
@@ -329,6 +330,43 @@ def fast_sqs_clock() -> None:
     unix_time.fast = True  # type: ignore[attr-defined]
     setattr(models, "unix_time", unix_time)  # noqa: B010
     setattr(models, "unix_time_millis", unix_time_millis)  # noqa: B010
+
+
+_SQS_SENDING = threading.local()
+
+
+def lean_sqs_sends() -> None:
+    """Let moto's ``SendMessage`` read the one queue setting it needs without computing the rest.
+    moto reads ``ContentBasedDeduplication`` through ``Queue.attributes``, which computes every
+    attribute, the approximate message counts among them (each a pass over every message in the
+    queue): filling a queue took time quadratic in its length (an email queue holding a batch of
+    10,000 links: 50 million visibility checks). The setting exists on FIFO queues only, so during a
+    send the attributes are that setting alone; everywhere else (``GetQueueAttributes``) they are
+    moto's own."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(SQSBackend.send_message, "lean", False):
+        return
+    full = Queue.attributes
+    send_message = SQSBackend.send_message
+
+    def attributes(self: Any) -> dict[str, Any]:
+        if not getattr(_SQS_SENDING, "active", False):
+            return full.fget(self)  # type: ignore[attr-defined,no-any-return]
+        if not self.fifo_queue:
+            return {}
+        return {"ContentBasedDeduplication": "true" if self.content_based_deduplication else "false"}
+
+    def lean_send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _SQS_SENDING.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _SQS_SENDING.active = False
+
+    lean_send_message.lean = True  # type: ignore[attr-defined]
+    Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+    SQSBackend.send_message = lean_send_message  # type: ignore[method-assign]
 
 
 def cache_jsonpath_parser() -> None:
