@@ -55,10 +55,10 @@ MAX_RECEIVE_COUNT = 30  # template.yaml's EmailQueue RedrivePolicy (a test keeps
 # read timeouts, signin_links.aws) and for the settle, the releases and the visibility changes after.
 SEND_MARGIN_S = 2 + 10 + 5
 THROTTLES_PER_BATCH = 3  # SES refused this many for its rate: the rest of the batch goes back at once
-# Sends in flight at once in one environment. One SendEmail takes ~40-60 ms, so one thread sends at
-# most ~20/s: four let an environment keep up with a share of ~80/s, and the pace, not the calls'
-# latency, sets the rate.
-SEND_THREADS = 4
+# Sends in flight at once in one environment: a whole batch (EmailBatchSize is at most 10). One
+# SendEmail takes ~40-60 ms, so one thread sends at most ~20/s; with the batch in flight, each in its
+# own slot, the pace sets the rate, not the calls' latency (boto3's pool holds 16 connections).
+SEND_THREADS = 10
 
 
 def return_delay(receive_count: int, draw: Callable[[float, float], float] = random.uniform) -> int:
