@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ from typing import Any
 from bench import Figure, Options, benchmark, percentile
 
 ROUTES = ("mint", "accept", "refresh", "sign-out", "refresh after sign-out", "read session")
+# A request's answer may wait for a new execution environment of the local stack, whose start on a
+# busy machine takes up to local.runtime's INIT_TIMEOUT_S: no answer within this is a failure.
+REQUEST_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -171,18 +175,26 @@ class Wave:
         with ThreadPoolExecutor(self.size.clients, thread_name_prefix="wave-user") as users:
             list(users.map(self._user, range(self.size.users)))
         self.report.seconds = time.monotonic() - started
+        self._deadline = time.monotonic() + self.size.deadline_s  # the read-back's own bound
         self._read_back()
         return self.report
 
     # -- one user ---------------------------------------------------------------------------------
 
     def _call(self, route: str, send: Callable[[], Any]) -> Any | None:
-        """One request, timed and recorded; ``None`` (and the wave marked late) past the deadline."""
+        """One request, timed and recorded; ``None`` (and the wave marked late) past the deadline,
+        or (a failure) when the stack did not answer within ``REQUEST_TIMEOUT_S``."""
+        import httpx
+
         if time.monotonic() > self._deadline:
             self.report.timed_out = True
             return None
         began = time.perf_counter()
-        response = send()
+        try:
+            response = send()
+        except httpx.TransportError as exc:
+            self.report.fail(f"{route}: no answer ({type(exc).__name__})")
+            return None
         self.report.record(route, response.status_code, (time.perf_counter() - began) * 1000)
         if response.status_code >= 500:
             self.report.fail(f"{route}: {response.status_code}")
@@ -192,7 +204,7 @@ class Wave:
         import httpx
 
         user_id = f"user_wave_{n:05d}"
-        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+        with httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S) as client:
             minted = self._call(
                 "mint", lambda: client.post("/v1/sign_in_tokens", json={"user_id": user_id}, headers=self.auth)
             )
@@ -252,7 +264,10 @@ class Wave:
 
         if rival:
             barrier = threading.Barrier(2)
-            with httpx.Client(base_url=self.base_url, timeout=30) as other, ThreadPoolExecutor(2) as both:
+            with (
+                httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S) as other,
+                ThreadPoolExecutor(2) as both,
+            ):
                 answers = list(both.map(lambda http: accept(http, barrier), [client, other]))
         else:
             answers = [accept(client, None)]
@@ -277,11 +292,11 @@ class Wave:
         """Every session the wave created, as the backend sees it: none may be left active."""
         import httpx
 
-        with httpx.Client(base_url=self.base_url, timeout=30, headers=self.auth) as client:
+        with httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT_S, headers=self.auth) as client:
             for session_id in list(self.report.sessions):
-                began = time.perf_counter()
-                response = client.get(f"/v1/sessions/{session_id}")
-                self.report.record("read session", response.status_code, (time.perf_counter() - began) * 1000)
+                response = self._call("read session", partial(client.get, f"/v1/sessions/{session_id}"))
+                if response is None:
+                    continue
                 status = response.json().get("status") if response.status_code == 200 else None
                 if status != "ended":
                     self.report.fail(f"session {session_id} is {status or response.status_code} after its sign-out")
