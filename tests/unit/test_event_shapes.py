@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, SqsModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from local.apigw import HttpRequest, Router, http_event
+from local.event_sources import lambda_record
 from local.template import http_routes
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -41,13 +42,16 @@ def kind_of(event: dict[str, Any]) -> str:
         return "eventbridge"
     if {"SecretId", "ClientRequestToken", "Step"} <= set(event):
         return "rotation"
+    records = event.get("Records")
+    if isinstance(records, list) and records and all(record.get("eventSource") == "aws:sqs" for record in records):
+        return "sqs"
     return "unknown"
 
 
 def test_the_event_files_cover_every_source() -> None:
     kinds = {path.name: kind_of(json.loads(path.read_text())) for path in EVENT_FILES}
     assert "unknown" not in kinds.values(), kinds
-    assert {"http", "eventbridge", "rotation"} <= set(kinds.values()), kinds
+    assert {"http", "eventbridge", "rotation", "sqs"} <= set(kinds.values()), kinds
 
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda path: path.name)
@@ -68,6 +72,9 @@ def test_event_file_matches_its_sources_model(path: Path) -> None:
     elif kind == "eventbridge":
         parsed_bridge = EventBridgeModel.model_validate(event)
         assert isinstance(parsed_bridge.detail, dict)
+    elif kind == "sqs":
+        parsed_sqs = SqsModel.model_validate(event)
+        assert all(record.eventSource == "aws:sqs" for record in parsed_sqs.Records)
     else:
         # No Powertools model for Secrets Manager's rotation invocation: its three documented fields.
         assert event["Step"] in ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -145,3 +152,35 @@ def test_any_request_becomes_a_valid_event(
     parsed = APIGatewayProxyEventV2Model.model_validate(event)
     assert parsed.rawPath == request.raw_path
     assert (parsed.body or "") == (event.get("body") or "")
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.text(max_size=200),
+    count=st.integers(min_value=1, max_value=10**6),
+    attributes=st.dictionaries(
+        header_names,
+        st.fixed_dictionaries({"DataType": st.just("String"), "StringValue": st.text(max_size=20)}),
+        max_size=3,
+    ),
+)
+def test_the_local_event_source_builds_the_sqs_records_lambda_sends(
+    body: str, count: int, attributes: dict[str, Any]
+) -> None:
+    """What ``local.event_sources`` hands a function for a message moto received (``ReceiveMessage``
+    with every attribute) validates as Lambda's SQS event, message attributes included."""
+    message = {
+        "MessageId": "0c3b2a1e-59b1-4c24-8a6f-1d0c3b2a1e59",
+        "ReceiptHandle": "AQEBreceipt==",
+        "MD5OfBody": "098f6bcd4621d373cade4e832627b4f6",
+        "Body": body,
+        "Attributes": {"ApproximateReceiveCount": str(count), "SentTimestamp": "1717232400000",
+                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1717232400010"},
+        "MessageAttributes": attributes,
+    }  # fmt: skip
+    record = lambda_record(message, "arn:aws:sqs:us-east-1:123456789012:queue")
+    parsed = SqsModel.model_validate({"Records": [record]})
+    (parsed_record,) = parsed.Records
+    assert parsed_record.body == body
+    assert parsed_record.attributes.ApproximateReceiveCount == str(count)
+    assert set(parsed_record.messageAttributes) == set(attributes)
