@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from signin_links.email_queue import EmailQueue, QueueMessage
+from signin_links.email_queue import EmailQueue, QueueMessage, queue_messages
 from signin_links.link_email import MalformedEvent, parse_minted
 from signin_links.send_pace import SendPace, SendQuota
 from signin_links.store import EMAIL_SENDING
@@ -154,3 +154,40 @@ def test_any_batch_is_answered_message_by_message_and_no_link_is_lost_or_mailed_
             assert marker is not None, token_id
             assert marker.status in ("sent", "failed", "unknown")
             assert (token_id in accepted) == (marker.status == "sent")
+
+
+odd_values = st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.lists(st.integers(), max_size=2)
+records = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "messageId": st.text(max_size=12) | odd_values,
+            "receiptHandle": odd_values,
+            "body": bodies | odd_values,
+            "attributes": st.dictionaries(st.sampled_from(["ApproximateReceiveCount", "SentTimestamp"]), odd_values)
+            | odd_values,
+        },
+    )
+    | odd_values,
+    max_size=10,
+)
+
+
+@PROPERTY
+@given(event_records=records)
+def test_any_sqs_record_shape_is_read_or_refuses_the_whole_batch_by_name(event_records: list[Any]) -> None:
+    """Lambda always gives a messageId; a record without one cannot be answered on its own, so the
+    batch is refused (ValueError naming it) and every message comes back. Anything else is read,
+    and its batch answered message by message."""
+    try:
+        messages = queue_messages({"Records": event_records})
+    except ValueError as exc:
+        assert "messageId" in str(exc)
+        return
+    assert all(isinstance(m.message_id, str) and m.message_id for m in messages)
+    assert all(isinstance(m.body, str) and isinstance(m.receipt_handle, str) for m in messages)
+    assert all(isinstance(m.receive_count, int) and m.receive_count >= 0 for m in messages)
+    world, sqs, clock = World(), FakeSqs(), Clock()
+    unique = list({m.message_id: m for m in messages}.values())
+    response = queue_for(world, sqs, clock).handle(unique, lambda: 55_000)
+    assert {item["itemIdentifier"] for item in response["batchItemFailures"]} <= {m.message_id for m in unique}
