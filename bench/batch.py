@@ -184,6 +184,29 @@ def _service(calls: dict[str, int], service: str) -> int:
     return sum(count for key, count in calls.items() if key.split(".")[0] == service)
 
 
+def _calls_per_token(label: str, r: dict[str, Any], n: int, minted: int) -> list[Figure]:
+    """A batch run's DynamoDB calls (against the loop's) and EventBridge calls, per token."""
+    return [
+        Figure(
+            "batch",
+            f"{label}: DynamoDB calls per token",
+            _service(r["batch_calls"], "dynamodb") / n,
+            "calls",
+            baseline="BatchWriteItem loop",
+            baseline_value=_service(r["loop_calls"], "dynamodb") / n,
+            note=", ".join(f"{k.split('.')[1]} {v}" for k, v in r["batch_calls"].items() if k.startswith("dynamodb")),
+        ),
+        Figure(
+            "batch",
+            f"{label}: EventBridge calls per token",
+            _service(r["batch_calls"], "events") / n,
+            "calls",
+            target="0.1 (10 entries a call)",
+            note=f"{_service(r['batch_calls'], 'events')} PutEvents calls for {minted} events + 1 summary",
+        ),
+    ]
+
+
 @benchmark("batch", order=50)
 def batch(options: Options) -> list[Figure]:
     users = QUICK_USERS if options.quick else USERS
@@ -209,23 +232,7 @@ def batch(options: Options) -> list[Figure]:
             note=checks,
             detail={k: r[k] for k in ("batch_calls", "loop_calls", "summary_counts", "batch_entries")},
         ),
-        Figure(
-            "batch",
-            f"{label}: DynamoDB calls per token",
-            _service(r["batch_calls"], "dynamodb") / n,
-            "calls",
-            baseline="BatchWriteItem loop",
-            baseline_value=_service(r["loop_calls"], "dynamodb") / n,
-            note=", ".join(f"{k.split('.')[1]} {v}" for k, v in r["batch_calls"].items() if k.startswith("dynamodb")),
-        ),
-        Figure(
-            "batch",
-            f"{label}: EventBridge calls per token",
-            _service(r["batch_calls"], "events") / n,
-            "calls",
-            target="0.1 (10 entries a call)",
-            note=f"{_service(r['batch_calls'], 'events')} PutEvents calls for {minted} events + 1 summary",
-        ),
+        *_calls_per_token(label, r, n, minted),
         Figure(
             "batch",
             "redelivery within the idempotency window: AWS calls",
@@ -345,23 +352,7 @@ def batch_distributed(options: Options) -> list[Figure]:
             ),
             detail={k: r[k] for k in ("batch_calls", "loop_calls", "summary_counts", "batch_entries")},
         ),
-        Figure(
-            "batch",
-            f"{label}: DynamoDB calls per token",
-            _service(r["batch_calls"], "dynamodb") / n,
-            "calls",
-            baseline="BatchWriteItem loop",
-            baseline_value=_service(r["loop_calls"], "dynamodb") / n,
-            note=", ".join(f"{k.split('.')[1]} {v}" for k, v in r["batch_calls"].items() if k.startswith("dynamodb")),
-        ),
-        Figure(
-            "batch",
-            f"{label}: EventBridge calls per token",
-            _service(r["batch_calls"], "events") / n,
-            "calls",
-            target="0.1 (10 entries a call)",
-            note=f"{_service(r['batch_calls'], 'events')} PutEvents calls for {minted} events + 1 summary",
-        ),
+        *_calls_per_token(label, r, n, minted),
     ]
 
 

@@ -127,29 +127,37 @@ def parse_jsonl(text: str) -> list[dict[str, Any]]:
     return users
 
 
+def read_object(client: Any, bucket: str, key: str, max_bytes: int, *, param: str, what: str = "") -> bytes:
+    """An S3 object's bytes, at most ``max_bytes``: ``form_param_value_invalid`` on ``param`` (``what``
+    the message names) when it is unreadable as named or too large, ``service_unavailable`` when S3
+    is (a retry may work)."""
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+        size = int(response.get("ContentLength") or 0)
+        if size > max_bytes:
+            raise param_invalid(param, f"{what}is {size} bytes; at most {max_bytes} are accepted in one invocation.")
+        raw: bytes = response["Body"].read(max_bytes + 1)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _PERMANENT:
+            raise param_invalid(param, f"{what}could not be read ({code}).") from None
+        logger.warning("S3 GetObject failed", extra={"aws_error": code})
+        raise unavailable("S3") from None
+    except BotoCoreError as exc:
+        logger.warning("S3 unreachable", extra={"error": type(exc).__name__})
+        raise unavailable("S3") from None
+    if len(raw) > max_bytes:
+        raise param_invalid(param, f"{what}is larger than {max_bytes} bytes.")
+    return raw
+
+
 class ManifestReader:
     def __init__(self, client: Any) -> None:
         self._client = client
 
     def read(self, location: ManifestLocation, *, max_bytes: int) -> list[dict[str, Any]]:
         """The manifest's user objects, in file order (nothing validated beyond structure)."""
-        try:
-            response = self._client.get_object(Bucket=location.bucket, Key=location.key)
-            size = int(response.get("ContentLength") or 0)
-            if size > max_bytes:
-                raise _bad(f"is {size} bytes; at most {max_bytes} are accepted in one invocation.")
-            raw: bytes = response["Body"].read(max_bytes + 1)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _PERMANENT:
-                raise _bad(f"could not be read ({code}).") from None
-            logger.warning("S3 GetObject failed", extra={"aws_error": code})
-            raise unavailable("S3") from None
-        except BotoCoreError as exc:
-            logger.warning("S3 unreachable", extra={"error": type(exc).__name__})
-            raise unavailable("S3") from None
-        if len(raw) > max_bytes:
-            raise _bad(f"is larger than {max_bytes} bytes.")
+        raw = read_object(self._client, location.bucket, location.key, max_bytes, param="manifest")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -191,21 +199,7 @@ class MapRunResults:
         self.bucket = bucket
 
     def _get(self, key: str, max_bytes: int) -> bytes:
-        try:
-            response = self._client.get_object(Bucket=self.bucket, Key=key)
-            raw: bytes = response["Body"].read(max_bytes + 1)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _PERMANENT:
-                raise param_invalid("map_results", f"a result object could not be read ({code}).") from None
-            logger.warning("S3 GetObject failed", extra={"aws_error": code})
-            raise unavailable("S3") from None
-        except BotoCoreError as exc:
-            logger.warning("S3 unreachable", extra={"error": type(exc).__name__})
-            raise unavailable("S3") from None
-        if len(raw) > max_bytes:
-            raise param_invalid("map_results", f"a result object is larger than {max_bytes} bytes.")
-        return raw
+        return read_object(self._client, self.bucket, key, max_bytes, param="map_results", what="a result object ")
 
     def read(self, bucket: str, key: str, *, max_bytes: int) -> MapRun:
         """The chunk outputs listed by the run's manifest; ``form_param_value_invalid`` on

@@ -15,17 +15,22 @@ browser would. Everything else is the browser's and session.js's own.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalStackHandle, running_stack
-from tests.e2e.test_browser_sessions import SEED_PAGE, Site, sign_in_on_the_apps_page
+from tests.e2e import test_browser_sessions as sessions
+from tests.e2e.conftest import LocalStackHandle
+from tests.e2e.test_browser_sessions import TOKEN_LIFETIME_S, Site, sign_in_on_the_apps_page
 
 pytestmark = pytest.mark.browser
 
-LIFETIME_S = 12
+# The sessions tests' stack (12 s tokens) and application origin, whose /app page includes session.js
+# and shows "session:<id>" in #who once load() answers: fixtures of this module too (module-scoped).
+app_site = sessions.app_site
+stack = sessions.stack
+
+LIFETIME_S = TOKEN_LIFETIME_S
 # session.js refreshes between 1 and 1.5 margins before expiry, a margin being min(5 s, lifetime / 10).
 MARGIN_S = min(5, LIFETIME_S / 10)
 EARLIEST_S, LATEST_S = LIFETIME_S - 1.5 * MARGIN_S, LIFETIME_S - MARGIN_S
@@ -37,34 +42,6 @@ VISIBILITY = """(() => {
   Object.defineProperty(Document.prototype, "hidden", { configurable: true, get() { return state === "hidden"; } });
   window.__setVisibility = (next) => { state = next; document.dispatchEvent(new Event("visibilitychange")); };
 })();"""
-
-APP_PAGE = """<!doctype html><title>App</title>
-<script src="{stack}/session.js"></script>
-<p id="who">loading</p>
-<script>
-SigninLinks.load().then((session) => {{
-  document.getElementById("who").textContent = session ? "session:" + session.id : "signed-out";
-}});
-</script>"""
-
-
-@pytest.fixture(scope="module")
-def app_site() -> Iterator[Site]:
-    site = Site()
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def stack(app_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
-    env = {
-        "LOCAL_PARAMETER_AllowedRedirectOrigins": app_site.origin,
-        "LOCAL_PARAMETER_SessionTokenLifetimeSeconds": str(LIFETIME_S),
-    }
-    with running_stack(tmp_path_factory.mktemp("refresh-visibility-stack"), env=env) as handle:
-        app_site.pages["/accept-token"] = lambda query: SEED_PAGE.format(stack=handle.base_url)
-        app_site.pages["/app"] = lambda query: APP_PAGE.format(stack=handle.base_url)
-        yield handle
 
 
 class Tab:
