@@ -1407,7 +1407,15 @@ def test_the_dashboard_shows_the_documented_metrics() -> None:
         "SignInTokenRetriesAccepted",
     }
     titles = {widget["properties"]["title"] for widget in dashboard["widgets"]}
-    assert titles == {"Links minted", "Accepts by outcome", "Latency (ms)", "Errors", "Batch progress"}
+    assert titles == {
+        "Links minted",
+        "Accepts by outcome",
+        "Latency (ms)",
+        "Errors",
+        "Batch progress",
+        "Capacity (a wave)",
+    }
+    assert {"ThrottledRequests", "ClaimedAccountConcurrency", "AuditRecordAge"} <= shown  # what the wave alarms watch
 
 
 def test_one_parameter_sets_lambdas_and_powertools_log_level() -> None:
