@@ -17,12 +17,20 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signin_links import aws, i18n, snapstart
+from signin_links import aws, csrf, i18n, snapstart
 from signin_links.config import Settings, get_settings
 from signin_links.errors import SignInLinksError
-from signin_links.fetch_metadata import check_cookie_post, cors_headers, preflight_headers
+from signin_links.fetch_metadata import (
+    CookiePost,
+    arrived_from_another_site,
+    check_cookie_post,
+    cors_headers,
+    preflight_headers,
+    require_csrf,
+)
 from signin_links.http import (
     cleared_cookies,
+    csrf_cookie,
     error_response,
     install_error_handlers,
     json_response,
@@ -107,6 +115,14 @@ def renewals() -> Renewals:
     return Renewals(service.settings, requests, verify)
 
 
+def rejected_page(error: SignInLinksError, renew: str | None) -> Response[str]:
+    """The page of a dead link: with the "Email me a new link" form (and its CSRF token) when offered."""
+    if renew is None:
+        return pages().error(error, language())
+    form_token, cookies = csrf_form()
+    return pages().error(error, language(), renew_token=renew, csrf_token=form_token, cookies=cookies)
+
+
 def renewal_offer(token: str, error: SignInLinksError) -> str | None:
     """The token to put in the page's "Email me a new link" form, if the page offers one."""
     return token if wants_html(app) and renewals().offered(token, error.code) else None
@@ -139,14 +155,37 @@ def sign_in_json(outcome: Accepted) -> dict[str, Any]:
 
 @app.get("/accept-token")
 def accept_page() -> Response[str]:
-    token = clean_token(app.current_event.get_query_string_value("token") or "")
-    if not token:  # the script looks in the fragment (#token=...)
-        return pages().accept(None, language())
-    try:
-        redemptions().check(token)  # signature, expiry, redirect: never the token's state
-    except Rejected as error:
-        return pages().error(error, language(), renew_token=renewal_offer(token, error))
-    return pages().accept(token, language())
+    service = redemptions()
+    event = app.current_event
+    token = clean_token(event.get_query_string_value("token") or "")
+    user_id: str | None = ""  # unknown until the script reads the #token= fragment
+    if token:
+        try:
+            user_id = service.check(token).user_id  # signature, expiry, redirect: never the token's state
+        except Rejected as error:
+            return rejected_page(error, renewal_offer(token, error))
+    confirm = service.confirmation_needed(
+        from_another_site=arrived_from_another_site(event.headers),
+        session_cookies=cookie_values(event.cookies, COOKIE_NAME),
+    )
+    form_token, cookies = csrf_form()
+    confirm_as = (user_id or "") if confirm else None  # a token without uid: the page names no one
+    return pages().accept(token or None, language(), csrf_token=form_token, cookies=cookies, confirm_as=confirm_as)
+
+
+def csrf_form() -> tuple[str, list[Cookie]]:
+    """A CSRF token for a form of this page, and the ``__Host-csrf`` cookie it is bound to (``csrf.py``)."""
+    service = redemptions()
+    nonces = cookie_values(app.current_event.cookies, csrf.COOKIE_NAME)
+    grant = csrf.issue(service.session_keyring(), service.clock(), nonces)
+    return grant.token, [csrf_cookie(grant.nonce)]
+
+
+def csrf_valid(token: str | None) -> bool:
+    """Whether ``token`` is one of this service's forms' CSRF tokens, for this browser's cookie."""
+    service = redemptions()
+    nonces = cookie_values(app.current_event.cookies, csrf.COOKIE_NAME)
+    return csrf.verify(token, nonces, service.session_keyring(), service.clock())
 
 
 @app.head("/accept-token")
@@ -158,13 +197,15 @@ def accept_page_head() -> Response[str]:
 def accept_token() -> Response[str]:
     service = redemptions()
     event = app.current_event
-    cors = cookie_post_origin()  # login CSRF: before the body is even read
+    post = cookie_post()  # login CSRF: before the body is even read
+    cors = post.cors_origin
     request = parse_accept_request(
         request_body(app),
         event.headers.get("content-type"),
         service.settings.max_body_bytes,
         session_cookies=cookie_values(event.cookies, COOKIE_NAME),
     )
+    require_csrf(post, post.needs_csrf_token and csrf_valid(request.csrf_token))
     try:
         outcome = service.accept(request, fallback_issuer=own_base_url(app))
     except Rejected as error:  # a dead link's page may offer a new one
@@ -172,11 +213,19 @@ def accept_token() -> Response[str]:
         if renew is None:
             raise
         logger.info("request rejected", extra={"code": error.code.wire_code, "status": error.status})
-        return with_headers(pages().error(error, language(), renew_token=renew), cors_headers(cors))
+        return with_headers(rejected_page(error, renew), cors_headers(cors))
     except AnotherUserSignedIn as asked:
         logger.info("sign-in needs confirmation: another user is signed in here")
         if wants_html(app):
-            return pages().confirm_switch(asked.signed_in_user_id, asked.link_user_id, asked.token, language())
+            form_token, cookies = csrf_form()
+            return pages().confirm_switch(
+                asked.signed_in_user_id,
+                asked.link_user_id,
+                asked.token,
+                language(),
+                csrf_token=form_token,
+                cookies=cookies,
+            )
         return with_headers(error_response(app, asked), cors_headers(cors))
     cookies = sign_in_cookies(outcome, service.settings)
     if not wants_html(app):
@@ -198,10 +247,12 @@ def renew_link() -> Response[str]:
     link could be renewed; a GET never asks (there is no GET route)."""
     service = renewals()
     event = app.current_event
-    cors = cookie_post_origin()  # the accept's login-CSRF rules
+    post = cookie_post()  # the accept's login-CSRF rules
+    cors = post.cors_origin
     request = parse_accept_request(
         request_body(app), event.headers.get("content-type"), service.settings.max_body_bytes, session_cookies=()
     )
+    require_csrf(post, post.needs_csrf_token and csrf_valid(request.csrf_token))
     outcome = service.request(request.token)
     if not wants_html(app):
         status = "already_requested" if outcome == RENEWAL_ALREADY else "requested"
@@ -213,10 +264,17 @@ def renew_link() -> Response[str]:
 # --- Sessions: refresh, sign-out, session.js, CORS (docs/accepting-links.md, "Sessions") ---------
 
 
-def cookie_post_origin() -> str | None:
-    """Login CSRF (``fetch_metadata.py``): refuse a cross-site POST; the allowed CORS origin, if any."""
-    event = app.current_event
-    return check_cookie_post(event.headers, redemptions().settings.allowed_redirect_origins)
+def cookie_post() -> CookiePost:
+    """Login CSRF (``fetch_metadata.py``): refuse a cross-site POST; the allowed CORS origin, if any,
+    and whether a browser without fetch metadata must show a CSRF token."""
+    settings = redemptions().settings
+    return check_cookie_post(app.current_event.headers, settings.allowed_redirect_origins, own_origins())
+
+
+def own_origins() -> tuple[str, ...]:
+    """The origins of this service's own pages: the request's host (HTTPS) and the accept base URL's."""
+    accept_origin = redemptions().settings.accept_origin
+    return (own_base_url(app), accept_origin) if accept_origin else (own_base_url(app),)
 
 
 def with_headers(response: Response[str], headers: dict[str, str]) -> Response[str]:
@@ -241,7 +299,9 @@ def refresh_session() -> Response[str]:
     """A fresh ``__session`` while the session named by ``__refresh`` is active; else 401 and both
     cookies cleared. At most one read and one write."""
     service = sessions()
-    cors = cookie_post_origin()
+    post = cookie_post()
+    require_csrf(post, False)  # no page of this service renders a refresh form: foreign origins are refused
+    cors = post.cors_origin
     body_bytes(request_body(app), service.settings.max_body_bytes)  # no body is read; a huge one is 413
     refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
     try:
@@ -264,7 +324,9 @@ def refresh_session() -> Response[str]:
 def sign_out_page() -> Response[str]:
     """A page with a button: a GET never signs out (mail scanners and prefetchers follow links)."""
     redirect = allowed_redirect(app.current_event.get_query_string_value("redirect_url"), redemptions().settings)
-    return pages().sign_out(redirect or "", language())  # a redirect not allowed is dropped: the page still signs out
+    form_token, cookies = csrf_form()
+    # A redirect not allowed is dropped: the page still signs out.
+    return pages().sign_out(redirect or "", language(), csrf_token=form_token, cookies=cookies)
 
 
 @app.post("/sign-out")
@@ -272,10 +334,13 @@ def sign_out() -> Response[str]:
     """End the session named by the cookies (``ended``), clear both cookies, then 303 to an allowed
     ``redirect_url`` or a "Signed out." page (JSON callers: 200 and a small object)."""
     service = sessions()
-    cors = cookie_post_origin()
-    redirect = parse_sign_out_request(  # a redirect not allowed is refused (422) before anything changes
+    post = cookie_post()
+    cors = post.cors_origin
+    request = parse_sign_out_request(  # a redirect not allowed is refused (422) before anything changes
         request_body(app), app.current_event.headers.get("content-type"), service.settings
     )
+    require_csrf(post, post.needs_csrf_token and csrf_valid(request.csrf_token))
+    redirect = request.redirect_url
     refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
     ended = service.sign_out(refresh[0] if refresh else None)
     cookies = cleared_cookies(service.settings)

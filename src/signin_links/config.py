@@ -79,6 +79,7 @@ class Settings:
     session_issuer: str = ""
     session_cookie_domain: str = ""
     accept_auto_submit: bool = True
+    accept_confirmation: str = "never"  # never | cross-site | always (AcceptConfirmation)
     token_retention_seconds: int = 7 * 24 * 3600
     batch_event_source: str = "signin-links.batches"
     results_bucket: str = ""
@@ -114,6 +115,11 @@ class Settings:
             if not any(getattr(self, name.lower()) for name in choice):
                 raise ConfigError(f"{' or '.join(choice)} is required by this function but not set")
         return self
+
+    @property
+    def accept_origin(self) -> str:
+        """The origin of ``accept_base_url`` (its pages' own origin), or "" when links use the request's host."""
+        return parse(self.accept_base_url).origin if self.accept_base_url else ""
 
     def ttl_for(self, expires_at: int) -> int:
         """DynamoDB TTL (housekeeping only) for a token that expires at ``expires_at``."""
@@ -181,6 +187,18 @@ def _date(env: Mapping[str, str], var: str) -> int:
     return int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp())
 
 
+ACCEPT_CONFIRMATIONS = ("never", "cross-site", "always")  # the first is the default
+
+
+def _choice(env: Mapping[str, str], var: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(var, "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{var}: {raw[:40]!r} is not one of {', '.join(choices)}")
+    return raw
+
+
 def _required(env: Mapping[str, str], var: str) -> str:
     value = env.get(var, "").strip()
     if not value:
@@ -239,6 +257,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
         session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
         accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
+        accept_confirmation=_choice(env, "ACCEPT_CONFIRMATION", ACCEPT_CONFIRMATIONS),
         token_retention_seconds=_int(env, "TOKEN_RETENTION_SECONDS", 7 * 24 * 3600),
         batch_event_source=env.get("BATCH_EVENT_SOURCE", "").strip() or "signin-links.batches",
         results_bucket=env.get("RESULTS_BUCKET", "").strip(),

@@ -21,6 +21,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
 from signin_links.config import Settings
+from signin_links.csrf import COOKIE_NAME as CSRF_COOKIE_NAME
+from signin_links.csrf import LIFETIME_SECONDS as CSRF_LIFETIME_SECONDS
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.observability import logger
 from signin_links.wire import JSON, error_envelope
@@ -165,6 +167,22 @@ def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
     from signin_links.sessions import REFRESH_COOKIE_NAME  # not at the top: see session_cookie
 
     return _cookie(REFRESH_COOKIE_NAME, value, settings, max_age)
+
+
+def csrf_cookie(nonce: str) -> Cookie:
+    """``__Host-csrf``: the nonce the accept function's forms are bound to (``csrf.py``). ``__Host-``:
+    Secure, Path=/ and no Domain, so no other host can set it. Lax, not Strict: a link opened from a
+    webmail (a cross-site GET) must see the nonce the browser holds, or its page would replace it and
+    break the form of a page already open in another tab; no other site's POST carries it."""
+    return Cookie(
+        name=CSRF_COOKIE_NAME,
+        value=nonce,
+        path="/",
+        secure=True,
+        http_only=True,
+        max_age=CSRF_LIFETIME_SECONDS,
+        same_site=SameSite.LAX_MODE,
+    )
 
 
 def cleared_cookies(settings: Settings) -> list[Cookie]:

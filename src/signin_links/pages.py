@@ -37,14 +37,16 @@ HTML = "text/html; charset=utf-8"
 # Each template file's placeholders; those in TRUSTED hold markup built here, the others are escaped.
 PLACEHOLDERS = {
     "page": {"lang", "dir", "title", "style", "brand", "content", "script", "app_name", "logo_url", "brand_color"},
-    "accept": {"heading", "status", "token", "auto_submit", "hidden", "button", "working"},
+    "accept": {"heading", "status", "token", "csrf_token", "auto_submit", "hidden", "button", "working"},
+    "confirm_sign_in": {"heading", "who", "warning", "token", "csrf_token", "hidden", "button", "working"},
     "error": {"heading", "message", "hint", "code", "code_label", "support", "renewal"},
-    "renew_form": {"token", "button"},
+    "renew_form": {"token", "csrf_token", "button"},
     "renewed": {"heading", "message"},
     "signed_in": {"heading", "signed_in_as", "user_id"},
     "redirect": {"heading", "location", "continue_label"},
-    "confirm": {"heading", "who", "warning", "token", "button", "code_label", "signed_in_user", "link_user"},
-    "sign_out": {"heading", "question", "redirect_url", "button"},
+    "confirm": {"heading", "who", "warning", "token", "csrf_token", "button", "code_label"}
+    | {"signed_in_user", "link_user"},
+    "sign_out": {"heading", "question", "redirect_url", "csrf_token", "button"},
     "signed_out": {"heading", "status"},
 }
 TRUSTED = frozenset({"style", "brand", "content", "script", "hidden", "support", "who", "signed_in_as", "renewal"})
@@ -63,6 +65,10 @@ OTHER_ERROR_TEXTS = {
     ErrorCode.ROUTE_NOT_FOUND: (texts.PAGE_NOT_FOUND, texts.PAGE_NOT_FOUND_WHY),
     ErrorCode.RESOURCE_NOT_FOUND: (texts.PAGE_NOT_FOUND, texts.PAGE_NOT_FOUND_WHY),
 }
+# Words of issue 18's new page states, in English until they join texts.py and its catalogues.
+CONFIRM_SIGN_IN_WHO = "This link signs you in as {link_user}."
+CONFIRM_SIGN_IN_WARNING = "Continue only if you asked for this link."
+
 # A rejection's own long message that is one of the texts: shown (translated) instead of the default.
 SPECIFIC_MESSAGES = frozenset({texts.LINK_REDIRECT_NOT_ALLOWED_WHY})
 
@@ -234,9 +240,39 @@ class Pages:
 
     # -- the states -----------------------------------------------------------------------------------
 
-    def accept(self, token: str | None, lang: Language) -> Response[str]:
-        """The page that POSTs the token: auto-submitted by the script, or by the visible button."""
+    def accept(
+        self,
+        token: str | None,
+        lang: Language,
+        *,
+        csrf_token: str,
+        cookies: list[Cookie],
+        confirm_as: str | None = None,
+    ) -> Response[str]:
+        """The page that POSTs the token: auto-submitted by the script, or by the visible button.
+
+        ``confirm_as`` (``AcceptConfirmation``): the page names the user the link signs in as (the
+        ticket's ``uid``; "" for a ``#token=`` link, which the script fills in) and waits for the
+        click. ``csrf_token`` goes in the form; ``cookies`` carry its ``__Host-csrf`` nonce."""
         button = lang.text(texts.SIGN_IN)
+        # Without a token in the query the form waits hidden for the script to find one in the fragment.
+        hidden = "" if token else " hidden"
+        if confirm_as is not None:
+            who = html.escape(CONFIRM_SIGN_IN_WHO).format_map({"link_user": account(confirm_as, "link-user")})
+            body = self._render(
+                lang,
+                button,
+                "confirm_sign_in",
+                script=True,
+                trusted={"hidden": hidden, "who": who},
+                heading=button,
+                warning=CONFIRM_SIGN_IN_WARNING,
+                token=token or "",
+                csrf_token=csrf_token,
+                button=button,
+                working=lang.text(texts.SIGNING_IN),
+            )
+            return self._page(lang, 200, body, cookies)
         # The script shows ``working`` ("Signing you in...") when it submits the form itself.
         status = lang.text(texts.SELECT_TO_CONTINUE, button=button) if token else lang.text(texts.NO_TOKEN)
         body = self._render(
@@ -244,22 +280,31 @@ class Pages:
             button,
             "accept",
             script=True,
-            # Without a token in the query the form waits hidden for the script to find one in the fragment.
-            trusted={"hidden": "" if token else " hidden"},
+            trusted={"hidden": hidden},
             heading=button,
             status=status,
             token=token or "",
+            csrf_token=csrf_token,
             auto_submit="true" if self.auto_submit else "false",
             button=button,
             working=lang.text(texts.SIGNING_IN),
         )
-        return self._page(lang, 200, body)
+        return self._page(lang, 200, body, cookies)
 
     def head(self) -> Response[str]:
         return Response(status_code=200, content_type=HTML, body="", headers=self.security_headers())
 
-    def error(self, error: SignInLinksError, lang: Language, *, renew_token: str | None = None) -> Response[str]:
-        """The page of a failure; with ``renew_token``, the "Email me a new link" form (renewal.py)."""
+    def error(
+        self,
+        error: SignInLinksError,
+        lang: Language,
+        *,
+        renew_token: str | None = None,
+        csrf_token: str = "",
+        cookies: list[Cookie] | None = None,
+    ) -> Response[str]:
+        """The page of a failure; with ``renew_token``, the "Email me a new link" form (renewal.py),
+        with its ``csrf_token`` (and ``cookies``: the ``__Host-csrf`` nonce it is bound to)."""
         if error.code in DEAD_LINK_TEXTS:
             heading, message = DEAD_LINK_TEXTS[error.code]
             if error.long_message in SPECIFIC_MESSAGES:  # a more specific reason was given
@@ -275,7 +320,7 @@ class Pages:
             lang,
             heading,
             "error",
-            trusted={"support": self._support(lang), "renewal": self._renew_form(renew_token, lang)},
+            trusted={"support": self._support(lang), "renewal": self._renew_form(renew_token, csrf_token, lang)},
             heading=heading,
             message=lang.text(message),
             hint=lang.text(hint),
@@ -283,13 +328,15 @@ class Pages:
             code_label=lang.text(texts.ERROR_CODE),
         )
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
-        return self._page(lang, error.status, body, headers=headers)
+        return self._page(lang, error.status, body, cookies, headers=headers)
 
-    def _renew_form(self, token: str | None, lang: Language) -> str:
+    def _renew_form(self, token: str | None, csrf_token: str, lang: Language) -> str:
         if token is None:
             return ""
         return self._fragments["renew_form"].substitute(
-            token=html.escape(token, quote=True), button=html.escape(lang.text(texts.EMAIL_NEW_LINK))
+            token=html.escape(token, quote=True),
+            csrf_token=html.escape(csrf_token, quote=True),
+            button=html.escape(lang.text(texts.EMAIL_NEW_LINK)),
         )
 
     def renewal(self, outcome: str, delivery: str, lang: Language) -> Response[str]:
@@ -329,7 +376,16 @@ class Pages:
 
     # --- Sessions: the "another user is signed in" page, sign-out ------------------------------------
 
-    def confirm_switch(self, signed_in_user_id: str, link_user_id: str, token: str, lang: Language) -> Response[str]:
+    def confirm_switch(
+        self,
+        signed_in_user_id: str,
+        link_user_id: str,
+        token: str,
+        lang: Language,
+        *,
+        csrf_token: str,
+        cookies: list[Cookie],
+    ) -> Response[str]:
         """409: who is signed in here, who the link is for, and a button that posts the token again
         with ``confirm=switch_user``. No script: this form must never submit itself."""
         heading = lang.text(texts.SWITCH_ACCOUNTS)
@@ -342,14 +398,15 @@ class Pages:
             heading=heading,
             warning=lang.text(texts.SWITCH_WARNING, signed_in_user=signed_in_user_id),
             token=token,
+            csrf_token=csrf_token,
             button=lang.text(texts.SIGN_IN_AS, link_user=link_user_id),
             code_label=lang.text(texts.ERROR_CODE),
             signed_in_user=signed_in_user_id,
             link_user=link_user_id,
         )
-        return self._page(lang, 409, body)
+        return self._page(lang, 409, body, cookies)
 
-    def sign_out(self, redirect_url: str, lang: Language) -> Response[str]:
+    def sign_out(self, redirect_url: str, lang: Language, *, csrf_token: str, cookies: list[Cookie]) -> Response[str]:
         """The GET page: a button that POSTs /sign-out (a GET never signs out)."""
         heading = lang.text(texts.SIGN_OUT)
         body = self._render(
@@ -359,9 +416,10 @@ class Pages:
             heading=heading,
             question=lang.text(texts.SIGN_OUT_QUESTION),
             redirect_url=redirect_url,
+            csrf_token=csrf_token,
             button=heading,
         )
-        return self._page(lang, 200, body)
+        return self._page(lang, 200, body, cookies)
 
     def signed_out(self, cookies: list[Cookie], redirect_url: str | None, lang: Language) -> Response[str]:
         heading = lang.text(texts.SIGNED_OUT)

@@ -185,6 +185,26 @@ class Redemptions:
         self.audit.accepted(outcome)
         return outcome
 
+    def confirmation_needed(self, *, from_another_site: bool, session_cookies: tuple[str, ...]) -> bool:
+        """Whether the page must name the link's user and wait for a click (``AcceptConfirmation``):
+        ``always``; ``cross-site`` for an arrival from another site in a browser that holds no
+        session here (one that holds a session is asked at the POST if it is another user's);
+        ``never`` keeps the one-click page."""
+        mode = self.settings.accept_confirmation
+        if mode == "always":
+            return True
+        if mode != "cross-site" or not from_another_site:
+            return False
+        return not self.holds_session(session_cookies)
+
+    def holds_session(self, session_cookies: tuple[str, ...]) -> bool:
+        """A ``__session`` signed by us within the session lifetime (no table read, as the switch check)."""
+        if not session_cookies:
+            return False
+        keyring, now = self.session_keyring(), self.clock()
+        lifetime = self.settings.session_lifetime_seconds
+        return any(verify_session(cookie, keyring, now=now, expired_for=lifetime) for cookie in session_cookies)
+
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public half of every key in the session keyring (retired keys verify old sessions)."""
         return self.session_keyring().jwks()

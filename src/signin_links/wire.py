@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, reject_unknown
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord
+from signin_links.redirects import UrlError
 from signin_links.service import MintRequest, check_identifier
 
 JSON = "application/json"  # the media type of every /v1 body and answer
@@ -66,6 +67,7 @@ def parse_mint_request(data: dict[str, Any]) -> MintRequest:
 
 CONFIRM_FIELD = "confirm"
 CONFIRM_SWITCH_USER = "switch_user"
+CSRF_FIELD = "csrf_token"  # the per-render token of the service's own forms (csrf.py)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class AcceptRequest:
     session_cookies: tuple[str, ...] = field(default=(), repr=False)
     # The person confirmed signing in as the link's user although another user is signed in here.
     confirm_switch: bool = False
+    # The form's CSRF token (None when absent or not a single string); checked only when needed.
+    csrf_token: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # never print the token
         return "AcceptRequest(<redacted>)"
@@ -97,19 +101,14 @@ def parse_accept_request(
     media_type = (content_type or FORM).split(";", 1)[0].strip().lower()
     token: object = None
     confirm: object = None
+    csrf: object = None
     if media_type == JSON or media_type.endswith("+json"):
         if raw.strip():
             data = json_object(raw)
-            token, confirm = data.get("token"), data.get(CONFIRM_FIELD)
+            token, confirm, csrf = data.get("token"), data.get(CONFIRM_FIELD), data.get(CSRF_FIELD)
     elif media_type in (FORM, ""):
-        try:
-            fields = parse_qs(raw.decode("utf-8"), max_num_fields=8, strict_parsing=False)
-        except (UnicodeDecodeError, ValueError):
-            raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
-        values = fields.get("token") or []
-        token = values[0] if len(values) == 1 else None
-        confirms = fields.get(CONFIRM_FIELD) or []
-        confirm = confirms[0] if len(confirms) == 1 else None
+        fields = form_fields(raw)
+        token, confirm, csrf = (single(fields, name) for name in ("token", CONFIRM_FIELD, CSRF_FIELD))
     else:
         raise SignInLinksError(
             ErrorCode.REQUEST_BODY_INVALID, 'Send the token as a form (token=...) or as JSON ({"token": ...}).'
@@ -120,7 +119,26 @@ def parse_accept_request(
         raise param_missing("token")
     if not isinstance(token, str):
         raise SignInLinksError(ErrorCode.TICKET_INVALID)  # as a token that does not verify
-    return AcceptRequest(token=token, session_cookies=session_cookies, confirm_switch=confirm == CONFIRM_SWITCH_USER)
+    return AcceptRequest(
+        token=token,
+        session_cookies=session_cookies,
+        confirm_switch=confirm == CONFIRM_SWITCH_USER,
+        csrf_token=csrf if isinstance(csrf, str) else None,
+    )
+
+
+def form_fields(raw: bytes) -> dict[str, list[str]]:
+    """A form body's fields (at most 8), or ``request_body_invalid``."""
+    try:
+        return parse_qs(raw.decode("utf-8"), max_num_fields=8, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
+
+
+def single(fields: dict[str, list[str]], name: str) -> str | None:
+    """A form field given exactly once (a repeated field counts as absent: which one would be meant?)."""
+    values = fields.get(name) or []
+    return values[0] if len(values) == 1 else None
 
 
 def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple[str, ...]:
@@ -262,38 +280,44 @@ def parse_session_query(params: dict[str, str]) -> SessionQuery:
 
 
 def allowed_redirect(value: object, settings: Settings) -> str | None:
-    """``value`` when it is an http(s) URL on ``AllowedRedirectOrigins`` (ASCII, printable), else None."""
+    """The canonical ASCII form (``redirects.py``) of ``value`` when it is an http(s) URL on
+    ``AllowedRedirectOrigins``, else None: the form the answer's ``Location`` carries, as the accept's."""
     if not isinstance(value, str) or not value or len(value) > MAX_REDIRECT_LENGTH:
         return None
-    if not value.isascii() or not value.isprintable() or " " in value:
-        return None
     try:
-        return value if settings.redirect_allowed(value) else None
-    except ValueError:  # urlsplit refuses some malformed URLs (brackets)
+        return settings.redirect_target(value)
+    except UrlError:
         return None
 
 
-def parse_sign_out_request(body: bytes | str | None, content_type: str | None, settings: Settings) -> str | None:
-    """The optional ``redirect_url`` of ``POST /sign-out`` (a form or JSON): an allowed URL, None when
-    absent, 422 when present and not allowed."""
+@dataclass(frozen=True)
+class SignOutRequest:
+    """``POST /sign-out``: where to go afterwards (an allowed URL, canonical) and the form's CSRF token."""
+
+    redirect_url: str | None = None
+    csrf_token: str | None = field(default=None, repr=False)
+
+
+def parse_sign_out_request(body: bytes | str | None, content_type: str | None, settings: Settings) -> SignOutRequest:
+    """The optional ``redirect_url`` (and ``csrf_token``) of ``POST /sign-out``, a form or JSON: None
+    when absent, 422 when present and not an allowed URL."""
     raw = body_bytes(body, settings.max_body_bytes)
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     redirect: object = None
+    csrf: object = None
     if media_type == "application/json" or media_type.endswith("+json"):
-        redirect = (json_object(raw) if raw.strip() else {}).get("redirect_url")
+        data = json_object(raw) if raw.strip() else {}
+        redirect, csrf = data.get("redirect_url"), data.get(CSRF_FIELD)
     else:
-        try:
-            fields = parse_qs(raw.decode("utf-8"), max_num_fields=8)
-        except (UnicodeDecodeError, ValueError):
-            raise SignInLinksError(ErrorCode.REQUEST_BODY_INVALID, "The form could not be read.") from None
-        values = fields.get("redirect_url") or []
-        redirect = values[0] if len(values) == 1 else None
+        fields = form_fields(raw)
+        redirect, csrf = single(fields, "redirect_url"), single(fields, CSRF_FIELD)
+    csrf_token = csrf if isinstance(csrf, str) else None
     if redirect is None or redirect == "":
-        return None
+        return SignOutRequest(None, csrf_token)
     url = allowed_redirect(redirect, settings)
     if url is None:
         raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
-    return url
+    return SignOutRequest(url, csrf_token)
 
 
 def session_json(record: SessionRecord, now_ms: int) -> dict[str, object]:

@@ -26,7 +26,9 @@ def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHan
             probe = scanner.head(minted["url"])
             assert probe.status_code == 200, probe.text
             assert probe.content == b""
-        assert "set-cookie" not in page.headers
+        # Only the form's CSRF nonce (issue 18 item 3); never a session cookie.
+        assert [value.split("=", 1)[0] for value in page.headers.get_list("set-cookie")] == ["__Host-csrf"]
+        assert "set-cookie" not in probe.headers
     assert local_stack.status(minted["id"]) == "pending"
     answer = httpx.post(
         f"{local_stack.base_url}/accept-token", data={"token": minted["token"]}, headers={"accept": "application/json"}

@@ -129,7 +129,10 @@ def stack(app_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def cookies(context: Any, stack: LocalStackHandle) -> dict[str, str]:
-    return {cookie["name"]: cookie["value"] for cookie in context.cookies(stack.base_url)}
+    """The stack's session cookies in the browser (not the forms' ``__Host-csrf`` nonce)."""
+    return {
+        cookie["name"]: cookie["value"] for cookie in context.cookies(stack.base_url) if cookie["name"] != "__Host-csrf"
+    }
 
 
 def sign_in_on_the_apps_page(context: Any, stack: LocalStackHandle, app_site: Site, user_id: str) -> str:

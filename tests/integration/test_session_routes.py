@@ -257,6 +257,37 @@ def test_sign_out_as_json_and_its_refusals_change_nothing(stack: Stack, context:
     assert stack.item(session["id"])["status"]["S"] == "ended"  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("https://APP.EXAMPLE.COM:443/x", "https://app.example.com/x"),
+        ("https://app.example.com/caf\u00e9?q=\u00fc", "https://app.example.com/caf%C3%A9?q=%C3%BC"),
+        ("https://app.example.com/a b", None),  # not a URL: refused (422), as at mint
+    ],
+)
+def test_sign_out_redirects_to_the_canonical_ascii_form_as_the_accept_does(
+    stack: Stack, context: Any, given: str, sent: str | None
+) -> None:
+    """Issue 18 item 7: the raw redirect_url was answered as sent; now it is the accept's ASCII form."""
+    session = signed_in(context)
+    answer = sign_out(
+        context,
+        session,
+        body=json.dumps({"redirect_url": given}),
+        content_type="application/json",
+        sec_fetch_site="same-origin",
+    )
+    if sent is None:
+        assert answer.status == 422, answer.body
+        assert stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
+        return
+    assert answer.status == 303, answer.body
+    assert answer.headers["Location"] == sent
+    event = browser_event("sign_out_page.json")
+    event["queryStringParameters"] = {"redirect_url": given}
+    assert f'name="redirect_url" value="{sent}"' in invoke("accept_token", event, context).body
+
+
 def test_a_get_never_signs_out(stack: Stack, context: Any) -> None:
     session = signed_in(context)
     event = browser_event("sign_out_page.json", cookies=[f"__refresh={session['refresh']}"])
@@ -265,7 +296,7 @@ def test_a_get_never_signs_out(stack: Stack, context: Any) -> None:
     assert page.status == 200, page.body
     assert 'action="sign-out"' in page.body
     assert f'value="{ALLOWED}/x"' in page.body
-    assert not page.cookies
+    assert [cookie.split("=", 1)[0] for cookie in page.cookies] == ["__Host-csrf"]  # the form's, nothing cleared
     assert stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
     event["queryStringParameters"] = {"redirect_url": "https://evil.example/"}
     assert 'value=""' in invoke("accept_token", event, context).body
@@ -285,7 +316,8 @@ def test_the_another_user_page_names_both_users_and_posts_with_confirmation(stac
     minted = mint(context, user_id="user_<bob>")
     answer = accept(context, minted["token"], cookies=[f"__session={alice['session']}"], as_json=False)
     assert answer.status == 409, answer.body
-    assert not answer.cookies
+    assert [cookie.split("=", 1)[0] for cookie in answer.cookies] == ["__Host-csrf"]  # its form's, no session
+    assert 'name="csrf_token" value="' in answer.body
     assert 'id="signed-in-user" dir="auto">user_alice<' in answer.body
     assert 'id="link-user" dir="auto">user_&lt;bob&gt;<' in answer.body
     assert 'name="confirm" value="switch_user"' in answer.body

@@ -96,6 +96,7 @@ MALFORMED: list[tuple[str, str, str]] = [
     ("mint_link", "ACCEPT_BASE_URL", "links.example.com"),
     ("mint_link", "MAX_EXPIRES_IN_SECONDS", "a month"),
     ("accept_token", "ACCEPT_AUTO_SUBMIT", "maybe"),
+    ("accept_token", "ACCEPT_CONFIRMATION", "sometimes"),
     ("accept_token", "SESSION_INACTIVITY_SECONDS", "60"),
     ("sessions", "SESSION_TOKEN_LIFETIME_SECONDS", "2"),
     ("send_link_email", "EMAIL_SENDER", "not an address"),

@@ -30,6 +30,7 @@ HANDLER_PROPERTY = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 ALLOWED = ("https://app.example.com", "http://127.0.0.1:3000")
+OWN = ("https://links.example.com",)
 
 # Anything a header or cookie can hold once API Gateway (or a JSON event) delivers it: lone
 # surrogates, fullwidth and non-ASCII characters, bracketed hosts, control characters, huge strings.
@@ -87,18 +88,25 @@ def test_a_refresh_value_of_any_shape_parses_or_is_none(value: Any) -> None:
 @example(request_headers={"sec-fetch-site": "same-site", "sec-fetch-mode": "cors", "origin": "null"})
 def test_fetch_metadata_refuses_or_names_an_allowed_origin(request_headers: dict[str, str]) -> None:
     try:
-        origin = check_cookie_post(request_headers, ALLOWED)
+        post = check_cookie_post(request_headers, ALLOWED, OWN)
     except SignInLinksError as error:
         assert error.code is ErrorCode.ORIGIN_INVALID
         assert error.status == 403
         site = request_headers.get("sec-fetch-site", "").strip().lower()
         assert site not in ("same-origin", "none")
+        assert "sec-fetch-site" in request_headers  # without it, a CSRF token is asked for instead
         return
+    origin = post.cors_origin
     assert origin is None or origin in ALLOWED
     site = request_headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() in ("same-site", "cross-site"):
         assert origin in ALLOWED
         assert request_headers.get("sec-fetch-mode", "").strip().lower() == "cors"
+    # A browser without fetch metadata needs a CSRF token exactly when it sent an Origin that is
+    # neither the service's own nor allowed ("null" included).
+    sent = request_headers.get("origin")
+    foreign = sent is not None and sent.strip() not in (*ALLOWED, *OWN)
+    assert post.needs_csrf_token is (site is None and foreign)
     preflight = preflight_headers({**request_headers, "access-control-request-method": "POST"}, ALLOWED)
     assert preflight is None or preflight["Access-Control-Allow-Origin"] in ALLOWED
 

@@ -36,6 +36,7 @@ def test_missing_table_is_named() -> None:
         ({"MAX_EXPIRES_IN_SECONDS": "soon"}, "MAX_EXPIRES_IN_SECONDS"),
         ({"MAX_EXPIRES_IN_SECONDS": "0"}, "MAX_EXPIRES_IN_SECONDS"),
         ({"ACCEPT_AUTO_SUBMIT": "maybe"}, "ACCEPT_AUTO_SUBMIT"),
+        ({"ACCEPT_CONFIRMATION": "sometimes"}, "ACCEPT_CONFIRMATION"),
         ({"ALLOWED_REDIRECT_ORIGINS": "ftp://x"}, "ALLOWED_REDIRECT_ORIGINS"),
         ({"ACCEPT_BASE_URL": "not a url"}, "ACCEPT_BASE_URL"),
         ({"DEFAULT_REDIRECT_URL": "https://elsewhere.example/x"}, "DEFAULT_REDIRECT_URL"),

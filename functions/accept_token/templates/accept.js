@@ -16,6 +16,20 @@
   if (!input.value) {
     return; /* "No token provided." stays on the page */
   }
+  /* The confirmation page (AcceptConfirmation) of a #token= link: name the link's user (its uid claim). */
+  var who = document.getElementById("link-user");
+  if (who && !who.textContent) {
+    try {
+      var part = input.value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      while (part.length % 4) {
+        part += "=";
+      }
+      var uid = JSON.parse(atob(part)).uid;
+      who.textContent = typeof uid === "string" ? uid : "";
+    } catch (error) {
+      /* not a readable token: the server says so when the form is sent */
+    }
+  }
   form.hidden = false;
   function working() {
     status.textContent = form.getAttribute("data-working");
