@@ -35,6 +35,7 @@ from signin_links.http import (
     install_error_handlers,
     json_response,
     own_base_url,
+    own_origins,
     refresh_cookie,
     request_body,
     session_cookie,
@@ -268,13 +269,7 @@ def cookie_post() -> CookiePost:
     """Login CSRF (``fetch_metadata.py``): refuse a cross-site POST; the allowed CORS origin, if any,
     and whether a browser without fetch metadata must show a CSRF token."""
     settings = redemptions().settings
-    return check_cookie_post(app.current_event.headers, settings.allowed_redirect_origins, own_origins())
-
-
-def own_origins() -> tuple[str, ...]:
-    """The origins of this service's own pages: the request's host (HTTPS) and the accept base URL's."""
-    accept_origin = redemptions().settings.accept_origin
-    return (own_base_url(app), accept_origin) if accept_origin else (own_base_url(app),)
+    return check_cookie_post(app.current_event.headers, settings.allowed_redirect_origins, own_origins(app, settings))
 
 
 def with_headers(response: Response[str], headers: dict[str, str]) -> Response[str]:

@@ -21,7 +21,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.config import get_settings
 from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.fetch_metadata import allowed_origin, check_cookie_post, cors_headers, preflight_headers
+from signin_links.fetch_metadata import (
+    allowed_origin,
+    check_cookie_post,
+    cors_headers,
+    preflight_headers,
+    require_csrf,
+)
 from signin_links.frontend import FrontendApi
 from signin_links.frontend_wire import (
     SIGN_IN_FIELDS,
@@ -46,6 +52,7 @@ from signin_links.http import (
     no_store,
     other_methods,
     own_base_url,
+    own_origins,
     request_body,
 )
 from signin_links.keyring import forget_secrets, session_keyring_reader
@@ -76,8 +83,11 @@ def from_allowed_site() -> dict[str, str]:
     """Login CSRF, as on ``POST /accept-token``: a cross-site (or same-site) request that is not CORS
     from an allowed origin is refused (403 ``origin_invalid``) before anything is read; CORS headers
     for an allowed origin (clerk-js on the app, the service on its subdomain)."""
-    origin = check_cookie_post(app.current_event.headers, frontend().settings.allowed_redirect_origins)
-    return cors_headers(origin)
+    post = check_cookie_post(
+        app.current_event.headers, frontend().settings.allowed_redirect_origins, own_origins(app, frontend().settings)
+    )
+    require_csrf(post, False)  # a browser without fetch metadata from a foreign origin: no form of ours posts here
+    return cors_headers(post.cors_origin)
 
 
 def client_value() -> str | None:

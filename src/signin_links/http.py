@@ -45,6 +45,13 @@ def own_base_url(app: APIGatewayHttpResolver) -> str:
     return f"https://{app.current_event.request_context.domain_name}"
 
 
+def own_origins(app: APIGatewayHttpResolver, settings: Settings) -> tuple[str, ...]:
+    """The origins of this service's own pages (login CSRF, ``fetch_metadata.py``): the request's
+    host, and the accept base URL's origin when one is set."""
+    accept_origin = settings.accept_origin
+    return (own_base_url(app), accept_origin) if accept_origin else (own_base_url(app),)
+
+
 def request_body(app: APIGatewayHttpResolver) -> bytes:
     """The request body as bytes. API Gateway base64-encodes bodies of binary content types, so any
     bytes may arrive: a body that is not base64 is a 400 (Powertools' ``decoded_body`` would raise

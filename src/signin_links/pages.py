@@ -245,8 +245,8 @@ class Pages:
         token: str | None,
         lang: Language,
         *,
-        csrf_token: str,
-        cookies: list[Cookie],
+        csrf_token: str = "",
+        cookies: list[Cookie] | None = None,
         confirm_as: str | None = None,
     ) -> Response[str]:
         """The page that POSTs the token: auto-submitted by the script, or by the visible button.
@@ -383,8 +383,8 @@ class Pages:
         token: str,
         lang: Language,
         *,
-        csrf_token: str,
-        cookies: list[Cookie],
+        csrf_token: str = "",
+        cookies: list[Cookie] | None = None,
     ) -> Response[str]:
         """409: who is signed in here, who the link is for, and a button that posts the token again
         with ``confirm=switch_user``. No script: this form must never submit itself."""
@@ -406,7 +406,9 @@ class Pages:
         )
         return self._page(lang, 409, body, cookies)
 
-    def sign_out(self, redirect_url: str, lang: Language, *, csrf_token: str, cookies: list[Cookie]) -> Response[str]:
+    def sign_out(
+        self, redirect_url: str, lang: Language, *, csrf_token: str = "", cookies: list[Cookie] | None = None
+    ) -> Response[str]:
         """The GET page: a button that POSTs /sign-out (a GET never signs out)."""
         heading = lang.text(texts.SIGN_OUT)
         body = self._render(

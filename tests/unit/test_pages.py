@@ -37,7 +37,9 @@ def states(pages: Pages, tag: str, user_id: str = "user_123", token: str = "eyJ.
     lang = language(tag)
     rendered = {
         "no_token": pages.accept(None, lang),
-        "accept": pages.accept(token, lang),
+        "accept": pages.accept(token, lang, csrf_token="1.salt.mac"),
+        "confirm_sign_in": pages.accept(token, lang, csrf_token="1.salt.mac", confirm_as=user_id),
+        "confirm_sign_in_fragment": pages.accept(None, lang, csrf_token="1.salt.mac", confirm_as=""),
         "signed_in": pages.signed_in(user_id, [], lang),
         "redirect": pages.redirect("https://app.example.com/welcome", [], lang),
         "confirm": pages.confirm_switch("user_other", user_id, token, lang),
