@@ -187,16 +187,7 @@ def _date(env: Mapping[str, str], var: str) -> int:
     return int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp())
 
 
-ACCEPT_CONFIRMATIONS = ("never", "cross-site", "always")  # the first is the default
-
-
-def _choice(env: Mapping[str, str], var: str, choices: tuple[str, ...]) -> str:
-    raw = env.get(var, "").strip().lower()
-    if not raw:
-        return choices[0]
-    if raw not in choices:
-        raise ConfigError(f"{var}: {raw[:40]!r} is not one of {', '.join(choices)}")
-    return raw
+ACCEPT_CONFIRMATIONS = ("never", "cross-site", "always")
 
 
 def _required(env: Mapping[str, str], var: str) -> str:
@@ -257,7 +248,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
         session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
         accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
-        accept_confirmation=_choice(env, "ACCEPT_CONFIRMATION", ACCEPT_CONFIRMATIONS),
+        accept_confirmation=_choice(env, "ACCEPT_CONFIRMATION", ACCEPT_CONFIRMATIONS, "never"),
         token_retention_seconds=_int(env, "TOKEN_RETENTION_SECONDS", 7 * 24 * 3600),
         batch_event_source=env.get("BATCH_EVENT_SOURCE", "").strip() or "signin-links.batches",
         results_bucket=env.get("RESULTS_BUCKET", "").strip(),
