@@ -65,10 +65,6 @@ OTHER_ERROR_TEXTS = {
     ErrorCode.ROUTE_NOT_FOUND: (texts.PAGE_NOT_FOUND, texts.PAGE_NOT_FOUND_WHY),
     ErrorCode.RESOURCE_NOT_FOUND: (texts.PAGE_NOT_FOUND, texts.PAGE_NOT_FOUND_WHY),
 }
-# Words of issue 18's new page states, in English until they join texts.py and its catalogues.
-CONFIRM_SIGN_IN_WHO = "This link signs you in as {link_user}."
-CONFIRM_SIGN_IN_WARNING = "Continue only if you asked for this link."
-
 # A rejection's own long message that is one of the texts: shown (translated) instead of the default.
 SPECIFIC_MESSAGES = frozenset({texts.LINK_REDIRECT_NOT_ALLOWED_WHY})
 
@@ -258,7 +254,7 @@ class Pages:
         # Without a token in the query the form waits hidden for the script to find one in the fragment.
         hidden = "" if token else " hidden"
         if confirm_as is not None:
-            who = html.escape(CONFIRM_SIGN_IN_WHO).format_map({"link_user": account(confirm_as, "link-user")})
+            who = rich(lang, texts.CONFIRM_SIGN_IN_WHO, link_user=account(confirm_as, "link-user"))
             body = self._render(
                 lang,
                 button,
@@ -266,7 +262,7 @@ class Pages:
                 script=True,
                 trusted={"hidden": hidden, "who": who},
                 heading=button,
-                warning=CONFIRM_SIGN_IN_WARNING,
+                warning=lang.text(texts.CONFIRM_SIGN_IN_WARNING),
                 token=token or "",
                 csrf_token=csrf_token,
                 button=button,

@@ -231,3 +231,27 @@ def test_the_email_renders_in_a_375_px_client(browser: Any, language: str, tmp_p
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(shot.read_bytes()[16:20], "big") == 375  # the PNG's width
     context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_the_accept_confirmation_page_passes_axe_core(browser: Any, language: str) -> None:
+    """The AcceptConfirmation state (a link that waits for a click: tests/e2e/test_browser_confirmation.py
+    drives it on a stack) rendered as the function renders it, with the brand, through axe-core."""
+    from signin_links.i18n import language as lang_of
+    from signin_links.pages import Pages
+
+    pages = Pages(ROOT / "functions" / "accept_token" / "templates", auto_submit=False,
+                  brand=Brand(app_name="Acme", color="#6d28d9", logo_url=LOGO_URL))  # fmt: skip
+    page_answer = pages.accept("eyJ.eyJ.x", lang_of(language), csrf_token="t", cookies=[], confirm_as="user_ada")
+    context = browser.new_context(bypass_csp=True)
+    context.route(
+        LOGO_URL,
+        lambda route: route.fulfill(
+            content_type="image/svg+xml", body="<svg xmlns='http://www.w3.org/2000/svg' width='120' height='40'/>"
+        ),
+    )
+    page = context.new_page()
+    page.set_content(str(page_answer.body), wait_until="load")
+    assert page.locator("#link-user").inner_text() == "user_ada"
+    assert serious_violations(page, axe_script()) == []
+    context.close()
