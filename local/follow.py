@@ -31,10 +31,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from local.emulator import aws_client
-from local.invoke import live_state
 from local.resources import STACK_NAME
 from local.rules import WHOLE_EVENT
-from local.stack import state_path
+from local.state_file import live_state, state_path
 
 PREFIX = f"{STACK_NAME}-follow-"
 CATCH_ALL = {"source": [{"prefix": ""}]}  # every event has a source

@@ -27,33 +27,19 @@ import argparse
 import importlib
 import json
 import os
-import socket
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 from local.emulator import MotoServer
 from local.resources import DEFAULT_SECRET_KEY
 from local.runtime import LocalFunction, apply_environment, error_object
-from local.stack import LocalStack, state_path
+from local.stack import LocalStack
+from local.state_file import live_state, state_path
 from local.template import TEMPLATE, functions, load_template
 
 DEFAULT_URL = "http://127.0.0.1:3000"
-
-
-def live_state(path: Path) -> dict[str, Any] | None:
-    """The state of a running local stack, or ``None`` if there is none (or it is gone)."""
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        os.kill(int(state["pid"]), 0)
-        endpoint = urlsplit(str(state["moto_endpoint"]))
-        with socket.create_connection((endpoint.hostname or "127.0.0.1", endpoint.port or 80), timeout=1):
-            pass
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return state
 
 
 def read_event(source: str) -> Any:

@@ -33,8 +33,7 @@ from typing import Any
 
 import httpx
 
-from local.invoke import live_state
-from local.stack import state_path
+from local.state_file import live_state, state_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]

@@ -191,8 +191,7 @@ def describe(secret: str, result: dict[str, Any], max_age: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``make rotate SECRET=<keyring secret>``: rotate a keyring of the running local stack."""
-    from local.invoke import live_state
-    from local.stack import state_path
+    from local.state_file import live_state, state_path
 
     parser = argparse.ArgumentParser(prog="python -m local.rotation", description=main.__doc__)
     parser.add_argument(

@@ -75,9 +75,9 @@ from local.runtime import (
     function_env,
     union_environment,
 )
+from local.state_file import remove_state, state_path, write_state
 from local.template import (
     LOCAL_DEPLOY,
-    ROOT,
     FunctionSpec,
     Route,
     function_environment,
@@ -86,13 +86,8 @@ from local.template import (
     load_template,
 )
 
-DEFAULT_STATE = ROOT / ".local-stack" / "state.json"
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
 LOCAL_EMAIL_SENDER = "signin-links@example.com"
-
-
-def state_path() -> Path:
-    return Path(os.environ.get("LOCAL_STACK_STATE") or DEFAULT_STATE)
 
 
 def local_parameters(template: dict[str, Any], url: str, env: dict[str, str]) -> dict[str, str]:
@@ -728,23 +723,6 @@ Mint a sign-in link:
 
   {curl_command(stack.url, stack.secret_key)}
 """
-
-
-def write_state(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    temporary.chmod(0o600)  # it holds the local secret key
-    temporary.replace(path)
-
-
-def remove_state(path: Path) -> None:
-    """Remove the state file if it is this process's (another stack may have replaced it)."""
-    try:
-        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
-            path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
