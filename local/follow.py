@@ -33,7 +33,7 @@ from typing import Any, TextIO
 from local.emulator import aws_client
 from local.resources import STACK_NAME
 from local.rules import WHOLE_EVENT
-from local.state_file import live_state, state_path
+from local.state_file import running_stack
 
 PREFIX = f"{STACK_NAME}-follow-"
 CATCH_ALL = {"source": [{"prefix": ""}]}  # every event has a source
@@ -168,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print each event whole, as one JSON line")
     parser.add_argument("--bus", action="append", default=[], help="follow only this bus (repeatable)")
     args = parser.parse_args(argv)
-    state = live_state(state_path())
+    state = running_stack()
     if state is None:
-        print(f"no local stack is running (state file {state_path()}); start one with `make local`", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop)
     buses = args.bus or [*state["event_buses"].values(), "default"]

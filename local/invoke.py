@@ -24,7 +24,6 @@ status is 1.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from typing import Any, TextIO
 
 from local.emulator import MotoServer
 from local.resources import DEFAULT_SECRET_KEY
+from local.rotation import is_rotation_event, prepare_rotation_event
 from local.runtime import LocalFunction, apply_environment, error_object
 from local.stack import LocalStack
 from local.state_file import live_state, state_path
@@ -47,23 +47,14 @@ def read_event(source: str) -> Any:
     return json.loads(text)
 
 
-def is_rotation_event(event: Any) -> bool:
-    """Secrets Manager's rotation invocation: ``{"SecretId", "ClientRequestToken", "Step"}``."""
-    return isinstance(event, dict) and {"SecretId", "ClientRequestToken", "Step"} <= set(event)
-
-
 def prepare_rotation(event: dict[str, Any], stack: LocalStack) -> dict[str, Any]:
     """A rotation event's ``SecretId`` may name the secret's logical id (events/ cannot know the local
     ARN): it becomes the local ARN. Then Secrets Manager's part of the rotation is staged on the
-    emulator (``local.rotation.prepare_rotation_event``), as ``RotateSecret`` does before it invokes."""
+    emulator (:func:`local.rotation.prepare_rotation_event`), as ``RotateSecret`` does before it invokes."""
     secret_id = str(event["SecretId"])
     if stack.resources.kinds.get(secret_id) == "AWS::SecretsManager::Secret":
         event = {**event, "SecretId": stack.resources.ref(secret_id)}
-    try:
-        rotation = importlib.import_module("local.rotation")
-    except ModuleNotFoundError:
-        return event
-    rotation.prepare_rotation_event(event)
+    prepare_rotation_event(event)
     return event
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from local.state_file import live_state, state_path
+from local.state_file import running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -249,9 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--languages", default="en,ar", help="comma-separated (default: en,ar)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"folder of the PNG files (default: {OUT})")
     args = parser.parse_args(argv)
-    state = live_state(state_path())
+    state = running_stack()
     if state is None:
-        print(f"no local stack is running (state file {state_path()}); start one with `make local`", file=sys.stderr)
         return 1
     if not CHROMIUM.exists():
         print("Debian's chromium is not installed: make chromium", file=sys.stderr)

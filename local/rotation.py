@@ -191,16 +191,15 @@ def describe(secret: str, result: dict[str, Any], max_age: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``make rotate SECRET=<keyring secret>``: rotate a keyring of the running local stack."""
-    from local.state_file import live_state, state_path
+    from local.state_file import running_stack
 
     parser = argparse.ArgumentParser(prog="python -m local.rotation", description=main.__doc__)
     parser.add_argument(
         "secret", nargs="?", default="", help="a keyring secret's logical id: TicketSigningKeyringSecret"
     )
     args = parser.parse_args(argv)
-    state = live_state(state_path())
+    state = running_stack()
     if state is None:
-        print(f"no local stack is running (state file {state_path()}); start one with `make local`", file=sys.stderr)
         return 2
     import httpx
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,4 +48,13 @@ def live_state(path: Path) -> dict[str, Any] | None:
             pass
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return state
+
+
+def running_stack() -> dict[str, Any] | None:
+    """The state of the running local stack, for a command that needs one; ``None`` (said on stderr,
+    with how to start one) if none is running."""
+    state = live_state(state_path())
+    if state is None:
+        print(f"no local stack is running (state file {state_path()}); start one with `make local`", file=sys.stderr)
     return state
