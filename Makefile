@@ -98,10 +98,11 @@ test-fast: install ## Unit and integration tests only
 	$(PY) -m pytest tests/unit tests/integration
 
 .PHONY: lint
-lint: install ## ruff (lint and format check) and mypy
+lint: install ## ruff (lint and format check), mypy, and the import contracts (lint-imports, pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	for app in functions/*/app.py; do $(VENV)/bin/mypy --strict "$$app" || exit 1; done
 
 .PHONY: format
