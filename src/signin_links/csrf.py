@@ -14,7 +14,7 @@ The mechanism is a signed double-submit cookie:
   A page reuses the nonce the browser already holds, so two tabs do not invalidate each other;
 * each rendered form gets its own ``csrf_token`` field, ``<issued at>.<salt>.<mac>``: the MAC is
   HMAC-SHA256 over the nonce, the time and a fresh salt, keyed with a key derived from the session
-  keyring's key (:func:`signin_links.sessions.derived_key`: the accept function holds that keyring
+  keyring's key (:func:`signin_links.derived_keys.derived_key`: the accept function holds that keyring
   already, and no other function needs these tokens);
 * a token is valid for :data:`LIFETIME_SECONDS` after it was rendered, with the cookie it was
   rendered for, under any key of the ring (rotation does not break an open page).
@@ -33,8 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from hashlib import sha256
 
+from signin_links.derived_keys import derived_key
 from signin_links.keyring import Keyring
-from signin_links.sessions import derived_key
 
 COOKIE_NAME = "__Host-csrf"
 FIELD = "csrf_token"

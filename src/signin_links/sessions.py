@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from functools import lru_cache
 
 import jwt
 
@@ -136,30 +135,6 @@ def verify_session(
     org = claims.get("o")
     org_id = org.get("id") if isinstance(org, dict) and isinstance(org.get("id"), str) else None
     return Session(session_id=sid, user_id=sub, issued_at=iat, expires_at=exp, org_id=org_id)
-
-
-# --- Keys derived from the session keyring -------------------------------------------------------
-# The accept and sessions functions hold the session keyring (RSA private keys) and nothing else
-# they could sign with once tickets are asymmetric; the refresh tokens' proofs and the CSRF tokens
-# need symmetric keys, so each key of the ring yields one per purpose: HKDF-SHA256 (RFC 5869) over
-# the key's PEM, with the purpose as ``info``. A derived key rotates with its RSA key, is never
-# stored, and tells nothing about the RSA key or about the keys of other purposes.
-
-KDF_SALT = b"signin-links derived keys v1"
-
-
-@lru_cache(maxsize=64)
-def _hkdf(material: str, purpose: str) -> bytes:
-    prk = hmac.new(KDF_SALT, material.encode("utf-8"), hashlib.sha256).digest()
-    return hmac.new(prk, purpose.encode("ascii") + b"\x01", hashlib.sha256).digest()
-
-
-def derived_key(key: Key, purpose: str) -> bytes:
-    """A 256-bit key for ``purpose`` derived from one key of the session keyring."""
-    material = key.private_key_pem or key.secret.hex()
-    if not material:
-        raise ValueError(f"key {key.kid} holds no material to derive from")
-    return _hkdf(material, purpose)
 
 
 # --- Refresh tokens (``__refresh``) -----------------------------------------------------------------

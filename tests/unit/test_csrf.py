@@ -9,8 +9,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from signin_links import csrf
+from signin_links.derived_keys import derived_key
 from signin_links.keyring import Key, Keyring, parse_keyring
-from signin_links.sessions import derived_key
 from tests.strategies import tricky_text
 
 NOW = 1_800_000_000.0
