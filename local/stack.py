@@ -31,6 +31,7 @@ or header, which could carry a token or a key.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -273,6 +274,10 @@ class LocalStack:
         """The local stack's own routes under ``/_local/`` (not in the template, never deployed)."""
         if request.raw_path != "/_local" and not request.raw_path.startswith("/_local/"):
             return None
+        if not loopback_host(request.header("host")):
+            # DNS rebinding: a page on evil.example, resolved to 127.0.0.1, reaches this port with its
+            # own Host; the outbox holds live links. Loopback names only (issue 18 item 10).
+            return message_response(403, LOOPBACK_ONLY), local_route_key(request)
         if request.raw_path == "/_local/rotate":
             return self.rotate(request), local_route_key(request)
         answer = outbox.handle(request)
@@ -509,6 +514,32 @@ def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
 
 
 LOCAL_ROUTES = ("outbox", "outbox.json", "rotate")
+
+
+LOOPBACK_ONLY = "the local stack's own routes answer only a loopback Host (localhost, 127.0.0.1, [::1])"
+_PORT = re.compile(r":[0-9]{1,5}")
+
+
+def loopback_host(value: str | None) -> bool:
+    """Whether a ``Host`` header names this machine by a loopback name: ``localhost``, an IPv4
+    loopback address or ``[::1]``, with an optional port. Anything else (another name that resolves
+    here, several Host headers, a malformed one) is not."""
+    host = (value or "").strip()
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            return False
+    else:
+        name, colon, port = host.partition(":")
+        rest = colon + port
+    if rest and (not _PORT.fullmatch(rest) or int(rest[1:]) > 65535):
+        return False
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def local_route_key(request: HttpRequest) -> str:

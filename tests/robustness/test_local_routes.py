@@ -56,7 +56,7 @@ def stack() -> Iterator[LocalStack]:
 def test_any_local_route_request_gets_an_answer(
     stack: LocalStack, method: str, segments: list[str], accept: str | None, body: bytes
 ) -> None:
-    headers = [("Accept", accept)] if accept is not None else []
+    headers = [("Host", "127.0.0.1:3997"), *([("Accept", accept)] if accept is not None else [])]
     request = HttpRequest(method, "/_local/" + "/".join(segments), headers, body)
     answered = stack.local_route(request)
     assert answered is not None
@@ -71,6 +71,54 @@ def test_any_local_route_request_gets_an_answer(
         "/_local/outbox.json/{id}",
         "/_local/rotate/{id}",
     }
+
+
+LOOPBACK_HOSTS = ["127.0.0.1:3997", "localhost:3997", "LOCALHOST", "[::1]:3997", "127.0.0.2", "localhost"]
+
+
+@ROUTE_PROPERTY
+@given(
+    host=st.none()
+    | st.sampled_from(
+        [
+            "evil.example",
+            "evil.example:3997",
+            "127.0.0.1.nip.io:3997",
+            "localhost.evil.example",
+            "0.0.0.0:3997",
+            "[::1",
+            "[::ffff:127.0.0.1]:3997",
+            "127.0.0.1:3997,evil.example",
+            "127.0.0.1:99999",
+            "127.0.0.1:",
+            "127.0.0.1:x",
+            "\u0131ocalhost",
+            "localhost:3997 ",
+            "",
+            " ",
+            "[::1]x",
+        ]
+    )
+    | st.text(max_size=40),
+    path=st.sampled_from(["/_local/outbox", "/_local/outbox.json", "/_local/rotate", "/_local/outbox/x", "/_local"]),
+)
+@example(host="evil.example:3997", path="/_local/outbox.json")
+def test_local_routes_answer_only_a_loopback_host(stack: LocalStack, host: str | None, path: str) -> None:
+    """Issue 18 item 10: a DNS-rebinding page (its name resolving to 127.0.0.1) reaches the port with
+    its own Host, and must not read the outbox's live links."""
+    headers = [("Host", host)] if host is not None else []
+    answered = stack.local_route(HttpRequest("GET", path, headers, b""))
+    assert answered is not None
+    response, _ = answered
+    if host is not None and host.strip() in LOOPBACK_HOSTS:
+        assert response.status != 403
+    else:
+        assert response.status == 403, host
+        assert b"loopback" in response.body
+    for loopback in LOOPBACK_HOSTS:
+        answer = stack.local_route(HttpRequest("GET", "/_local/outbox.json", [("Host", loopback)], b""))
+        assert answer is not None
+        assert answer[0].status == 200, loopback
 
 
 @ROUTE_PROPERTY
