@@ -9,6 +9,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
 
+from signin_links.cookies import REFRESH_HOST_ONLY as REFRESH
 from signin_links.keyring import Keyring, parse_keyring
 from tests.conftest import Stack, load_event, load_function
 
@@ -49,9 +50,10 @@ class Answer:
         jar.load(found[0])
         return jar
 
-    def refresh_cookie(self) -> SimpleCookie:
-        """The ``__refresh`` cookie set (exactly one), in a jar (``jar["__refresh"]``)."""
-        found = [cookie for cookie in self.cookies if cookie.startswith("__refresh=")]
+    def refresh_cookie(self, name: str = REFRESH) -> SimpleCookie:
+        """The refresh cookie set (exactly one; ``__Host-refresh`` unless ``name`` says otherwise), in a
+        jar (``jar[name]``)."""
+        found = [cookie for cookie in self.cookies if cookie.startswith(f"{name}=")]
         assert len(found) == 1, self.cookies
         jar: SimpleCookie = SimpleCookie()
         jar.load(found[0])

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws, csrf, i18n, snapstart
 from signin_links.config import Settings, get_settings
+from signin_links.cookies import SESSION
 from signin_links.errors import SignInLinksError
 from signin_links.fetch_metadata import (
     CookiePost,
@@ -52,19 +53,20 @@ from signin_links.redeem import (
     Rejected,
 )
 from signin_links.renewal import Renewals
-from signin_links.session_service import Sessions
-from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
+from signin_links.session_service import RefreshRefused, Sessions
 from signin_links.store import RENEWAL_ALREADY, RenewalRequests, TokenStore
 from signin_links.ticket_verification import ticket_verifier
 from signin_links.tickets import Ticket
 from signin_links.wire import (
     JSON,
+    all_refresh_cookie_values,
     allowed_redirect,
     body_bytes,
     clean_token,
     cookie_values,
     parse_accept_request,
     parse_sign_out_request,
+    refresh_cookie_values,
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -136,7 +138,7 @@ def sessions() -> Sessions:
 
 
 def sign_in_cookies(outcome: Accepted, settings: Settings) -> list[Cookie]:
-    """A new session sets both cookies; a retry refreshes ``__session`` (the browser holds its ``__refresh``)."""
+    """A new session sets both cookies; a retry refreshes ``__session`` (the browser holds its refresh cookie)."""
     cookies = [session_cookie(outcome.session_token, settings, outcome.session_max_age)]
     if outcome.refresh_token:
         cookies.append(refresh_cookie(outcome.refresh_token, settings, outcome.session_max_age))
@@ -167,7 +169,7 @@ def accept_page() -> Response[str]:
             return rejected_page(error, renewal_offer(token, error))
     confirm = service.confirmation_needed(
         from_another_site=arrived_from_another_site(event.headers),
-        session_cookies=cookie_values(event.cookies, COOKIE_NAME),
+        session_cookies=cookie_values(event.cookies, SESSION),
     )
     form_token, cookies = csrf_form()
     confirm_as = (user_id or "") if confirm else None  # a token without uid: the page names no one
@@ -204,7 +206,8 @@ def accept_token() -> Response[str]:
         request_body(app),
         event.headers.get("content-type"),
         service.settings.max_body_bytes,
-        session_cookies=cookie_values(event.cookies, COOKIE_NAME),
+        session_cookies=cookie_values(event.cookies, SESSION),
+        refresh_cookies=all_refresh_cookie_values(event.cookies),
     )
     require_csrf(post, post.needs_csrf_token and csrf_valid(request.csrf_token))
     try:
@@ -291,27 +294,32 @@ def preflight() -> Response[str]:
 
 @app.post("/session/refresh")
 def refresh_session() -> Response[str]:
-    """A fresh ``__session`` while the session named by ``__refresh`` is active; else 401 and both
-    cookies cleared. At most one read and one write."""
+    """A fresh ``__session`` and the next refresh token while the session named by the refresh cookie
+    is active (ONE conditional write); else 401 and the cookies cleared (two different refresh
+    cookies: 401 and nothing changed, the cookies included)."""
     service = sessions()
     post = cookie_post()
     require_csrf(post, False)  # no page of this service renders a refresh form: foreign origins are refused
     cors = post.cors_origin
     body_bytes(request_body(app), service.settings.max_body_bytes)  # no body is read; a huge one is 413
-    refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
+    settings = service.settings
+    values = refresh_cookie_values(app.current_event.cookies, settings.session_cookie_domain)
     try:
-        refreshed = service.refresh(refresh[0] if refresh else None, fallback_issuer=own_base_url(app))
-    except SignInLinksError as error:
+        refreshed = service.refresh(values, rotate=True, fallback_issuer=own_base_url(app))
+    except RefreshRefused as error:
         answer = with_headers(error_response(app, error), cors_headers(cors))
-        if error.status == 401:
-            answer.cookies = cleared_cookies(service.settings)
+        if error.clear_cookies:
+            answer.cookies = cleared_cookies(settings)
         return answer
+    cookies = [session_cookie(refreshed.token, settings, refreshed.max_age)]
+    if refreshed.refresh_token:
+        cookies.append(refresh_cookie(refreshed.refresh_token, settings, refreshed.max_age))
     return Response(
         status_code=200,
         content_type=JSON,
         body=json.dumps({"object": "token", "jwt": refreshed.token}, separators=(",", ":")),
         headers={"Cache-Control": "no-store", **cors_headers(cors)},
-        cookies=[session_cookie(refreshed.token, service.settings, refreshed.max_age)],
+        cookies=cookies,
     )
 
 
@@ -326,8 +334,8 @@ def sign_out_page() -> Response[str]:
 
 @app.post("/sign-out")
 def sign_out() -> Response[str]:
-    """End the session named by the cookies (``ended``), clear both cookies, then 303 to an allowed
-    ``redirect_url`` or a "Signed out." page (JSON callers: 200 and a small object)."""
+    """End every session the browser's refresh cookies name (``ended``), clear the cookies, then 303
+    to an allowed ``redirect_url`` or a "Signed out." page (JSON callers: 200 and a small object)."""
     service = sessions()
     post = cookie_post()
     cors = post.cors_origin
@@ -336,11 +344,15 @@ def sign_out() -> Response[str]:
     )
     require_csrf(post, post.needs_csrf_token and csrf_valid(request.csrf_token))
     redirect = request.redirect_url
-    refresh = cookie_values(app.current_event.cookies, REFRESH_COOKIE_NAME, limit=1)
-    ended = service.sign_out(refresh[0] if refresh else None)
+    ended = service.sign_out(all_refresh_cookie_values(app.current_event.cookies))
     cookies = cleared_cookies(service.settings)
     if not wants_html(app):
-        body = {"object": "sign_out", "status": "complete", "session_id": ended.id if ended else None}
+        body = {
+            "object": "sign_out",
+            "status": "complete",
+            "session_id": ended[0].id if ended else None,
+            "session_ids": [record.id for record in ended],
+        }
         return Response(
             status_code=200,
             content_type=JSON,

@@ -26,6 +26,7 @@ from signin_links.http import (
     no_store,
     other_methods,
     own_base_url,
+    refresh_cookie,
     request_body,
     session_cookie,
 )
@@ -110,19 +111,26 @@ def create_session_token(session_id: str) -> Response[str]:
 
 @app.post("/v1/sessions/<session_id>/refresh")
 def refresh_session(session_id: str) -> Response[str]:
-    """Clerk's backend refresh: the ``__refresh`` value and the (expired) ``__session`` token of one
-    session; 401 when the session is not active or they do not match it."""
+    """Clerk's backend refresh: the refresh cookie's value and the (expired) ``__session`` token of
+    one session; 401 when the session is not active or they do not match it. ``format=cookie``
+    rotates the refresh token and answers both cookies for the app to set; ``format=token`` (the
+    default) does not rotate: the app has no way to hand the browser a new refresh cookie, so the
+    one it holds stays valid (docs/api.md, "Refreshing from your backend")."""
     service = authenticated()
     request = parse_session_refresh(read_json_object(request_body(app), service.settings.max_body_bytes))
+    rotate = request.response_format == "cookie"
     refreshed = service.refresh(
-        request.refresh_token,
+        (request.refresh_token,),
+        rotate=rotate,
         fallback_issuer=own_base_url(app),
         session_id=session_id,
         expired_token=request.expired_token,
     )
-    if request.response_format == "cookie":
-        cookie = session_cookie(refreshed.token, service.settings, refreshed.max_age)  # as the accept function sets it
-        return answer({"object": "cookies", "cookies": [str(cookie)]})
+    if rotate:  # the cookies exactly as the accept function sets them
+        cookies = [session_cookie(refreshed.token, service.settings, refreshed.max_age)]
+        if refreshed.refresh_token:
+            cookies.append(refresh_cookie(refreshed.refresh_token, service.settings, refreshed.max_age))
+        return answer({"object": "cookies", "cookies": [str(cookie) for cookie in cookies]})
     return answer({"object": "token", "jwt": refreshed.token})
 
 

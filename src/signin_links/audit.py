@@ -108,13 +108,19 @@ def _sign_in_token_revoked(new: Image) -> dict[str, Any]:
 
 
 def _session(new: Image) -> dict[str, Any]:
-    """A session's change: which session, whose, from which browser sign-in and which link."""
-    return {
+    """A session's change: which session, whose, from which browser sign-in and which link, and,
+    when the service ended it for a reason, that reason (``signed_out``, ``signed_in_again``,
+    ``refresh_token_reused``, ``all_sessions_revoked``)."""
+    detail = {
         "session_id": text(new, "pk"),
         "user_id": text(new, "user_id"),
         "client_id": text(new, "client_id"),
         "sign_in_token_id": text(new, "sign_in_token_id"),
     }
+    reason = _string(new, "status_reason")
+    if reason:
+        detail["reason"] = reason
+    return detail
 
 
 def _renewal_requested(new: Image) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from signin_links.redirects import UrlError, parse
 
 THIRTY_DAYS = 30 * 24 * 3600
 MIN_INACTIVITY_SECONDS = 300
+MAX_REFRESH_REUSE_GRACE_SECONDS = 60
 # A new key signs at least this long after every warm function re-read its keyring (the template's
 # KeyActivationMarginSeconds has the same MinValue; rotation.check_timing enforces it too).
 MIN_ACTIVATION_MARGIN_SECONDS = 60
@@ -76,6 +77,8 @@ class Settings:
     session_lifetime_seconds: int = 7 * 24 * 3600  # a session's life (expire_at), from its sign-in
     session_token_lifetime_seconds: int = 60  # one session JWT (__session), as Clerk's
     session_inactivity_seconds: int = 0  # abandon_at = last activity + this; 0: off (abandon_at = expire_at)
+    # How long the previous refresh token still refreshes after a rotation (two tabs racing, a lost answer).
+    refresh_reuse_grace_seconds: int = 10
     session_issuer: str = ""
     session_cookie_domain: str = ""
     accept_auto_submit: bool = True
@@ -245,6 +248,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 7 * 24 * 3600, minimum=60),
         session_token_lifetime_seconds=_int(env, "SESSION_TOKEN_LIFETIME_SECONDS", 60, minimum=5),
         session_inactivity_seconds=_int(env, "SESSION_INACTIVITY_SECONDS", 0),
+        refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", 10),
         session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
         session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
         accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
@@ -276,6 +280,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
     if settings.session_token_lifetime_seconds > settings.session_lifetime_seconds:
         raise ConfigError("SESSION_TOKEN_LIFETIME_SECONDS must not exceed SESSION_LIFETIME_SECONDS")
+    if settings.refresh_reuse_grace_seconds > MAX_REFRESH_REUSE_GRACE_SECONDS:
+        # Longer, and a copied refresh token would keep working beside the real one unnoticed.
+        raise ConfigError(f"REFRESH_REUSE_GRACE_SECONDS must be at most {MAX_REFRESH_REUSE_GRACE_SECONDS}")
     if 0 < settings.session_inactivity_seconds < MIN_INACTIVITY_SECONDS:
         # last_active_at is written at most once a minute: a shorter window would abandon sessions in use.
         raise ConfigError(f"SESSION_INACTIVITY_SECONDS must be 0 (off) or at least {MIN_INACTIVITY_SECONDS}")

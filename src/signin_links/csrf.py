@@ -33,12 +33,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from hashlib import sha256
 
+from signin_links.cookies import CSRF, CSRF_LIFETIME_SECONDS
 from signin_links.derived_keys import derived_key
 from signin_links.keyring import Keyring
 
-COOKIE_NAME = "__Host-csrf"
+COOKIE_NAME = CSRF
 FIELD = "csrf_token"
-LIFETIME_SECONDS = 3600  # a page left open for an hour must be reloaded (old browsers only)
+LIFETIME_SECONDS = CSRF_LIFETIME_SECONDS
 CLOCK_SKEW_SECONDS = 60
 NONCE_BYTES = 16
 SALT_BYTES = 9

@@ -1,11 +1,12 @@
 """Symmetric keys derived from the session keyring's keys (HKDF-SHA256, RFC 5869).
 
 The accept and sessions functions hold the session keyring (RSA private keys) and, once sign-in
-tokens are asymmetric, no other secret they could sign with. The forms' CSRF tokens (``csrf.py``)
-need a symmetric key: each key of the ring yields one per purpose, HKDF over the key's PEM with the
-purpose as ``info``. A derived key rotates with its RSA key, is never stored, and tells nothing about
-the RSA key nor about the key of another purpose. Standard library only, and no PyJWT: ``csrf.py``
-is in the mint's import graph (``http.py``), which must not load PyJWT (tests/unit/test_mint_imports.py).
+tokens are asymmetric, no other secret they could sign with. The refresh tokens' proofs
+(``refresh_tokens.py``) and the forms' CSRF tokens (``csrf.py``) need symmetric keys: each key of
+the ring yields one per purpose, HKDF over the key's PEM with the purpose as ``info``. A derived key
+rotates with its RSA key, is never stored, and tells nothing about the RSA key nor about the key of
+another purpose. Standard library only, and no PyJWT: ``csrf.py`` is in the mint's import graph
+(``http.py``), which must not load PyJWT (tests/unit/test_mint_imports.py).
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ from the path and the parsed sign-in, and gets back session records and JWTs (or
 :class:`SignInLinksError`, which the one error mapping turns into Clerk's envelope).
 
 The browser's identity (Clerk's *client*) is one session: single-session mode, Clerk's default. Its
-credential, the ``__Host-client`` cookie, is ``<session id>.<secret>`` (256 random bits, as a refresh
-token); the session item keeps the SHA-256 of the secret as ``client_hash`` and an empty
-``refresh_hash``, so a ``__client`` value never refreshes through ``/session/refresh`` and a
-``__refresh`` value never authenticates a client (``tests/robustness/test_token_confusion.py``).
+credential, the ``__Host-client`` cookie, is ``<session id>.<secret>`` (256 random bits); the
+session item keeps the SHA-256 of the secret as ``client_hash``, so a ``__client`` value never
+refreshes through ``/session/refresh`` (another shape, and the refresh's write refuses a session with
+a ``client_hash``) and a refresh token never authenticates a client
+(``tests/robustness/test_token_confusion.py``).
 
 Costs, by design (``bench/aws_calls.py`` shows them):
 

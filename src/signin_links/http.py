@@ -21,8 +21,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
 from signin_links.config import Settings
-from signin_links.csrf import COOKIE_NAME as CSRF_COOKIE_NAME
-from signin_links.csrf import LIFETIME_SECONDS as CSRF_LIFETIME_SECONDS
+from signin_links.cookies import CSRF, CSRF_LIFETIME_SECONDS, LEGACY_REFRESH, SESSION, refresh_cookie_name
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.observability import logger
 from signin_links.wire import JSON, error_envelope
@@ -161,19 +160,14 @@ def session_cookie(token: str, settings: Settings, max_age: int) -> Cookie:
     """``__session``: the short-lived session JWT. HttpOnly: ``session.js`` reads its token from the
     refresh answer, never from ``document.cookie``. Max-Age is the session's remaining life, not the
     token's: the cookie names the session while its token is refreshed."""
-    # Imported here, not at the top: the mint loads this module, and sessions.py loads PyJWT, whose
-    # import brings every algorithm of ``cryptography`` (tests/unit/test_mint_imports.py).
-    from signin_links.sessions import COOKIE_NAME
-
-    return _cookie(COOKIE_NAME, token, settings, max_age)
+    return _cookie(SESSION, token, settings, max_age)
 
 
 def refresh_cookie(value: str, settings: Settings, max_age: int) -> Cookie:
-    """``__refresh``: ``<session id>.<secret>``, with the same Domain and Path as ``__session`` (a
-    server-rendered app under ``SessionCookieDomain`` refreshes with it through /v1/sessions)."""
-    from signin_links.sessions import REFRESH_COOKIE_NAME  # not at the top: see session_cookie
-
-    return _cookie(REFRESH_COOKIE_NAME, value, settings, max_age)
+    """The refresh token (``refresh_tokens.py``): ``__Host-refresh`` (no Domain: only this host sets
+    or receives it), or ``__Secure-refresh`` with ``SessionCookieDomain`` as its Domain when one is
+    set (a server-rendered app under it refreshes through /v1/sessions). Path=/, Secure, HttpOnly."""
+    return _cookie(refresh_cookie_name(settings.session_cookie_domain), value, settings, max_age)
 
 
 def csrf_cookie(nonce: str) -> Cookie:
@@ -182,7 +176,7 @@ def csrf_cookie(nonce: str) -> Cookie:
     webmail (a cross-site GET) must see the nonce the browser holds, or its page would replace it and
     break the form of a page already open in another tab; no other site's POST carries it."""
     return Cookie(
-        name=CSRF_COOKIE_NAME,
+        name=CSRF,
         value=nonce,
         path="/",
         secure=True,
@@ -193,8 +187,9 @@ def csrf_cookie(nonce: str) -> Cookie:
 
 
 def cleared_cookies(settings: Settings) -> list[Cookie]:
-    """Both cookies removed (same Name, Domain and Path; Max-Age=0)."""
-    return [session_cookie("", settings, 0), refresh_cookie("", settings, 0)]
+    """Both cookies removed (same Name, Domain and Path; Max-Age=0), and the refresh cookie's name
+    before issue 18 (``__refresh``, never read any more), so that browsers drop it."""
+    return [session_cookie("", settings, 0), refresh_cookie("", settings, 0), _cookie(LEGACY_REFRESH, "", settings, 0)]
 
 
 # --- Clerk's Frontend API: the browser's client (functions/clerk_frontend) -------------------------

@@ -55,7 +55,8 @@ class SessionStatus(StrEnum):
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """What the table holds for one session: never a session token, only a hash of its refresh token."""
+    """What the table holds for one session: never a session token nor a refresh token (the refresh
+    token's generation is stored, its proof is derived; ``refresh_tokens.py``)."""
 
     id: str  # sess_...
     user_id: str
@@ -67,12 +68,16 @@ class SessionRecord:
     expire_at: int  # Unix ms
     abandon_at: int  # Unix ms (= expire_at when SessionInactivitySeconds is off)
     sign_in_token_id: str
-    refresh_hash: str = field(repr=False)  # SHA-256 (hex) of the refresh token's secret
+    # SHA-256 (hex) of a pre-issue-18 refresh secret (never read any more); "" for every new session.
+    refresh_hash: str = field(default="", repr=False)
     org_id: str | None = None
     authorized_party: str | None = None  # the azp claim of its tokens (the link's redirect origin)
     # SHA-256 (hex) of the ``__client`` secret of a session made through Clerk's Frontend API (whose
     # refresh_hash is then empty: no __refresh cookie names it); None for the accept page's sessions.
     client_hash: str | None = field(default=None, repr=False)
+    refresh_generation: int = 0  # the current refresh token's generation (0 at sign-in, +1 a rotation)
+    rotated_at: int = 0  # Unix ms: when that generation became current
+    status_reason: str | None = None  # why it left "active", when the service ended it for a reason
 
     def status_at(self, now_ms: int) -> SessionStatus:
         """The status at ``now_ms``: an active record past its expiry or abandonment is no longer active."""

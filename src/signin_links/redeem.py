@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from signin_links import ids
+from signin_links import ids, refresh_tokens
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.keyring import Keyring
@@ -269,11 +269,15 @@ class Redemptions:
         now_ms = int(now * 1000)
         expire_at = now_ms + settings.session_lifetime_seconds * 1000
         inactivity_ms = settings.session_inactivity_seconds * 1000
-        refresh = new_refresh_token(ids.new_id(ids.SESSION))
-        secret_hash = refresh_hash(refresh.secret)
+        session_id = ids.new_id(ids.SESSION)
+        if for_client:  # the __client credential: a random secret, its hash kept (frontend.py)
+            client = new_refresh_token(session_id)
+            credential, client_hash = client.value, refresh_hash(client.secret)
+        else:  # the refresh token of generation 0 (refresh_tokens.py): nothing of it is stored
+            credential, client_hash = refresh_tokens.issue(signing_key, session_id, 0).value, None
         authorized_party = origin_of(ticket.redirect_url) if ticket.redirect_url else None
         session = SessionRecord(
-            id=refresh.session_id,
+            id=session_id,
             user_id=user_id,
             client_id=ids.new_id(ids.CLIENT),
             status=SessionStatus.ACTIVE,
@@ -283,13 +287,21 @@ class Redemptions:
             expire_at=expire_at,
             abandon_at=min(expire_at, now_ms + inactivity_ms) if inactivity_ms else expire_at,
             sign_in_token_id=ticket.sid,
-            refresh_hash="" if for_client else secret_hash,
             org_id=org_id,
             authorized_party=authorized_party,
-            client_hash=secret_hash if for_client else None,
+            client_hash=client_hash,
+            refresh_generation=0,
+            rotated_at=now_ms,
         )
         try:
-            self.store.redeem(ticket.sid, session, int(now), settings.session_ttl_for(expire_at))
+            self.store.redeem(
+                ticket.sid,
+                session,
+                int(now),
+                settings.session_ttl_for(expire_at),
+                end_sessions=self._held_sessions(request.refresh_cookies, keyring),
+                ended_ttl=now_ms // 1000 + settings.token_retention_seconds,
+            )
         except RedeemRejected as rejected:
             return self._rejected(
                 ticket,
@@ -317,10 +329,22 @@ class Redemptions:
             session_token=token,
             redirect_url=ticket.redirect_url,
             org_id=org_id,
-            refresh_token=refresh.value,
+            refresh_token=credential,
             session_max_age=settings.session_lifetime_seconds,
             session=session,
         )
+
+    @staticmethod
+    def _held_sessions(refresh_cookies: tuple[str, ...], keyring: Keyring) -> list[str]:
+        """The sessions this browser holds (its refresh tokens that prove themselves): a sign-in here
+        ends them, in the same transaction, whoever they belong to (the same user, or a confirmed
+        switch). At most four: a browser holds one, or two when a sibling host planted one."""
+        held = []
+        for value in refresh_tokens.distinct(refresh_cookies)[:4]:
+            token = refresh_tokens.parse(value)
+            if token is not None and refresh_tokens.proven(token, keyring):
+                held.append(token.session_id)
+        return held
 
     def _refuse_silent_switch(self, request: AcceptRequest, user_id: str, keyring: Keyring, now: float) -> None:
         """Login CSRF: a link of user B must not silently replace the session of user A in this browser.

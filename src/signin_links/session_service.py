@@ -5,9 +5,11 @@ back :class:`SessionRecord`s, tokens or a :class:`SignInLinksError`.
 
 Costs, by design (``bench/aws_calls.py`` shows them):
 
-* refresh: at most one read (the session, by the id inside ``__refresh``) and one write (either
-  ``last_active_at``, at most once a minute, or the session's end when time has ended it);
-* sign-out and revoke: one conditional write each (the old item comes back on a failed condition);
+* refresh: ONE conditional ``UpdateItem`` (the rotation, with the activity); a second call only on
+  the rare paths: a reused refresh token (the session's revocation) or a session that time ended
+  (recording it). A refresh token that does not prove itself costs no call;
+* sign-out and revoke: one conditional write per session (the old item comes back on a failed
+  condition);
 * get, list: one read (a Query per page of the index for a list).
 
 Every status change is one conditional write in ``store.py`` whose old and new images tell the
@@ -22,19 +24,22 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from signin_links import ids
+from signin_links import ids, refresh_tokens
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
-from signin_links.sessions import issue_session, parse_refresh_token, refresh_hash, refresh_matches, verify_session
+from signin_links.refresh_tokens import RefreshToken
+from signin_links.sessions import issue_session, verify_session
 from signin_links.store import TokenStore
 from signin_links.wire import SessionQuery
 
 Clock = Callable[[], float]
 
-ACTIVITY_INTERVAL_MS = 60_000  # last_active_at is written at most once a minute per session
+ACTIVITY_INTERVAL_MS = 60_000  # the Frontend API's touch writes last_active_at at most once a minute
+REFRESH_REUSED = "refresh_token_reused"  # status_reason of a session revoked for a reused refresh token
+SIGNED_OUT = "signed_out"  # status_reason of a session its browser signed out
 METRIC_FOR = {
     SessionStatus.ENDED: "SessionsEnded",
     SessionStatus.REVOKED: "SessionsRevoked",
@@ -45,18 +50,29 @@ METRIC_FOR = {
 
 @dataclass(frozen=True)
 class Refreshed:
-    """A fresh session token for an active session."""
+    """A fresh session token for an active session, and the refresh token the browser now holds."""
 
     session: SessionRecord
     token: str = field(repr=False)
     max_age: int  # seconds left of the session (the cookies' Max-Age)
+    refresh_token: str = field(default="", repr=False)  # to set as the cookie; "" when it must not change
 
 
-def refused(reason: str) -> SignInLinksError:
-    """401 for every failed refresh; the reason goes to the log and the metric only."""
+class RefreshRefused(SignInLinksError):
+    """401 for every failed refresh; ``reason`` goes to the log and the metric only. ``clear_cookies``
+    is False when the request must change nothing, not even the browser's cookies (two refresh
+    cookies: one of them was planted, and clearing ours would sign the victim out for the attacker)."""
+
+    def __init__(self, reason: str, *, clear_cookies: bool = True) -> None:
+        super().__init__(ErrorCode.SESSION_REFRESH_INVALID)
+        self.reason = reason
+        self.clear_cookies = clear_cookies
+
+
+def refused(reason: str, *, clear_cookies: bool = True) -> RefreshRefused:
     metrics.add_metric(name="SessionRefreshesRefused", unit=MetricUnit.Count, value=1)
     logger.info("session refresh refused", extra={"reason": reason})
-    return SignInLinksError(ErrorCode.SESSION_REFRESH_INVALID)
+    return RefreshRefused(reason, clear_cookies=clear_cookies)
 
 
 def not_found() -> SignInLinksError:
@@ -86,21 +102,45 @@ class Sessions:
 
     def refresh(
         self,
-        refresh_value: object,
+        refresh_values: tuple[str, ...],
         *,
+        rotate: bool,
         fallback_issuer: str,
         session_id: str | None = None,
         expired_token: str | None = None,
     ) -> Refreshed:
-        """A new session token while the session named by ``refresh_value`` (``<sess id>.<secret>``) is
-        active and the secret matches its hash; otherwise 401. ``session_id`` and ``expired_token``
-        (Clerk's ``POST /v1/sessions/{id}/refresh``) must name the same session."""
-        presented = parse_refresh_token(refresh_value)
+        """A new session token while the session named by the refresh token is active; otherwise 401.
+
+        ``refresh_values``: every refresh token the request carried (cookies of every refresh name,
+        or the backend's one ``refresh_token``). Two different ones change nothing (a sibling host
+        planted one: which session is this browser's?). The token must prove itself
+        (``refresh_tokens.proven``) before any DynamoDB call. Then ONE conditional write records the
+        activity and, with ``rotate``, moves the session to the next generation, whose token the
+        answer carries. When the write's condition fails, the item as it stood tells why:
+
+        * the previous generation within ``RefreshReuseGraceSeconds`` of its rotation: another tab
+          won the race, or the browser lost the answer. Success, no write, and the current token
+          again (deterministic: the same value the winner got, so it overwrites nothing newer);
+        * an older generation, or the previous one after the grace: the token was copied and both
+          copies are in use. The session is revoked (``status_reason`` ``refresh_token_reused``,
+          metric ``SessionRefreshReuseDetected``, the ``SessionRevoked`` audit event) and 401: the
+          newest token is refused too from then on;
+        * ended by time (still recorded ``active``): that is recorded; 401. Not active: 401.
+
+        ``session_id`` and ``expired_token`` (Clerk's ``POST /v1/sessions/{id}/refresh``) must name
+        the same session. ``rotate`` is False for Clerk's ``format=token``: the backend has no way to
+        hand the browser a new cookie, so its token stays valid (docs/api.md)."""
+        values = refresh_tokens.distinct(refresh_values)
+        if len(values) > 1:
+            raise refused("several_refresh_tokens", clear_cookies=False)
+        presented = refresh_tokens.parse(values[0]) if values else None
         if presented is None:
-            raise refused("malformed")
+            raise refused("malformed" if values else "missing")
+        keyring = self.session_keyring()  # before any DynamoDB call: no key, no write
+        if not refresh_tokens.proven(presented, keyring):
+            raise refused("not_proven")
         if session_id is not None and session_id != presented.session_id:
             raise refused("another_session")
-        keyring = self.session_keyring()  # before any DynamoDB call: no key, no write
         now = self.clock()
         now_ms = int(now * 1000)
         held = None
@@ -108,25 +148,61 @@ class Sessions:
             held = verify_session(expired_token, keyring, now=now, expired_for=self.settings.session_lifetime_seconds)
             if held is None or held.session_id != presented.session_id:
                 raise refused("expired_token_mismatch")
-        record = self.store.get_session(presented.session_id)  # the one read
-        if record is None or not refresh_matches(presented, record.refresh_hash):
-            raise refused("unknown_or_mismatch")
+        new, old = self.store.refresh_session(  # the one write
+            presented.session_id, presented.generation, now_ms, rotate=rotate, abandon_at=self._abandon_at(now_ms)
+        )
+        record = new or self._after_refused_write(presented, old, now_ms, rotate)
         if held is not None and held.user_id != record.user_id:
             raise refused("expired_token_mismatch")
-        status = record.status_at(now_ms)
-        if status is not SessionStatus.ACTIVE:
-            if record.status is SessionStatus.ACTIVE:  # time ended it: record that (the one write)
-                self._end(record.id, status, now_ms)
-            raise refused(status.value)
-        if now_ms - record.last_active_at >= ACTIVITY_INTERVAL_MS:
-            self.store.touch_session(record.id, now_ms, self._abandon_at(record, now_ms), ACTIVITY_INTERVAL_MS)
         token = self._token(record, keyring, now, self.settings.session_token_lifetime_seconds, fallback_issuer)
+        handed = ""
+        if rotate:
+            handed = refresh_tokens.issue(keyring.current(now), record.id, record.refresh_generation).value
         metrics.add_metric(name="SessionsRefreshed", unit=MetricUnit.Count, value=1)
-        return Refreshed(session=record, token=token, max_age=max(0, (record.expire_at - now_ms) // 1000))
+        return Refreshed(
+            session=record,
+            token=token,
+            max_age=max(0, (record.expire_at - now_ms) // 1000),
+            refresh_token=handed,
+        )
 
-    def _abandon_at(self, record: SessionRecord, now_ms: int) -> int:
-        inactivity_ms = self.settings.session_inactivity_seconds * 1000
-        return min(record.expire_at, now_ms + inactivity_ms) if inactivity_ms else record.expire_at
+    def _after_refused_write(
+        self, presented: RefreshToken, old: SessionRecord | None, now_ms: int, rotate: bool
+    ) -> SessionRecord:
+        """Why the refresh's write was refused, from the item as it stood: the session to answer
+        for (a race lost within the grace), or a :class:`RefreshRefused`."""
+        if old is None or old.client_hash:
+            raise refused("unknown_session")
+        status = old.status_at(now_ms)
+        if status is not SessionStatus.ACTIVE:
+            if old.status is SessionStatus.ACTIVE:  # time ended it: record that (the second call)
+                self._end(old.id, status, now_ms)
+            raise refused(status.value)
+        current = old.refresh_generation
+        grace_ms = self.settings.refresh_reuse_grace_seconds * 1000
+        if presented.generation == current - 1 and now_ms - old.rotated_at <= grace_ms:
+            metrics.add_metric(name="SessionRefreshesWithinGrace", unit=MetricUnit.Count, value=1)
+            return old
+        if presented.generation < current:
+            revoked, _ = self._end(old.id, SessionStatus.REVOKED, now_ms, reason=REFRESH_REUSED)
+            metrics.add_metric(name="SessionRefreshReuseDetected", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "refresh token reused: session revoked",
+                extra={
+                    "session_id": old.id,
+                    "presented_generation": presented.generation,
+                    "current_generation": current,
+                    "revoked": revoked is not None,
+                },
+            )
+            raise refused("reused")
+        raise refused("generation_ahead")  # proven, yet never issued: a key leaked, or a bug
+
+    def _abandon_at(self, now_ms: int) -> int | None:
+        """The new ``abandon_at`` after activity at ``now_ms``, or None when inactivity is off (then
+        ``abandon_at`` stays ``expire_at``). It may pass ``expire_at``: expiry comes first."""
+        inactivity = self.settings.session_inactivity_seconds
+        return now_ms + inactivity * 1000 if inactivity else None
 
     def _token(self, record: SessionRecord, keyring: Keyring, now: float, lifetime: int, fallback: str) -> str:
         return issue_session(
@@ -143,26 +219,33 @@ class Sessions:
     # --- status changes -------------------------------------------------------------------------
 
     def _end(
-        self, session_id: str, status: SessionStatus, now_ms: int, refresh_hash: str | None = None
+        self, session_id: str, status: SessionStatus, now_ms: int, *, reason: str | None = None
     ) -> tuple[SessionRecord | None, SessionRecord | None]:
         new, old = self.store.end_session(
-            session_id, status, now_ms, now_ms // 1000 + self.settings.token_retention_seconds, refresh_hash
+            session_id, status, now_ms, now_ms // 1000 + self.settings.token_retention_seconds, reason=reason
         )
         if new is not None:
             metrics.add_metric(name=METRIC_FOR[status], unit=MetricUnit.Count, value=1)
-            logger.info(f"session {status.value}", extra={"session_id": session_id, "status": status.value})
+            logger.info(
+                f"session {status.value}", extra={"session_id": session_id, "status": status.value, "reason": reason}
+            )
         return new, old
 
-    def sign_out(self, refresh_value: object) -> SessionRecord | None:
-        """End (``ended``) the session named by a ``__refresh`` value whose secret matches: one
-        conditional write, no read. None when there was nothing to end (the cookies go anyway)."""
-        presented = parse_refresh_token(refresh_value)
-        if presented is None:
-            return None
-        new, _ = self._end(
-            presented.session_id, SessionStatus.ENDED, int(self.clock() * 1000), refresh_hash(presented.secret)
-        )
-        return new
+    def sign_out(self, refresh_values: tuple[str, ...]) -> list[SessionRecord]:
+        """End (``ended``) every session named by the request's refresh tokens that prove themselves
+        (a browser holding two, one planted by a sibling host, signs out of both): one conditional
+        write each, no read. The sessions ended (none: the cookies go anyway)."""
+        tokens = [token for value in refresh_tokens.distinct(refresh_values) if (token := refresh_tokens.parse(value))]
+        if not tokens:
+            return []
+        keyring = self.session_keyring()
+        now_ms = self.now_ms()
+        ended = []
+        for session_id in dict.fromkeys(token.session_id for token in tokens if refresh_tokens.proven(token, keyring)):
+            new, _ = self._end(session_id, SessionStatus.ENDED, now_ms, reason=SIGNED_OUT)
+            if new is not None:
+                ended.append(new)
+        return ended
 
     def revoke(self, session_id: str) -> SessionRecord:
         """active -> revoked (``POST /v1/sessions/{id}/revoke``); 404 unknown, 400 not active."""

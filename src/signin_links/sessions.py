@@ -24,8 +24,6 @@ import jwt
 from signin_links import ids
 from signin_links.keyring import Key, Keyring
 
-COOKIE_NAME = "__session"
-REFRESH_COOKIE_NAME = "__refresh"
 REFRESH_SECRET_BYTES = 32  # 256 bits
 ALGORITHM = "RS256"
 NOT_BEFORE_SKEW = 10
@@ -137,10 +135,11 @@ def verify_session(
     return Session(session_id=sid, user_id=sub, issued_at=iat, expires_at=exp, org_id=org_id)
 
 
-# --- Refresh tokens (``__refresh``) -----------------------------------------------------------------
-# The cookie value is ``<session id>.<secret>``: the session is found by its key (one GetItem, never
-# a scan), and the secret (256 random bits, base64url) is checked against the SHA-256 the session
-# item holds, in constant time. The table never holds the secret itself.
+# --- Secret credentials (the Frontend API's ``__Host-client``) -------------------------------------
+# ``<session id>.<secret>``: the session is found by its key (one GetItem, never a scan), and the
+# secret (256 random bits, base64url) is checked against the SHA-256 the session item holds, in
+# constant time. The table never holds the secret itself. (The accept page's refresh cookie was
+# this shape before issue 18; it is now a rotating, provable token: ``refresh_tokens.py``.)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,11 @@ Item shape (table key ``pk``)::
     kind = "session", user_id, session_user_id (= user_id: key of the sparse SessionsByUser index),
     client_id ("client_...": key of the sparse SessionsByClient index), status ("active" | "ended" |
     "revoked" | "expired" | "abandoned"), created_at, updated_at, last_active_at, expire_at,
-    abandon_at (Unix ms), sign_in_token_id, refresh_hash (SHA-256 hex of the refresh secret),
-    ttl (Unix s), org_id?, azp?
+    abandon_at (Unix ms), sign_in_token_id, refresh_generation (the current refresh token's
+    generation: the token itself is derived, never stored; see refresh_tokens.py), rotated_at (Unix
+    ms), ttl (Unix s), org_id?, azp?, client_hash? (Clerk's Frontend API sessions: SHA-256 hex of the
+    __client secret), status_reason? (why it ended or was revoked), refresh_hash? (sessions before
+    issue 18 only; never read)
 
     pk = "email#sit_..."  the email of that token (delivery by email; see EmailMarkers)
     status ("sending" | "sent" | "failed" | "unknown"), request_id, claimed_at, updated_at (Unix ms),
@@ -225,7 +228,16 @@ class TokenStore:
                 raise SignInLinksError(ErrorCode.SIGN_IN_TOKEN_CANNOT_BE_REVOKED) from None
         return from_item(response["Attributes"])
 
-    def redeem(self, token_id: str, session: SessionRecord, now_s: int, session_ttl: int) -> None:
+    def redeem(
+        self,
+        token_id: str,
+        session: SessionRecord,
+        now_s: int,
+        session_ttl: int,
+        *,
+        end_sessions: Sequence[str] = (),
+        ended_ttl: int = 0,
+    ) -> None:
         """pending and unexpired -> accepted, recording the session, and the session's record, in ONE
         ``TransactWriteItems``: the token's conditional update and the session's conditional put.
 
@@ -238,6 +250,11 @@ class TokenStore:
         A ``TransactionConflict`` (another transaction on the same token at that instant) is retried
         a few times: the next attempt sees the winner's write and fails its condition, as a
         conditional ``UpdateItem`` would have.
+
+        ``end_sessions``: the sessions the browser held (its refresh cookies, proven), ended in the
+        same transaction (``ended``, reason ``signed_in_again``, TTL ``ended_ttl``) while they are
+        active. One that is not active any more (signed out, revoked, expired meanwhile) cancels the
+        transaction; it is then written again without it (a second call, on that rare path only).
         """
         update = {
             "Update": {
@@ -268,12 +285,16 @@ class TokenStore:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            if attempt:
-                self._sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
+        ends = {
+            held: self._end_in_transaction(held, session.created_at, ended_ttl)
+            for held in dict.fromkeys(end_sessions)
+            if held != session.id
+        }
+        attempt = 0
+        while True:
             with dynamodb_errors("TransactWriteItems"):
                 try:
-                    self._client.transact_write_items(TransactItems=[update, put])
+                    self._client.transact_write_items(TransactItems=[update, put, *ends.values()])
                 except ClientError as exc:
                     if exc.response["Error"]["Code"] != TRANSACTION_CANCELED:
                         raise
@@ -282,12 +303,42 @@ class TokenStore:
                     if codes[:1] == ["ConditionalCheckFailed"]:
                         old: dict[str, Any] | None = reasons[0].get("Item")
                         raise RedeemRejected(from_item(old) if old else None) from None
-                    if "TransactionConflict" in codes and attempt + 1 < TRANSACTION_ATTEMPTS:
+                    failed = [code == "ConditionalCheckFailed" for code in codes[2:]]
+                    stale = [held for held, gone in zip(ends, failed, strict=False) if gone]
+                    if stale and codes[1:2] != ["ConditionalCheckFailed"]:
+                        for held in stale:  # no longer active: nothing of it to end
+                            del ends[held]
+                        continue
+                    attempt += 1
+                    if "TransactionConflict" in codes and attempt < TRANSACTION_ATTEMPTS:
+                        self._sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
                         continue
                     # The session id collided (128 random bits), or conflicts persisted: retry later.
                     logger.warning("redeem transaction cancelled", extra={"reasons": codes})
                     raise unavailable("Sign-in") from None
             return
+
+    def _end_in_transaction(self, session_id: str, now_ms: int, ttl: int) -> dict[str, Any]:
+        """A transaction item ending an active session because its browser signed in again."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": _s(session_id)},
+                "UpdateExpression": "SET #status = :ended, updated_at = :now, #ttl = :ttl, status_reason = :reason",
+                "ConditionExpression": (
+                    "#kind = :session AND #status = :active AND expire_at > :now AND abandon_at > :now"
+                ),
+                "ExpressionAttributeNames": {"#status": "status", "#kind": "kind", "#ttl": "ttl"},
+                "ExpressionAttributeValues": {
+                    ":session": _s(SESSION_KIND),
+                    ":active": _s(SessionStatus.ACTIVE.value),
+                    ":ended": _s(SessionStatus.ENDED.value),
+                    ":now": _n(now_ms),
+                    ":ttl": _n(ttl),
+                    ":reason": _s(SIGNED_IN_AGAIN),
+                },
+            }
+        }
 
     def get(self, token_id: str) -> SignInTokenRecord | None:
         with dynamodb_errors("GetItem"):
@@ -340,17 +391,18 @@ class TokenStore:
         status: SessionStatus,
         now_ms: int,
         ttl: int,
-        refresh_hash: str | None = None,
         *,
         client_hash: str | None = None,
+        reason: str | None = None,
     ) -> tuple[SessionRecord | None, SessionRecord | None]:
         """active -> ``status`` (ended, revoked, expired or abandoned) in one conditional write.
 
         Returns ``(new, None)`` when this call changed it, ``(None, old)`` when the condition failed
         (``old`` is the item as it stood, None when there is no such session). ``expired`` and
-        ``abandoned`` are only written once time has made them true. ``refresh_hash`` (sign-out)
-        also requires the stored hash to be that one: only the holder of the refresh token ends it;
-        ``client_hash`` (the Frontend API's sign-out) likewise, for the ``__client`` credential.
+        ``abandoned`` are only written once time has made them true. ``client_hash`` (the Frontend
+        API's sign-out) also requires the stored hash of the ``__client`` credential to be that one
+        (a refresh token's holder is proven before this call: ``refresh_tokens.proven``).
+        ``reason`` is recorded as ``status_reason`` (the audit event says why).
         """
         condition = "#kind = :session AND #status = :active"
         values: dict[str, Any] = {
@@ -366,20 +418,69 @@ class TokenStore:
             condition += " AND abandon_at <= :now AND expire_at > :now"
         else:
             condition += " AND expire_at > :now AND abandon_at > :now"
-        if refresh_hash is not None:
-            condition += " AND refresh_hash = :hash"
-            values[":hash"] = _s(refresh_hash)
         if client_hash is not None:
             condition += " AND client_hash = :client_hash"
             values[":client_hash"] = _s(client_hash)
+        update = "SET #status = :status, updated_at = :now, #ttl = :ttl"
+        if reason is not None:
+            update += ", status_reason = :reason"
+            values[":reason"] = _s(reason)
         with dynamodb_errors("UpdateItem"):
             try:
                 response = self._client.update_item(
                     TableName=self.table_name,
                     Key={"pk": _s(session_id)},
-                    UpdateExpression="SET #status = :status, updated_at = :now, #ttl = :ttl",
+                    UpdateExpression=update,
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#status": "status", "#kind": "kind", "#ttl": "ttl"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != CONDITION_FAILED:
+                    raise
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                found = old if old and old.get("kind", {}).get("S") == SESSION_KIND else None
+                return None, session_from_item(found) if found else None
+        return session_from_item(response["Attributes"]), None
+
+    def refresh_session(
+        self, session_id: str, generation: int, now_ms: int, *, rotate: bool, abandon_at: int | None
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """A refresh's ONE conditional write: while the session is active and unexpired and
+        ``generation`` is its current refresh generation, record the activity (``last_active_at``,
+        and ``abandon_at`` when inactivity is on) and, with ``rotate``, move to the next generation
+        (``rotated_at`` = now). Never a session of Clerk's Frontend API (its credential is ``__client``).
+
+        Returns ``(new, None)`` when it was written, ``(None, old)`` otherwise: ``old`` is the item as
+        it stood (``ReturnValuesOnConditionCheckFailure``), so the caller tells a lost race from a
+        reused token from an ended session without a read; None when there is no such session.
+        """
+        sets = ["last_active_at = :now", "updated_at = :now"]
+        values: dict[str, Any] = {
+            ":session": _s(SESSION_KIND),
+            ":active": _s(SessionStatus.ACTIVE.value),
+            ":generation": _n(generation),
+            ":now": _n(now_ms),
+        }
+        if rotate:
+            sets += ["refresh_generation = :next", "rotated_at = :now"]
+            values[":next"] = _n(generation + 1)
+        if abandon_at is not None:
+            sets.append("abandon_at = :abandon")
+            values[":abandon"] = _n(abandon_at)
+        with dynamodb_errors("UpdateItem"):
+            try:
+                response = self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": _s(session_id)},
+                    UpdateExpression="SET " + ", ".join(sets),
+                    ConditionExpression=(
+                        "#kind = :session AND #status = :active AND refresh_generation = :generation "
+                        "AND expire_at > :now AND abandon_at > :now AND attribute_not_exists(client_hash)"
+                    ),
+                    ExpressionAttributeNames={"#status": "status", "#kind": "kind"},
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -428,6 +529,7 @@ USER_SESSIONS_INDEX = "SessionsByUser"  # session_user_id (S) HASH, created_at (
 CLIENT_SESSIONS_INDEX = "SessionsByClient"  # client_id (S) HASH, created_at (N) RANGE
 MAX_LISTED_SESSIONS = 1000  # per user or client (records leave with the TTL)
 TRANSACTION_ATTEMPTS = 3
+SIGNED_IN_AGAIN = "signed_in_again"  # status_reason of a session its browser replaced with a sign-in
 
 
 def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
@@ -446,15 +548,20 @@ def session_item(record: SessionRecord, ttl: int) -> dict[str, Any]:
         "expire_at": _n(record.expire_at),
         "abandon_at": _n(record.abandon_at),
         "sign_in_token_id": _s(record.sign_in_token_id),
-        "refresh_hash": _s(record.refresh_hash),
+        "refresh_generation": _n(record.refresh_generation),
+        "rotated_at": _n(record.rotated_at),
         "ttl": _n(ttl),
     }
+    if record.refresh_hash:
+        item["refresh_hash"] = _s(record.refresh_hash)
     if record.org_id:
         item["org_id"] = _s(record.org_id)
     if record.authorized_party:
         item["azp"] = _s(record.authorized_party)
     if record.client_hash:
         item["client_hash"] = _s(record.client_hash)
+    if record.status_reason:
+        item["status_reason"] = _s(record.status_reason)
     return item
 
 
@@ -470,10 +577,13 @@ def session_from_item(item: dict[str, Any]) -> SessionRecord:
         expire_at=int(item["expire_at"]["N"]),
         abandon_at=int(item["abandon_at"]["N"]),
         sign_in_token_id=item["sign_in_token_id"]["S"],
-        refresh_hash=item["refresh_hash"]["S"],
+        refresh_hash=_optional(item, "refresh_hash") or "",
         org_id=_optional(item, "org_id"),
         authorized_party=_optional(item, "azp"),
         client_hash=_optional(item, "client_hash"),
+        refresh_generation=int(item.get("refresh_generation", {}).get("N", "0")),
+        rotated_at=int(item.get("rotated_at", {}).get("N", "0")),
+        status_reason=_optional(item, "status_reason"),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from signin_links.config import Settings
+from signin_links.cookies import REFRESH_NAMES, refresh_cookie_name
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, reject_unknown
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord
 from signin_links.redirects import UrlError
@@ -75,6 +76,8 @@ class AcceptRequest:
     token: str
     # Every ``__session`` value the browser sent (two can arrive, set for different domains).
     session_cookies: tuple[str, ...] = field(default=(), repr=False)
+    # Every refresh cookie the browser sent (any refresh name): the sessions a sign-in here ends.
+    refresh_cookies: tuple[str, ...] = field(default=(), repr=False)
     # The person confirmed signing in as the link's user although another user is signed in here.
     confirm_switch: bool = False
     # The form's CSRF token (None when absent or not a single string); checked only when needed.
@@ -95,6 +98,7 @@ def parse_accept_request(
     content_type: str | None,
     max_bytes: int,
     session_cookies: tuple[str, ...] = (),
+    refresh_cookies: tuple[str, ...] = (),
 ) -> AcceptRequest:
     """The token of ``POST /accept-token``: a form (``token=...``) or JSON (``{"token": ...}``) body."""
     raw = body_bytes(body, max_bytes)
@@ -122,6 +126,7 @@ def parse_accept_request(
     return AcceptRequest(
         token=token,
         session_cookies=session_cookies,
+        refresh_cookies=refresh_cookies,
         confirm_switch=confirm == CONFIRM_SWITCH_USER,
         csrf_token=csrf if isinstance(csrf, str) else None,
     )
@@ -151,6 +156,24 @@ def cookie_values(cookies: list[str] | None, name: str, limit: int = 4) -> tuple
         if sep and key == name and value.strip()
     ]
     return tuple(found[:limit])
+
+
+def refresh_cookie_values(cookies: list[str] | None, cookie_domain: str) -> tuple[str, ...]:
+    """The refresh tokens a refresh reads: the values of this deployment's refresh cookie
+    (``cookies.refresh_cookie_name``), or, when the request carries different values under any
+    refresh name, all of them, which the refresh refuses (a sibling host planted one). A cookie of
+    another refresh name alone is not read: a sibling can set ``__Secure-refresh`` for the parent
+    domain, but never ``__Host-refresh``."""
+    every = all_refresh_cookie_values(cookies)
+    if len(dict.fromkeys(every)) > 1:
+        return every
+    return cookie_values(cookies, refresh_cookie_name(cookie_domain))
+
+
+def all_refresh_cookie_values(cookies: list[str] | None) -> tuple[str, ...]:
+    """The values of every refresh cookie, whatever its name (``cookies.REFRESH_NAMES``), at most eight:
+    what sign-out ends and what a new sign-in replaces."""
+    return tuple(value for name in REFRESH_NAMES for value in cookie_values(cookies, name))[:8]
 
 
 def sign_in_token_json(record: SignInTokenRecord, *, token: str = "", url: str = "") -> dict[str, Any]:

@@ -153,8 +153,8 @@ def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_pag
     context = browser.new_context()
     session_id = sign_in_on_the_apps_page(context, stack, app_site, "user_chromium")
     jar = cookies(context, stack)
-    assert set(jar) >= {"__session", "__refresh"}
-    assert jar["__refresh"].startswith(session_id + ".")
+    assert set(jar) >= {"__session", "__Host-refresh"}
+    assert jar["__Host-refresh"].startswith(session_id + ".0.")  # generation 0 (refresh_tokens.py)
     first = jwt.decode(jar["__session"], options={"verify_signature": False})
     assert first["sid"] == session_id
     assert first["exp"] - first["iat"] == TOKEN_LIFETIME_S
@@ -166,6 +166,12 @@ def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_pag
     app.wait_for_timeout((TOKEN_LIFETIME_S + 2) * 1000)
     later = jwt.decode(cookies(context, stack)["__session"], options={"verify_signature": False})
     assert later["sid"] == session_id
+    # Each refresh rotated the refresh cookie, and Chromium kept the new one (issue 18 item 1).
+    generation = int(cookies(context, stack)["__Host-refresh"].split(".")[1])
+    assert generation >= 1
+    item = stack.item(session_id)
+    assert item is not None
+    assert generation <= int(item["refresh_generation"]["N"]) <= generation + 1  # a refresh may run in between
     assert later["iat"] > first["iat"]
     assert later["exp"] > time.time()
     token = app.evaluate("SigninLinks.session.getToken()")
@@ -175,7 +181,7 @@ def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_pag
         assert api.post(f"/v1/sessions/{session_id}/revoke").json()["status"] == "revoked"
     # The next refresh (within ~11 s) fails: the page learns it is signed out, the cookies are gone.
     app.get_by_text("signed-out").wait_for(timeout=15_000)
-    assert "__refresh" not in cookies(context, stack)
+    assert "__Host-refresh" not in cookies(context, stack)
     assert "__session" not in cookies(context, stack)
     assert app.evaluate("SigninLinks.session") is None
     context.close()

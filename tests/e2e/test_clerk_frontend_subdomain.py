@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from signin_links.cookies import REFRESH_HOST_ONLY as REFRESH_COOKIE_NAME
+from signin_links.cookies import SESSION as COOKIE_NAME
 from signin_links.frontend_wire import publishable_key
 from signin_links.http import CLIENT_COOKIE_NAME
-from signin_links.sessions import COOKIE_NAME, REFRESH_COOKIE_NAME
 from tests.e2e.clerk_browser import (
     SIGN_IN,
     backend_session,

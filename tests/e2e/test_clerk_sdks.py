@@ -189,7 +189,7 @@ def sign_in(stack: LocalStackHandle, user_id: str) -> dict[str, str]:
     return {
         "id": answer.json()["created_session_id"],
         "session": answer.cookies["__session"],
-        "refresh": answer.cookies["__refresh"],
+        "refresh": answer.cookies["__Host-refresh"],
     }
 
 

@@ -183,14 +183,14 @@ def test_post_redeems_once_sets_the_session_cookie_and_redirects(stack: Stack, c
     assert item["status"]["S"] == "accepted"
     assert item["session_id"]["S"] == claims["sid"]
     assert int(item["accepted_at"]["N"]) >= minted["created_at"]
-    refresh = answer.refresh_cookie()["__refresh"]
+    refresh = answer.refresh_cookie()["__Host-refresh"]
     assert refresh["path"] == "/"
     assert refresh["secure"]
     assert refresh["httponly"]
     assert not refresh["domain"]
     assert refresh["samesite"] == "Lax"
     assert refresh["max-age"] == "604800"
-    assert refresh.value.startswith(claims["sid"] + ".")
+    assert refresh.value.startswith(claims["sid"] + ".0.")  # generation 0 (refresh_tokens.py)
     session = stack.item(claims["sid"])
     assert session is not None
     assert session["status"]["S"] == "active"
@@ -249,8 +249,11 @@ def test_session_issuer_and_cookie_domain_come_from_settings(
     cookie = answer.session_cookie()["__session"]
     assert cookie["domain"] == "example.com"
     assert cookie["max-age"] == "3600"
-    assert answer.refresh_cookie()["__refresh"]["domain"] == "example.com"
-    assert answer.refresh_cookie()["__refresh"]["max-age"] == "3600"
+    # With a cookie domain the refresh cookie cannot be __Host-: it is __Secure-refresh, on that domain.
+    refresh = answer.refresh_cookie("__Secure-refresh")["__Secure-refresh"]
+    assert refresh["domain"] == "example.com"
+    assert refresh["max-age"] == "3600"
+    assert refresh["secure"]
     claims = session_claims(stack, cookie.value)
     assert claims["iss"] == "https://clerk.example.com"
     assert claims["exp"] - claims["iat"] == 60
@@ -271,11 +274,11 @@ def test_same_browser_retry_succeeds_again_without_a_write(stack: Stack, context
     retry = post(context, minted["token"], cookie=session)
     assert retry.status == 303, retry.body
     assert retry.headers["Location"] == "https://app.example.com/home"
-    # A fresh token for the same session; the browser keeps its __refresh.
+    # A fresh token for the same session; the browser keeps its refresh cookie.
     assert (
         session_claims(stack, retry.session_cookie()["__session"].value)["sid"] == session_claims(stack, session)["sid"]
     )
-    assert not [cookie for cookie in retry.cookies if cookie.startswith("__refresh=")]
+    assert not [cookie for cookie in retry.cookies if "refresh=" in cookie.split(";")[0]]
     assert stack.item(minted["id"]) == item_before
     # Two __session cookies (say host-only and Domain=example.com): the one that matches counts.
     other_session = post(context, mint(context)["token"]).session_cookie()["__session"].value

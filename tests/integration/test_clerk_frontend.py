@@ -118,7 +118,8 @@ def test_a_ticket_signs_in_once_and_the_client_holds_the_session(stack: Stack, c
     value = client_value(answer)
     item = stack.item(session_id)
     assert item is not None
-    assert item["refresh_hash"]["S"] == ""
+    assert "refresh_hash" not in item
+    assert item["refresh_generation"] == {"N": "0"}  # no refresh token is ever issued for it
     assert len(item["client_hash"]["S"]) == 64
     assert value.split(".", 1)[1] not in json.dumps(item)
 
@@ -270,11 +271,11 @@ def test_cross_site_sign_in_from_an_origin_not_allowed_is_refused(stack: Stack, 
 def test_a_client_credential_is_no_refresh_token_and_the_reverse(stack: Stack, context: Any) -> None:
     value = client_value(sign_in(context, mint(context, "user_fapi_confusion")["token"]))
     refresh_event = load_event("refresh_session.json")
-    refresh_event["cookies"] = [f"__refresh={value}"]
+    refresh_event["cookies"] = [f"__Host-refresh={value}"]
     assert invoke("accept_token", refresh_event, context).status == 401
 
     accepted = accept(context, mint(context, "user_fapi_page")["token"])
-    refresh = accepted.refresh_cookie()["__refresh"].value
+    refresh = accepted.refresh_cookie()["__Host-refresh"].value
     page_session = refresh.split(".", 1)[0]
     assert frontend(session_route(page_session, "tokens", refresh), context).status == 401
     assert get_client(context, refresh).json()["response"] is None

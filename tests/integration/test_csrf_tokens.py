@@ -147,7 +147,7 @@ def test_sign_out_and_refresh_from_a_foreign_origin_without_fetch_metadata_chang
     stack: Stack, context: Any
 ) -> None:
     session = signed_in(context, user_id="user_logout_csrf")
-    cookies = [f"__session={session['session']}", f"__refresh={session['refresh']}"]
+    cookies = [f"__session={session['session']}", f"__Host-refresh={session['refresh']}"]
     for origin in ("null", "https://evil.example"):
         assert refresh(context, session["refresh"], origin=origin).status == 403
         event = browser_event("sign_out.json", cookies=cookies, origin=origin)

@@ -348,6 +348,7 @@ GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
         ("LogLevel", ["DEBUG", "INFO", "WARN", "ERROR"], ["TRACE", "info"]),
         ("EdgeProtection", ["none", "cloudfront-waf"], ["waf"]),
         ("AcceptConfirmation", ["never", "cross-site", "always"], ["sometimes", "Never", ""]),
+        ("RefreshReuseGraceSeconds", ["0", "10", "60"], ["-1", "61"]),
         ("Stage", ["dev", "prod"], ["staging"]),
         ("AppName", ["", "Acme", "Caf\u00e9 & Co.", "\u30a2\u30af\u30e1", "x" * 64], ["<b>Acme</b>", "A\nB", "x" * 65]),
         ("BrandColor", ["#2563eb", "#0B5FFF", "#000000"], ["", "blue", "#fff", "2563eb", "#2563eg", "#2563eb00"]),

@@ -55,8 +55,8 @@ def test_an_accept_is_one_transaction_of_the_token_and_its_session(
     body = answer.json()
     session = stack.item(body["created_session_id"])
     assert session is not None
-    refresh = next(c for c in answer.cookies if c.startswith("__refresh=")).split(";")[0].split("=", 1)[1]
-    assert {name: next(iter(value.values())) for name, value in session.items() if name != "refresh_hash"} == {
+    refresh = next(c for c in answer.cookies if c.startswith("__Host-refresh=")).split(";")[0].split("=", 1)[1]
+    assert {name: next(iter(value.values())) for name, value in session.items()} == {
         "pk": body["created_session_id"],
         "kind": "session",
         "user_id": "user_tx",
@@ -69,14 +69,16 @@ def test_an_accept_is_one_transaction_of_the_token_and_its_session(
         "expire_at": str(int(session["created_at"]["N"]) + 7 * 24 * 3600 * 1000),
         "abandon_at": str(int(session["created_at"]["N"]) + 7 * 24 * 3600 * 1000),  # inactivity off
         "sign_in_token_id": minted["id"],
+        "refresh_generation": "0",
+        "rotated_at": session["created_at"]["N"],
         "org_id": "org_tx",
         "azp": "https://app.example.com",
         "ttl": str(int(session["created_at"]["N"]) // 1000 + 7 * 24 * 3600 + 7 * 24 * 3600),
     }
     assert session["client_id"]["S"].startswith("client_")
-    secret = refresh.split(".", 1)[1]
-    assert len(session["refresh_hash"]["S"]) == 64
-    assert secret not in json.dumps(session)
+    proof = refresh.split(".")[2]  # <session id>.<generation>.<proof>: the proof is derived, never stored
+    assert refresh.split(".")[:2] == [body["created_session_id"], "0"]
+    assert proof not in json.dumps(session)
     assert stack.item(minted["id"])["session_id"]["S"] == body["created_session_id"]  # type: ignore[index]
 
 

@@ -29,7 +29,7 @@ def signed_in(context: Any, user_id: str = "user_routes", **fields: Any) -> dict
     return {
         "id": answer.json()["created_session_id"],
         "session": jar["__session"].value,
-        "refresh": jar["__refresh"].value,
+        "refresh": jar["__Host-refresh"].value,
     }
 
 
@@ -46,13 +46,14 @@ def browser_event(name: str, *, cookies: list[str] | None = None, **headers: str
 
 
 def refresh(context: Any, refresh_value: str | None, **headers: str) -> Answer:
-    cookies = [] if refresh_value is None else [f"__refresh={refresh_value}"]
+    cookies = [] if refresh_value is None else [f"__Host-refresh={refresh_value}"]
     return invoke("accept_token", browser_event("refresh_session.json", cookies=cookies, **headers), context)
 
 
 def cleared(answer: Answer) -> bool:
     names = sorted(cookie.split("=", 1)[0] for cookie in answer.cookies)
-    return names == ["__refresh", "__session"] and all("Max-Age=0" in cookie for cookie in answer.cookies)
+    expected = ["__Host-refresh", "__refresh", "__session"]  # and the name before issue 18, so browsers drop it
+    return names == expected and all("Max-Age=0" in cookie for cookie in answer.cookies)
 
 
 def api(
@@ -85,10 +86,11 @@ def set_attribute(stack: Stack, pk: str, name: str, value: int) -> None:
 # --- POST /session/refresh -----------------------------------------------------------------
 
 
-def test_refresh_gives_a_fresh_token_with_at_most_one_read_and_one_write(
+def test_refresh_gives_a_fresh_token_and_the_next_refresh_token_in_one_conditional_write(
     stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = signed_in(context, org_id="org_r")
+    before = stack.item(session["id"])
     with injected(monkeypatch) as faults:
         answer = refresh(context, session["refresh"])
     assert answer.status == 200, answer.body
@@ -100,15 +102,28 @@ def test_refresh_gives_a_fresh_token_with_at_most_one_read_and_one_write(
     assert claims["o"] == {"id": "org_r"}
     assert claims["exp"] - claims["iat"] == 60
     assert answer.session_cookie()["__session"].value == token
-    assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem"]  # active < 1 min ago
-
-    set_attribute(stack, session["id"], "last_active_at", int(time.time() * 1000) - 61_000)
-    with injected(monkeypatch) as faults:
-        assert refresh(context, session["refresh"]).status == 200
-    assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["GetItem", "UpdateItem"]
+    dynamodb = [(op, params) for service, op, params in faults.calls if service == "dynamodb"]
+    assert [op for op, _ in dynamodb] == ["UpdateItem"]  # the one call: no read first
+    assert dynamodb[0][1]["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    rotated = answer.refresh_cookie()["__Host-refresh"]
+    assert rotated.value.startswith(session["id"] + ".1.")  # the next generation
+    assert rotated.value != session["refresh"]
+    assert rotated["path"] == "/"
+    assert rotated["secure"]
+    assert rotated["httponly"]
+    assert not rotated["domain"]
     item = stack.item(session["id"])
+    assert before is not None
     assert item is not None
+    assert item["refresh_generation"] == {"N": "1"}
+    assert int(item["rotated_at"]["N"]) > int(before["rotated_at"]["N"]) - 1
     assert int(item["last_active_at"]["N"]) > int(time.time() * 1000) - 5_000
+    # The new token refreshes in turn, again in one call.
+    with injected(monkeypatch) as faults:
+        again = refresh(context, rotated.value)
+    assert again.status == 200, again.body
+    assert again.refresh_cookie()["__Host-refresh"].value.startswith(session["id"] + ".2.")
+    assert [op for service, op, _ in faults.calls if service == "dynamodb"] == ["UpdateItem"]
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "wrong_secret", "another_session", "revoked", "expired"])
@@ -118,8 +133,8 @@ def test_refresh_refusals_are_401_and_clear_both_cookies(stack: Stack, context: 
     value: str | None = {
         "missing": None,
         "malformed": "not-a-refresh-token",
-        "wrong_secret": session["id"] + "." + other["refresh"].split(".", 1)[1],
-        "another_session": other["id"] + "." + session["refresh"].split(".", 1)[1],
+        "wrong_secret": session["id"] + ".0." + other["refresh"].split(".")[2],  # another session's proof
+        "another_session": other["id"] + ".0." + session["refresh"].split(".")[2],
         "revoked": session["refresh"],
         "expired": session["refresh"],
     }[case]
@@ -211,7 +226,7 @@ def test_preflights_answer_allowed_origins_only(stack: Stack, context: Any, name
 def sign_out(
     context: Any, session: dict[str, str] | None, *, body: str = "", content_type: str = FORM, **headers: str
 ) -> Answer:
-    cookies = [] if session is None else [f"__session={session['session']}", f"__refresh={session['refresh']}"]
+    cookies = [] if session is None else [f"__session={session['session']}", f"__Host-refresh={session['refresh']}"]
     event = browser_event("sign_out.json", cookies=cookies, **headers)
     event["body"] = body
     event["headers"]["content-type"] = content_type
@@ -244,7 +259,7 @@ def test_sign_out_as_json_and_its_refusals_change_nothing(stack: Stack, context:
     cross = sign_out(context, session, sec_fetch_site="cross-site", sec_fetch_mode="navigate")
     assert cross.status == 403, cross.body
     assert not cross.cookies
-    forged = dict(session, refresh=session["id"] + "." + signed_in(context)["refresh"].split(".", 1)[1])
+    forged = dict(session, refresh=session["id"] + ".0." + signed_in(context)["refresh"].split(".")[2])
     assert sign_out(context, forged).status == 200  # cookies cleared, but the session is not the caller's
     assert stack.item(session["id"])["status"]["S"] == "active"  # type: ignore[index]
     done = sign_out(context, session, body="{}", content_type="application/json", accept="application/json")
@@ -253,6 +268,7 @@ def test_sign_out_as_json_and_its_refusals_change_nothing(stack: Stack, context:
         "object": "sign_out",
         "status": "complete",
         "session_id": session["id"],
+        "session_ids": [session["id"]],
     }
     assert stack.item(session["id"])["status"]["S"] == "ended"  # type: ignore[index]
 
@@ -290,7 +306,7 @@ def test_sign_out_redirects_to_the_canonical_ascii_form_as_the_accept_does(
 
 def test_a_get_never_signs_out(stack: Stack, context: Any) -> None:
     session = signed_in(context)
-    event = browser_event("sign_out_page.json", cookies=[f"__refresh={session['refresh']}"])
+    event = browser_event("sign_out_page.json", cookies=[f"__Host-refresh={session['refresh']}"])
     event["queryStringParameters"] = {"redirect_url": f"{ALLOWED}/x"}
     page = invoke("accept_token", event, context)
     assert page.status == 200, page.body

@@ -35,7 +35,7 @@ def a_session(
         expire_at=now + HOUR_MS,
         abandon_at=now + HOUR_MS,
         sign_in_token_id=ids.new_id(ids.SIGN_IN_TOKEN),
-        refresh_hash="0" * 64,
+        rotated_at=now,
     )
     return replace(record, **fields)  # type: ignore[arg-type]
 
@@ -124,3 +124,65 @@ def test_sessions_are_listed_per_user_and_client_newest_first_from_sparse_indexe
     assert [s.id for s in store.list_sessions(user_id="user_list")] == [newer.id, older.id]
     assert [s.user_id for s in store.list_sessions(client_id="client_shared0000000001")] == ["user_other", "user_list"]
     assert store.list_sessions(user_id="user_nobody") == []
+
+
+# --- The refresh's one write (issue 18 item 1): what moto must honour for it ----------------------
+
+
+def test_the_refresh_write_rotates_only_the_current_generation_and_returns_the_item_when_refused(
+    stack: Stack, store: TokenStore
+) -> None:
+    """The use case decides from the refused write's ALL_OLD image (``ReturnValuesOnConditionCheckFailure``)
+    without a read: moto returns it, as DynamoDB does."""
+    record = put(stack, a_session())
+    now = record.created_at + 1000
+    new, old = store.refresh_session(record.id, 0, now, rotate=True, abandon_at=None)
+    assert old is None
+    assert new is not None
+    assert (new.refresh_generation, new.rotated_at, new.last_active_at) == (1, now, now)
+    assert new.abandon_at == record.abandon_at  # inactivity off: untouched
+    new, old = store.refresh_session(record.id, 0, now + 1, rotate=True, abandon_at=None)  # generation 0 again
+    assert new is None
+    assert old is not None
+    assert (old.refresh_generation, old.rotated_at) == (1, now)  # the item as it stood
+    new, old = store.refresh_session(record.id, 1, now + 2, rotate=False, abandon_at=now + 2 + HOUR_MS)
+    assert new is not None
+    assert (new.refresh_generation, new.abandon_at) == (1, now + 2 + HOUR_MS)  # no rotation: the same generation
+    assert store.refresh_session(ids.new_id(ids.SESSION), 0, now, rotate=True, abandon_at=None) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "value"),
+    [("status", "revoked"), ("expire_at", 0), ("abandon_at", 0), ("client_hash", "0" * 64)],
+)
+def test_the_refresh_write_refuses_a_session_that_is_not_refreshable(
+    stack: Stack, store: TokenStore, change: str, value: object
+) -> None:
+    record = put(stack, a_session())
+    item = session_item(record, 10**10)
+    item[change] = {"S": value} if isinstance(value, str) else {"N": str(value)}
+    stack.dynamodb.put_item(TableName=stack.table_name, Item=item)
+    new, old = store.refresh_session(record.id, 0, record.created_at + 1, rotate=True, abandon_at=None)
+    assert new is None
+    assert old is not None
+    assert stack.dynamodb.get_item(TableName=stack.table_name, Key={"pk": {"S": record.id}})["Item"] == item
+
+
+def test_a_sign_in_ends_held_sessions_in_its_transaction_and_drops_those_no_longer_active(
+    stack: Stack, store: TokenStore
+) -> None:
+    """The held sessions' ends are items of the accept's transaction; one that is not active cancels
+    it (moto names it in ``CancellationReasons``, writing nothing), and it is written again without it."""
+    now = int(time.time() * 1000)
+    token = SignInTokenRecord(
+        "sit_0000000000000000000042", "user_s", TokenStatus.PENDING, now, now, now // 1000 + 60, 60
+    )
+    stack.dynamodb.put_item(TableName=stack.table_name, Item=to_item(token, 10**10))
+    live, gone = put(stack, a_session()), put(stack, a_session(status=SessionStatus.REVOKED))
+    fresh = a_session(created_at=now)
+    store.redeem(token.id, fresh, now // 1000, 10**10, end_sessions=[live.id, gone.id, live.id], ended_ttl=99)
+    assert store.get_session(fresh.id) == fresh
+    ended = store.get_session(live.id)
+    assert ended is not None
+    assert (ended.status, ended.status_reason) == (SessionStatus.ENDED, "signed_in_again")
+    assert store.get_session(gone.id) == gone  # not overwritten

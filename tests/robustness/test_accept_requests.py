@@ -125,7 +125,7 @@ def test_a_real_token_in_any_wrapping_is_consumed_only_on_success(
     consumed = status_of(stack, minted["id"]) == "accepted"
     assert consumed == (answer.status in (200, 303)), (wrapper, answer.status, answer.code)
     if consumed:
-        assert sorted(cookie.split("=", 1)[0] for cookie in answer.cookies) == ["__refresh", "__session"]
+        assert sorted(cookie.split("=", 1)[0] for cookie in answer.cookies) == ["__Host-refresh", "__session"]
 
 
 @HANDLER_PROPERTY

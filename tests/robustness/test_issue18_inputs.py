@@ -2,7 +2,9 @@
 
 The ``csrf_token`` form and JSON field, the ``__Host-csrf`` cookie (repeated, prefixed, malformed
 names and values), arriving from a browser without Fetch Metadata whose ``Origin`` is foreign: never
-a 5xx, only ``403 origin_invalid`` (or a body's own 4xx), and the token stays pending.
+a 5xx, only ``403 origin_invalid`` (or a body's own 4xx), and the token stays pending. Refresh
+cookies of any name, repeated, in one ``Cookie`` header or several, with any value: a 200 only for
+the real token alone under this deployment's name, else a 401 that changes nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Stack
-from tests.handlers import accept_post_event, encoded, invoke, mint, status_of
+from tests.conftest import Stack, load_event
+from tests.handlers import accept, accept_post_event, encoded, invoke, mint, status_of
 from tests.strategies import tricky_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -86,3 +88,53 @@ OWN_OR_ALLOWED = (
     "https://app.example.com",
     "http://127.0.0.1:3000",
 )
+
+
+# --- refresh cookies: repeated, prefixed and malformed names, any value ----------------------------
+
+REFRESH_NAMES = ["__Host-refresh", "__Secure-refresh", "__refresh", "__host-refresh", "__Host-Refresh",
+                 "__Host-refresh ", " __Host-refresh", "__Host-refresh\u0000", "refresh", "__Host-csrf"]  # fmt: skip
+refresh_names = st.sampled_from(REFRESH_NAMES) | anything
+refresh_values = anything | st.sampled_from(["", ".", "..", "sess_0000000000000000000000.0." + "A" * 43])
+
+
+@pytest.fixture
+def held(stack: Stack, context: Any) -> dict[str, Any]:
+    """A real session (its refresh cookie's value) that random refreshes and sign-outs must leave as it is."""
+    answer = accept(context, mint(context, user_id="user_refresh_property")["token"])
+    value = answer.refresh_cookie()["__Host-refresh"].value
+    session_id = answer.json()["created_session_id"]
+    return {"id": session_id, "value": value, "item": stack.item(session_id)}
+
+
+@HANDLER_PROPERTY
+@given(
+    pairs=st.lists(st.tuples(refresh_names, refresh_values | st.none()), max_size=5),
+    one_header=st.booleans(),
+)
+@example(pairs=[("__Host-refresh", None), ("__Host-refresh", "x")], one_header=False)
+@example(pairs=[("__Secure-refresh", None)], one_header=True)
+def test_any_refresh_cookie_header_is_clean_and_only_the_real_token_alone_changes_anything(
+    stack: Stack, context: Any, held: dict[str, Any], pairs: list[tuple[str, str | None]], one_header: bool
+) -> None:
+    """``None`` stands for the real session's token under that name. Every answer is a 200 or a 401 in
+    the envelope; a 200 only for the real token alone under ``__Host-refresh`` (among duplicates of
+    itself); anything else leaves the session's item as it was."""
+    cookies = [f"{name}={held['value'] if value is None else value}" for name, value in pairs]
+    event = load_event("refresh_session.json")
+    event["cookies"] = ["; ".join(cookies)] if one_header and cookies else cookies
+    for header in ("sec-fetch-site", "sec-fetch-mode", "origin"):
+        event["headers"].pop(header, None)
+    answer = invoke("accept_token", event, context)
+    assert answer.status in (200, 401), (answer.status, answer.body[:300])
+    refresh_like = {"__Host-refresh", "__Secure-refresh", "__refresh"}
+    sent = {held["value"] if value is None else value.strip() for name, value in pairs if name in refresh_like}
+    sent.discard("")
+    only_the_real_one = sent == {held["value"]} and any(n == "__Host-refresh" and v is None for n, v in pairs)
+    if answer.status == 200:
+        assert only_the_real_one, cookies
+        held["value"] = answer.refresh_cookie()["__Host-refresh"].value  # it rotated: the next example's token
+        held["item"] = stack.item(held["id"])
+    else:
+        assert answer.code == "authentication_invalid"
+        assert stack.item(held["id"]) == held["item"]

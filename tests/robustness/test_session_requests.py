@@ -1,6 +1,6 @@
 """Property tests of every new input of sessions (issue 10) and login CSRF (issue 9 item 7).
 
-Cookies (``__refresh``, ``__session``) and headers (``Sec-Fetch-*``, ``Origin``) of any shape, session
+Cookies (the refresh cookie, ``__session``) and headers (``Sec-Fetch-*``, ``Origin``) of any shape, session
 ids in paths, ``limit``/``offset``/``status``/``paginated`` values, and refresh bodies of any JSON type:
 never a 5xx, never an exception out of a handler, only the documented 4xx codes, and nothing stored
 changes unless the request carried the real credentials for it.
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from signin_links import refresh_tokens
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.fetch_metadata import check_cookie_post, preflight_headers
-from signin_links.sessions import new_refresh_token, parse_refresh_token
 from signin_links.wire import REFRESH_FIELDS, parse_session_query, parse_session_refresh
 from tests.conftest import Stack, load_event
 from tests.handlers import Answer, accept, invoke, mint, status_of
@@ -53,8 +53,13 @@ headers = st.fixed_dictionaries(
 refresh_values = (
     st.sampled_from(["", ".", "sess_.x", "sess_0000000000000000000000.", "sess_0000000000000000000000.\uff21" * 3])
     | anything
-    | st.builds(lambda t: t.value, st.builds(lambda: new_refresh_token("sess_0000000000000000000000")))
-    | st.builds(lambda a, b: f"{a}.{b}", anything, anything)
+    | st.builds(
+        lambda generation, proof: f"sess_0000000000000000000000.{generation}.{proof}",
+        st.integers(min_value=-5, max_value=2 * refresh_tokens.MAX_GENERATION)
+        | st.sampled_from(["01", "+1", "\uff11"]),
+        st.text(st.sampled_from("AZaz09-_+/="), min_size=40, max_size=46),
+    )
+    | st.builds(lambda a, b, c: f"{a}.{b}.{c}", anything, anything, anything)
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | anything,
@@ -74,10 +79,11 @@ SIGN_OUT_CODES = {"origin_invalid", "form_param_value_invalid", "request_body_in
 @PURE
 @given(value=refresh_values | json_values)
 def test_a_refresh_value_of_any_shape_parses_or_is_none(value: Any) -> None:
-    parsed = parse_refresh_token(value)
+    parsed = refresh_tokens.parse(value)
     if parsed is not None:
         assert parsed.value == value.strip()
-        assert len(parsed.secret) == 43
+        assert len(parsed.proof) == 43
+        assert 0 <= parsed.generation <= refresh_tokens.MAX_GENERATION
 
 
 @PURE
@@ -183,7 +189,7 @@ def test_any_browser_refresh_or_sign_out_is_clean_and_changes_nothing(
 ) -> None:  # fmt: skip
     for name, route in (("refresh_session.json", "refresh"), ("sign_out.json", "sign-out")):
         event = load_event(name)
-        event["cookies"] = [f"__refresh={refresh_value}", f"__session={session_value}"]
+        event["cookies"] = [f"__Host-refresh={refresh_value}", f"__session={session_value}"]
         for header in ("sec-fetch-site", "sec-fetch-mode", "origin"):
             event["headers"].pop(header, None)
         event["headers"].update(request_headers)

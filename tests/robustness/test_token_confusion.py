@@ -208,7 +208,7 @@ def test_a_client_credential_is_neither_a_session_jwt_nor_a_sign_in_token_and_th
     stack: Stack, context: Any
 ) -> None:
     """Each credential is refused wherever another is expected: the ``__Host-client`` value as a
-    sign-in token and as ``__session``; a session JWT, a sign-in token and a ``__refresh`` value as
+    sign-in token and as ``__session``; a session JWT, a sign-in token and a refresh token as
     ``__Host-client``; nothing is consumed or ended by any of them."""
     from urllib.parse import quote
 
@@ -240,8 +240,8 @@ def test_a_client_credential_is_neither_a_session_jwt_nor_a_sign_in_token_and_th
         == "sign_in_token_already_used_code"
     )
 
-    # A session JWT, a sign-in token or a __refresh value as the client: no client, 401 on its routes.
-    refresh = accept(context, mint(context, "user_confused_page")["token"]).refresh_cookie()["__refresh"].value
+    # A session JWT, a sign-in token or a refresh token as the client: no client, 401 on its routes.
+    refresh = accept(context, mint(context, "user_confused_page")["token"]).refresh_cookie()["__Host-refresh"].value
     for forged in (session_jwt, other["token"], refresh):
         client = load_event("frontend_client.json")
         client["cookies"] = [f"__Host-client={forged}"]

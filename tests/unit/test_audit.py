@@ -112,6 +112,25 @@ def test_every_end_of_an_active_session_is_an_event(status: str, detail_type: st
     assert kept_by_the_pipe(ended)
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "detail_type"),
+    [
+        ("revoked", "refresh_token_reused", "SessionRevoked"),
+        ("revoked", "all_sessions_revoked", "SessionRevoked"),
+        ("ended", "signed_in_again", "SessionEnded"),
+        ("ended", "signed_out", "SessionEnded"),
+    ],
+)
+def test_an_end_the_service_chose_says_why(status: str, reason: str, detail_type: str) -> None:
+    """A revocation for a reused refresh token (issue 18 item 1) shows why in its audit event."""
+    ended = record("MODIFY", "sess_1", session(), {**session(status), "status_reason": {"S": reason}})
+    event = audit_event(ended)
+    assert event is not None
+    assert event.detail_type == detail_type
+    assert event.detail == {**SESSION_DETAIL, "reason": reason}
+    assert kept_by_the_pipe(ended)
+
+
 def test_a_session_s_activity_is_no_event() -> None:
     touched = record("MODIFY", "sess_1", session(), {**session(), "last_active_at": {"N": str(NOW_MS)}})
     assert audit_event(touched) is None

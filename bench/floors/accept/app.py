@@ -1,11 +1,12 @@
 """The floor of an accept: boto3, PyJWT and ``cryptography``, 2 clients, 2 keyring reads, the
 ticket's public key and the session key's PEM parsed (at init), then per request the form read, one
-EdDSA verification (public key only), a refresh secret and its hash, one TransactWriteItems (the
-token's conditional update and the session's put) and one RS256 signature. Nothing else (see
-``bench/floors``)."""
+EdDSA verification (public key only), the refresh token's proof (one HMAC-SHA256 with a key derived
+at init), one TransactWriteItems (the token's conditional update and the session's put) and one
+RS256 signature. Nothing else (see ``bench/floors``)."""
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ _SESSION = json.loads(_secrets.get_secret_value(SecretId=os.environ["SESSION_KEY
 ][0]
 _SESSION_KEY = load_pem_private_key(_SESSION["private_key_pem"].encode(), password=None)
 _HEADERS = {"kid": _SESSION["kid"], "typ": "JWT"}
+_PROOF_KEY = hashlib.sha256(_SESSION["private_key_pem"].encode()).digest()  # the derivation, once
 _LIFETIME = 604800  # the session
 _TOKEN_LIFETIME = 60  # its token
 
@@ -39,7 +41,8 @@ def lambda_handler(event, context):
     claims = jwt.decode(token, _TICKET_KEY, algorithms=["EdDSA"])
     now = int(time.time())
     session_id = "sess_" + secrets.token_hex(11)
-    refresh = secrets.token_urlsafe(32)
+    proof = hmac.new(_PROOF_KEY, f"{session_id}.0".encode(), hashlib.sha256).digest()
+    refresh = base64.urlsafe_b64encode(proof).rstrip(b"=").decode()
     user_id = claims["uid"]
     _dynamodb.transact_write_items(
         TransactItems=[
@@ -65,7 +68,7 @@ def lambda_handler(event, context):
                         "pk": {"S": session_id},
                         "user_id": {"S": user_id},
                         "status": {"S": "active"},
-                        "refresh_hash": {"S": hashlib.sha256(refresh.encode()).hexdigest()},
+                        "refresh_generation": {"N": "0"},
                         "expire_at": {"N": str((now + _LIFETIME) * 1000)},
                     },
                     "ConditionExpression": "attribute_not_exists(pk)",
@@ -85,7 +88,7 @@ def lambda_handler(event, context):
         "headers": {"location": claims.get("rdr") or "/"},
         "cookies": [
             f"__session={session}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={_LIFETIME}",
-            f"__refresh={session_id}.{refresh}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={_LIFETIME}",
+            f"__Host-refresh={session_id}.0.{refresh}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={_LIFETIME}",
         ],
         "body": "",
     }
