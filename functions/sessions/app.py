@@ -35,8 +35,10 @@ from signin_links.observability import logger, metrics
 from signin_links.session_service import Sessions
 from signin_links.store import TokenStore
 from signin_links.wire import (
+    REVOKE_ALL_FIELDS,
     TOKEN_FIELDS,
     body_bytes,
+    parse_revoke_all,
     parse_session_query,
     parse_session_refresh,
     read_json_object,
@@ -84,6 +86,17 @@ def list_sessions() -> Response[str]:
     now_ms = service.now_ms()
     data = [session_json(record, now_ms) for record in page]
     return answer({"data": data, "total_count": total} if query.paginated else data)
+
+
+@app.post("/v1/sessions/revoke")
+def revoke_all_sessions() -> Response[str]:
+    """Revoke every session of a user (``{"user_id": ...}``): not Clerk's API, this service's own, for
+    the leaked-key playbook (docs/operations.md). 200 with how many were revoked; calling it again
+    revokes what is left."""
+    service = authenticated()
+    user_id = parse_revoke_all(json_body(service, REVOKE_ALL_FIELDS))
+    revoked = service.revoke_all(user_id)
+    return answer({"object": "session_revocation", "user_id": user_id, "revoked_sessions": revoked})
 
 
 @app.get("/v1/sessions/<session_id>")
@@ -143,10 +156,11 @@ def get_only(session_id: str = "") -> Response[str]:
     return method_not_allowed(app, "GET")
 
 
+@app.route("/v1/sessions/revoke", method=other_methods("POST"))
 @app.route("/v1/sessions/<session_id>/revoke", method=other_methods("POST"))
 @app.route("/v1/sessions/<session_id>/tokens", method=other_methods("POST"))
 @app.route("/v1/sessions/<session_id>/refresh", method=other_methods("POST"))
-def post_only(session_id: str) -> Response[str]:
+def post_only(session_id: str = "") -> Response[str]:
     return method_not_allowed(app, "POST")
 
 

@@ -21,6 +21,7 @@ from signin_links.redirects import UrlError, parse
 THIRTY_DAYS = 30 * 24 * 3600
 MIN_INACTIVITY_SECONDS = 300
 MAX_REFRESH_REUSE_GRACE_SECONDS = 60
+MAX_SESSION_TOKEN_CAP_SECONDS = 3600  # MaxSessionTokenSeconds' MaxValue: no API token outlives a revocation by more
 # A new key signs at least this long after every warm function re-read its keyring (the template's
 # KeyActivationMarginSeconds has the same MinValue; rotation.check_timing enforces it too).
 MIN_ACTIVATION_MARGIN_SECONDS = 60
@@ -79,6 +80,7 @@ class Settings:
     session_inactivity_seconds: int = 0  # abandon_at = last activity + this; 0: off (abandon_at = expire_at)
     # How long the previous refresh token still refreshes after a rotation (two tabs racing, a lost answer).
     refresh_reuse_grace_seconds: int = 10
+    max_session_token_seconds: int = 600  # POST /v1/sessions/{id}/tokens: the longest token it signs
     session_issuer: str = ""
     session_cookie_domain: str = ""
     accept_auto_submit: bool = True
@@ -249,6 +251,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         session_token_lifetime_seconds=_int(env, "SESSION_TOKEN_LIFETIME_SECONDS", 60, minimum=5),
         session_inactivity_seconds=_int(env, "SESSION_INACTIVITY_SECONDS", 0),
         refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", 10),
+        max_session_token_seconds=_int(env, "MAX_SESSION_TOKEN_SECONDS", 600, minimum=5),
         session_issuer=env.get("SESSION_ISSUER", "").strip().rstrip("/"),
         session_cookie_domain=env.get("SESSION_COOKIE_DOMAIN", "").strip(),
         accept_auto_submit=_bool(env, "ACCEPT_AUTO_SUBMIT", True),
@@ -280,6 +283,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError("DEFAULT_EXPIRES_IN_SECONDS must not exceed MAX_EXPIRES_IN_SECONDS")
     if settings.session_token_lifetime_seconds > settings.session_lifetime_seconds:
         raise ConfigError("SESSION_TOKEN_LIFETIME_SECONDS must not exceed SESSION_LIFETIME_SECONDS")
+    if settings.max_session_token_seconds > MAX_SESSION_TOKEN_CAP_SECONDS:
+        raise ConfigError(f"MAX_SESSION_TOKEN_SECONDS must be at most {MAX_SESSION_TOKEN_CAP_SECONDS}")
     if settings.refresh_reuse_grace_seconds > MAX_REFRESH_REUSE_GRACE_SECONDS:
         # Longer, and a copied refresh token would keep working beside the real one unnoticed.
         raise ConfigError(f"REFRESH_REUSE_GRACE_SECONDS must be at most {MAX_REFRESH_REUSE_GRACE_SECONDS}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -40,6 +41,8 @@ Clock = Callable[[], float]
 ACTIVITY_INTERVAL_MS = 60_000  # the Frontend API's touch writes last_active_at at most once a minute
 REFRESH_REUSED = "refresh_token_reused"  # status_reason of a session revoked for a reused refresh token
 SIGNED_OUT = "signed_out"  # status_reason of a session its browser signed out
+ALL_REVOKED = "all_sessions_revoked"  # status_reason of a session POST /v1/sessions/revoke ended
+REVOKE_ALL_CONCURRENCY = 8  # conditional writes at once (the table is on-demand; one user's sessions)
 METRIC_FOR = {
     SessionStatus.ENDED: "SessionsEnded",
     SessionStatus.REVOKED: "SessionsRevoked",
@@ -274,30 +277,52 @@ class Sessions:
             raise not_found()
         return record
 
-    def list(self, query: SessionQuery) -> tuple[list[SessionRecord], int]:
-        """A page of a user's (or client's) sessions, newest first, filtered by the status they have
-        now, and the total count of the filtered list."""
-        if query.user_id is not None:
-            found = self.store.list_sessions(user_id=query.user_id)
-            if query.client_id is not None:
-                found = [record for record in found if record.client_id == query.client_id]
-        else:
-            found = self.store.list_sessions(client_id=query.client_id)
-        if query.status is not None:
-            now_ms = self.now_ms()
-            found = [record for record in found if record.status_at(now_ms).value == query.status]
-        return found[query.offset : query.offset + query.limit], len(found)
+    def list(self, query: SessionQuery) -> tuple[list[SessionRecord], int | None]:
+        """A page of a user's (or client's) sessions, newest first, filtered in the query by the status
+        they have now, and, for Clerk's paginated shape, the true count of every matching session."""
+        return self.store.list_sessions(
+            user_id=query.user_id,
+            client_id=query.client_id,
+            status=query.status,
+            now_ms=self.now_ms(),
+            offset=query.offset,
+            limit=query.limit,
+            count=query.paginated,
+        )
+
+    def revoke_all(self, user_id: str) -> int:
+        """Revoke every session of ``user_id`` that is active now (``POST /v1/sessions/revoke``, the
+        leaked-key playbook's last step; Clerk has no such call): one conditional write each, a few at
+        once, ``status_reason`` ``all_sessions_revoked``. Sessions created meanwhile are not covered:
+        cut off what mints them first. Idempotent: a second call revokes what is left (nothing).
+        Returns how many this call revoked."""
+        now_ms = self.now_ms()
+        ttl = now_ms // 1000 + self.settings.token_retention_seconds
+
+        def revoke(session_id: str) -> bool:  # in a worker thread: no metrics or logs here
+            new, _ = self.store.end_session(session_id, SessionStatus.REVOKED, now_ms, ttl, reason=ALL_REVOKED)
+            return new is not None
+
+        revoked = 0
+        with ThreadPoolExecutor(max_workers=REVOKE_ALL_CONCURRENCY) as pool:
+            for ids_page in self.store.active_session_ids(user_id, now_ms):
+                revoked += sum(pool.map(revoke, ids_page))
+        if revoked:
+            metrics.add_metric(name=METRIC_FOR[SessionStatus.REVOKED], unit=MetricUnit.Count, value=revoked)
+        logger.info("every session of a user revoked", extra={"user_id": user_id, "revoked": revoked})
+        return revoked
 
     def create_token(self, session_id: str, expires_in_seconds: object, *, fallback_issuer: str) -> str:
-        """A session token for an active session (``POST /v1/sessions/{id}/tokens``)."""
-        lifetime = self.settings.session_token_lifetime_seconds
+        """A session token for an active session (``POST /v1/sessions/{id}/tokens``), living at most
+        ``MaxSessionTokenSeconds`` (10 minutes by default): a token outlives any revocation, so the
+        API does not sign one for the session's whole life. Longer is 422 on ``expires_in_seconds``."""
+        cap = self.settings.max_session_token_seconds
+        lifetime = min(self.settings.session_token_lifetime_seconds, cap)
         if expires_in_seconds is not None:
             if isinstance(expires_in_seconds, bool) or not isinstance(expires_in_seconds, int):
                 raise param_invalid("expires_in_seconds", "must be an integer.")
-            if not 1 <= expires_in_seconds <= self.settings.session_lifetime_seconds:
-                raise param_invalid(
-                    "expires_in_seconds", f"must be between 1 and {self.settings.session_lifetime_seconds} seconds."
-                )
+            if not 1 <= expires_in_seconds <= cap:
+                raise param_invalid("expires_in_seconds", f"must be between 1 and {cap} seconds.")
             lifetime = expires_in_seconds
         keyring = self.session_keyring()
         record = self.get(session_id)

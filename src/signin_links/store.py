@@ -180,6 +180,9 @@ class RedeemRejected(Exception):
 class TokenStore:
     """Sign-in tokens (create, revoke, redeem, get) and sessions."""
 
+    # Items a session Query reads per page: None is DynamoDB's own (1 MB); tests set a few to walk pages.
+    query_page_limit: int | None = None
+
     def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self.table_name = table_name
@@ -493,33 +496,132 @@ class TokenStore:
                 return None, session_from_item(found) if found else None
         return session_from_item(response["Attributes"]), None
 
-    def list_sessions(self, *, user_id: str | None = None, client_id: str | None = None) -> list[SessionRecord]:
-        """Every session of a user (or of a client), newest first, through the sparse indexes
-        (only session items carry their keys). Bounded by the table's TTL: records go some
-        retention after they end."""
+    def list_sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        client_id: str | None = None,
+        status: str | None = None,
+        now_ms: int,
+        offset: int = 0,
+        limit: int = 10,
+        count: bool = False,
+    ) -> tuple[list[SessionRecord], int | None]:
+        """A page of a user's (or a client's; or a user's on one client) sessions, newest first,
+        through the sparse indexes, filtered in the query by the status they have at ``now_ms``
+        (:func:`status_filter`), and the number of every matching session when ``count``.
+
+        Pages through DynamoDB's own cursor (``LastEvaluatedKey``) as far as it takes: past any number
+        of sessions, an offset beyond the data is an empty page, and the count is true. Once the page
+        is full, the rest is only counted (``Select: COUNT``), or not read at all without ``count``.
+        Bounded by the table's TTL: records go ``TOKEN_RETENTION_SECONDS`` after they end."""
+        request = self._list_request(user_id, client_id, status, now_ms)
+        if request is None:
+            return [], 0 if count else None
+        page: list[SessionRecord] = []
+        seen = 0
+        while True:
+            with dynamodb_errors("Query"):
+                response = self._client.query(**request)
+            if request.get("Select") == "COUNT":
+                seen += int(response.get("Count", 0))
+            for item in response.get("Items", []):
+                if offset <= seen < offset + limit:
+                    page.append(session_from_item(item))
+                seen += 1
+            last = response.get("LastEvaluatedKey")
+            if not last or (not count and seen >= offset + limit):
+                break
+            request["ExclusiveStartKey"] = last
+            if seen >= offset + limit:
+                request["Select"] = "COUNT"  # the page is full: only count the rest
+        return page, seen if count else None
+
+    def _list_request(
+        self, user_id: str | None, client_id: str | None, status: str | None, now_ms: int
+    ) -> dict[str, Any] | None:
+        """The Query of a session list (None when the status matches no session of this service)."""
         if user_id is not None:
             index, key, value = USER_SESSIONS_INDEX, "session_user_id", user_id
         elif client_id is not None:
             index, key, value = CLIENT_SESSIONS_INDEX, "client_id", client_id
         else:
             raise ValueError("user_id or client_id")
-        found: list[SessionRecord] = []
+        wanted = status_filter(status, now_ms)
+        if wanted is None:
+            return None
+        condition, names, values = wanted
+        names, values = {**names, "#key": key}, {**values, ":value": _s(value)}
+        if user_id is not None and client_id is not None:
+            condition = f"({condition}) AND client_id = :client" if condition else "client_id = :client"
+            values[":client"] = _s(client_id)
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": index,
             "KeyConditionExpression": "#key = :value",
-            "ExpressionAttributeNames": {"#key": key},
-            "ExpressionAttributeValues": {":value": _s(value)},
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
         }
-        while len(found) < MAX_LISTED_SESSIONS:
+        if condition:
+            request["FilterExpression"] = condition
+        if self.query_page_limit:
+            request["Limit"] = self.query_page_limit
+        return request
+
+    def active_session_ids(self, user_id: str, now_ms: int) -> Iterator[list[str]]:
+        """The ids of a user's sessions active at ``now_ms``, a Query page at a time (filtered in the
+        query, only the key projected): what "revoke every session of a user" ends."""
+        wanted = status_filter(SessionStatus.ACTIVE.value, now_ms)
+        assert wanted is not None
+        condition, names, values = wanted
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": USER_SESSIONS_INDEX,
+            "KeyConditionExpression": "session_user_id = :value",
+            "FilterExpression": condition,
+            "ProjectionExpression": "pk",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**values, ":value": _s(user_id)},
+        }
+        if self.query_page_limit:
+            request["Limit"] = self.query_page_limit
+        while True:
             with dynamodb_errors("Query"):
                 response = self._client.query(**request)
-            found.extend(session_from_item(item) for item in response.get("Items", []))
+            yield [item["pk"]["S"] for item in response.get("Items", [])]
             if not response.get("LastEvaluatedKey"):
-                break
+                return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return found[:MAX_LISTED_SESSIONS]
+
+
+def status_filter(status: str | None, now_ms: int) -> tuple[str, dict[str, str], dict[str, Any]] | None:
+    """The ``FilterExpression`` (with its names and values) of the sessions whose status at ``now_ms``
+    is ``status`` (``SessionRecord.status_at``: an ``active`` record past ``expire_at`` is expired,
+    past ``abandon_at`` abandoned); ("", {}, {}) for every status; None for a status no session of
+    this service ever has (Clerk's ``removed``, ``replaced``, ``pending``)."""
+    if status is None:
+        return "", {}, {}
+    known = {member.value for member in SessionStatus}
+    if status not in known:
+        return None
+    names = {"#status": "status"}
+    values: dict[str, Any] = {":wanted": _s(status), ":active": _s(SessionStatus.ACTIVE.value), ":now": _n(now_ms)}
+    if status == SessionStatus.ACTIVE.value:
+        return (
+            "#status = :active AND expire_at > :now AND abandon_at > :now",
+            names,
+            {
+                ":active": values[":active"],
+                ":now": values[":now"],
+            },
+        )
+    if status == SessionStatus.EXPIRED.value:
+        return "#status = :wanted OR (#status = :active AND expire_at <= :now)", names, values
+    if status == SessionStatus.ABANDONED.value:
+        condition = "#status = :wanted OR (#status = :active AND abandon_at <= :now AND expire_at > :now)"
+        return condition, names, values
+    return "#status = :wanted", names, {":wanted": values[":wanted"]}
 
 
 # --- Session items -----------------------------------------------------------------------------
@@ -527,7 +629,6 @@ class TokenStore:
 SESSION_KIND = "session"
 USER_SESSIONS_INDEX = "SessionsByUser"  # session_user_id (S) HASH, created_at (N) RANGE
 CLIENT_SESSIONS_INDEX = "SessionsByClient"  # client_id (S) HASH, created_at (N) RANGE
-MAX_LISTED_SESSIONS = 1000  # per user or client (records leave with the TTL)
 TRANSACTION_ATTEMPTS = 3
 SIGNED_IN_AGAIN = "signed_in_again"  # status_reason of a session its browser replaced with a sign-in
 

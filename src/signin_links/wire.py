@@ -262,6 +262,18 @@ def parse_session_refresh(data: dict[str, Any]) -> SessionRefreshRequest:
     return SessionRefreshRequest(expired_token, refresh_token, response_format)
 
 
+REVOKE_ALL_FIELDS = frozenset({"user_id"})
+
+
+def parse_revoke_all(data: dict[str, Any]) -> str:
+    """The body of ``POST /v1/sessions/revoke``: ``{"user_id": "..."}`` (the mint's rules for ids),
+    or a 422 naming the field; an unknown field is ``form_param_unknown``."""
+    reject_unknown(data, REVOKE_ALL_FIELDS)
+    user_id = check_identifier(data.get("user_id"), "user_id", required=True)
+    assert user_id is not None  # required
+    return user_id
+
+
 def _query_int(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
     if raw is None:
         return default

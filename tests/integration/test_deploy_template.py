@@ -349,6 +349,7 @@ GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"
         ("EdgeProtection", ["none", "cloudfront-waf"], ["waf"]),
         ("AcceptConfirmation", ["never", "cross-site", "always"], ["sometimes", "Never", ""]),
         ("RefreshReuseGraceSeconds", ["0", "10", "60"], ["-1", "61"]),
+        ("MaxSessionTokenSeconds", ["5", "600", "3600"], ["4", "3601"]),
         ("Stage", ["dev", "prod"], ["staging"]),
         ("AppName", ["", "Acme", "Caf\u00e9 & Co.", "\u30a2\u30af\u30e1", "x" * 64], ["<b>Acme</b>", "A\nB", "x" * 65]),
         ("BrandColor", ["#2563eb", "#0B5FFF", "#000000"], ["", "blue", "#fff", "2563eb", "#2563eg", "#2563eb00"]),
@@ -1370,16 +1371,19 @@ def test_the_production_alarms_watch_what_the_issue_names() -> None:
     latency = alarms["AcceptLatencyAlarm"]
     assert latency["ExtendedStatistic"] == "p99"
     assert {"Name": "Route", "Value": "POST /accept-token"} in latency["Dimensions"]
-    v1 = alarms["V1ClientErrorsAlarm"]
     routes = {
         d["Value"]
-        for m in v1["Metrics"]
+        for name in ("V1ClientErrorsAlarm", "V1SessionsClientErrorsAlarm")
+        for m in alarms[name]["Metrics"]
         if "MetricStat" in m
         for d in m["MetricStat"]["Metric"]["Dimensions"]
         if d["Name"] == "Route"
     }
-    # Every route of the secret-key API; Clerk's Frontend API (browsers, no key) and the public
-    # /v1/jwks are ClerkFrontendFunction's, whose failures ClerkFrontendErrorsAlarm watches.
+    # Every route of the secret-key API, in one of the two alarms (a metric math alarm reads at most
+    # 10 metrics, a hard limit: more fails the deploy); Clerk's Frontend API (browsers, no key) and the
+    # public /v1/jwks are ClerkFrontendFunction's, whose failures ClerkFrontendErrorsAlarm watches.
+    for props in alarms.values():
+        assert sum("MetricStat" in m for m in props.get("Metrics", [])) <= 10
     assert routes == {
         f"{r.method} {r.path}"
         for r in __import__("local.template", fromlist=["http_routes"]).http_routes()

@@ -375,6 +375,16 @@ def test_list_get_revoke_and_tokens_in_clerks_shapes(stack: Stack, context: Any)
     assert claims["exp"] - claims["iat"] == 120
     default = api(context, "create_session_token.json", first["id"], body="")
     assert jwt.decode(default.json()["jwt"], options={"verify_signature": False})["exp"] - claims["iat"] in (60, 61)
+    # Issue 18 item 6: at most MaxSessionTokenSeconds (10 minutes), not the session's 7 days.
+    longest = api(context, "create_session_token.json", first["id"], body={"expires_in_seconds": 600})
+    assert longest.status == 200, longest.body
+    longest_claims = jwt.decode(longest.json()["jwt"], options={"verify_signature": False})
+    assert longest_claims["exp"] - longest_claims["iat"] == 600
+    for too_long in (601, 7 * 24 * 3600):
+        refused = api(context, "create_session_token.json", first["id"], body={"expires_in_seconds": too_long})
+        assert refused.status == 422, refused.body
+        assert refused.code == "form_param_value_invalid"
+        assert refused.json()["errors"][0]["meta"] == {"param_name": "expires_in_seconds"}
 
     revoked = api(context, "revoke_session.json", first["id"])
     assert revoked.status == 200, revoked.body

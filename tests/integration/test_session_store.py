@@ -121,9 +121,69 @@ def test_sessions_are_listed_per_user_and_client_newest_first_from_sparse_indexe
     put(stack, a_session(user_id="user_other", created_at=3_000, client_id="client_shared0000000001"))
     token = SignInTokenRecord("sit_0000000000000000000010", "user_list", TokenStatus.ACCEPTED, 5_000, 5_000, 10**10, 60)
     stack.dynamodb.put_item(TableName=stack.table_name, Item=to_item(token, 10**10))
-    assert [s.id for s in store.list_sessions(user_id="user_list")] == [newer.id, older.id]
-    assert [s.user_id for s in store.list_sessions(client_id="client_shared0000000001")] == ["user_other", "user_list"]
-    assert store.list_sessions(user_id="user_nobody") == []
+    listed = store.list_sessions(user_id="user_list", now_ms=0)[0]
+    assert [s.id for s in listed] == [newer.id, older.id]
+    by_client = store.list_sessions(client_id="client_shared0000000001", now_ms=0)[0]
+    assert [s.user_id for s in by_client] == ["user_other", "user_list"]
+    assert store.list_sessions(user_id="user_nobody", now_ms=0, count=True) == ([], 0)
+    both = store.list_sessions(user_id="user_list", client_id="client_shared0000000001", now_ms=0, count=True)
+    assert ([s.id for s in both[0]], both[1]) == ([newer.id], 1)
+
+
+def sessions_of(
+    stack: Stack, user_id: str, count: int, first_created_at: int = 1_000, **fields: object
+) -> list[SessionRecord]:
+    """``count`` sessions of ``user_id`` written straight to the table (25 a call), newest last, each
+    created a millisecond after the one before (equal ``created_at`` would order as the index likes)."""
+    records = [a_session(user_id=user_id, created_at=first_created_at + index, **fields) for index in range(count)]
+    items = [session_item(record, 10**10) for record in records]
+    for start in range(0, len(items), 25):
+        chunk = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        stack.dynamodb.batch_write_item(RequestItems={stack.table_name: chunk})
+    return records
+
+
+@pytest.mark.parametrize("page_limit", [None, 97])
+def test_the_list_reads_past_a_thousand_sessions_filters_in_the_query_and_counts_them_all(
+    stack: Stack, store: TokenStore, page_limit: int | None
+) -> None:
+    """Issue 18 item 5: the list stopped at 1,000 items and filtered after the cap, so the 1,001st
+    session of a user (active, refreshable) was invisible to the leaked-key playbook."""
+    store.query_page_limit = page_limit  # 97: DynamoDB's cursor walked across many pages
+    oldest_active = sessions_of(stack, "user_many", 1)[0]
+    ended = sessions_of(stack, "user_many", 1_000, first_created_at=2_000, status=SessionStatus.ENDED)
+    now = HOUR_MS // 2
+    page, total = store.list_sessions(user_id="user_many", status="active", now_ms=now, count=True)
+    assert ([s.id for s in page], total) == ([oldest_active.id], 1)
+    page, total = store.list_sessions(user_id="user_many", now_ms=now, offset=1_000, limit=10, count=True)
+    assert ([s.id for s in page], total) == ([oldest_active.id], 1_001)
+    page, total = store.list_sessions(user_id="user_many", status="ended", now_ms=now, offset=995, limit=10, count=True)
+    assert ([s.id for s in page], total) == ([s.id for s in reversed(ended[:5])], 1_000)
+    assert store.list_sessions(user_id="user_many", now_ms=now, offset=5_000, limit=10, count=True) == ([], 1_001)
+    assert store.list_sessions(user_id="user_many", status="removed", now_ms=now, count=True) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expire_in", "abandon_in", "status_now"),
+    [
+        ("active", HOUR_MS, HOUR_MS, "active"),
+        ("active", -1, HOUR_MS, "expired"),
+        ("active", HOUR_MS, -1, "abandoned"),
+        ("active", -1, -1, "expired"),  # expiry comes first, as SessionRecord.status_at says
+        ("expired", HOUR_MS, HOUR_MS, "expired"),
+        ("revoked", -1, HOUR_MS, "revoked"),
+    ],
+)
+def test_the_status_filter_is_the_status_a_session_has_now(
+    stack: Stack, store: TokenStore, stored: str, expire_in: int, abandon_in: int, status_now: str
+) -> None:
+    now = 10 * HOUR_MS
+    record = put(stack, a_session(user_id="user_filter", status=SessionStatus(stored),
+                                  expire_at=now + expire_in, abandon_at=now + abandon_in))  # fmt: skip
+    assert record.status_at(now).value == status_now
+    for status in ("active", "ended", "revoked", "expired", "abandoned", "pending"):
+        found = store.list_sessions(user_id="user_filter", status=status, now_ms=now, count=True)
+        assert found == (([record], 1) if status == status_now else ([], 0)), status
 
 
 # --- The refresh's one write (issue 18 item 1): what moto must honour for it ----------------------
