@@ -95,7 +95,17 @@ def backend_session(stack: LocalStackHandle, session_id: str) -> dict[str, Any]:
     return found
 
 
-def sign_out(page: Any) -> None:
-    """``Clerk.signOut()``; it navigates afterwards (its after-sign-out URL), which ends the page's script."""
-    page.evaluate("() => { window.Clerk.signOut(); }")
-    page.wait_for_function("!window.Clerk || !window.Clerk.user", timeout=30_000)
+def sign_out(page: Any, app_origin: str) -> None:
+    """``Clerk.signOut()`` to the app's page, and that page, loaded: what the user sees once signed out.
+
+    clerk-js clears ``Clerk.user`` when signOut() starts (Core 3 before its request to the Frontend
+    API even leaves), then ends the session, then navigates to the redirect URL: only that navigation
+    says sign-out is over. Waiting for it (not for ``Clerk.user``) means the server has answered, and
+    no navigation of clerk-js's is still pending to interrupt the test's next ``goto``.
+    """
+    after = f"{app_origin}/app/index.html?signed_out"
+    with page.expect_navigation(url=lambda url: url.startswith(after), timeout=30_000):
+        # Not awaited: the navigation ends the page's script, so the promise never settles.
+        page.evaluate("(redirectUrl) => { window.Clerk.signOut({redirectUrl}); }", after)
+    page.wait_for_function("window.Clerk !== undefined", timeout=30_000)
+    page.evaluate("async () => { await window.Clerk.load(); }")

@@ -65,10 +65,9 @@ def test_clerk_js_signs_in_by_ticket_through_the_proxy(local_stack: LocalStackHa
         assert page.evaluate("() => window.Clerk.user && window.Clerk.user.id") == f"user_clerk_js_{major}"
         assert backend_session(local_stack, result["sessionId"])["status"] == "active"
 
-        sign_out(page)
+        sign_out(page, base)  # returns on the after-sign-out page, loaded afresh: nobody signed in
+        assert page.evaluate("() => window.Clerk.loaded && window.Clerk.user") is None
         assert backend_session(local_stack, result["sessionId"])["status"] == "ended"
-        load(page, base)
-        assert page.evaluate("() => window.Clerk.user") is None
 
         used = page.evaluate(SIGN_IN, minted["token"])
         assert used["error"] == {

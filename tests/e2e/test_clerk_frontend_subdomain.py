@@ -106,7 +106,8 @@ def test_clerk_js_on_the_apps_subdomain_and_the_accept_page_in_one_browser(
         assert page.evaluate("() => window.Clerk.user && window.Clerk.user.id") == "user_subdomain"
 
         # Signing out of clerk-js ends its session only; the accept page's session still refreshes.
-        sign_out(page)
+        sign_out(page, app)
+        assert page.evaluate("() => window.Clerk.loaded && window.Clerk.user") is None
         assert backend_session(stack, result["sessionId"])["status"] == "ended"
         refresh = next(c["value"] for c in context.cookies() if c["name"] == REFRESH_COOKIE_NAME)
         assert backend_session(stack, refresh.split(".", 1)[0])["status"] == "active"
