@@ -2,7 +2,9 @@
 figure with its ratio, write ``bench/results/latest.json``.
 
 Options: ``--quick`` (fewer samples: a smoke run), ``--only NAME`` (repeatable),
-``--output PATH`` (default ``bench/results/latest.json``), ``--list``.
+``--output PATH`` (default ``bench/results/latest.json``), ``--merge`` (fold this run into the output
+file: its benchmarks' figures replace theirs, the others' stay, and the run is listed under
+``"merged"`` with its own time and machine load), ``--list``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from bench import RESULTS, ROOT, Figure, Options, discover
 
@@ -58,11 +61,36 @@ def machine() -> dict[str, object]:
     }
 
 
+def merged(previous: dict[str, Any], run: dict[str, Any], groups: set[str]) -> dict[str, Any]:
+    """``previous`` (a results file) with the figures of ``groups`` replaced by ``run``'s, in their
+    place; what the file says about itself (its command, time, machine) stays, and ``run`` is listed
+    under ``"merged"`` with its own, so every figure can be traced to the run that measured it."""
+    fresh = [figure for figure in run["figures"] if figure["group"] in groups]
+    figures: list[dict[str, Any]] = []
+    for figure in previous["figures"]:
+        if figure["group"] not in groups:
+            figures.append(figure)
+        elif fresh and fresh[0]["group"] == figure["group"]:
+            figures.extend(f for f in fresh if f["group"] == figure["group"])
+            fresh = [f for f in fresh if f["group"] != figure["group"]]
+    figures.extend(fresh)  # groups the previous file did not have
+    errors = {name: error for name, error in previous.get("errors", {}).items() if name not in groups}
+    entry = {key: run[key] for key in ("command", "started_at", "seconds", "machine")}
+    return {
+        **previous,
+        "durations_s": {**previous.get("durations_s", {}), **run["durations_s"]},
+        "figures": figures,
+        "errors": {**errors, **run["errors"]},
+        "merged": [*previous.get("merged", []), {**entry, "groups": sorted(groups)}],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--merge", action="store_true", help="fold this run's figures into --output's")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
 
@@ -97,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n!! {name} failed: {error.splitlines()[0] if error else ''}")
 
     result = {
-        "command": "python -m bench" + (" --quick" if args.quick else "") + "".join(f" --only {n}" for n in args.only),
+        "command": "python -m bench"
+        + (" --quick" if args.quick else "")
+        + "".join(f" --only {n!r}" if " " in n else f" --only {n}" for n in args.only)
+        + (" --merge" if args.merge else ""),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": machine(),
@@ -105,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "figures": [figure.as_json() for figure in figures],
         "errors": errors,
     }
+    if args.merge and args.output.exists():
+        result = merged(json.loads(args.output.read_text()), result, {bench.name for bench in selected})
     args.output.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.output.with_suffix(".tmp")
     temporary.write_text(json.dumps(result, indent=2) + "\n")

@@ -134,8 +134,13 @@ def session_js_margin() -> tuple[float, float]:
 
 
 def bench_figures(path: Path = LATEST) -> tuple[dict[str, float], str]:
+    """The figures by name, and when they were measured (a partial run merged in has its own time)."""
     data = json.loads(path.read_text())
-    return {figure["name"]: float(figure["value"]) for figure in data["figures"]}, str(data.get("started_at", "?"))
+    when = str(data.get("started_at", "?"))
+    later = "; ".join(f"{', '.join(run['groups'])} of {run['started_at']}" for run in data.get("merged", []))
+    return {figure["name"]: float(figure["value"]) for figure in data["figures"]}, when + (
+        f" ({later})" if later else ""
+    )
 
 
 def duration_ms(cpu_us: float, memory_mb: float, aws_calls: float) -> float:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from bench import Figure, discover, percentile
-from bench.__main__ import table
+from bench.__main__ import merged, table
 from bench._envs import bytecode_census, probe
 from bench._fake_aws import FakeAws
 from tests.conftest import ROOT
@@ -45,6 +45,45 @@ def test_the_table_prints_each_figure_with_its_ratio() -> None:
     assert "0.00 calls" in rows[3]
     assert "== 0" in rows[3]
     assert " -  " in rows[3]
+
+
+def test_a_merged_run_replaces_its_groups_figures_in_place_and_says_when_it_ran() -> None:
+    def figure(group: str, name: str, value: float) -> dict[str, object]:
+        return Figure(group, name, value, "calls").as_json()
+
+    def run(started_at: str, figures: list[dict[str, object]], errors: dict[str, str]) -> dict[str, object]:
+        groups = {str(f["group"]) for f in figures} | set(errors)
+        return {
+            "command": "python -m bench",
+            "started_at": started_at,
+            "seconds": 1.0,
+            "machine": {"load_average": [9.0, 9.0, 9.0]},
+            "durations_s": dict.fromkeys(groups, 1.0),
+            "figures": figures,
+            "errors": errors,
+        }
+
+    previous = run(
+        "2026-11-29T07:46:16Z",
+        [figure("cold start", "mint", 1), figure("aws calls", "refresh old", 2), figure("batch", "x", 3)],
+        {"email": "Boom"},
+    )
+    partial = run("2026-12-06T06:40:00Z", [figure("aws calls", "refresh", 1), figure("email", "sent", 5)], {})
+    result = merged(previous, partial, {"aws calls", "email"})
+    assert [(f["group"], f["name"]) for f in result["figures"]] == [
+        ("cold start", "mint"),
+        ("aws calls", "refresh"),
+        ("batch", "x"),
+        ("email", "sent"),
+    ]
+    assert result["errors"] == {}  # the group that failed before ran again, and did not fail
+    assert result["started_at"] == "2026-11-29T07:46:16Z"  # the file still says what it was
+    (entry,) = result["merged"]
+    assert (entry["started_at"], entry["groups"]) == ("2026-12-06T06:40:00Z", ["aws calls", "email"])
+    again = merged(result, run("2026-12-06T07:00:00Z", [], {"batch": "Boom"}), {"batch"})
+    assert [f["name"] for f in again["figures"]] == ["mint", "refresh", "sent"]
+    assert again["errors"] == {"batch": "Boom"}
+    assert [m["groups"] for m in again["merged"]] == [["aws calls", "email"], ["batch"]]
 
 
 def test_the_fake_aws_answers_real_clients_at_the_http_layer(monkeypatch: pytest.MonkeyPatch) -> None:
