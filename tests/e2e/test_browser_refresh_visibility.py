@@ -1,9 +1,11 @@
 """What an open tab costs: session.js refreshes from visible tabs only, once per token (issue 17 item 1).
 
 In a real headless Chromium, on an application page that includes ``session.js`` (as in
-``test_browser_sessions.py``), every ``POST /session/refresh`` the page sends is counted while
+``test_browser_sessions.py``), every ``POST /session/refresh`` the page sends is counted (by the
+page as it calls ``fetch``, and by the browser's network events, which must agree) while
 Playwright's clock (``page.clock``) moves the page's time forward, so many token lifetimes pass in a
-few seconds; the stack answers for real, with 12 s tokens.
+few seconds; the stack answers for real, with 12 s tokens. The page's clock stands still while the
+test waits for an answer, so a slow or loaded machine changes how long a test takes, not what it sees.
 
 Headless Chromium reports every page as visible (a second tab, ``bring_to_front`` and a window
 minimised through CDP all leave ``document.visibilityState`` at ``"visible"``), so an init script
@@ -15,6 +17,7 @@ browser would. Everything else is the browser's and session.js's own.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -43,42 +46,83 @@ VISIBILITY = """(() => {
   window.__setVisibility = (next) => { state = next; document.dispatchEvent(new Event("visibilitychange")); };
 })();"""
 
+# The page's own count of its refreshes: sent when fetch() is called (in the very task that decided
+# to refresh), answered when the answer's body has been read: the code that handles it runs in the
+# microtasks right after, so by the test's next round trip to the page the answer has been handled.
+COUNTER = """(() => {
+  const count = { sent: 0, answered: 0, failed: 0 };
+  window.__refreshes = count;
+  const fetch = window.fetch;
+  window.fetch = function (input, init) {
+    const url = String(input instanceof Request ? input.url : input);
+    if (!url.endsWith("/session/refresh")) return fetch.call(this, input, init);
+    count.sent += 1;
+    return fetch.call(this, input, init).then(
+      (response) => {
+        const json = response.json.bind(response);
+        response.json = () => json().finally(() => { count.answered += 1; });
+        return response;
+      },
+      (error) => { count.answered += 1; count.failed += 1; throw error; },
+    );
+  };
+})();"""
+
 
 class Tab:
-    """An application page with a session, its clock paused, its refresh requests counted."""
+    """An application page with a session, its clock paused, its refresh requests counted.
+
+    Nothing here depends on how fast the machine is: the page's clock moves only when the test moves
+    it, and after each move the test waits (in real time, up to a minute) until every refresh the page
+    sent has been answered and handled. The page counts its refreshes itself (a browser's network
+    events reach the test later than the page's own answers); the network's count must agree."""
 
     def __init__(self, context: Any, stack: LocalStackHandle, app_site: Site, *, visibility: str) -> None:
         self.page = context.new_page()
-        self.sent: list[str] = []
-        self.answered: list[int] = []
+        self.sent: list[str] = []  # what the browser's network saw (methods)
         refresh_url = f"{stack.base_url}/session/refresh"
         self.page.on("request", lambda r: self.sent.append(r.method) if r.url == refresh_url else None)
-        self.page.on("requestfinished", lambda r: self.answered.append(1) if r.url == refresh_url else None)
         self.page.add_init_script(VISIBILITY % visibility)
-        self.page.clock.install()  # the context's clock (one Tab per context)
+        self.page.add_init_script(COUNTER)
+        start = time.time()
+        self.page.clock.install(time=start)  # the context's clock (one Tab per context); Python: seconds
+        self.page.clock.pause_at(start + 1)  # and it stands still from the start: the test moves it
         self.page.goto(f"{app_site.origin}/app")
-        self.page.clock.pause_at(self.page.evaluate("Date.now() + 100") / 1000)  # Python: seconds
 
     @property
     def refreshes(self) -> int:
-        assert set(self.sent) <= {"POST"}
-        return len(self.sent)
+        """The refreshes the page has sent so far, each answered and handled."""
+        return self.settle()
 
-    def settle(self) -> None:
-        """Until every refresh sent has been answered and handled (real time: the stack is real)."""
-        self.page.wait_for_function("true")  # a round trip to the page: its event loop has run
-        for _ in range(200):
-            if len(self.answered) >= len(self.sent):
+    def settle(self) -> int:
+        """Until every refresh the page sent has been answered (real time: the stack is real) and
+        handled, and the browser's network saw exactly those requests (POSTs, none failed)."""
+        deadline = time.monotonic() + 60
+        while True:
+            count = self.page.evaluate("window.__refreshes")
+            assert len(self.sent) <= count["sent"], f"{self.sent} on the network, the page sent {count}"
+            if count["answered"] == count["sent"] == len(self.sent):
                 break
+            assert time.monotonic() < deadline, f"after 60 s: {count}, {len(self.sent)} on the network"
             self.page.wait_for_timeout(25)
-        assert len(self.answered) == len(self.sent)
-        self.page.wait_for_function("true")
+        assert count["failed"] == 0, "a refresh request failed"
+        assert set(self.sent) <= {"POST"}
+        return int(count["sent"])
 
     def run_for(self, seconds: float) -> None:
         """Moves the page's clock forward STEP_S at a time, letting each refresh complete."""
         for _ in range(math.ceil(seconds / STEP_S)):
             self.page.clock.run_for(int(STEP_S * 1000))
             self.settle()
+
+    def run_until(self, refreshes: int, limit_s: float) -> None:
+        """Moves the clock STEP_S at a time until the page has sent ``refreshes`` (within ``limit_s``)."""
+        for _ in range(math.ceil(limit_s / STEP_S)):
+            if self.refreshes >= refreshes:
+                return
+            self.page.clock.run_for(int(STEP_S * 1000))
+            self.settle()
+        assert self.refreshes >= refreshes, f"{self.refreshes} refreshes after {limit_s} s"
 
     def show(self, visibility: str) -> None:
         self.page.evaluate(f"window.__setVisibility({visibility!r})")
@@ -149,16 +193,19 @@ def test_a_tab_shown_again_before_its_token_is_stale_sends_nothing_until_it_is(
     tab.show("hidden")
     tab.run_for(2)
     tab.show("visible")
+    shown_at = tab.page.evaluate("Date.now()")
     assert tab.refreshes == 1  # its token is still fresh: no request, the timer is set again
-    tab.run_for(LATEST_S - 2 + STEP_S)
+    tab.run_until(2, LATEST_S + STEP_S)  # at its stale point, no sooner
     assert tab.refreshes == 2
-    renewed_at = tab.page.evaluate("Date.now()")
-    # Hidden, then past that token's stale point but before its expiry: no background refresh,
-    # and getToken() answers the token it holds (a visible tab would have refreshed by now).
+    assert tab.page.evaluate("Date.now()") >= shown_at + (EARLIEST_S - 2) * 1000
+    renewed_at = tab.page.evaluate("Date.now()")  # the clock stood still since the answer: its receipt
+    # Hidden, then past that token's stale point (at most LATEST_S) but before its expiry (LIFETIME_S):
+    # no background refresh, and getToken() answers the token it holds (a visible tab would refresh).
+    hidden_ms = int((LATEST_S + STEP_S) * 1000)
     tab.show("hidden")
-    tab.page.clock.run_for(int((LATEST_S + STEP_S) * 1000))
+    tab.page.clock.run_for(hidden_ms)
     tab.settle()
-    assert tab.page.evaluate("Date.now()") - renewed_at < LIFETIME_S * 1000
+    assert tab.page.evaluate("Date.now()") - renewed_at == hidden_ms < LIFETIME_S * 1000
     held = tab.page.evaluate("SigninLinks.getToken()")
     assert tab.refreshes == 2
     assert held == tab.page.evaluate("SigninLinks.session.getToken()")
