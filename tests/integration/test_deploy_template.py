@@ -756,6 +756,7 @@ KEPT_IN_PROD = {
     "TicketSigningKeyringKey",
     "TicketKeyringKey",
     "SessionKeyringKey",
+    "ApiKeysKey",  # the retained API keys secret is unreadable without it
 }
 
 
@@ -1099,7 +1100,7 @@ def test_the_retired_hs256_keyring_is_readable_only_during_the_window() -> None:
 def test_the_key_policies_name_no_role_so_no_cycle_closes() -> None:
     """key -> role -> secret -> key would be a cycle: the key policies match the functions' role
     paths (RolePath, from the stack name) instead of referring to the roles."""
-    for key in CMK_KEYRINGS.values():
+    for key in (*CMK_KEYRINGS.values(), "ApiKeysKey"):
         text = json.dumps(SOURCE["Resources"][key])
         assert "Role" not in re.sub(r'"Sid": "[^"]*"', "", text).replace("role/", "")
     for function, path in (
@@ -1118,9 +1119,9 @@ def test_the_functions_iam_names_the_keys_they_decrypt(window: str) -> None:
     template = translated()
     legacy = [{"Fn::GetAtt": ["TicketKeyringKey", "Arn"]}] if window else []
     for role, keys in (
-        ("MintLinkFunctionRole", ["TicketSigningKeyringKey"]),
+        ("MintLinkFunctionRole", ["TicketSigningKeyringKey", "ApiKeysKey"]),
         ("AcceptTokenFunctionRole", ["SessionKeyringKey"]),
-        ("SessionsFunctionRole", ["SessionKeyringKey"]),
+        ("SessionsFunctionRole", ["SessionKeyringKey", "ApiKeysKey"]),
         ("RotateKeysFunctionRole", ["TicketSigningKeyringKey", "SessionKeyringKey"]),
         ("SendLinkEmailFunctionRole", []),
         ("ClerkFrontendFunctionRole", ["SessionKeyringKey"]),
@@ -1137,6 +1138,72 @@ def test_the_functions_iam_names_the_keys_they_decrypt(window: str) -> None:
         assert found == expected + (legacy if reads_retired else []), role
     (rotate,) = [s for s in statements(template, "RotateKeysFunctionRole") if "kms:Decrypt" in actions(s)]
     assert "kms:GenerateDataKey" in actions(rotate)  # PutSecretValue encrypts the new keyring
+
+
+# --- The API keys secret: the key that mints for anyone (issue 18, item 8) --------------------------
+
+
+def secret_policy_denies(template: dict[str, Any], secret: str, principal: str, action: str, **overrides: str) -> bool:
+    """Whether ``secret``'s resource policy (its explicit denies) refuses ``principal`` ``action``."""
+    (policy,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SecretsManager::ResourcePolicy" and r["Properties"]["SecretId"] == {"Ref": secret}
+    ]
+    assert policy["Properties"]["BlockPublicPolicy"] is True
+    document = resolver(template, **overrides).resolve(policy["Properties"]["ResourcePolicy"])
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Deny"
+        if action not in actions(statement):
+            continue
+        condition = statement.get("Condition") or {}
+        assert set(condition) <= {"ArnNotLike"}, condition
+        patterns = condition.get("ArnNotLike", {}).get("aws:PrincipalArn")
+        if patterns is None or not any(fnmatch.fnmatchcase(principal, p) for p in patterns):
+            return True
+    return False
+
+
+def test_the_api_keys_secret_is_decrypted_by_the_mint_sessions_and_named_admins_only() -> None:
+    """With the AWS managed key, any principal with secretsmanager:GetSecretValue on it (or on *)
+    could read the key that mints a link for anyone. Its own key decrypts for the two functions that
+    check the Bearer key, and for ApiKeyAdminArns."""
+    resources = SOURCE["Resources"]
+    assert resources["ApiKeysSecret"]["Properties"]["KmsKeyId"] == {"Ref": "ApiKeysKey"}
+    assert resources["ApiKeysKey"]["Properties"]["EnableKeyRotation"] is True
+    template = translated()
+    roles = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    assert {role for role in roles if may_decrypt(template, "ApiKeysKey", role)} == {
+        "MintLinkFunctionRole",
+        "SessionsFunctionRole",
+    }
+    assert secret_readers(template, "ApiKeysSecret") == {"MintLinkFunctionRole", "SessionsFunctionRole"}
+    admin = f"arn:aws:iam::{ACCOUNT}:role/platform/ops"
+    assert not any(fnmatch.fnmatchcase(admin, p) for p in decryptors(template, "ApiKeysKey"))
+    assert any(fnmatch.fnmatchcase(admin, p) for p in decryptors(template, "ApiKeysKey", ApiKeyAdminArns=admin))
+
+
+def test_the_api_keys_secret_refuses_reads_and_writes_to_everyone_else() -> None:
+    """Reading the key and writing one (choosing a key you know) are the same power: the secret's
+    resource policy refuses both to every principal not named, whatever their IAM allows."""
+    template = translated()
+    mint, sessions = role_arn(template, "MintLinkFunctionRole"), role_arn(template, "SessionsFunctionRole")
+    accept = role_arn(template, "AcceptTokenFunctionRole")
+    broad = f"arn:aws:iam::{ACCOUNT}:role/ci-with-SecretsManagerReadWrite"
+    admin = f"arn:aws:iam::{ACCOUNT}:role/platform/ops"
+    get, put = "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"
+    for principal in (mint, sessions):
+        assert not secret_policy_denies(template, "ApiKeysSecret", principal, get)
+        assert secret_policy_denies(template, "ApiKeysSecret", principal, put)  # the functions only read it
+    for principal in (accept, broad, admin):
+        assert secret_policy_denies(template, "ApiKeysSecret", principal, get), principal
+        assert secret_policy_denies(template, "ApiKeysSecret", principal, put), principal
+    named = {"ApiKeyAdminArns": admin}
+    for action in (get, put, "secretsmanager:UpdateSecretVersionStage"):
+        assert not secret_policy_denies(template, "ApiKeysSecret", admin, action, **named), action
+        assert secret_policy_denies(template, "ApiKeysSecret", broad, action, **named), action
+    assert re.fullmatch(PARAMETERS["ApiKeyAdminArns"]["AllowedPattern"], admin)
+    assert PARAMETERS["ApiKeyAdminArns"]["Default"] == ""
 
 
 # --- Who may put events on the bus (issue 9, item 6) ------------------------------------------------
