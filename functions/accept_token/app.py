@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, csrf, i18n, snapstart
 from signin_links.config import Settings, get_settings
 from signin_links.cookies import SESSION
+from signin_links.edge import EdgeGuard
 from signin_links.errors import SignInLinksError
 from signin_links.fetch_metadata import (
     CookiePost,
@@ -96,11 +97,13 @@ def language() -> i18n.Language:
 
 
 install_error_handlers(app, render_html=lambda error: pages().error(error, language()))
+EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def redemptions() -> Redemptions:
     settings = get_settings().require(*NEEDS)
+    EDGE.configure(app, settings)
 
     # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
@@ -393,6 +396,7 @@ def jwks() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    redemptions()  # configured (cached): the edge guard follows these settings
     return pages().secure(app.resolve(event, context))
 
 
@@ -413,6 +417,8 @@ def initialise() -> None:
         if service.tickets.legacy_keyring is not None:  # an upgrade's migration window is open
             service.tickets.legacy_keyring()
         _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
+        if EDGE.read is not None:
+            EDGE.read()  # the header CloudFront adds
     except (SignInLinksError, ValueError) as error:
         logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})
 

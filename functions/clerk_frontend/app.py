@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws, snapstart
 from signin_links.config import get_settings
+from signin_links.edge import EdgeGuard
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.fetch_metadata import (
     allowed_origin,
@@ -67,11 +68,13 @@ NEEDS = ("TICKET_VERIFICATION_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
+EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def frontend() -> FrontendApi:
     settings = get_settings().require(*NEEDS)
+    EDGE.configure(app, settings)
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
     session_keyring = session_keyring_reader(settings)
     # Public keys only: this function checks tickets, it cannot make one.
@@ -289,6 +292,7 @@ app.route("/v1/jwks", method=other_methods("GET"))(only("GET"))
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    frontend()  # configured (cached): the edge guard follows these settings
     return no_store(app.resolve(event, context))
 
 
@@ -301,6 +305,8 @@ def initialise() -> None:
     try:
         _ = [key.verifier for key in service.redemptions.tickets.keyring().keys]  # the public keys, parsed once
         _ = service.session_keyring().current(service.clock()).private_key
+        if EDGE.read is not None:
+            EDGE.read()  # the header CloudFront adds
     except (SignInLinksError, ValueError) as error:
         logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})
 

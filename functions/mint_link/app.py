@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
+from signin_links.edge import EdgeGuard
 from signin_links.errors import SignInLinksError, unavailable
 from signin_links.http import (
     install_error_handlers,
@@ -54,6 +55,7 @@ NEEDS = (
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
+EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 # The published URL changes only with a stack update that also changes this function's environment
@@ -67,6 +69,7 @@ PUBLISHED_URL_MAX_AGE_SECONDS = 3600
 @cache
 def sign_in_tokens() -> SignInTokens:
     settings = get_settings().require(*NEEDS)
+    EDGE.configure(app, settings)
 
     def published_base_url() -> str:
         if not settings.accept_base_url_parameter:
@@ -188,6 +191,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return renew_link(event)
     if is_batch_invocation(event):
         return mint_batch(event, context)
+    sign_in_tokens()  # configured (cached): the edge guard follows these settings
     return no_store(app.resolve(event, context))
 
 
@@ -204,6 +208,8 @@ def initialise() -> None:
     try:
         live_keys(tokens.settings)
         _ = tokens.ticket_keyring().current(tokens.clock()).signer  # the Ed25519 key, parsed once
+        if EDGE.read is not None:
+            EDGE.read()  # the header CloudFront adds
     except SignInLinksError as error:
         logger.warning("init: secrets not read; the first request reads them", extra={"code": error.code.wire_code})
     except ValueError as error:  # KeyringFormatError: the current key cannot sign (logged again at the request)

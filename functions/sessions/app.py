@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
+from signin_links.edge import EdgeGuard
 from signin_links.errors import SignInLinksError, reject_unknown
 from signin_links.http import (
     install_error_handlers,
@@ -50,11 +51,13 @@ NEEDS = ("API_KEYS_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
+EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def sessions() -> Sessions:
     settings = get_settings().require(*NEEDS)
+    EDGE.configure(app, settings)
 
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
     return Sessions(settings, store, session_keyring_reader(settings))
@@ -167,6 +170,7 @@ def post_only(session_id: str = "") -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sessions()  # configured (cached): the edge guard follows these settings
     return no_store(app.resolve(event, context))
 
 
@@ -182,6 +186,8 @@ def initialise() -> None:
     try:
         live_keys(service.settings)
         _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
+        if EDGE.read is not None:
+            EDGE.read()  # the header CloudFront adds
     except (SignInLinksError, ValueError) as error:
         logger.warning("init: secrets not read; the first request reads them", extra={"error": type(error).__name__})
 

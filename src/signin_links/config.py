@@ -60,6 +60,7 @@ class Settings:
     # window; ticket_verification.py): set for the accept only, and only during the window.
     legacy_ticket_keyring_secret_id: str = ""
     legacy_hs256_tickets_until: int = 0  # Unix time; 0: no HS256 token is accepted
+    edge_secret_id: str = ""  # EdgeProtection: the header CloudFront adds (edge.py); empty: no edge
     session_keyring_secret_id: str = ""
     event_bus_name: str = ""
     accept_base_url: str = ""
@@ -234,6 +235,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         ticket_verification_keyring_secret_id=env.get("TICKET_VERIFICATION_KEYRING_SECRET_ID", "").strip(),
         legacy_ticket_keyring_secret_id=env.get("LEGACY_TICKET_KEYRING_SECRET_ID", "").strip(),
         legacy_hs256_tickets_until=_date(env, "LEGACY_HS256_TICKETS_UNTIL"),
+        edge_secret_id=env.get("EDGE_SECRET_ID", "").strip(),
         session_keyring_secret_id=env.get("SESSION_KEYRING_SECRET_ID", "").strip(),
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip(),
         accept_base_url=accept_base_url,

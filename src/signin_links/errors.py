@@ -99,6 +99,12 @@ class ErrorCode(Enum):
         "Request refused",
         "This request came from another site that is not allowed to make it.",
     )
+    EDGE_REQUIRED = (
+        "edge_required",
+        403,
+        "Request refused",
+        "Requests to this service go through its CloudFront distribution.",
+    )
     ANOTHER_USER_SIGNED_IN = (
         "another_user_signed_in",
         409,

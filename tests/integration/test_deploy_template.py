@@ -1396,11 +1396,17 @@ def test_the_optional_edge_rate_limits_each_ip_on_accept_and_v1() -> None:
     assert acl["Condition"] == "CreatesWebAcl"
     assert acl["Properties"]["Scope"] == "CLOUDFRONT"
     rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
-    for name, path in (("accept-token-per-ip", "/accept-token"), ("v1-per-ip", "/v1/")):
+    for name, path, limit in (
+        ("accept-token-per-ip", "/accept-token", "WafRateLimitPerIp"),
+        ("v1-per-ip", "/v1/", "WafRateLimitPerIp"),
+        ("session-per-ip", "/session/", "WafSessionRateLimitPerIp"),
+        ("sign-out-per-ip", "/sign-out", "WafRateLimitPerIp"),
+        ("frontend-per-ip", "/v1/client", "WafSessionRateLimitPerIp"),
+    ):
         statement = rules[name]["Statement"]["RateBasedStatement"]
         assert statement["AggregateKeyType"] == "IP"
-        assert statement["Limit"] == {"Ref": "WafRateLimitPerIp"}
-        assert statement["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"] == path
+        assert statement["Limit"] == {"Ref": limit}
+        assert path in json.dumps(statement["ScopeDownStatement"])
     managed = rules["aws-common-rules"]["Statement"]["ManagedRuleGroupStatement"]
     assert managed == {"VendorName": "AWS", "Name": "AWSManagedRulesCommonRuleSet"}
     distribution = template["Resources"]["EdgeDistribution"]
@@ -1409,6 +1415,118 @@ def test_the_optional_edge_rate_limits_each_ip_on_accept_and_v1() -> None:
     # Links minted behind CloudFront point at CloudFront (through the published URL).
     value = SOURCE["Resources"]["AcceptBaseUrlParameter"]["Properties"]["Value"]
     assert "EdgeDistribution.DomainName" in json.dumps(value)
+
+
+def waf_forms(path: str, transformations: list[dict[str, Any]]) -> str:
+    """``path`` after WAF's text transformations, in their priority order (the ones the rules use)."""
+    import posixpath
+    from urllib.parse import unquote
+
+    for step in sorted(transformations, key=lambda item: item["Priority"]):
+        if step["Type"] == "URL_DECODE":
+            path = unquote(path)
+        elif step["Type"] == "NORMALIZE_PATH":
+            path = posixpath.normpath("/" + path.lstrip("/")) + ("/" if path.endswith("/") and path != "/" else "")
+        elif step["Type"] == "LOWERCASE":
+            path = path.lower()
+        else:
+            raise AssertionError(f"unknown transformation {step['Type']}")
+    return path
+
+
+def waf_matches(statement: dict[str, Any], path: str) -> bool:
+    """Whether a scope-down ``statement`` (the kinds the rules use) matches a request for ``path``."""
+    ((kind, body),) = statement.items()
+    if kind == "AndStatement":
+        return all(waf_matches(part, path) for part in body["Statements"])
+    if kind == "OrStatement":
+        return any(waf_matches(part, path) for part in body["Statements"])
+    if kind == "NotStatement":
+        return not waf_matches(body["Statement"], path)
+    assert kind == "ByteMatchStatement", kind
+    assert body["FieldToMatch"] == {"UriPath": {}}
+    assert body["PositionalConstraint"] == "STARTS_WITH"
+    return waf_forms(path, body["TextTransformations"]).startswith(body["SearchString"])
+
+
+def rate_rules_counting(template: dict[str, Any], path: str) -> list[str]:
+    found = []
+    for rule in template["Resources"]["EdgeWebAcl"]["Properties"]["Rules"]:
+        rate = rule["Statement"].get("RateBasedStatement")
+        if rate is None:
+            continue
+        assert "Block" in rule["Action"]
+        if waf_matches(rate["ScopeDownStatement"], path):
+            found.append(rule["Name"])
+    return found
+
+
+STATIC = {"GET /.well-known/jwks.json", "GET /session.js", "GET /v1/jwks", "ANY /v1/jwks"}
+
+
+def test_every_route_but_the_static_ones_is_rate_limited_per_ip_under_any_spelling() -> None:
+    """Issue 18 item 8: the WAF rate rules covered neither /session/refresh nor /sign-out. Every route
+    of the API but the static GETs (the cookie routes each under a rule of its own, Clerk's Frontend
+    API apart from the backend's /v1) is counted per IP, whatever the spelling of its path that API
+    Gateway could still route."""
+    template = translated("prod")
+    from local.template import http_routes
+
+    for route in http_routes():
+        key = f"{route.method} {route.path}"
+        path = re.sub(r"\{[^}]+\}", "sess_x", route.path).replace("sess_x+", "x")
+        if key in STATIC:
+            continue
+        assert rate_rules_counting(template, path), key
+    for cookie_route, rule in (
+        ("/accept-token", "accept-token-per-ip"),
+        ("/accept-token/renew", "accept-token-per-ip"),
+        ("/session/refresh", "session-per-ip"),
+        ("/sign-out", "sign-out-per-ip"),
+        ("/v1/client/sign_ins", "frontend-per-ip"),  # clerk-js, in the browser
+        ("/v1/client/sessions/sess_x/tokens", "frontend-per-ip"),
+        ("/v1/environment", "frontend-per-ip"),
+        ("/v1/sign_in_tokens", "v1-per-ip"),  # your backend, with its API key
+        ("/v1/sessions/sess_x/revoke", "v1-per-ip"),
+    ):
+        for spelling in (
+            cookie_route,
+            cookie_route.upper(),
+            "/" + cookie_route,
+            "/%" + f"{ord(cookie_route[1]):02X}" + cookie_route[2:],
+            "/x/.." + cookie_route,
+        ):
+            assert rate_rules_counting(template, spelling) == [rule], spelling
+
+
+def test_with_an_edge_every_http_function_refuses_what_did_not_come_through_it() -> None:
+    """CloudFront adds a header from EdgeOriginSecret; every function with HTTP routes is told the
+    secret (and may read it) exactly when there is an edge (signin_links/edge.py refuses the rest)."""
+    from local.template import http_routes
+
+    template = translated("prod")
+    http = {f"{route.function}Role" for route in http_routes()}
+    assert http == {
+        "MintLinkFunctionRole",
+        "AcceptTokenFunctionRole",
+        "SessionsFunctionRole",
+        "ClerkFrontendFunctionRole",
+    }
+    (origin,) = template["Resources"]["EdgeDistribution"]["Properties"]["DistributionConfig"]["Origins"]
+    (header,) = origin["OriginCustomHeaders"]
+    assert header["HeaderName"].lower() == __import__("signin_links.edge", fromlist=["HEADER"]).HEADER
+    assert header["HeaderValue"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${EdgeOriginSecret}:SecretString:header_value}}"
+    }
+    assert template["Resources"]["EdgeOriginSecret"]["Condition"] == "HasEdgeProtection"
+    for edge in ("none", "cloudfront-waf"):
+        overrides = {"EdgeProtection": edge}
+        evaluate = resolver(template, **overrides)
+        readers = secret_readers(template, "EdgeOriginSecret", **overrides)
+        assert readers == (http if edge != "none" else set()), edge
+        for role in http:
+            env = template["Resources"][role.removesuffix("Role")]["Properties"]["Environment"]["Variables"]
+            assert evaluate.resolve(env["EDGE_SECRET_ID"]) == ("EdgeOriginSecret" if edge != "none" else ""), role
 
 
 def test_the_state_machine_logs_and_is_traced() -> None:
