@@ -34,17 +34,14 @@ import hmac
 import ipaddress
 import json
 import os
-import shlex
 import signal
 import sys
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 from local import outbox, rotation
 from local.apigw import (
@@ -57,6 +54,7 @@ from local.apigw import (
     message_response,
     not_found,
 )
+from local.banner import banner, clerk_frontend, curl_command
 from local.emulator import REGION, MotoServer, aws_client, ses_quota
 from local.event_sources import QueuePoller, QueueSource, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url
@@ -419,6 +417,8 @@ class LocalStack:
             "rules": self.rule_engine.describe() if self.rule_engine is not None else [],
             "event_sources": self.describe_event_sources(),
             "curl": curl_command(self.url, self.secret_key),
+            "rotations": sorted(self.rotations),
+            "notes": self.notes,
             "clerk_frontend": clerk_frontend(self.url),
         }
 
@@ -546,97 +546,6 @@ def local_route_key(request: HttpRequest) -> str:
     return f"{request.method} /_local/{parts[2]}" + ("/{id}" if len(parts) > 3 else "")
 
 
-def curl_command(url: str, secret_key: str) -> str:
-    """The request of Clerk's guide, pointed at ``url``."""
-    body = json.dumps({"user_id": "user_123"})
-    return (
-        f"curl '{url}/v1/sign_in_tokens' -X POST "
-        f"-H {shlex.quote('Authorization: Bearer ' + secret_key)} "
-        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
-    )
-
-
-def rules_text(stack: LocalStack) -> str:
-    """The template's EventBridge rules: what each delivers locally, and what cannot run here."""
-    lines = []
-    for rule in stack.rule_engine.describe() if stack.rule_engine is not None else []:
-        pattern = json.dumps(rule["pattern"], separators=(",", ":")) if rule["pattern"] else rule["schedule"]
-        for target in rule["targets"]:
-            head = f"    {rule['origin']}  bus {rule['bus']}  {pattern}  ->  {target['target']}"
-            if not target["local"]:
-                lines.append(f"{head}\n      NOT RUN LOCALLY: {target['not_local']}")
-            elif "retries" in target:
-                failed = target["on_failure"] or "dropped"
-                lines.append(f"{head}\n      async invoke, {target['retries']} retries, then {failed}")
-            else:
-                lines.append(head)
-    return "\n".join(lines) or "    (none)"
-
-
-def event_sources_text(stack: LocalStack) -> str:
-    """The SQS event source mappings: queue, function, batch and concurrency, or why not run."""
-    lines = []
-    for item in stack.describe_event_sources():
-        if "not_local" in item:
-            lines.append(f"    {item['origin']}\n      NOT RUN LOCALLY: {item['not_local']}")
-            continue
-        partial = ", partial batch responses" if item["report_batch_item_failures"] else ""
-        lines.append(
-            f"    {item['origin']}  queue {item['queue']}  ->  {item['function']}\n"
-            f"      batches of {item['batch_size']}, {item['local_concurrency']} at once "
-            f"(MaximumConcurrency {item['maximum_concurrency']}){partial}"
-        )
-    return "\n".join(lines) or "    (none)"
-
-
-def local_text(stack: LocalStack) -> str:
-    """The local-only pages and commands, and the parameter notes."""
-    email = stack.parameters.get("EmailSender")
-    lines = [
-        f"  Outbox       {stack.url}/_local/outbox"
-        + (f"   (email from {email})" if email else "   (delivery by email is off: LOCAL_PARAMETER_EmailSender)"),
-        f"  Rotate       make rotate SECRET=<{' | '.join(sorted(stack.rotations))}>",
-    ]
-    lines += [f"  Note         {note}" for note in stack.notes]
-    return "\n".join(lines) + "\n"
-
-
-def clerk_frontend(url: str) -> dict[str, str]:
-    """What clerk-js and @clerk/nextjs need to use this stack's Frontend API: the publishable key of
-    its host and, since the local stack speaks http (clerk-js builds ``https://<key's host>``), the
-    stack's URL as ``proxyUrl`` (docs/clerk-frontend.md)."""
-    # Imported here, not at the top: the domain package's Logger and Metrics read their settings when
-    # first imported, which must come after the functions' environment is applied (LocalStack.activate).
-    from signin_links.frontend_wire import publishable_key
-
-    return {"publishable_key": publishable_key(urlsplit(url).netloc), "proxy_url": url}
-
-
-def banner(stack: LocalStack, state_file: Path) -> str:
-    routes = "\n".join(f"    {route.method:<6} {route.path}  ->  {route.function}" for route in stack.routes)
-    return f"""
-signin-links local stack is up (Ctrl-C stops it)
-
-  API          {stack.url}
-  Secret key   {stack.secret_key}
-  Clerk        publishable key {clerk_frontend(stack.url)["publishable_key"]}  proxyUrl {stack.url}
-               (NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, NEXT_PUBLIC_CLERK_PROXY_URL; clerk-js: data-clerk-proxy-url)
-  moto (AWS)   {stack.endpoint}   (AWS_ENDPOINT_URL={stack.endpoint} AWS_ACCESS_KEY_ID=testing \
-AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION})
-  State        {state_file}
-  Routes
-{routes}
-  EventBridge rules (put events on the bus with the moto endpoint; `make events` follows the bus)
-{rules_text(stack)}
-  SQS event sources
-{event_sources_text(stack)}
-{local_text(stack)}
-Mint a sign-in link:
-
-  {curl_command(stack.url, stack.secret_key)}
-"""
-
-
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -660,8 +569,9 @@ def main() -> int:
         stack.start_pipes()
         stack.start_event_sources()
         server.stack = stack
-        write_state(state_file, stack.state())
-        print(banner(stack, state_file), flush=True)
+        state = stack.state()
+        write_state(state_file, state)
+        print(banner(state, state_file), flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("\nlocal stack stopped", file=sys.stderr, flush=True)
