@@ -12,16 +12,9 @@ function target makes every matching ``PutEvents`` fail). So, for every rule of 
    replaced by a queue of the rule's own, its *relay queue*; nothing else reads it.
 2. polls the relay queues from one thread (``ReceiveMessage`` without long polling: the emulator
    serves one request at a time, so a long poll would hold up every other request) and hands each
-   event to the function as Lambda's *asynchronous* invocation does: the event (the rule's
-   ``Input``, ``InputPath`` or ``InputTransformer`` applied) runs in the function's execution
-   environments (``local.runtime``), up to its concurrency at once, with one request id for the
-   event across its attempts. A failed invocation is retried ``EventInvokeConfig.MaximumRetryAttempts``
-   times (default 2), after ``LOCAL_ASYNC_RETRY_SECONDS`` (default 1 s), then twice that, ... (Lambda
-   waits 1 and 2 minutes); then, or once the event is older than ``MaximumEventAgeInSeconds``, the
-   event goes to the function's ``OnFailure`` destination (SQS or EventBridge) as Lambda's
-   invocation record (``requestContext.condition`` RetriesExhausted or EventAgeExceeded,
-   ``requestPayload``, ``responsePayload`` with the error), else to its ``DeadLetterQueue``, else
-   it is dropped, as Lambda drops it, and the stack says so.
+   event (the rule's ``Input``, ``InputPath`` or ``InputTransformer`` applied) to the function as
+   Lambda's *asynchronous* invocation does, retries and ``OnFailure`` destination included
+   (``local.async_invoke``).
 3. A rule's own ``RetryPolicy`` and ``DeadLetterConfig`` cover EventBridge failing to hand the
    event to Lambda (throttled or refused ``Invoke`` calls). Locally that hand-over is an in-memory
    queue and cannot fail, so they never come into play; the stack lists them.
@@ -41,26 +34,20 @@ import json
 import re
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.emulator import REGION, aws_client
+from local.async_invoke import DEFAULT_RETRY_DELAY_S, AsyncConfig, AsyncInvoker
+from local.emulator import aws_client
 from local.resources import STACK_NAME
-from local.runtime import InvocationError, LambdaContext, LocalFunction, error_object
-from local.template import ACCOUNT_ID, Resolver
+from local.runtime import LocalFunction
+from local.template import Resolver
 
 RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
-# What Lambda does for an asynchronous invocation when EventInvokeConfig says nothing.
-DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 2
-DEFAULT_MAXIMUM_EVENT_AGE_S = 21600
 # EventBridge's defaults for a target without RetryPolicy.
 DEFAULT_RULE_RETRY_ATTEMPTS = 185
 DEFAULT_RULE_EVENT_AGE_S = 86400
-DEFAULT_RETRY_DELAY_S = 1.0
 POLL_IDLE_S = 0.1  # between polls when every relay queue was empty
 LOCAL_TARGET_SERVICES = ("sqs", "events", "logs")  # moto delivers to these itself
 WHOLE_EVENT = "<aws.events.event.json>"  # moto's input template variable for the event as it is
@@ -248,29 +235,6 @@ def template_rules(
     return rules
 
 
-@dataclass(frozen=True)
-class AsyncConfig:
-    """What Lambda does with a failed asynchronous invocation of one function (its EventInvokeConfig)."""
-
-    maximum_retry_attempts: int = DEFAULT_MAXIMUM_RETRY_ATTEMPTS
-    maximum_event_age_s: int = DEFAULT_MAXIMUM_EVENT_AGE_S
-    on_failure_arn: str | None = None
-    dead_letter_arn: str | None = None  # the function's DeadLetterQueue (used when there is no OnFailure)
-
-    @classmethod
-    def of(cls, properties: Mapping[str, Any]) -> AsyncConfig:
-        """From a function's resolved properties (``EventInvokeConfig``, ``DeadLetterQueue``)."""
-        config = properties.get("EventInvokeConfig") or {}
-        on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure")) or {}
-        dead_letter = properties.get("DeadLetterQueue") or {}
-        return cls(
-            maximum_retry_attempts=int(config.get("MaximumRetryAttempts", DEFAULT_MAXIMUM_RETRY_ATTEMPTS)),
-            maximum_event_age_s=int(config.get("MaximumEventAgeInSeconds", DEFAULT_MAXIMUM_EVENT_AGE_S)),
-            on_failure_arn=on_failure.get("Destination"),
-            dead_letter_arn=dead_letter.get("TargetArn"),
-        )
-
-
 # --- Input shaping ----------------------------------------------------------------------------------
 
 
@@ -314,15 +278,6 @@ class Relay:
 
 
 @dataclass
-class _Pending:
-    relay: Relay
-    event: Any  # what the function receives
-    request_id: str
-    received_at: float
-    attempt: int = 1
-
-
-@dataclass
 class RuleEngine:
     """Creates the template's rules in the emulator and delivers their events to the local functions."""
 
@@ -336,13 +291,13 @@ class RuleEngine:
     relays: list[Relay] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-    _pools: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
-    _timers: set[threading.Timer] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._events = aws_client("events", self.endpoint)
         self._sqs = aws_client("sqs", self.endpoint)
+        self._invoker = AsyncInvoker(
+            self.functions, self.async_configs, self.endpoint, self.names, self.retry_delay_s, self.log
+        )
 
     # -- setting up ------------------------------------------------------------------------------
 
@@ -389,26 +344,15 @@ class RuleEngine:
         """Start polling the relay queues (after the functions are initialised)."""
         if not self.relays or self._thread is not None:
             return
-        for relay in self.relays:
-            function = relay.target.function
-            assert function is not None
-            if function not in self._pools:
-                concurrency = self.functions[function].concurrency
-                self._pools[function] = ThreadPoolExecutor(concurrency, thread_name_prefix=f"async-{function}")
         self._thread = threading.Thread(target=self._poll, name="eventbridge-rules", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         """Stop polling and drop what has not run yet (the stack is going away)."""
         self._stop.set()
-        with self._lock:
-            timers, self._timers = set(self._timers), set()
-        for timer in timers:
-            timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._invoker.close()
 
     # -- the rules, for people -------------------------------------------------------------------
 
@@ -430,7 +374,7 @@ class RuleEngine:
                 if reason is not None:
                     item["not_local"] = reason
                 if target.function is not None:
-                    config = self.async_configs.get(target.function, AsyncConfig())
+                    config = self._invoker.config(target.function)
                     item["relay_queue"] = relays.get((rule.logical_id, target.id))
                     item["retries"] = config.maximum_retry_attempts
                     on_failure = config.on_failure_arn or config.dead_letter_arn
@@ -474,131 +418,13 @@ class RuleEngine:
             QueueUrl=relay.queue_url,
             Entries=[{"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)],
         )
-        now = time.time()
         for message in messages:
             event = json.loads(message["Body"])
             if isinstance(event, dict) and relay.target.input_transformer is None:
                 # EventBridge's key order, without moto's own "ingestion-time".
                 event = {key: event[key] for key in EVENT_KEYS if key in event}
-            pending = _Pending(relay, input_for(relay.target, event), str(uuid.uuid4()), now)
-            self._submit(pending)
-        return True
-
-    def _submit(self, pending: _Pending) -> None:
-        function = pending.relay.target.function
-        assert function is not None
-        if self._stop.is_set():
-            return
-        try:
-            self._pools[function].submit(self._invoke, pending)
-        except RuntimeError:  # the pool is shut down: the stack is stopping
-            return
-
-    def _invoke(self, pending: _Pending) -> None:
-        relay = pending.relay
-        function_id = relay.target.function
-        assert function_id is not None
-        function = self.functions[function_id]
-        label = f"EventBridge {relay.rule.logical_id} -> {function_id} (request {pending.request_id})"
-        context = LambdaContext(
-            function_name=function.name,
-            memory_limit_in_mb=function.spec.memory_mb,
-            timeout_s=function.spec.timeout_s,
-            aws_request_id=pending.request_id,
-        )
-        started = time.perf_counter()
-        try:
-            function.invoke(pending.event, context)
-        except InvocationError as exc:
-            error = exc.error_object()
-        except Exception as exc:  # in-process functions raise what the handler raised
-            error = error_object(exc)
-        else:
-            self.log(f"{label} -> ok ({(time.perf_counter() - started) * 1000:.0f} ms)")
-            return
-        if self._stop.is_set():
-            return
-        config = self.async_configs.get(function_id, AsyncConfig())
-        elapsed = f"{(time.perf_counter() - started) * 1000:.0f} ms"
-        too_old = time.time() - pending.received_at >= config.maximum_event_age_s
-        if pending.attempt <= config.maximum_retry_attempts and not too_old:
-            delay = self.retry_delay_s * 2 ** (pending.attempt - 1)
-            self.log(
-                f"{label} -> {error['errorType']} ({elapsed}); "
-                f"retry {pending.attempt} of {config.maximum_retry_attempts} in {delay:g} s"
+            assert relay.target.function is not None
+            self._invoker.submit(
+                relay.target.function, input_for(relay.target, event), origin=f"EventBridge {relay.rule.logical_id}"
             )
-            pending.attempt += 1
-            self._later(delay, pending)
-            return
-        condition = "EventAgeExceeded" if too_old else "RetriesExhausted"
-        where = self._on_failure(function, config, pending, error, condition)
-        self.log(f"{label} -> {error['errorType']} ({elapsed}) after {pending.attempt} attempt(s): {where}")
-
-    def _later(self, delay: float, pending: _Pending) -> None:
-        def fire() -> None:
-            with self._lock:
-                self._timers.discard(timer)
-            self._submit(pending)
-
-        timer = threading.Timer(delay, fire)
-        timer.daemon = True
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self._timers.add(timer)
-        timer.start()
-
-    def _on_failure(
-        self, function: LocalFunction, config: AsyncConfig, pending: _Pending, error: dict[str, Any], condition: str
-    ) -> str:
-        """Send the failed event where Lambda would; returns what was done, for the log."""
-        function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function.name}:$LATEST"
-        if config.on_failure_arn:
-            record = {
-                "version": "1.0",
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-                "requestContext": {
-                    "requestId": pending.request_id,
-                    "functionArn": function_arn,
-                    "condition": condition,
-                    "approximateInvokeCount": pending.attempt,
-                },
-                "requestPayload": pending.event,
-                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-                "responsePayload": error,
-            }
-            return self._deliver(config.on_failure_arn, record, error, pending.request_id, condition)
-        if config.dead_letter_arn:
-            return self._deliver(config.dead_letter_arn, pending.event, error, pending.request_id, condition)
-        return f"dropped ({condition}; the function has no OnFailure destination or DeadLetterQueue)"
-
-    def _deliver(self, arn: str, body: Any, error: dict[str, Any], request_id: str, condition: str) -> str:
-        name = self.names.get(arn, arn)
-        service = arn.split(":")[2] if arn.count(":") >= 5 else ""
-        try:
-            if service == "sqs":
-                url = self._sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
-                self._sqs.send_message(
-                    QueueUrl=url,
-                    MessageBody=json.dumps(body),
-                    MessageAttributes={
-                        "RequestID": {"DataType": "String", "StringValue": request_id},
-                        "ErrorCode": {"DataType": "String", "StringValue": str(error.get("errorType"))[:256]},
-                    },
-                )
-            elif service == "events":
-                self._events.put_events(
-                    Entries=[
-                        {
-                            "Source": "lambda",
-                            "DetailType": "Lambda Function Invocation Result - Failure",
-                            "Detail": json.dumps(body),
-                            "EventBusName": arn,
-                        }
-                    ]
-                )
-            else:
-                return f"dropped (destination {name} is not emulated locally)"
-        except Exception as exc:
-            return f"dropped (sending to {name} failed: {type(exc).__name__})"
-        return f"sent to {name} ({condition})"
+        return True

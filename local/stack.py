@@ -54,6 +54,7 @@ from local.apigw import (
     message_response,
     not_found,
 )
+from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig
 from local.banner import banner, clerk_frontend, curl_command
 from local.emulator import REGION, MotoServer, aws_client, ses_quota
 from local.event_sources import QueuePoller, QueueSource, template_queue_sources
@@ -62,7 +63,7 @@ from local.outbox import verify_sender
 from local.parameters import local_parameters, parameter_notes
 from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
-from local.rules import AsyncConfig, RuleEngine, RuleSpec, template_rules
+from local.rules import RuleEngine, RuleSpec, template_rules
 from local.runtime import (
     DEFAULT_CONCURRENCY,
     InvocationError,
@@ -178,7 +179,7 @@ class LocalStack:
         )
         async_configs = {
             logical_id: AsyncConfig.of(
-                resolver.resolve({key: spec.properties[key] for key in _ASYNC_KEYS if key in spec.properties})
+                resolver.resolve({key: spec.properties[key] for key in ASYNC_PROPERTIES if key in spec.properties})
             )
             for logical_id, spec in specs.items()
         }
@@ -434,9 +435,6 @@ class LocalStack:
             print(f"!! {match.route.function} raised {type(exc).__name__}\n{frames}", file=sys.stderr, flush=True)
             return internal_error(), match.route_key
         return http_response(result), match.route_key
-
-
-_ASYNC_KEYS = ("EventInvokeConfig", "DeadLetterQueue")
 
 
 def rotation_schedules(template: dict[str, Any]) -> dict[str, str]:

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from local.async_invoke import AsyncConfig
 from local.emulator import MotoServer, aws_client
-from local.rules import AsyncConfig, RuleEngine, RuleSpec, TargetSpec
+from local.rules import RuleEngine, RuleSpec, TargetSpec
 from local.runtime import LocalFunction
 from local.template import FunctionSpec
 from signin_links.batch.plan import token_id_for

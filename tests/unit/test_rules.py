@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from local.rules import AsyncConfig, TargetSpec, input_for, json_path, template_rules
+from local.async_invoke import AsyncConfig
+from local.rules import TargetSpec, input_for, json_path, template_rules
 from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
