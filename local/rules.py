@@ -138,10 +138,11 @@ def _pattern(value: Any) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _sam_target(owner: str, kind: str, props: Mapping[str, Any], arn: str) -> TargetSpec:
+def _target(target_id: str, arn: str, owner: str | None, kind: str, props: Mapping[str, Any]) -> TargetSpec:
+    """A target from the keys a SAM rule event and an ``AWS::Events::Rule`` target share (``Input``,
+    ``InputPath``, ``InputTransformer``, ``RetryPolicy``, ``DeadLetterConfig``, ``RoleArn``); ``owner``
+    is the template function or state machine it invokes (of type ``kind``), if any."""
     retry = props.get("RetryPolicy") or {}
-    dead_letter = props.get("DeadLetterConfig") or {}
-    target_id = str((props.get("Target") or {}).get("Id") or f"{owner}Target")
     return TargetSpec(
         id=target_id,
         arn=arn,
@@ -152,7 +153,8 @@ def _sam_target(owner: str, kind: str, props: Mapping[str, Any], arn: str) -> Ta
         input_transformer=props.get("InputTransformer"),
         retry_attempts=int(retry.get("MaximumRetryAttempts", DEFAULT_RULE_RETRY_ATTEMPTS)),
         max_event_age_s=int(retry.get("MaximumEventAgeInSeconds", DEFAULT_RULE_EVENT_AGE_S)),
-        dead_letter_arn=dead_letter.get("Arn"),
+        dead_letter_arn=(props.get("DeadLetterConfig") or {}).get("Arn"),
+        role_arn=props.get("RoleArn"),
     )
 
 
@@ -188,13 +190,14 @@ def template_rules(
                 if event.get("Type") not in RULE_EVENT_TYPES:
                     continue
                 props = resolver.resolve(event.get("Properties") or {})
+                target_id = str((props.get("Target") or {}).get("Id") or f"{logical_id}Target")
                 rules.append(
                     RuleSpec(
                         logical_id=f"{logical_id}{event_name}",
                         origin=f"{logical_id}.Events.{event_name}",
                         bus=_bus_name(props.get("EventBusName")),
                         pattern=_pattern(props.get("Pattern")),
-                        targets=(_sam_target(logical_id, kind, props, arn_of(logical_id) or logical_id),),
+                        targets=(_target(target_id, arn_of(logical_id) or logical_id, logical_id, kind, props),),
                         enabled=str(props.get("State", "ENABLED")).upper() == "ENABLED"
                         and props.get("Enabled", True) is not False,
                     )
@@ -205,22 +208,7 @@ def template_rules(
             for target in props.get("Targets") or []:
                 arn = str(target.get("Arn", ""))
                 owner, owner_kind = owners.get(arn, (None, ""))
-                retry = target.get("RetryPolicy") or {}
-                targets.append(
-                    TargetSpec(
-                        id=str(target.get("Id", "")),
-                        arn=arn,
-                        function=owner if owner_kind == "AWS::Serverless::Function" else None,
-                        state_machine=owner if owner_kind == "AWS::Serverless::StateMachine" else None,
-                        input=target.get("Input"),
-                        input_path=target.get("InputPath"),
-                        input_transformer=target.get("InputTransformer"),
-                        retry_attempts=int(retry.get("MaximumRetryAttempts", DEFAULT_RULE_RETRY_ATTEMPTS)),
-                        max_event_age_s=int(retry.get("MaximumEventAgeInSeconds", DEFAULT_RULE_EVENT_AGE_S)),
-                        dead_letter_arn=(target.get("DeadLetterConfig") or {}).get("Arn"),
-                        role_arn=target.get("RoleArn"),
-                    )
-                )
+                targets.append(_target(str(target.get("Id", "")), arn, owner, owner_kind, target))
             rules.append(
                 RuleSpec(
                     logical_id=logical_id,
