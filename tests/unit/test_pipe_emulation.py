@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from local.pipes import MISSING, PipeEmulator, PipeSpec, TemplateError, dynamic, json_path, render_template
+from local.input_templates import MISSING, TemplateError, dynamic, json_path, render_template
+from local.pipes import PipeEmulator, PipeSpec
 
 RESERVED = {"aws.pipes.pipe-name": "audit", "aws.pipes.event": {"a": 1}}
 
