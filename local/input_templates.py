@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_SEGMENT = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+_SEGMENT = re.compile(r"([^.\[\]*]+)((?:\[\d+\])*)")  # a name (no wildcard), then [n] indices
 
 
 class TemplateError(ValueError):
@@ -24,18 +24,25 @@ class _Missing:
 MISSING = _Missing()
 
 
+def supported_path(path: str) -> bool:
+    """Whether :func:`json_path` reads ``path``: ``$``, or ``$.`` then names joined by dots, each
+    with any number of ``[n]`` indices."""
+    if path == "$":
+        return True
+    return path.startswith("$.") and all(_SEGMENT.fullmatch(segment) for segment in path[2:].split("."))
+
+
 def json_path(payload: Any, path: str) -> Any:
     """The value at ``path`` (``$``, ``$.a.b``, ``$.a[0].b``); ``MISSING`` if there is none. Other
-    JSONPath syntax (wildcards, filters) is refused, as it is not used by this project's pipes."""
+    JSONPath syntax (wildcards, filters, slices) is refused with a TemplateError, whatever the payload."""
+    if not supported_path(path):
+        raise TemplateError(f"{path!r} is not supported locally: only $, names and [n] indices ($.a.b[0].c)")
     if path == "$":
         return payload
-    if not path.startswith("$."):
-        raise TemplateError(f"{path!r} is not a JSON path ($.a.b)")
     current = payload
     for segment in path[2:].split("."):
         match = _SEGMENT.fullmatch(segment)
-        if match is None or "*" in segment:
-            raise TemplateError(f"{path!r}: only dots and [n] indices are emulated")
+        assert match is not None  # supported_path checked every segment
         name, indices = match.groups()
         if not isinstance(current, Mapping) or name not in current:
             return MISSING

@@ -31,7 +31,6 @@ milliseconds), never an event's content.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from typing import Any
 
 from local.async_invoke import DEFAULT_RETRY_DELAY_S, AsyncConfig, AsyncInvoker
 from local.emulator import aws_client
+from local.input_templates import MISSING, json_path, supported_path
 from local.resources import STACK_NAME
 from local.runtime import LocalFunction
 from local.template import Resolver
@@ -51,7 +51,6 @@ DEFAULT_RULE_EVENT_AGE_S = 86400
 POLL_IDLE_S = 0.1  # between polls when every relay queue was empty
 LOCAL_TARGET_SERVICES = ("sqs", "events", "logs")  # moto delivers to these itself
 WHOLE_EVENT = "<aws.events.event.json>"  # moto's input template variable for the event as it is
-SIMPLE_PATH = re.compile(r"\$(\.[A-Za-z0-9_-]+)*")  # the InputPath forms supported locally
 EVENT_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
 
 
@@ -79,8 +78,8 @@ class TargetSpec:
     def not_local(self) -> str | None:
         """Why this target cannot run locally (``None``: it can)."""
         if self.function is not None:
-            if self.input_path is not None and not SIMPLE_PATH.fullmatch(self.input_path):
-                return f"InputPath {self.input_path!r} is not supported locally (only $ and $.a.b)"
+            if self.input_path is not None and not supported_path(self.input_path):
+                return f"InputPath {self.input_path!r} is not supported locally (only $, names and [n] indices)"
             return None
         if self.state_machine is not None:
             return "a Step Functions target: moto cannot run a state machine's Lambda tasks without Docker"
@@ -232,21 +231,9 @@ def input_for(target: TargetSpec, event: dict[str, Any]) -> Any:
     if target.input is not None:
         return json.loads(target.input)
     if target.input_path:
-        return json_path(event, target.input_path)
+        found = json_path(event, target.input_path)
+        return None if found is MISSING else found  # nothing there: the function gets null
     return event
-
-
-def json_path(data: Any, path: str) -> Any:
-    """The simple JSONPath EventBridge's ``InputPath`` takes: ``$`` or ``$.a.b`` (``None`` if absent)."""
-    if not SIMPLE_PATH.fullmatch(path):
-        raise ValueError(f"InputPath {path!r} is not supported locally (only $ and $.a.b)")
-    if path == "$":
-        return data
-    for part in path[2:].split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
 
 
 # --- Delivering ------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from local.async_invoke import AsyncConfig
-from local.rules import TargetSpec, input_for, json_path, template_rules
+from local.input_templates import json_path
+from local.rules import TargetSpec, input_for, template_rules
 from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
@@ -156,6 +157,14 @@ def test_what_a_function_target_receives(target: TargetSpec, expected: Any) -> N
     assert input_for(target, EVENT) == expected
 
 
-def test_an_input_path_beyond_the_simple_form_is_refused() -> None:
+def test_an_input_path_reads_indices_too() -> None:
+    event = {"detail": {"items": [{"id": "a"}, {"id": "b"}]}}
+    assert input_for(TargetSpec("t", "arn", input_path="$.detail.items[1].id"), event) == "b"
+    assert input_for(TargetSpec("t", "arn", input_path="$.detail.items[2]"), event) is None
+
+
+@pytest.mark.parametrize("path", ["$.detail[*]", "$..a", "detail", "$.detail[?(@.a)]", "$.detail[0:1]"])
+def test_an_input_path_beyond_names_and_indices_is_refused(path: str) -> None:
     with pytest.raises(ValueError, match="not supported locally"):
-        json_path(EVENT, "$.detail[0]")
+        json_path(EVENT, path)
+    assert "not supported locally" in (TargetSpec("t", "arn", function="F", input_path=path).not_local() or "")
