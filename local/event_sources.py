@@ -311,3 +311,19 @@ class QueuePoller:
             "local_concurrency": self.concurrency,
             "report_batch_item_failures": self.source.report_batch_item_failures,
         }
+
+
+def describe_sources(sources: list[QueueSource], pollers: list[QueuePoller]) -> list[dict[str, Any]]:
+    """Every SQS event source mapping: what runs locally and what does not (state file, banner)."""
+    running = {poller.source.logical_id: poller for poller in pollers}
+    described = []
+    for source in sources:
+        poller = running.get(source.logical_id)
+        item: dict[str, Any] = poller.describe() if poller else {"mapping": source.logical_id, "origin": source.origin}
+        reason = source.not_local()
+        if reason is None and poller is None:
+            reason = "not started (its function is not running, or start_event_sources() was not called)"
+        if reason is not None:
+            item["not_local"] = reason
+        described.append(item)
+    return described

@@ -103,6 +103,21 @@ def prepare_rotation_event(event: Mapping[str, Any]) -> None:
         begin_rotation(str(event["SecretId"]), str(event["ClientRequestToken"]))
 
 
+def rotation_schedules(template: dict[str, Any]) -> dict[str, str]:
+    """Secret logical id -> logical id of the function its ``AWS::SecretsManager::RotationSchedule``
+    names (``RotationLambdaARN: !GetAtt Function.Arn``)."""
+    found = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::SecretsManager::RotationSchedule":
+            continue
+        props = resource.get("Properties") or {}
+        secret, function = props.get("SecretId") or {}, props.get("RotationLambdaARN") or {}
+        target = function.get("Fn::GetAtt") if isinstance(function, dict) else None
+        if isinstance(secret, dict) and "Ref" in secret and isinstance(target, list):
+            found[str(secret["Ref"])] = str(target[0])
+    return found
+
+
 # --- Rotating the running stack ------------------------------------------------------------------
 
 

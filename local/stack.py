@@ -57,7 +57,7 @@ from local.apigw import (
 from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig
 from local.banner import banner, clerk_frontend, curl_command
 from local.emulator import REGION, MotoServer, aws_client, ses_quota
-from local.event_sources import QueuePoller, QueueSource, template_queue_sources
+from local.event_sources import QueuePoller, QueueSource, describe_sources, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url
 from local.outbox import verify_sender
 from local.parameters import local_parameters, parameter_notes
@@ -194,7 +194,7 @@ class LocalStack:
             routes=[route for route in http_routes(template) if route.function in local_functions],
             rules=rules,
             async_configs=async_configs,
-            rotations=rotation_schedules(template),
+            rotations=rotation.rotation_schedules(template),
             notes=parameter_notes(template, parameters),
             pipe_put_events_failures=int(settings.get("LOCAL_PIPE_PUT_EVENTS_FAILURES") or 0),
             queue_sources=queue_sources,
@@ -387,29 +387,12 @@ class LocalStack:
                 {"route_key": f"{route.method} {route.path}", "function": route.function} for route in self.routes
             ],
             "rules": self.rule_engine.describe() if self.rule_engine is not None else [],
-            "event_sources": self.describe_event_sources(),
+            "event_sources": describe_sources(self.queue_sources, self.pollers),
             "curl": curl_command(self.url, self.secret_key),
             "rotations": sorted(self.rotations),
             "notes": self.notes,
             "clerk_frontend": clerk_frontend(self.url),
         }
-
-    def describe_event_sources(self) -> list[dict[str, Any]]:
-        """Every SQS event source mapping: what runs locally and what does not (state file, banner)."""
-        running = {poller.source.logical_id: poller for poller in self.pollers}
-        described = []
-        for source in self.queue_sources:
-            poller = running.get(source.logical_id)
-            item: dict[str, Any] = (
-                poller.describe() if poller else {"mapping": source.logical_id, "origin": source.origin}
-            )
-            reason = source.not_local()
-            if reason is None and poller is None:
-                reason = "not started (its function is not running, or start_event_sources() was not called)"
-            if reason is not None:
-                item["not_local"] = reason
-            described.append(item)
-        return described
 
     def call(self, request: HttpRequest, domain_name: str) -> tuple[HttpResponse, str]:
         """Serve one request; returns the response and the route key (for the log)."""
@@ -435,21 +418,6 @@ class LocalStack:
             print(f"!! {match.route.function} raised {type(exc).__name__}\n{frames}", file=sys.stderr, flush=True)
             return internal_error(), match.route_key
         return http_response(result), match.route_key
-
-
-def rotation_schedules(template: dict[str, Any]) -> dict[str, str]:
-    """Secret logical id -> logical id of the function its ``AWS::SecretsManager::RotationSchedule``
-    names (``RotationLambdaARN: !GetAtt Function.Arn``)."""
-    found = {}
-    for resource in template["Resources"].values():
-        if resource["Type"] != "AWS::SecretsManager::RotationSchedule":
-            continue
-        props = resource.get("Properties") or {}
-        secret, function = props.get("SecretId") or {}, props.get("RotationLambdaARN") or {}
-        target = function.get("Fn::GetAtt") if isinstance(function, dict) else None
-        if isinstance(secret, dict) and "Ref" in secret and isinstance(target, list):
-            found[str(secret["Ref"])] = str(target[0])
-    return found
 
 
 def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
