@@ -44,7 +44,7 @@ def _count_calls() -> dict[str, Any]:
 
     from local.apigw import HttpRequest
     from local.emulator import MotoServer
-    from local.runtime import apply_environment, union_environment
+    from local.environment import apply_environment, union_environment
     from local.stack import LocalStack
 
     calls: Counter[str] = Counter()

@@ -39,7 +39,7 @@ from bench import Figure, Options, benchmark, percentile
 
 ROUTES = ("mint", "accept", "refresh", "sign-out", "refresh after sign-out", "read session")
 # A request's answer may wait for a new execution environment of the local stack, whose start on a
-# busy machine takes up to local.runtime's INIT_TIMEOUT_S: no answer within this is a failure.
+# busy machine takes up to local.workers' INIT_TIMEOUT_S: no answer within this is a failure.
 REQUEST_TIMEOUT_S = 120.0
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.emulator import REGION, aws_client
-from local.runtime import InvocationError, LambdaContext, LocalFunction, error_object
+from local.invocation import InvocationError, LambdaContext, error_object
+from local.runtime import LocalFunction
 from local.template import ACCOUNT_ID
 
 # What Lambda does for an asynchronous invocation when EventInvokeConfig says nothing.

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.emulator import REGION, aws_client
-from local.runtime import InvocationError, LambdaContext, LocalFunction
+from local.invocation import InvocationError, LambdaContext
+from local.runtime import LocalFunction
 
 DEFAULT_BATCH_SIZE = 10
 MAX_RECEIVE = 10  # ReceiveMessage's own limit

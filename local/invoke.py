@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from local.emulator import MotoServer
+from local.environment import apply_environment
+from local.invocation import error_object
 from local.resources import DEFAULT_SECRET_KEY
 from local.rotation import is_rotation_event, prepare_rotation_event
-from local.runtime import LocalFunction, apply_environment, error_object
+from local.runtime import LocalFunction
 from local.stack import LocalStack
 from local.state_file import live_state, state_path
 from local.template import TEMPLATE, functions, load_template

@@ -141,7 +141,7 @@ def rotate(
     emulator (in this process), then run ``function`` (the stack's RotateKeysFunction) on the four
     steps. Returns what changed: the version, each step's outcome, the kids before and after, the
     key added and when it activates. :class:`RotationFailed` if a step fails."""
-    from local.runtime import InvocationError
+    from local.invocation import InvocationError
 
     client = aws_client("secretsmanager", endpoint)
     before = _kids(client, secret_arn)

@@ -7,7 +7,7 @@
    function's environment from ``Globals`` and its own ``Environment`` (``local.template``).
    Parameters: ``LOCAL_PARAMETER_<Name>=value`` overrides a template parameter; by default the
    stack's own origin is added to ``AllowedRedirectOrigins`` and ``AcceptBaseUrl`` is the local URL.
-4. Sets the union of the functions' environments once (``local.runtime``), then starts one worker
+4. Sets the union of the functions' environments once (``local.environment``), then starts one worker
    process per function (an execution environment: it imports the handler by file path, so an
    init error is reported here), and serves the template's ``HttpApi`` routes as payload 2.0
    events (``local.apigw``) on a ``ThreadingHTTPServer``. Each function scales out to
@@ -57,21 +57,16 @@ from local.apigw import (
 from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig
 from local.banner import banner, clerk_frontend, curl_command
 from local.emulator import REGION, MotoServer, aws_client, ses_quota
+from local.environment import apply_environment, function_env, union_environment
 from local.event_sources import QueuePoller, QueueSource, describe_sources, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url
+from local.invocation import InvocationError
 from local.outbox import verify_sender
 from local.parameters import local_parameters, parameter_notes
 from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
 from local.rules import RuleEngine, RuleSpec, template_rules
-from local.runtime import (
-    DEFAULT_CONCURRENCY,
-    InvocationError,
-    LocalFunction,
-    apply_environment,
-    function_env,
-    union_environment,
-)
+from local.runtime import DEFAULT_CONCURRENCY, LocalFunction
 from local.state_file import remove_state, state_path, write_state
 from local.template import (
     FunctionSpec,

@@ -22,7 +22,8 @@ import pytest
 
 from local.apigw import HttpRequest
 from local.emulator import MotoServer
-from local.runtime import InvocationError, LocalFunction
+from local.invocation import InvocationError
+from local.runtime import LocalFunction
 from local.stack import LocalStack
 from local.template import FunctionSpec, functions
 from tests.e2e.conftest import running_stack
