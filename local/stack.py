@@ -56,7 +56,7 @@ from local.apigw import (
 )
 from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig
 from local.banner import banner, clerk_frontend, curl_command
-from local.emulator import REGION, MotoServer, aws_client, ses_quota
+from local.emulator import REGION, MotoServer, aws_client
 from local.environment import apply_environment, function_env, union_environment
 from local.event_sources import QueuePoller, QueueSource, describe_sources, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url
@@ -67,6 +67,7 @@ from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
 from local.resources import DEFAULT_SECRET_KEY, STACK_NAME, LocalResources, create_resources
 from local.rules import RuleEngine, RuleSpec, template_rules
 from local.runtime import DEFAULT_CONCURRENCY, LocalFunction
+from local.ses_quota import ses_quota
 from local.state_file import remove_state, state_path, write_state
 from local.template import (
     FunctionSpec,

@@ -16,11 +16,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.emulator import atomic_transactions, ses_quota
+from local.moto_patches import atomic_transactions
+from local.ses_quota import ses_quota
 
 # moto in this process writes a cancelled TransactWriteItems to nothing, as DynamoDB does, and its SES
 # v2 answers GetAccount and throttles SendEmail at the account's quota, as SES does (the local stack's
-# moto server does the same; see local/emulator.py).
+# moto server does the same; see local/moto_patches.py and local/ses_quota.py).
 atomic_transactions()
 ses_quota()
 

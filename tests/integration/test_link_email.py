@@ -22,8 +22,8 @@ import jwt
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from local.emulator import ses_quota
 from local.event_sources import failed_items, lambda_record
+from local.ses_quota import ses_quota
 from local.template import load_template
 from signin_links import aws
 from signin_links.email_queue import (
