@@ -33,7 +33,8 @@ def secret_arn(logical_id: str) -> str:
 
 
 def template_env(logical_id: str) -> dict[str, str]:
-    from local.template import LOCAL_DEPLOY, Resolver, function_environment, functions, load_template, parameter_values
+    from local.intrinsics import LOCAL_DEPLOY, Resolver, parameter_values
+    from local.template import function_environment, functions, load_template
 
     template = load_template()
     kinds = {name: resource["Type"] for name, resource in template["Resources"].items()}

@@ -88,7 +88,8 @@ def _number(value: Any) -> float:
 
 def template_values(overrides: dict[str, str]) -> dict[str, Any]:
     """What the template says with these parameters (resolved as CloudFormation would)."""
-    from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
+    from local.intrinsics import LOCAL_DEPLOY, Resolver, parameter_values
+    from local.template import load_template
 
     template = load_template()
     resolver = Resolver(template, parameter_values(template, {**LOCAL_DEPLOY, **overrides}))

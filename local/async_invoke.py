@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.emulator import REGION, aws_client
+from local.intrinsics import ACCOUNT_ID
 from local.invocation import InvocationError, LambdaContext, error_object
 from local.runtime import LocalFunction
-from local.template import ACCOUNT_ID
 
 # What Lambda does for an asynchronous invocation when EventInvokeConfig says nothing.
 DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 2

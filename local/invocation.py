@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.emulator import REGION
-from local.template import ACCOUNT_ID, FunctionSpec
+from local.intrinsics import ACCOUNT_ID
+from local.template import FunctionSpec
 
 Handler = Callable[[Any, Any], Any]
 

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote
 
 from local.apigw import HttpRequest, HttpResponse, message_response, not_found
 from local.emulator import REGION, aws_client
-from local.template import ACCOUNT_ID
+from local.intrinsics import ACCOUNT_ID
 
 PREFIX = "/_local/outbox"
 TEXT = "text/plain; charset=utf-8"

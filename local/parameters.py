@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local.template import LOCAL_DEPLOY
+from local.intrinsics import LOCAL_DEPLOY
 
 PARAMETER_PREFIX = "LOCAL_PARAMETER_"
 LOCAL_EMAIL_SENDER = "signin-links@example.com"

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.emulator import REGION, aws_client
-from local.template import ACCOUNT_ID, Resolver, create_table, creation_order, parameter_values
+from local.intrinsics import ACCOUNT_ID, Resolver, creation_order, parameter_values
+from local.template import create_table
 
 DEFAULT_SECRET_KEY = "sk_test_local_signin_links_0001"
 STACK_NAME = "signin-links-local"

@@ -36,7 +36,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from local.emulator import REGION, aws_client
-from local.template import ACCOUNT_ID
+from local.intrinsics import ACCOUNT_ID
 
 if TYPE_CHECKING:
     from local.runtime import LocalFunction

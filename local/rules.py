@@ -40,9 +40,9 @@ from typing import Any
 from local.async_invoke import DEFAULT_RETRY_DELAY_S, AsyncConfig, AsyncInvoker
 from local.emulator import aws_client
 from local.input_templates import MISSING, json_path, supported_path
+from local.intrinsics import Resolver
 from local.resources import STACK_NAME
 from local.runtime import LocalFunction
-from local.template import Resolver
 
 RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
 # EventBridge's defaults for a target without RetryPolicy.

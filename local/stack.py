@@ -69,14 +69,7 @@ from local.rules import RuleEngine, RuleSpec, template_rules
 from local.runtime import DEFAULT_CONCURRENCY, LocalFunction
 from local.ses_quota import ses_quota
 from local.state_file import remove_state, state_path, write_state
-from local.template import (
-    FunctionSpec,
-    Route,
-    function_environment,
-    functions,
-    http_routes,
-    load_template,
-)
+from local.template import FunctionSpec, Route, function_environment, functions, http_routes, load_template
 
 
 @dataclass

@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from local.intrinsics import LOCAL_DEPLOY, Resolver, parameter_values
 from local.pipes import PipeEmulator, PipeSpec
-from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
+from local.template import load_template
 from tests.conftest import REGION, Stack, load_function
 
 PIPE = "AuditPipe"

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from local.template import TEMPLATE, Resolver, load_template, parameter_values
+from local.intrinsics import Resolver, parameter_values
+from local.template import TEMPLATE, load_template
 from signin_links import ids
 from signin_links.batch.minter import IDEMPOTENCY_KEY_PREFIX
 from signin_links.batch.plan import header_key, marker_key
@@ -131,7 +132,7 @@ def test_no_resource_depends_on_itself(stage: str) -> None:
     """CloudFormation counts every reference in a resource, UpdatePolicy included (cfn-lint's E3004
     does not look there): an API alarm in a DeploymentPreference closes alias -> deployment group ->
     alarm -> API -> alias."""
-    from local.template import references
+    from local.intrinsics import references
 
     resources = translated(stage)["Resources"]
     edges = {}
@@ -449,7 +450,7 @@ def test_every_rule_and_constraint_says_what_is_wrong() -> None:
 def test_the_stage_has_no_default_so_no_update_can_silently_turn_prod_into_dev() -> None:
     """A Default would be used by an update that omits Stage (CloudFormation's UpdateStack, a console
     update, another tool): prod's Retain policies, deletion protection and log retention would go."""
-    from local.template import TemplateError
+    from local.intrinsics import TemplateError
 
     assert "Default" not in PARAMETERS["Stage"]
     with pytest.raises(TemplateError, match="Stage has no Default"):

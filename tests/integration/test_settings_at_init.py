@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from local.template import LOCAL_DEPLOY, Resolver, function_environment, functions, load_template, parameter_values
+from local.intrinsics import LOCAL_DEPLOY, Resolver, parameter_values
+from local.template import function_environment, functions, load_template
 from signin_links.config import ConfigError
 from tests.conftest import Stack, reset_caches
 from tests.integration.test_init import fresh_handler, hooks  # noqa: F401 - hooks is a fixture

@@ -8,8 +8,9 @@ import pytest
 
 from local.async_invoke import AsyncConfig
 from local.input_templates import json_path
+from local.intrinsics import LOCAL_DEPLOY, Resolver, parameter_values
 from local.rules import TargetSpec, input_for, template_rules
-from local.template import LOCAL_DEPLOY, Resolver, load_template, parameter_values
+from local.template import load_template
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
 
