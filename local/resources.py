@@ -33,7 +33,7 @@ from typing import Any
 
 from local.emulator import REGION, aws_client
 from local.intrinsics import ACCOUNT_ID, Resolver, creation_order, parameter_values
-from local.template import create_table
+from local.template import resources as declared
 
 DEFAULT_SECRET_KEY = "sk_test_local_signin_links_0001"
 STACK_NAME = "signin-links-local"
@@ -187,6 +187,43 @@ def placeholder(ctx: Context, logical_id: str, kind: str) -> Created:
     service = kind.split("::")[1].lower() if kind.count("::") >= 2 else "local"
     arn = ctx.arn(service, name)
     return Created(ref=name, attrs={"Arn": arn, "Name": name}, created=False)
+
+
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "StreamSpecification")
+_INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput", "OnDemandThroughput")
+
+
+def create_table(dynamodb: Any, table_name: str, props: dict[str, Any]) -> None:
+    """Create one table from its (resolved) CloudFormation properties on ``dynamodb`` (a boto3 client)."""
+    kwargs: dict[str, Any] = {"TableName": table_name, "BillingMode": "PAY_PER_REQUEST"}
+    kwargs.update({key: props[key] for key in _TABLE_KEYS if props.get(key)})
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if props.get(kind):
+            kwargs[kind] = [{key: index[key] for key in _INDEX_KEYS if key in index} for index in props[kind]]
+    if "StreamSpecification" in kwargs:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **kwargs["StreamSpecification"]}
+    dynamodb.create_table(**kwargs)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+        )
+
+
+def create_tables(dynamodb: Any, names: dict[str, str] | None = None) -> dict[str, str]:
+    """Create every ``AWS::DynamoDB::Table`` of the template on ``dynamodb`` (a boto3 client).
+
+    Returns logical id -> table name (``names`` may fix a name per logical id).
+    """
+    created = {}
+    for logical_id, props in declared("AWS::DynamoDB::Table").items():
+        table_name = (names or {}).get(logical_id) or props.get("TableName") or logical_id
+        if not isinstance(table_name, str):
+            table_name = logical_id
+        create_table(dynamodb, table_name, props)
+        created[logical_id] = table_name
+    return created
 
 
 # --- Creators --------------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def reset_caches() -> None:
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """moto with the template's tables, secrets and bus; env vars set as the template sets them."""
     with mock_aws():
-        from local.template import create_tables
+        from local.resources import create_tables
         from signin_links.keyring import new_keyring_json, new_ticket_keyrings_json
 
         dynamodb = boto3.client("dynamodb", region_name=REGION)
