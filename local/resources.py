@@ -10,12 +10,10 @@ type, add a function::
         return Created(ref=arn, attrs={"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]})
 
 Resources are created in dependency order (a queue before the queue whose redrive policy names
-it) and their properties are resolved with :class:`local.template.Resolver` first.
+it) and their properties are resolved with :class:`local.intrinsics.Resolver` first.
 
-Secrets get local values: ``GenerateSecretString`` is honoured (template, key, length, character
-classes); a secret holding ``secret_key`` gets the local API key; a keyring secret
-(``{"kind": "hmac"|"rsa", "keys": []}``) with no keys is seeded with a fresh key by
-:meth:`LocalResources.seed_keyrings`, once the functions' environment is set.
+Secrets get local values (``local.secret_values``); a keyring secret with no keys is seeded with a
+fresh key by :meth:`LocalResources.seed_keyrings`, once the functions' environment is set.
 
 Nothing here imports ``signin_links`` at module level: its Powertools objects read ``POWERTOOLS_*``
 when first imported, which must happen after the functions' environment is applied.
@@ -24,8 +22,6 @@ when first imported, which must happen after the functions' environment is appli
 from __future__ import annotations
 
 import json
-import secrets
-import string
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,11 +29,11 @@ from typing import Any
 
 from local.emulator import REGION, aws_client
 from local.intrinsics import ACCOUNT_ID, Resolver, creation_order, parameter_values
+from local.secret_values import empty_keyring_kind, secret_value
 from local.template import resources as declared
 
 DEFAULT_SECRET_KEY = "sk_test_local_signin_links_0001"
 STACK_NAME = "signin-links-local"
-PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
 @dataclass(frozen=True)
@@ -238,78 +234,6 @@ def _table(ctx: Context, logical_id: str, props: dict[str, Any]) -> Created:
     if description.get("LatestStreamArn"):
         attrs["StreamArn"] = description["LatestStreamArn"]
     return Created(ref=name, attrs=attrs)
-
-
-def generate_password(spec: dict[str, Any]) -> str:
-    """A random string following ``GenerateSecretString``'s character rules."""
-    length = int(spec.get("PasswordLength", 32))
-    excluded = set(str(spec.get("ExcludeCharacters", "")))
-    classes = []
-    if not spec.get("ExcludeLowercase"):
-        classes.append(string.ascii_lowercase)
-    if not spec.get("ExcludeUppercase"):
-        classes.append(string.ascii_uppercase)
-    if not spec.get("ExcludeNumbers"):
-        classes.append(string.digits)
-    if not spec.get("ExcludePunctuation"):
-        classes.append(PUNCTUATION)
-    if spec.get("IncludeSpace"):
-        classes.append(" ")
-    classes = ["".join(ch for ch in group if ch not in excluded) for group in classes]
-    classes = [group for group in classes if group]
-    if not classes:
-        raise ValueError("GenerateSecretString excludes every character")
-    alphabet = "".join(classes)
-    chars = [secrets.choice(alphabet) for _ in range(length)]
-    if spec.get("RequireEachIncludedType", True) and length >= len(classes):
-        positions = secrets.SystemRandom().sample(range(length), len(classes))
-        for position, group in zip(positions, classes, strict=True):
-            chars[position] = secrets.choice(group)
-    return "".join(chars)
-
-
-def secret_value(props: dict[str, Any], secret_key: str) -> str | None:
-    """The local value of a secret: as CloudFormation would create it, then made usable locally."""
-    if "SecretString" in props:
-        value = str(props["SecretString"])
-    elif "GenerateSecretString" in props:
-        spec = props["GenerateSecretString"]
-        password = generate_password(spec)
-        if spec.get("SecretStringTemplate") and spec.get("GenerateStringKey"):
-            data = json.loads(spec["SecretStringTemplate"])
-            data[spec["GenerateStringKey"]] = password
-            value = json.dumps(data)
-        else:
-            value = password
-    else:
-        return None
-    return localise_secret(value, secret_key)
-
-
-def localise_secret(value: str, secret_key: str) -> str:
-    """Give the API keys secret (any secret holding ``secret_key``) the local key."""
-    data = _json_object(value)
-    if data is not None and "secret_key" in data:
-        data["secret_key"] = secret_key
-        return json.dumps(data)
-    return value
-
-
-def empty_keyring_kind(value: str) -> str | None:
-    """``ed25519`` / ``rsa`` / ``hmac`` if ``value`` is a signing keyring secret holding no key yet
-    (a verification keyring, ``ed25519-public``, is written when its signing keyring is seeded)."""
-    data = _json_object(value)
-    if data is not None and data.get("kind") in ("ed25519", "rsa", "hmac") and not data.get("keys"):
-        return str(data["kind"])
-    return None
-
-
-def _json_object(value: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 @creator("AWS::SecretsManager::Secret")

@@ -19,7 +19,7 @@ import pytest
 from local.apigw import HttpRequest, Router, http_event, http_response
 from local.emulator import SerialisedApp
 from local.intrinsics import LOCAL_DEPLOY, Resolver, TemplateError, parameter_values
-from local.resources import empty_keyring_kind, generate_password, localise_secret, secret_value
+from local.secret_values import empty_keyring_kind, generate_password, localise_secret, secret_value
 from local.template import ROOT, Route, function_environment, functions, http_routes, load_template, resources
 from tests.e2e.conftest import LocalStackHandle, running_stack
 
