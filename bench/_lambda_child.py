@@ -71,7 +71,7 @@ else:
         function_name = "bench-function"
         function_version = "$LATEST"
         memory_limit_in_mb = 512
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-function"
+        invoked_function_arn = spec["function_arn"]
         aws_request_id = "bench-request"
         log_group_name = "/aws/lambda/bench-function"
         log_stream_name = "bench"

@@ -1,7 +1,7 @@
 """The requests the benchmarks send to each handler, and the Lambda-like process they run in.
 
 Environment variables come from ``template.yaml`` (Globals + the function's own), resolved with
-``local.template`` the way the local stack does it, resource names replaced by fixed fakes; plus what
+``local.intrinsics`` the way the local stack does it, resource names replaced by fixed fakes; plus what
 the Lambda runtime itself sets (``LAMBDA_TASK_ROOT`` and friends, so Powertools' Tracer is active as
 in a deployed function with ``Tracing: Active``).
 """
@@ -18,9 +18,8 @@ from typing import Any
 
 from bench import ROOT
 from bench._envs import FunctionEnv
+from local.account import ACCOUNT_ID, REGION
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 API_KEY = "sk_test_bench_0123456789abcdef"
 REDIRECT = "https://app.example.com/welcome"
 FUNCTIONS = {"mint_link": "MintLinkFunction", "accept_token": "AcceptTokenFunction"}
@@ -29,7 +28,7 @@ FAKE_AWS = ROOT / "bench" / "_fake_aws.py"
 
 
 def secret_arn(logical_id: str) -> str:
-    return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{logical_id}-bench"
+    return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{logical_id}-bench"
 
 
 def template_env(logical_id: str) -> dict[str, str]:
@@ -45,7 +44,7 @@ def template_env(logical_id: str) -> dict[str, str]:
         return secret_arn(name) if kinds[name] == "AWS::SecretsManager::Secret" else f"{name}-bench"
 
     def att_of(name: str, attr: str) -> str | None:
-        return f"arn:aws:bench:{REGION}:{ACCOUNT}:{name}/{attr}" if name in kinds else None
+        return f"arn:aws:bench:{REGION}:{ACCOUNT_ID}:{name}/{attr}" if name in kinds else None
 
     overrides = {
         **LOCAL_DEPLOY,
@@ -243,6 +242,7 @@ def handler_spec(scenario: Scenario, *, warm: int = 0) -> dict[str, Any]:
     return {
         "mode": "handler",
         "fake_aws": str(FAKE_AWS),
+        "function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:bench-function",
         "secrets": scenario.secrets,
         "items": scenario.items,
         "event": scenario.event,

@@ -67,7 +67,8 @@ def _measure(stack: Any, count: int, events: Any, ses: Any, *, loop: bool) -> di
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ses.models import ses_backends
 
-    from local.emulator import REGION, aws_client
+    from local.account import REGION
+    from local.emulator import aws_client
     from local.ses_quota import SES_QUOTA
     from signin_links import ids
     from signin_links.keyring import ED25519, parse_keyring

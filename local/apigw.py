@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from local.intrinsics import ACCOUNT_ID
+from local.account import ACCOUNT_ID
 from local.template import Route
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit

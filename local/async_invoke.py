@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.emulator import REGION, aws_client
-from local.intrinsics import ACCOUNT_ID
+from local.account import ACCOUNT_ID, REGION
+from local.emulator import aws_client
 from local.invocation import InvocationError, LambdaContext, error_object
 from local.runtime import LocalFunction
 

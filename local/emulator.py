@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from local.account import FAKE_CREDENTIALS, REGION
 from local.moto_patches import (
     atomic_transactions,
     cache_action_names,
@@ -28,9 +29,6 @@ from local.moto_patches import (
     lean_sqs_sends,
 )
 from local.ses_quota import ses_quota
-
-REGION = "us-east-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from local.emulator import FAKE_CREDENTIALS, REGION
+from local.account import FAKE_CREDENTIALS, REGION
 
 # What every local function sees besides its template environment.
 BASE_ENVIRONMENT = {

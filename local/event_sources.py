@@ -37,7 +37,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.emulator import REGION, aws_client
+from local.account import REGION
+from local.emulator import aws_client
 from local.invocation import InvocationError, LambdaContext
 from local.runtime import LocalFunction
 

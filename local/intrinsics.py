@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
+from local.account import ACCOUNT_ID, REGION
+
 NO_VALUE = object()  # AWS::NoValue: the key or list item disappears
 
 

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.emulator import REGION
-from local.intrinsics import ACCOUNT_ID
+from local.account import ACCOUNT_ID, REGION
 from local.template import FunctionSpec
 
 Handler = Callable[[Any, Any], Any]

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
+from local.account import ACCOUNT_ID, REGION
 from local.apigw import HttpRequest, HttpResponse, message_response, not_found
-from local.emulator import REGION, aws_client
-from local.intrinsics import ACCOUNT_ID
+from local.emulator import aws_client
 
 PREFIX = "/_local/outbox"
 TEXT = "text/plain; charset=utf-8"

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from local.emulator import aws_client
 from local.state_file import running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -82,12 +83,7 @@ class Tour:
         mint = state["functions"]["MintLinkFunction"]["environment"]
         tour = cls(str(state["url"]), str(state["secret_key"]), logo_url=accept.get("LOGO_URL", ""))
         if accept.get("LINK_RENEWAL") == "email":
-            import boto3
-
-            tour.emails = boto3.session.Session().client(
-                "events", endpoint_url=state["moto_endpoint"], region_name=state["region"],
-                aws_access_key_id="testing", aws_secret_access_key="testing",
-            )  # fmt: skip
+            tour.emails = aws_client("events", state["moto_endpoint"], state["region"])
             tour.bus, tour.batch_source = mint["EVENT_BUS_NAME"], mint["BATCH_EVENT_SOURCE"]
         return tour
 

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.emulator import REGION, aws_client
-from local.intrinsics import ACCOUNT_ID, Resolver, creation_order, parameter_values
+from local.account import ACCOUNT_ID, REGION
+from local.emulator import aws_client
+from local.intrinsics import Resolver, creation_order, parameter_values
 from local.secret_values import empty_keyring_kind, secret_value
 from local.template import resources as declared
 

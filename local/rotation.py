@@ -35,8 +35,8 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
-from local.emulator import REGION, aws_client
-from local.intrinsics import ACCOUNT_ID
+from local.account import ACCOUNT_ID, REGION
+from local.emulator import aws_client
 
 if TYPE_CHECKING:
     from local.runtime import LocalFunction

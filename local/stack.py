@@ -44,6 +44,7 @@ from types import FrameType
 from typing import Any
 
 from local import outbox, rotation
+from local.account import REGION
 from local.apigw import (
     HttpRequest,
     HttpResponse,
@@ -56,7 +57,7 @@ from local.apigw import (
 )
 from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig
 from local.banner import banner, clerk_frontend, curl_command
-from local.emulator import REGION, MotoServer, aws_client
+from local.emulator import MotoServer, aws_client
 from local.environment import apply_environment, function_env, union_environment
 from local.event_sources import QueuePoller, QueueSource, describe_sources, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url

@@ -72,6 +72,7 @@ def test_the_repository_keeps_every_contract(tree: Path) -> None:
         ("local/outbox.py", "import bench.capacity", "The local stack imports no benchmark"),
         ("ops/audit_rebuild.py", "import local.template", "The runbooks (ops/) run against AWS"),
         ("local/template.py", "import local.stack", "The local stack's layers"),
+        ("local/follow.py", "from local import invoke", "The local stack's layers"),
         ("bench/_envs.py", "import bench.cold_start", "No import cycles among the modules"),
     ],
 )
