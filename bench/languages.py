@@ -1,4 +1,4 @@
-"""Languages: what reading the gettext catalogues adds to a cold accept (issue 20 item 2).
+"""Languages: what reading the gettext catalogues adds to a cold accept.
 
 The accept's init loads only the default language (English is the source: no file is read); the
 first page in another language reads that language's ``.mo`` once per execution environment. Each

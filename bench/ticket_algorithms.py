@@ -1,12 +1,12 @@
 """Why sign-in tokens are Ed25519: what each signature algorithm we considered costs.
 
-Issue 18 item 8 takes the ticket key away from every function but the mint: the others must verify
-with a public key, so HS256 (one shared secret) goes. The candidates, each through PyJWT as the
+Only the mint holds the ticket key: every other function verifies with a public key, so HS256 (one
+shared secret) cannot serve. The candidates, each through PyJWT as the
 verifiers use it: EdDSA (Ed25519), ES256 (P-256), RS256 (RSA-2048). Measured in one fresh process
 of Lambda's Python (as ``bench/cold_start.py`` finds it), with the accept's package on ``sys.path``
 (PyJWT and ``cryptography`` as shipped): CPU per signature and per verification (each the least of
-5 rounds of ``N``, keys parsed once), and the length of the same ticket's token. HS256, the former
-design, is the baseline. Then the imports, each in fresh ``python -S -s -B`` processes (medians of
+5 rounds of ``N``, keys parsed once), and the length of the same ticket's token. HS256, a shared
+secret, is the baseline. Then the imports, each in fresh ``python -S -s -B`` processes (medians of
 9, interleaved): PyJWT with ``cryptography`` installed (what a verifier pays, and what a mint that
 imported PyJWT would pay) against ``cryptography``'s Ed25519 module alone (what the mint imports,
 signing with ``tickets.sign_ticket``'s own compact JWS).
