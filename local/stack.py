@@ -34,6 +34,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import signal
 import sys
 import threading

@@ -82,7 +82,7 @@ class Table:
 @pytest.fixture(scope="module")
 def table() -> Iterator[Table]:
     with mock_aws():
-        from local.template import create_tables
+        from local.resources import create_tables
 
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         name = create_tables(dynamodb)["TokensTable"]
