@@ -64,7 +64,9 @@ def machine() -> dict[str, object]:
 def merged(previous: dict[str, Any], run: dict[str, Any], groups: set[str]) -> dict[str, Any]:
     """``previous`` (a results file) with the figures of ``groups`` replaced by ``run``'s, in their
     place; what the file says about itself (its command, time, machine) stays, and ``run`` is listed
-    under ``"merged"`` with its own, so every figure can be traced to the run that measured it."""
+    under ``"merged"`` with its own, so every figure can be traced to the run that measured it. A
+    group that failed in ``run`` is not replaced: its old figures stay, the failure is listed."""
+    groups = groups - set(run["errors"])  # a group that failed keeps the figures it had (its error is listed)
     fresh = [figure for figure in run["figures"] if figure["group"] in groups]
     figures: list[dict[str, Any]] = []
     for figure in previous["figures"]:
@@ -78,10 +80,10 @@ def merged(previous: dict[str, Any], run: dict[str, Any], groups: set[str]) -> d
     entry = {key: run[key] for key in ("command", "started_at", "seconds", "machine")}
     return {
         **previous,
-        "durations_s": {**previous.get("durations_s", {}), **run["durations_s"]},
+        "durations_s": {**previous.get("durations_s", {}), **{g: run["durations_s"][g] for g in groups}},
         "figures": figures,
-        "errors": {**errors, **run["errors"]},
-        "merged": [*previous.get("merged", []), {**entry, "groups": sorted(groups)}],
+        "errors": errors,
+        "merged": [*previous.get("merged", []), {**entry, "groups": sorted(groups), "errors": run["errors"]}],
     }
 
 

@@ -80,10 +80,14 @@ def test_a_merged_run_replaces_its_groups_figures_in_place_and_says_when_it_ran(
     assert result["started_at"] == "2026-11-29T07:46:16Z"  # the file still says what it was
     (entry,) = result["merged"]
     assert (entry["started_at"], entry["groups"]) == ("2026-12-06T06:40:00Z", ["aws calls", "email"])
+    # A group that fails when run again keeps what it had; the failure is listed with that run.
     again = merged(result, run("2026-12-06T07:00:00Z", [], {"batch": "Boom"}), {"batch"})
-    assert [f["name"] for f in again["figures"]] == ["mint", "refresh", "sent"]
-    assert again["errors"] == {"batch": "Boom"}
-    assert [m["groups"] for m in again["merged"]] == [["aws calls", "email"], ["batch"]]
+    assert [f["name"] for f in again["figures"]] == ["mint", "refresh", "x", "sent"]
+    assert again["errors"] == {}
+    assert [(m["groups"], m["errors"]) for m in again["merged"]] == [
+        (["aws calls", "email"], {}),
+        ([], {"batch": "Boom"}),
+    ]
 
 
 def test_the_fake_aws_answers_real_clients_at_the_http_layer(monkeypatch: pytest.MonkeyPatch) -> None:
