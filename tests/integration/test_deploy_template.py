@@ -8,6 +8,7 @@ where ``make validate``/``make build`` installed SAM CLI (``.venv-sam``; CI does
 
 from __future__ import annotations
 
+import ast
 import copy
 import fnmatch
 import functools
@@ -685,6 +686,68 @@ def test_a_failed_secrets_manager_rotation_of_any_keyring_alarms() -> None:
     assert fires(props, errors=0, reported=1)
     assert fires(props, errors=1, reported=0)
     assert not fires(props, errors=0, reported=0)
+
+
+def test_every_alarm_is_in_the_operations_pages_alarm_table() -> None:
+    """Whoever is paged finds what the alarm means and its runbook (docs/operations.md)."""
+    table = (ROOT / "docs" / "operations.md").read_text().split("**Alarms**", 1)[1].split("**Runbooks.**", 1)[0]
+    rows = {
+        name
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`(\w+)`", line.split(" | ")[0])
+    }
+    assert set(alarms()) <= rows, sorted(set(alarms()) - rows)
+
+
+def emitted_metric_names() -> set[str]:
+    """Every metric name the code adds through Powertools (``add_metric(name="...")``, ``count("...")``)."""
+    names: set[str] = set()
+    for path in [*(ROOT / "src").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Attribute, ast.Name)):
+                continue
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            if called == "add_metric":
+                names |= {k.value.value for k in node.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)}
+            elif (
+                called == "count"
+                and (isinstance(node.func, ast.Name) or ast.unparse(node.func.value) == "observability")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):  # signin_links.observability.count, not str.count
+                names.add(node.args[0].value)
+    return names
+
+
+def test_a_reused_refresh_token_alarms_on_the_metric_the_code_publishes() -> None:
+    """A refresh token presented after its rotation (a stolen copy) pages someone: the alarm watches
+    the metric the sessions code adds, under the namespace and service dimension Powertools gives it
+    with the functions' environment (its EMF document, as Lambda's log line carries it)."""
+    from aws_lambda_powertools import Metrics
+
+    props = alarms()["SessionRefreshReuseAlarm"]
+    assert props["MetricName"] == "SessionRefreshReuseDetected"
+    assert props["MetricName"] in emitted_metric_names()
+    environment = SOURCE["Globals"]["Function"]["Environment"]["Variables"]
+    metrics = Metrics(
+        namespace=environment["POWERTOOLS_METRICS_NAMESPACE"], service=environment["POWERTOOLS_SERVICE_NAME"]
+    )
+    metrics.add_metric(name=props["MetricName"], unit="Count", value=1)
+    document = metrics.serialize_metric_set()
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert props["Namespace"] == directive["Namespace"]
+    assert [d["Name"] for d in props["Dimensions"]] == directive["Dimensions"][0]
+    assert all(document[d["Name"]] == d["Value"] for d in props["Dimensions"])
+    # One reuse in five minutes is enough, and minutes without any are no data, not a breach.
+    assert (props["Statistic"], props["Threshold"], props["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert props["EvaluationPeriods"] == 1
+    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
 
 
 # --- Names, first deploy ------------------------------------------------------------------------------
