@@ -100,7 +100,7 @@ def test_v1_operation(case: Any, v1_stack: LocalStackHandle) -> None:
 
 def test_every_v1_operation_is_tested() -> None:
     labels = [result.ok().label for result in schema.get_all_operations()]  # .ok() raises on an invalid one
-    assert len(labels) == 8, labels  # sign-in tokens (2), sessions (5) and the JWKS (1)
+    assert len(labels) == 9, labels  # sign-in tokens (2), sessions (5), revoke every session of a user (1), JWKS (1)
 
 
 def test_v1_workflows(v1_stack: LocalStackHandle) -> None:
