@@ -22,7 +22,7 @@ from signin_links.config import Settings
 from signin_links.errors import unavailable
 from signin_links.keyring import ED25519, Keyring, generate_key
 from signin_links.link_email import REJECTING_CODES, THROTTLING_CODES, EmailTemplates, LinkEmails
-from signin_links.store import EMAIL_FAILED, EMAIL_SENDING, EMAIL_UNKNOWN, EmailMarker
+from signin_links.models import EMAIL_FAILED, EMAIL_SENDING, EMAIL_UNKNOWN, EmailMarker
 from signin_links.tickets import sign_ticket
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -44,6 +44,7 @@ from signin_links.http import (
     wants_html,
 )
 from signin_links.keyring import forget_secrets, session_keyring_reader
+from signin_links.models import RENEWAL_ALREADY
 from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
 from signin_links.redeem import (
@@ -55,7 +56,7 @@ from signin_links.redeem import (
 )
 from signin_links.renewal import Renewals
 from signin_links.session_service import RefreshRefused, Sessions
-from signin_links.store import RENEWAL_ALREADY, RenewalRequests, TokenStore
+from signin_links.store import RenewalRequests, TokenStore
 from signin_links.ticket_verification import ticket_verifier
 from signin_links.tickets import Ticket
 from signin_links.wire import (

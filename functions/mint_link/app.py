@@ -27,6 +27,7 @@ from signin_links.http import (
     request_body,
 )
 from signin_links.keyring import forget_secrets, ticket_signing_keyring_reader
+from signin_links.mint_request import MintRequest
 from signin_links.observability import logger, metrics
 from signin_links.renewal import (
     RENEWAL_DETAIL_TYPE,
@@ -35,7 +36,7 @@ from signin_links.renewal import (
     parse_renewal_event,
     renewal_token_id,
 )
-from signin_links.service import MintRequest, SignInTokens
+from signin_links.service import SignInTokens
 from signin_links.store import BatchLedger, TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
 

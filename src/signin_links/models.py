@@ -88,3 +88,38 @@ class SessionRecord:
         if now_ms >= self.abandon_at:
             return SessionStatus.ABANDONED
         return SessionStatus.ACTIVE
+
+
+# The status of a unit of batch work (store.BatchHeader.status).
+BATCH_RUNNING = "running"
+BATCH_COMPLETED = "completed"
+
+# Where the email of one sign-in token stands (EmailMarker.status).
+EMAIL_SENDING = "sending"
+EMAIL_SENT = "sent"
+EMAIL_FAILED = "failed"
+EMAIL_UNKNOWN = "unknown"
+
+# What a renewal request met (store.RenewalRequests.request).
+RENEWAL_RECORDED = "recorded"  # this call recorded it: its stream record becomes SignInLinkRenewalRequested
+RENEWAL_ALREADY = "already"  # one was recorded before for this token
+RENEWAL_REFUSED = "refused"  # not renewable: unknown, revoked, still usable, another user's, or never emailed
+
+
+@dataclass(frozen=True)
+class EmailMarker:
+    """Where the email of one sign-in token stands (``pk`` = ``email#<token_id>``)."""
+
+    token_id: str
+    status: str  # sending | sent | failed | unknown
+    request_id: str  # the invocation that claimed (or recorded, or took over) it
+    claimed_at: int  # Unix ms
+    updated_at: int  # Unix ms
+    reason: str = ""
+    message_id: str = ""
+    announced: bool = False  # a failed/unknown marker's event was published
+    # A "sent" marker keeps whom it went to, so that a renewal of the link (renewal.py) goes to the
+    # same address in the same language: never an address from a request.
+    address: str = ""
+    language: str = ""
+    name: str = ""  # the greeting's name, as display.display_name showed it

@@ -29,8 +29,8 @@ from signin_links.branding import Brand
 from signin_links.config import ConfigError
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.i18n import Language
+from signin_links.models import RENEWAL_ALREADY
 from signin_links.renewal import APPLICATION
-from signin_links.store import RENEWAL_ALREADY
 
 HTML = "text/html; charset=utf-8"
 

@@ -40,13 +40,12 @@ from dataclasses import dataclass, field, replace
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from signin_links import ids, refresh_tokens
-from signin_links.config import Settings
+from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS, Settings
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.redirects import UrlError, origin_of
-from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
 from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.ticket_verification import TicketVerifier
@@ -214,12 +213,14 @@ class Redemptions:
 
         A new session key is published (in the secret) ``key_activation_delay`` before it signs; a
         function sees it within ``secrets_max_age``. Caching the JWKS for the rest of that window,
-        less the margin rotation keeps (``ACTIVATION_MARGIN_SECONDS``, for clock skew and slow
+        less the least margin rotation keeps (``MIN_ACTIVATION_MARGIN_SECONDS``, for clock skew and slow
         re-reads), means every verifier knows a key before the first session signed with it (at most
         1 hour; 0 when the delay leaves no room, which rotation refuses anyway).
         """
         settings = self.settings
-        window = settings.key_activation_delay_seconds - settings.secrets_max_age_seconds - ACTIVATION_MARGIN_SECONDS
+        window = (
+            settings.key_activation_delay_seconds - settings.secrets_max_age_seconds - MIN_ACTIVATION_MARGIN_SECONDS
+        )
         return max(0, min(3600, window))
 
     def issuer(self, fallback: str) -> str:

@@ -30,15 +30,9 @@ from typing import Any
 from signin_links import ids
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.models import SignInToken
+from signin_links.models import RENEWAL_ALREADY, RENEWAL_RECORDED, RENEWAL_REFUSED, SignInToken
 from signin_links.observability import logger, metrics
-from signin_links.store import (
-    RENEWAL_ALREADY,
-    RENEWAL_RECORDED,
-    RENEWAL_REFUSED,
-    RenewalRequest,
-    RenewalRequests,
-)
+from signin_links.store import RenewalRequest, RenewalRequests
 from signin_links.tickets import Ticket
 
 EMAIL = "email"
@@ -81,7 +75,7 @@ class Renewals:
             return False
 
     def request(self, token: str) -> str:
-        """Record a renewal of ``token``: ``store.RENEWAL_RECORDED``, ``RENEWAL_ALREADY`` or
+        """Record a renewal of ``token``: ``models.RENEWAL_RECORDED``, ``RENEWAL_ALREADY`` or
         ``RENEWAL_REFUSED`` (also for a token that is not ours). Raises ``service_unavailable``
         when the keys or the table cannot be read (nothing recorded; the person presses again)."""
         ticket = self._ticket(token) if self.delivery != OFF else None

@@ -7,85 +7,20 @@ responses out of :class:`SignInToken`.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from signin_links import ids
 from signin_links.config import ConfigError, Settings
-from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
+from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.keyring import Keyring
+from signin_links.mint_request import MintRequest, check_mint_request
 from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger
-from signin_links.redirects import UrlError
 from signin_links.store import TokenStore
 from signin_links.tickets import sign_ticket
 
-MAX_ID_LENGTH = 256
-MAX_URL_LENGTH = 2048
-
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class MintRequest:
-    user_id: str
-    expires_in_seconds: int | None = None
-    org_id: str | None = None
-    redirect_url: str | None = None
-
-
-def check_identifier(value: object, name: str, *, required: bool) -> str | None:
-    """A user or org id: a non-empty string of at most 256 characters, no control characters."""
-    if value is None:
-        if required:
-            raise param_missing(name)
-        return None
-    if not isinstance(value, str):
-        raise param_invalid(name, "must be a string.")
-    if not value.strip():
-        raise param_invalid(name, "must not be empty.")
-    if len(value) > MAX_ID_LENGTH:
-        raise param_invalid(name, f"must be at most {MAX_ID_LENGTH} characters.")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029" for ch in value):
-        raise param_invalid(name, "must not contain control characters.")
-    return value
-
-
-def check_mint_request(request: MintRequest, settings: Settings) -> MintRequest:
-    """Apply the bounds and defaults of the contract; returns a request with every field settled."""
-    check_identifier(request.user_id, "user_id", required=True)
-    check_identifier(request.org_id, "org_id", required=False)
-    expires = request.expires_in_seconds
-    if expires is None:
-        expires = settings.default_expires_in_seconds
-    elif isinstance(expires, bool) or not isinstance(expires, int):
-        raise param_invalid("expires_in_seconds", "must be an integer.")
-    elif not 1 <= expires <= settings.max_expires_in_seconds:
-        raise param_invalid("expires_in_seconds", f"must be between 1 and {settings.max_expires_in_seconds} seconds.")
-    redirect = request.redirect_url
-    if redirect is None:
-        redirect = settings.default_redirect_url or None
-    elif not isinstance(redirect, str):
-        raise param_invalid("redirect_url", "must be a string.")
-    else:
-        redirect = check_redirect_url(redirect, settings)
-    return replace(request, expires_in_seconds=expires, redirect_url=redirect)
-
-
-def check_redirect_url(url: str, settings: Settings) -> str:
-    """The ASCII URL a redirect is signed and sent as (``redirects.py``), on an allowed origin."""
-    if len(url) > MAX_URL_LENGTH:
-        raise param_invalid("redirect_url", f"must be at most {MAX_URL_LENGTH} characters.")
-    try:
-        target = settings.redirect_target(url)
-    except UrlError as exc:
-        raise param_invalid("redirect_url", f"is not a valid http(s) URL: {exc.reason}.") from None
-    if target is None:
-        raise param_invalid("redirect_url", "is not on the list of allowed redirect origins.")
-    if len(target) > MAX_URL_LENGTH:
-        raise param_invalid("redirect_url", f"must be at most {MAX_URL_LENGTH} characters once percent-encoded.")
-    return target
 
 
 def accept_url(base_url: str, token: str) -> str:

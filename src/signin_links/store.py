@@ -55,7 +55,22 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from signin_links.errors import ErrorCode, SignInLinksError, unavailable
-from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
+from signin_links.models import (
+    BATCH_COMPLETED,
+    BATCH_RUNNING,
+    EMAIL_FAILED,
+    EMAIL_SENDING,
+    EMAIL_SENT,
+    EMAIL_UNKNOWN,
+    RENEWAL_ALREADY,
+    RENEWAL_RECORDED,
+    RENEWAL_REFUSED,
+    EmailMarker,
+    SessionRecord,
+    SessionStatus,
+    SignInTokenRecord,
+    TokenStatus,
+)
 from signin_links.observability import logger
 
 if TYPE_CHECKING:
@@ -692,8 +707,6 @@ def session_from_item(item: dict[str, Any]) -> SessionRecord:
 
 BATCH_GET_MAX_KEYS = 100
 BATCH_WRITE_MAX_ITEMS = 25
-BATCH_RUNNING = "running"
-BATCH_COMPLETED = "completed"
 
 
 @dataclass(frozen=True)
@@ -860,34 +873,11 @@ class BatchLedger:
 
 # --- Delivery by email ------------------------------------------------------------------------------
 
-EMAIL_SENDING = "sending"
-EMAIL_SENT = "sent"
-EMAIL_FAILED = "failed"
-EMAIL_UNKNOWN = "unknown"
 EMAIL_MARKER_PREFIX = "email#"
 
 
 def email_marker_key(token_id: str) -> str:
     return f"{EMAIL_MARKER_PREFIX}{token_id}"
-
-
-@dataclass(frozen=True)
-class EmailMarker:
-    """Where the email of one sign-in token stands (``pk`` = ``email#<token_id>``)."""
-
-    token_id: str
-    status: str  # sending | sent | failed | unknown
-    request_id: str  # the invocation that claimed (or recorded, or took over) it
-    claimed_at: int  # Unix ms
-    updated_at: int  # Unix ms
-    reason: str = ""
-    message_id: str = ""
-    announced: bool = False  # a failed/unknown marker's event was published
-    # A "sent" marker keeps whom it went to, so that a renewal of the link (renewal.py) goes to the
-    # same address in the same language: never an address from a request.
-    address: str = ""
-    language: str = ""
-    name: str = ""  # the greeting's name, as display.display_name showed it
 
 
 def email_marker_from_item(item: dict[str, Any]) -> EmailMarker:
@@ -1106,10 +1096,6 @@ class EmailMarkers:
 
 RENEWAL_PREFIX = "renew#"
 RENEWAL_REQUESTED = "requested"
-# What a renewal request met (RenewalRequests.request).
-RENEWAL_RECORDED = "recorded"  # this call recorded it: its stream record becomes SignInLinkRenewalRequested
-RENEWAL_ALREADY = "already"  # one was recorded before for this token
-RENEWAL_REFUSED = "refused"  # not renewable: unknown, revoked, still usable, another user's, or never emailed
 
 
 def renewal_key(token_id: str) -> str:

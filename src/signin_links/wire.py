@@ -14,9 +14,9 @@ from urllib.parse import parse_qs
 from signin_links.config import Settings
 from signin_links.cookies import REFRESH_NAMES, refresh_cookie_name
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, reject_unknown
+from signin_links.mint_request import MintRequest, check_identifier
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord
 from signin_links.redirects import UrlError
-from signin_links.service import MintRequest, check_identifier
 
 JSON = "application/json"  # the media type of every /v1 body and answer
 FORM = "application/x-www-form-urlencoded"

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from signin_links.config import ConfigError
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.link_email import EmailTemplates, MintedLink, PermanentFailure, recipient
-from signin_links.store import EMAIL_FAILED, EMAIL_UNKNOWN
+from signin_links.models import EMAIL_FAILED, EMAIL_UNKNOWN
 from tests.email_world import (
     BASE,
     NOW,

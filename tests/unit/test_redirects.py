@@ -8,8 +8,8 @@ from hypothesis import example, given, settings
 
 from signin_links.config import ConfigError, parse_settings
 from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.mint_request import MAX_URL_LENGTH, MintRequest, check_mint_request
 from signin_links.redirects import UrlError, canonical_url, origin_of
-from signin_links.service import MAX_URL_LENGTH, MintRequest, check_mint_request
 from tests.strategies import redirect_urls
 
 SETTINGS = parse_settings(

@@ -31,10 +31,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from signin_links.batch.plan import Entry, Plan, fingerprint, header_key, marker_key, plan_batch
+from signin_links.batch.plan import Entry, Plan, StepOutcome, fingerprint, header_key, marker_key, plan_batch
 from signin_links.batch.request import (
     WHOLE_BATCH,
     BatchRejected,
@@ -49,10 +49,10 @@ from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, unav
 from signin_links.events import Event, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.manifest import ManifestReader, MapRunResults, ResultsWriter, results_key
-from signin_links.models import SignInToken, SignInTokenRecord, TokenStatus
+from signin_links.models import BATCH_COMPLETED, BATCH_RUNNING, SignInToken, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.service import SignInTokens
-from signin_links.store import BATCH_COMPLETED, BATCH_RUNNING, BatchHeader, BatchLedger
+from signin_links.store import BatchHeader, BatchLedger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -90,14 +90,6 @@ def reused_batch_id() -> BatchRejected:
 
 class _NeverRaised(Exception):
     """Stands for Powertools' validation error when the minter runs without idempotency."""
-
-
-@dataclass
-class StepOutcome:
-    minted: list[tuple[Entry, SignInToken]] = field(default_factory=list)
-    already: list[tuple[Entry, SignInTokenRecord, str]] = field(default_factory=list)  # url if wanted
-    failed: list[tuple[Entry, SignInToken, str]] = field(default_factory=list)  # event not delivered
-    skipped: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Planning a batch: which users get a link, which fail, which repeat; pure (no I/O, no clock).
+"""Planning a batch: which users get a link, which fail, which repeat, and what each step of minting
+did (:class:`StepOutcome`, read by ``summary.py``); pure (no I/O, no clock).
 
 Rules:
 
@@ -25,7 +26,8 @@ from signin_links import ids
 from signin_links.batch.request import BatchRequest, read_user
 from signin_links.config import Settings
 from signin_links.errors import SignInLinksError
-from signin_links.service import MintRequest
+from signin_links.mint_request import MintRequest
+from signin_links.models import SignInToken, SignInTokenRecord
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,11 @@ def header_key(batch_id: str, chunk: int) -> str:
 
 def marker_key(batch_id: str, chunk: int, step: int) -> str:
     return ids.derived_id("bann", batch_id, str(chunk), str(step))
+
+
+@dataclass
+class StepOutcome:
+    minted: list[tuple[Entry, SignInToken]] = field(default_factory=list)
+    already: list[tuple[Entry, SignInTokenRecord, str]] = field(default_factory=list)  # url if wanted
+    failed: list[tuple[Entry, SignInToken, str]] = field(default_factory=list)  # event not delivered
+    skipped: bool = False

@@ -24,7 +24,7 @@ from typing import Any
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing, reject_unknown
 from signin_links.manifest import ManifestLocation, parse_manifest_uri
-from signin_links.service import MintRequest, check_identifier, check_mint_request
+from signin_links.mint_request import MintRequest, check_identifier, check_mint_request
 
 REQUEST_DETAIL_TYPE = "MintSignInLinks"
 

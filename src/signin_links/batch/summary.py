@@ -17,16 +17,12 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from signin_links.batch.plan import Entry, Failure, Plan
+from signin_links.batch.plan import Entry, Failure, Plan, StepOutcome
 from signin_links.batch.request import COUNT_FIELDS, WHOLE_BATCH, BatchRequest, FinalizeRequest
 from signin_links.manifest import results_key
-from signin_links.models import SignInTokenRecord
-from signin_links.store import BATCH_COMPLETED
-
-if TYPE_CHECKING:
-    from signin_links.batch.minter import StepOutcome
+from signin_links.models import BATCH_COMPLETED, SignInTokenRecord
 
 MAX_SUMMARY_FAILURES = 100  # the summary event stays far below EventBridge's 256 KB
 INCOMPLETE = "incomplete"
