@@ -74,6 +74,17 @@ def test_the_repository_keeps_every_contract(tree: Path) -> None:
         ("local/template.py", "import local.stack", "The local stack's layers"),
         ("local/follow.py", "from local import invoke", "The local stack's layers"),
         ("bench/_envs.py", "import bench.cold_start", "No import cycles among the modules"),
+        ("src/signin_links/wire.py", "import signin_links.service", "The domain package's layers"),
+        ("src/signin_links/redeem.py", "import signin_links.rotation", "The domain package's layers"),
+        ("src/signin_links/store.py", "import signin_links.keyring", "The domain package's layers"),
+        ("src/signin_links/models.py", "from signin_links import store", "The domain package's layers"),
+        ("src/signin_links/service.py", "import signin_links.redeem", "The domain package's layers"),
+        ("src/signin_links/link_email/sending.py", "import signin_links.batch", "The domain package's layers"),
+        (
+            "src/signin_links/batch/summary.py",
+            "import signin_links.batch.minter",
+            "No import cycles among the modules of the domain package",
+        ),
     ],
 )
 def test_a_wrong_way_import_fails_the_lint(tree: Path, module_file: str, statement: str, contract: str) -> None:
@@ -86,3 +97,10 @@ def test_a_new_local_module_must_be_placed_in_the_layers(tree: Path) -> None:
     report = broken(run(tree))
     assert "The local stack's layers" in report.replace("\n", " ")
     assert "local.unplaced" in report
+
+
+def test_a_new_domain_module_must_be_placed_in_the_layers(tree: Path) -> None:
+    (tree / "src" / "signin_links" / "unplaced.py").write_text('"""A module nobody placed."""\n', encoding="utf-8")
+    report = broken(run(tree))
+    assert "The domain package's layers" in report.replace("\n", " ")
+    assert "signin_links.unplaced" in report
