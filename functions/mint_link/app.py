@@ -131,8 +131,7 @@ def renew_link(event: dict[str, Any]) -> dict[str, Any]:
     request = MintRequest(user_id=renewal.user_id, org_id=renewal.org_id, redirect_url=renewal.redirect_url)
     minted = service.renew(renewal.renewal_of, renewal_token_id(renewal.renewal_of), request)
     # The batch path's modules, loaded when an event arrives (an HTTP cold start never pays for them).
-    from signin_links.batch.minter import MINTED_DETAIL_TYPE
-    from signin_links.events import EventPublisher
+    from signin_links.events import MINTED_DETAIL_TYPE, EventPublisher
 
     detail = minted_link_detail(minted, renewal_of=renewal.renewal_of)
     publisher = EventPublisher(aws.client("events"), service.settings.event_bus_name)

@@ -20,6 +20,8 @@ from signin_links.observability import logger
 
 MAX_ENTRIES_PER_CALL = 10
 SOURCE = "signin-links"
+# A minted link, published by the batch minter and the renewal, consumed by delivery by email.
+MINTED_DETAIL_TYPE = "SignInLinkMinted"
 
 
 @dataclass(frozen=True)

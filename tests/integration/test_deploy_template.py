@@ -1364,7 +1364,7 @@ def events_sent() -> dict[str, set[tuple[str, str]]]:
     assert pipe["Source"] == events.SOURCE
     return {
         "MintLinkFunctionRole": {
-            (events.SOURCE, minter.MINTED_DETAIL_TYPE),
+            (events.SOURCE, events.MINTED_DETAIL_TYPE),
             (events.SOURCE, minter.COMPLETED_DETAIL_TYPE),
         },
         "SendLinkEmailFunctionRole": {(events.SOURCE, link_email.FAILED_DETAIL_TYPE)},

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from signin_links.batch.minter import MINTED_DETAIL_TYPE
 from signin_links.config import ConfigError
 from signin_links.link_email import (
     INVALID_ADDRESS,
@@ -20,9 +19,6 @@ from signin_links.link_email import (
     PermanentFailure,
     parse_minted,
     recipient,
-)
-from signin_links.link_email import (
-    MINTED_DETAIL_TYPE as EMAIL_MINTED_DETAIL_TYPE,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +39,6 @@ def link(**changes: object) -> MintedLink:
     }
     fields.update(changes)
     return MintedLink(**fields)  # type: ignore[arg-type]
-
-
-def test_the_detail_type_is_the_one_batches_publish() -> None:
-    assert EMAIL_MINTED_DETAIL_TYPE == MINTED_DETAIL_TYPE
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ from signin_links.batch.request import (
 from signin_links.batch.summary import distributed_summary, result_lines, unit_summary
 from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, unavailable
-from signin_links.events import Event, EventPublisher
+from signin_links.events import MINTED_DETAIL_TYPE, Event, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.manifest import ManifestReader, MapRunResults, ResultsWriter, results_key
 from signin_links.models import BATCH_COMPLETED, BATCH_RUNNING, SignInToken, SignInTokenRecord, TokenStatus
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-MINTED_DETAIL_TYPE = "SignInLinkMinted"
 COMPLETED_DETAIL_TYPE = "SignInLinkBatchCompleted"
 
 STEP_SIZE = 100  # users per step: one BatchGetItem, 4 BatchWriteItem, 10 PutEvents, 1 marker

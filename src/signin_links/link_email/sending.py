@@ -60,14 +60,13 @@ from signin_links.branding import Brand
 from signin_links.config import ConfigError, Settings
 from signin_links.display import display_name, display_text
 from signin_links.errors import ErrorCode, SignInLinksError, unavailable
-from signin_links.events import SOURCE, EventPublisher
+from signin_links.events import MINTED_DETAIL_TYPE, SOURCE, EventPublisher
 from signin_links.keyring import Keyring
 from signin_links.models import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker
 from signin_links.observability import count, logger
 from signin_links.store import EmailMarkers
 from signin_links.ticket_verification import verify_ticket
 
-MINTED_DETAIL_TYPE = "SignInLinkMinted"  # = batch.minter.MINTED_DETAIL_TYPE (the batch package is not imported here)
 FAILED_DETAIL_TYPE = "SignInLinkEmailFailed"
 
 # Why an email was not sent (the ``reason`` of SignInLinkEmailFailed and of the marker).
