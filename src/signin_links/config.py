@@ -95,7 +95,7 @@ class Settings:
     batch_concurrency: int = 8  # threads for BatchWriteItem / PutEvents
     batch_idempotency_seconds: int = 3600
     max_body_bytes: int = 16 * 1024
-    # Delivery by email (link_email.py; template parameters EmailSender, ...): off without a sender.
+    # Delivery by email (link_email/; template parameters EmailSender, ...): off without a sender.
     email_sender: str = ""  # the From address, on a verified SES identity
     email_sender_name: str = ""
     email_configuration_set: str = ""
