@@ -12,7 +12,7 @@ Costs, by design (``bench/aws_calls.py`` shows them):
   condition);
 * get, list: one read (a Query per page of the index for a list).
 
-Every status change is one conditional write in ``store.py`` whose old and new images tell the
+Every status change is one conditional write in ``store/`` whose old and new images tell the
 change (the table's stream is the audit trail); each is also counted and logged here.
 """
 

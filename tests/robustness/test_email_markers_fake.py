@@ -22,7 +22,8 @@ from moto import mock_aws
 
 from signin_links.errors import SignInLinksError
 from signin_links.models import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker
-from signin_links.store import EmailMarkers, email_marker_from_item, email_marker_key
+from signin_links.store import EmailMarkers
+from signin_links.store.emails import email_marker_from_item, email_marker_key
 from tests.conftest import REGION
 from tests.email_world import FakeStore
 
