@@ -37,7 +37,14 @@ from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
 from signin_links.redeem import Redemptions
 from signin_links.session_service import ACTIVITY_INTERVAL_MS
-from signin_links.sessions import RefreshToken, issue_session, parse_refresh_token, refresh_hash, refresh_matches
+from signin_links.sessions import (
+    RefreshToken,
+    parse_refresh_token,
+    refresh_hash,
+    refresh_matches,
+    session_issuer,
+    session_token,
+)
 from signin_links.store import TokenStore
 from signin_links.wire import AcceptRequest
 
@@ -185,13 +192,10 @@ class FrontendApi:
 
     def _jwt(self, record: SessionRecord, fallback_issuer: str) -> str:
         now = self.clock()
-        return issue_session(
+        return session_token(
             self.session_keyring().current(now),
-            session_id=record.id,
-            user_id=record.user_id,
-            issued_at=int(now),
+            record,
+            now=now,
             lifetime=self.settings.session_token_lifetime_seconds,
-            issuer=self.redemptions.issuer(fallback_issuer),
-            org_id=record.org_id,
-            authorized_party=record.authorized_party,
+            issuer=session_issuer(self.settings, fallback_issuer),
         )

@@ -46,7 +46,7 @@ from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.redirects import UrlError, origin_of
-from signin_links.sessions import issue_session, new_refresh_token, refresh_hash, verify_session
+from signin_links.sessions import new_refresh_token, refresh_hash, session_issuer, session_token, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.ticket_verification import TicketVerifier
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket
@@ -224,7 +224,8 @@ class Redemptions:
         return max(0, min(3600, window))
 
     def issuer(self, fallback: str) -> str:
-        return self.settings.session_issuer or self.settings.accept_base_url or fallback.rstrip("/")
+        """The session JWT's ``iss`` (``sessions.session_issuer``)."""
+        return session_issuer(self.settings, fallback)
 
     def _verify(self, token: str) -> Ticket:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
@@ -313,16 +314,8 @@ class Redemptions:
                 now=now,
                 issuer=self.issuer(fallback_issuer),
             )
-        token = issue_session(
-            signing_key,
-            session_id=session.id,
-            user_id=user_id,
-            issued_at=int(now),
-            lifetime=settings.session_token_lifetime_seconds,
-            issuer=self.issuer(fallback_issuer),
-            org_id=org_id,
-            authorized_party=authorized_party,
-        )
+        lifetime = settings.session_token_lifetime_seconds
+        token = session_token(signing_key, session, now=now, lifetime=lifetime, issuer=self.issuer(fallback_issuer))
         return Accepted(
             sign_in_token_id=ticket.sid,
             user_id=user_id,
@@ -408,15 +401,8 @@ class Redemptions:
         session = self.store.get_session(held.session_id)  # the rare path: one read
         if session is None or session.status_at(now_ms) is not SessionStatus.ACTIVE:
             return None
-        token = issue_session(
-            keyring.current(now),
-            session_id=session.id,
-            user_id=session.user_id,
-            issued_at=int(now),
-            lifetime=self.settings.session_token_lifetime_seconds,
-            issuer=issuer,
-            org_id=session.org_id,
-            authorized_party=session.authorized_party,
+        token = session_token(
+            keyring.current(now), session, now=now, lifetime=self.settings.session_token_lifetime_seconds, issuer=issuer
         )
         return Accepted(
             sign_in_token_id=current.id,

@@ -32,7 +32,7 @@ from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
 from signin_links.refresh_tokens import RefreshToken
-from signin_links.sessions import issue_session, verify_session
+from signin_links.sessions import session_issuer, session_token, verify_session
 from signin_links.store import TokenStore
 from signin_links.wire import SessionQuery
 
@@ -97,9 +97,6 @@ class Sessions:
         self.store = store
         self.session_keyring = session_keyring
         self.clock = clock
-
-    def issuer(self, fallback: str) -> str:
-        return self.settings.session_issuer or self.settings.accept_base_url or fallback.rstrip("/")
 
     # --- the browser's and the backend's refresh ------------------------------------------------
 
@@ -208,15 +205,8 @@ class Sessions:
         return now_ms + inactivity * 1000 if inactivity else None
 
     def _token(self, record: SessionRecord, keyring: Keyring, now: float, lifetime: int, fallback: str) -> str:
-        return issue_session(
-            keyring.current(now),
-            session_id=record.id,
-            user_id=record.user_id,
-            issued_at=int(now),
-            lifetime=lifetime,
-            issuer=self.issuer(fallback),
-            org_id=record.org_id,
-            authorized_party=record.authorized_party,
+        return session_token(
+            keyring.current(now), record, now=now, lifetime=lifetime, issuer=session_issuer(self.settings, fallback)
         )
 
     # --- status changes -------------------------------------------------------------------------

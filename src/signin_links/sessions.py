@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import jwt
 
 from signin_links import ids
+from signin_links.config import Settings
 from signin_links.keyring import Key, Keyring
+from signin_links.models import SessionRecord
 
 REFRESH_SECRET_BYTES = 32  # 256 bits
 ALGORITHM = "RS256"
@@ -39,6 +41,26 @@ class Session:
     issued_at: int
     expires_at: int
     org_id: str | None = None
+
+
+def session_issuer(settings: Settings, fallback: str) -> str:
+    """The session JWT's ``iss``: ``SessionIssuer``, else ``AcceptBaseUrl``, else ``fallback`` (the
+    request's own base URL)."""
+    return settings.session_issuer or settings.accept_base_url or fallback.rstrip("/")
+
+
+def session_token(key: Key, record: SessionRecord, *, now: float, lifetime: int, issuer: str) -> str:
+    """The session JWT of ``record``, signed with ``key`` (:func:`issue_session`)."""
+    return issue_session(
+        key,
+        session_id=record.id,
+        user_id=record.user_id,
+        issued_at=int(now),
+        lifetime=lifetime,
+        issuer=issuer,
+        org_id=record.org_id,
+        authorized_party=record.authorized_party,
+    )
 
 
 def issue_session(
