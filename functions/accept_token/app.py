@@ -43,7 +43,7 @@ from signin_links.http import (
     session_cookie,
     wants_html,
 )
-from signin_links.keyring import forget_secrets, session_keyring_reader
+from signin_links.keyring import session_keyring_reader
 from signin_links.models import RENEWAL_ALREADY
 from signin_links.observability import logger, metrics
 from signin_links.pages import Pages
@@ -409,29 +409,17 @@ def initialise() -> None:
     and parse their keys now, in Lambda's init phase (and, with SnapStart, before the snapshot), so
     that the first sign-in does not. A failure is logged, not raised: the first request reads again
     (and answers 503 if it still cannot), where an init that raised would fail that request and run
-    the init again."""
+    the init again (snapstart.warm_up)."""
     pages()
     i18n.language(get_settings().default_language)
     service = redemptions()
-    try:
+    with snapstart.read_later():
         _ = [key.verifier for key in service.tickets.keyring().keys]  # the public keys, parsed once
         if service.tickets.legacy_keyring is not None:  # an upgrade's migration window is open
             service.tickets.legacy_keyring()
         _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
         if EDGE.read is not None:
             EDGE.read()  # the header CloudFront adds
-    except (SignInLinksError, ValueError) as error:
-        logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})
 
 
-@snapstart.after_restore
-def restored() -> None:
-    """After a SnapStart restore, rebuild what the snapshot holds: clients, keyrings, parsed keys."""
-    redemptions.cache_clear()
-    sessions.cache_clear()
-    forget_secrets()
-    aws.reset_clients()
-    initialise()
-
-
-initialise()
+snapstart.warm_up(initialise, redemptions, sessions)

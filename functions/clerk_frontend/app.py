@@ -56,7 +56,7 @@ from signin_links.http import (
     own_origins,
     request_body,
 )
-from signin_links.keyring import forget_secrets, session_keyring_reader
+from signin_links.keyring import session_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.redeem import AuditTrail, Redemptions
 from signin_links.store import TokenStore
@@ -302,21 +302,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def initialise() -> None:
     """Create the client, read the keyrings and parse their keys now (see accept_token)."""
     service = frontend()
-    try:
+    with snapstart.read_later():
         _ = [key.verifier for key in service.redemptions.tickets.keyring().keys]  # the public keys, parsed once
         _ = service.session_keyring().current(service.clock()).private_key
         if EDGE.read is not None:
             EDGE.read()  # the header CloudFront adds
-    except (SignInLinksError, ValueError) as error:
-        logger.warning("init: keyrings not read; the first request reads them", extra={"error": type(error).__name__})
 
 
-@snapstart.after_restore
-def restored() -> None:
-    frontend.cache_clear()
-    forget_secrets()
-    aws.reset_clients()
-    initialise()
-
-
-initialise()
+snapstart.warm_up(initialise, frontend)

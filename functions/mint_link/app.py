@@ -16,7 +16,7 @@ from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
 from signin_links.edge import EdgeGuard
-from signin_links.errors import SignInLinksError, unavailable
+from signin_links.errors import unavailable
 from signin_links.http import (
     install_error_handlers,
     json_response,
@@ -26,7 +26,7 @@ from signin_links.http import (
     own_base_url,
     request_body,
 )
-from signin_links.keyring import forget_secrets, ticket_signing_keyring_reader
+from signin_links.keyring import ticket_signing_keyring_reader
 from signin_links.mint_request import MintRequest
 from signin_links.observability import logger, metrics
 from signin_links.renewal import (
@@ -203,27 +203,13 @@ def initialise() -> None:
     parsed) now, in Lambda's init phase (and, with SnapStart, before the snapshot), so that the first
     request does not. Not the published accept base URL: see PUBLISHED_URL_MAX_AGE_SECONDS. A Secrets
     Manager failure is logged, not raised: the first request reads again, where an init that raised
-    would fail that request and run the whole init again at the next."""
+    would fail that request and run the whole init again at the next (snapstart.warm_up)."""
     tokens = sign_in_tokens()
-    try:
+    with snapstart.read_later():  # a KeyringFormatError (the current key cannot sign) is logged again at the request
         live_keys(tokens.settings)
         _ = tokens.ticket_keyring().current(tokens.clock()).signer  # the Ed25519 key, parsed once
         if EDGE.read is not None:
             EDGE.read()  # the header CloudFront adds
-    except SignInLinksError as error:
-        logger.warning("init: secrets not read; the first request reads them", extra={"code": error.code.wire_code})
-    except ValueError as error:  # KeyringFormatError: the current key cannot sign (logged again at the request)
-        logger.warning("init: the signing key does not load", extra={"error": type(error).__name__})
 
 
-@snapstart.after_restore
-def restored() -> None:
-    """After a SnapStart restore, rebuild what the snapshot holds: clients, secrets, keyrings."""
-    sign_in_tokens.cache_clear()
-    batch_minter.cache_clear()
-    forget_secrets()
-    aws.reset_clients()
-    initialise()
-
-
-initialise()
+snapstart.warm_up(initialise, sign_in_tokens, batch_minter)

@@ -19,7 +19,7 @@ from signin_links import aws, snapstart
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
 from signin_links.edge import EdgeGuard
-from signin_links.errors import SignInLinksError, reject_unknown
+from signin_links.errors import reject_unknown
 from signin_links.http import (
     install_error_handlers,
     json_response,
@@ -31,7 +31,7 @@ from signin_links.http import (
     request_body,
     session_cookie,
 )
-from signin_links.keyring import forget_secrets, session_keyring_reader
+from signin_links.keyring import session_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.session_service import Sessions
 from signin_links.store import TokenStore
@@ -178,27 +178,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def initialise() -> None:
-    """Create the client, read the API keys and the session keyring and parse the signing key now, in
-    Lambda's init phase (and, with SnapStart, before the snapshot), so that the first request does
-    not. A failure is logged, not raised: the first request reads again (and answers 503 if it still
-    cannot), where an init that raised would fail that request and run the init again."""
+    """Create the client, read the API keys and the session keyring and parse the signing key
+    (snapstart.warm_up)."""
     service = sessions()
-    try:
+    with snapstart.read_later():
         live_keys(service.settings)
         _ = service.session_keyring().current(service.clock()).private_key  # the PEM, parsed once
         if EDGE.read is not None:
             EDGE.read()  # the header CloudFront adds
-    except (SignInLinksError, ValueError) as error:
-        logger.warning("init: secrets not read; the first request reads them", extra={"error": type(error).__name__})
 
 
-@snapstart.after_restore
-def restored() -> None:
-    """After a SnapStart restore, rebuild what the snapshot holds: clients, secrets, parsed keys."""
-    sessions.cache_clear()
-    forget_secrets()
-    aws.reset_clients()
-    initialise()
-
-
-initialise()
+snapstart.warm_up(initialise, sessions)

@@ -15,15 +15,34 @@ the init cached is restored as it was, in every copy. The handlers therefore reg
 Lambda's runtime provides ``snapshot_restore_py``; it is imported only when Lambda says this init is
 for a snapshot (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``), so tests, the local stack and on-demand
 functions never need it. :func:`restored` runs the registered hooks (what the runtime does; tests call it).
+
+The serving handlers warm up the same way (:func:`warm_up`): build the composition root, read the
+secrets and parse the keys in the init phase, then again after each restore once the roots, the
+secrets and the clients are dropped; a secret that cannot be read yet is logged, not raised
+(:func:`read_later`).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from signin_links import aws
+from signin_links.errors import SignInLinksError
+from signin_links.keyring import forget_secrets
+from signin_links.observability import logger
 
 Hook = Callable[[], None]
+
+
+class Cached(Protocol):
+    """A composition root (``functools.cache``): what a restore drops."""
+
+    def cache_clear(self) -> None: ...
+
 
 _hooks: list[Hook] = []
 
@@ -52,3 +71,31 @@ def restored() -> None:
 @after_restore
 def reseed_random() -> None:
     random.seed()  # from os.urandom: each restored environment draws its own jitter
+
+
+@contextmanager
+def read_later() -> Iterator[None]:
+    """Around the init's reads of secrets and keys: a failure (Secrets Manager unreachable, a key
+    that does not parse) is logged, not raised. The first request reads again (and answers 503 if it
+    still cannot), where an init that raised would fail that request and run the whole init again."""
+    try:
+        yield
+    except (SignInLinksError, ValueError) as error:
+        logger.warning("init: secrets not read; the first request reads them", extra={"error": type(error).__name__})
+
+
+def warm_up(initialise: Hook, *roots: Cached) -> None:
+    """Run a handler's ``initialise`` now (Lambda's init phase, before the snapshot with SnapStart),
+    so that the first request does not pay for it; and after each restore, once ``roots`` (its
+    composition roots), the secrets (``keyring.forget_secrets``) and the boto3 clients are dropped, so
+    that nothing the snapshot holds signs, verifies or calls AWS in a restored environment."""
+
+    @after_restore
+    def restored() -> None:
+        for root in roots:
+            root.cache_clear()
+        forget_secrets()
+        aws.reset_clients()
+        initialise()
+
+    initialise()
