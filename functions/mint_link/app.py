@@ -59,29 +59,16 @@ install_error_handlers(app)
 EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
-# The published URL changes only with a stack update that also changes this function's environment
-# (AcceptBaseUrl, CustomDomainName and EdgeProtection all do), hence new execution environments: an
-# hour bounds how long an environment could hold a value replaced some other way. Read when first
-# needed (a batch, or an HTTP mint behind CloudFront), never at init: a storm of cold starts must
-# not meet SSM's GetParameter quota (40/s per account by default).
-PUBLISHED_URL_MAX_AGE_SECONDS = 3600
-
-
 @cache
 def sign_in_tokens() -> SignInTokens:
     settings = get_settings().require(*NEEDS)
     EDGE.configure(app, settings)
 
-    def published_base_url() -> str:
-        if not settings.accept_base_url_parameter:
-            return ""
-        return aws.fetch_parameter(settings.accept_base_url_parameter, PUBLISHED_URL_MAX_AGE_SECONDS)
-
     return SignInTokens(
         settings,
         TokenStore(aws.client("dynamodb"), settings.table_name),
         ticket_signing_keyring_reader(settings),
-        published_base_url=published_base_url,
+        published_base_url=aws.published_base_url_reader(settings.accept_base_url_parameter),
     )
 
 
@@ -201,7 +188,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def initialise() -> None:
     """Create the clients and read the API keys and the ticket signing keyring (its current key
     parsed) now, in Lambda's init phase (and, with SnapStart, before the snapshot), so that the first
-    request does not. Not the published accept base URL: see PUBLISHED_URL_MAX_AGE_SECONDS. A Secrets
+    request does not. Not the published accept base URL: see aws.PUBLISHED_URL_MAX_AGE_SECONDS. A Secrets
     Manager failure is logged, not raised: the first request reads again, where an init that raised
     would fail that request and run the whole init again at the next (snapstart.warm_up)."""
     tokens = sign_in_tokens()

@@ -28,9 +28,6 @@ from signin_links.send_pace import SendPace, read_quota
 from signin_links.store import EmailMarkers
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# The stack's published URL (when AcceptBaseUrl is empty), read at the first batch and kept an hour,
-# as mint_link keeps it: it changes only with a stack update, which starts new environments.
-PUBLISHED_URL_MAX_AGE_SECONDS = 3600
 
 # What this function needs set, checked at init (ConfigError names the variable); LinkEmails checks
 # EMAIL_SENDER and the accept base URL (or the parameter publishing it) itself.
@@ -40,9 +37,6 @@ NEEDS = ("TICKET_VERIFICATION_KEYRING_SECRET_ID", "EVENT_BUS_NAME", "EMAIL_QUEUE
 @cache
 def mailer() -> LinkEmails:
     settings = get_settings().require(*NEEDS)
-
-    def published_base_url() -> str:
-        return aws.fetch_parameter(settings.accept_base_url_parameter, PUBLISHED_URL_MAX_AGE_SECONDS)
 
     return LinkEmails(
         settings,
@@ -55,7 +49,9 @@ def mailer() -> LinkEmails:
             default_language=settings.default_language,
         ),
         ticket_keyring=ticket_verification_keyring_reader(settings),  # public keys: it cannot mint
-        published_base_url=published_base_url if settings.accept_base_url_parameter else None,
+        published_base_url=(
+            aws.published_base_url_reader(parameter) if (parameter := settings.accept_base_url_parameter) else None
+        ),
     )
 
 

@@ -6,6 +6,7 @@ every client at the emulator. Tests hand clients bound to moto straight to the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,25 @@ def fetch_parameter(name: str, max_age: int) -> str:
         logger.warning("parameter read failed", extra={"parameter": name, "error": str(exc)[:300]})
         raise unavailable("SSM Parameter Store") from None
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+# The stack's published accept URL (the AcceptBaseUrlParameter, when AcceptBaseUrl is empty) changes
+# only with a stack update that also changes the functions' environment (AcceptBaseUrl,
+# CustomDomainName and EdgeProtection all do), hence new execution environments: an hour bounds how
+# long an environment could hold a value replaced some other way. Read when first needed (a batch,
+# an email, an HTTP mint behind CloudFront), never at init: a storm of cold starts must not meet
+# SSM's GetParameter quota (40/s per account by default).
+PUBLISHED_URL_MAX_AGE_SECONDS = 3600
+
+
+def published_base_url_reader(parameter: str) -> Callable[[], str]:
+    """A reader of the stack's published accept base URL (SSM ``parameter``, kept
+    :data:`PUBLISHED_URL_MAX_AGE_SECONDS`); it reads "" when ``parameter`` is empty."""
+
+    def read() -> str:
+        return fetch_parameter(parameter, PUBLISHED_URL_MAX_AGE_SECONDS) if parameter else ""
+
+    return read
 
 
 def clear_provider_caches() -> None:
