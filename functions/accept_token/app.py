@@ -7,7 +7,6 @@ only the POST the page submits consumes a token.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -237,12 +236,8 @@ def accept_token() -> Response[str]:
         return with_headers(error_response(app, asked), cors_headers(cors))
     cookies = sign_in_cookies(outcome, service.settings)
     if not wants_html(app):
-        return Response(
-            status_code=200,
-            content_type=JSON,
-            body=json.dumps(sign_in_json(outcome), separators=(",", ":")),
-            headers={**pages().security_headers(), **cors_headers(cors)},
-            cookies=cookies,
+        return json_response(
+            200, sign_in_json(outcome), {**pages().security_headers(), **cors_headers(cors)}, cookies=cookies
         )
     if outcome.redirect_url:
         return with_headers(pages().redirect(outcome.redirect_url, cookies, language()), cors_headers(cors))
@@ -318,11 +313,10 @@ def refresh_session() -> Response[str]:
     cookies = [session_cookie(refreshed.token, settings, refreshed.max_age)]
     if refreshed.refresh_token:
         cookies.append(refresh_cookie(refreshed.refresh_token, settings, refreshed.max_age))
-    return Response(
-        status_code=200,
-        content_type=JSON,
-        body=json.dumps({"object": "token", "jwt": refreshed.token}, separators=(",", ":")),
-        headers={"Cache-Control": "no-store", **cors_headers(cors)},
+    return json_response(
+        200,
+        {"object": "token", "jwt": refreshed.token},
+        {"Cache-Control": "no-store", **cors_headers(cors)},
         cookies=cookies,
     )
 
@@ -357,13 +351,7 @@ def sign_out() -> Response[str]:
             "session_id": ended[0].id if ended else None,
             "session_ids": [record.id for record in ended],
         }
-        return Response(
-            status_code=200,
-            content_type=JSON,
-            body=json.dumps(body, separators=(",", ":")),
-            headers={"Cache-Control": "no-store", **cors_headers(cors)},
-            cookies=cookies,
-        )
+        return json_response(200, body, {"Cache-Control": "no-store", **cors_headers(cors)}, cookies=cookies)
     return with_headers(pages().signed_out(cookies, redirect, language()), cors_headers(cors))
 
 
@@ -386,12 +374,7 @@ def session_js() -> Response[str]:
 @app.get("/.well-known/jwks.json")
 def jwks() -> Response[str]:
     service = redemptions()
-    return Response(
-        status_code=200,
-        content_type=JSON,
-        body=json.dumps(service.jwks(), separators=(",", ":")),
-        headers={"Cache-Control": f"public, max-age={service.jwks_max_age()}"},
-    )
+    return json_response(200, service.jwks(), {"Cache-Control": f"public, max-age={service.jwks_max_age()}"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -29,12 +29,16 @@ from signin_links.wire import JSON, error_envelope
 HtmlRenderer = Callable[[SignInLinksError], Response[str]]
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+def json_response(
+    status: int, body: Any, headers: dict[str, str] | None = None, *, cookies: list[Cookie] | None = None
+) -> Response[str]:
+    """A compact JSON answer (every JSON body of the API goes through here)."""
     return Response(
         status_code=status,
         content_type=JSON,
         body=json.dumps(body, separators=(",", ":")),
         headers=headers or {},
+        cookies=cookies,
     )
 
 
