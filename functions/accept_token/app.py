@@ -49,7 +49,7 @@ from signin_links.pages import Pages
 from signin_links.redeem import (
     Accepted,
     AnotherUserSignedIn,
-    AuditTrail,
+    RedemptionMetrics,
     Redemptions,
     Rejected,
 )
@@ -107,7 +107,9 @@ def redemptions() -> Redemptions:
 
     # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
-    return Redemptions(settings, store, ticket_verifier(settings), session_keyring_reader(settings), audit=AuditTrail())
+    return Redemptions(
+        settings, store, ticket_verifier(settings), session_keyring_reader(settings), metrics=RedemptionMetrics()
+    )
 
 
 @cache

@@ -58,7 +58,8 @@ from signin_links.http import (
 )
 from signin_links.keyring import session_keyring_reader
 from signin_links.observability import logger, metrics
-from signin_links.redeem import AuditTrail, Redemptions
+from signin_links.redeem import RedemptionMetrics, Redemptions
+from signin_links.sessions import session_issuer
 from signin_links.store import TokenStore
 from signin_links.ticket_verification import ticket_verifier
 from signin_links.wire import allowed_redirect, cookie_values
@@ -78,7 +79,7 @@ def frontend() -> FrontendApi:
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
     session_keyring = session_keyring_reader(settings)
     # Public keys only: this function checks tickets, it cannot make one.
-    redemptions = Redemptions(settings, store, ticket_verifier(settings), session_keyring, audit=AuditTrail())
+    redemptions = Redemptions(settings, store, ticket_verifier(settings), session_keyring, metrics=RedemptionMetrics())
     return FrontendApi(settings, store, redemptions, session_keyring)
 
 
@@ -231,7 +232,7 @@ def handshake() -> Response[str]:
         service.session_keyring(),
         now=service.clock(),
         max_age=service.settings.session_lifetime_seconds,
-        issuer=service.redemptions.issuer(own_base_url(app)),
+        issuer=session_issuer(service.settings, own_base_url(app)),
     )
     response = Response(
         status_code=307, content_type="text/plain", body="", headers={"Location": location, "Cache-Control": "no-store"}

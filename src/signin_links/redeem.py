@@ -111,7 +111,7 @@ class Accepted:
     session: SessionRecord | None = field(default=None, repr=False)  # the record a new session wrote
 
 
-class AuditTrail:
+class RedemptionMetrics:
     """Counts each outcome (Powertools metrics). It publishes nothing: the audit events of committed
     changes come from the table's stream (``signin_links.audit``), never from the request."""
 
@@ -140,14 +140,14 @@ class Redemptions:
         tickets: TicketVerifier,
         session_keyring: Callable[[], Keyring],
         *,
-        audit: AuditTrail,
+        metrics: RedemptionMetrics,
         clock: Clock = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
         self.tickets = tickets  # public keys only: this function can check a link, never make one
         self.session_keyring = session_keyring
-        self.audit = audit
+        self.metrics = metrics
         self.clock = clock
 
     def check(self, token: str) -> Ticket:
@@ -171,7 +171,7 @@ class Redemptions:
                 "sign-in rejected",
                 extra={"reason": error.reason, "sign_in_token_id": error.sign_in_token_id},
             )
-            self.audit.rejected(error)
+            self.metrics.rejected(error)
             raise
         logger.info(
             "sign-in accepted",
@@ -181,7 +181,7 @@ class Redemptions:
                 "retried": outcome.retried,
             },
         )
-        self.audit.accepted(outcome)
+        self.metrics.accepted(outcome)
         return outcome
 
     def confirmation_needed(self, *, from_another_site: bool, session_cookies: tuple[str, ...]) -> bool:
@@ -222,10 +222,6 @@ class Redemptions:
             settings.key_activation_delay_seconds - settings.secrets_max_age_seconds - MIN_ACTIVATION_MARGIN_SECONDS
         )
         return max(0, min(3600, window))
-
-    def issuer(self, fallback: str) -> str:
-        """The session JWT's ``iss`` (``sessions.session_issuer``)."""
-        return session_issuer(self.settings, fallback)
 
     def _verify(self, token: str) -> Ticket:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
@@ -312,10 +308,12 @@ class Redemptions:
                 session_cookies=request.session_cookies,
                 keyring=keyring,
                 now=now,
-                issuer=self.issuer(fallback_issuer),
+                issuer=session_issuer(settings, fallback_issuer),
             )
         lifetime = settings.session_token_lifetime_seconds
-        token = session_token(signing_key, session, now=now, lifetime=lifetime, issuer=self.issuer(fallback_issuer))
+        token = session_token(
+            signing_key, session, now=now, lifetime=lifetime, issuer=session_issuer(settings, fallback_issuer)
+        )
         return Accepted(
             sign_in_token_id=ticket.sid,
             user_id=user_id,

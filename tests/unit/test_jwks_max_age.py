@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from signin_links.config import parse_settings
-from signin_links.redeem import AuditTrail, Redemptions
+from signin_links.redeem import RedemptionMetrics, Redemptions
 from signin_links.rotation import ACTIVATION_MARGIN_SECONDS, RotationError, check_timing
 
 
@@ -24,7 +24,7 @@ def max_age(secrets_max_age: int, activation_delay: int) -> int:
         }
     )
     unused: Any = None
-    return Redemptions(settings, unused, unused, unused, audit=AuditTrail()).jwks_max_age()
+    return Redemptions(settings, unused, unused, unused, metrics=RedemptionMetrics()).jwks_max_age()
 
 
 def test_the_defaults_leave_the_margin() -> None:
