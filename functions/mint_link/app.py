@@ -36,7 +36,7 @@ from signin_links.renewal import (
     parse_renewal_event,
     renewal_token_id,
 )
-from signin_links.service import SignInTokens
+from signin_links.sign_in_tokens import SignInTokens
 from signin_links.store import BatchLedger, TokenStore
 from signin_links.wire import body_bytes, parse_mint_request, read_json_object, sign_in_token_json
 

@@ -1,5 +1,5 @@
 """What a mint asks for (:class:`MintRequest`) and the rules it must keep: identifiers, lifetime,
-redirect URL. Shared by the HTTP mint (``wire.py``), the batches (``batch/``) and ``service.py``."""
+redirect URL. Shared by the HTTP mint (``wire.py``), the batches (``batch/``) and ``sign_in_tokens.py``."""
 
 from __future__ import annotations
 

@@ -74,11 +74,11 @@ def test_the_repository_keeps_every_contract(tree: Path) -> None:
         ("local/template.py", "import local.stack", "The local stack's layers"),
         ("local/follow.py", "from local import invoke", "The local stack's layers"),
         ("bench/_envs.py", "import bench.cold_start", "No import cycles among the modules"),
-        ("src/signin_links/wire.py", "import signin_links.service", "The domain package's layers"),
+        ("src/signin_links/wire.py", "import signin_links.sign_in_tokens", "The domain package's layers"),
         ("src/signin_links/redeem.py", "import signin_links.rotation", "The domain package's layers"),
         ("src/signin_links/store/tokens.py", "import signin_links.keyring", "The domain package's layers"),
         ("src/signin_links/models.py", "from signin_links import store", "The domain package's layers"),
-        ("src/signin_links/service.py", "import signin_links.redeem", "The domain package's layers"),
+        ("src/signin_links/sign_in_tokens.py", "import signin_links.redeem", "The domain package's layers"),
         ("src/signin_links/link_email/sending.py", "import signin_links.batch", "The domain package's layers"),
         (
             "src/signin_links/batch/summary.py",

@@ -45,7 +45,9 @@ print(json.dumps({"modules": sorted(sys.modules), "token": token.count(".")}))
 
 def test_the_mint_loads_ed25519_and_no_other_algorithm_nor_pyjwt() -> None:
     modules = mint_imports()
-    assert {"signin_links.service", "signin_links.http", "signin_links.batch", "signin_links.events"} <= set(modules)
+    assert {"signin_links.sign_in_tokens", "signin_links.http", "signin_links.batch", "signin_links.events"} <= set(
+        modules
+    )
     result = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(modules)],
         cwd=ROOT,

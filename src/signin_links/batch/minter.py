@@ -51,7 +51,7 @@ from signin_links.keyring import Keyring
 from signin_links.manifest import ManifestReader, MapRunResults, ResultsWriter, results_key
 from signin_links.models import BATCH_COMPLETED, BATCH_RUNNING, SignInToken, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
-from signin_links.service import SignInTokens
+from signin_links.sign_in_tokens import SignInTokens
 from signin_links.store import BatchHeader, BatchLedger
 
 if TYPE_CHECKING:
