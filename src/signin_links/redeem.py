@@ -153,7 +153,13 @@ class Redemptions:
     def check(self, token: str) -> Ticket:
         """Signature, expiry and redirect of a token, without touching its state (the GET page).
 
-        The ticket returned carries its redirect as the ASCII URL the answer will send."""
+        The ticket returned carries its redirect as the ASCII URL the answer will send.
+
+        Raises:
+            Rejected: the token is malformed, badly signed, expired, or its redirect is no longer
+                allowed (``reason`` says which).
+            SignInLinksError: ``service_unavailable`` when the verification keyring cannot be read.
+        """
         ticket = self._verify(token)
         return replace(ticket, redirect_url=self._check_redirect(ticket))
 
@@ -163,7 +169,15 @@ class Redemptions:
         ``for_client`` (Clerk's Frontend API, ``POST /v1/client/sign_ins``): the session's credential
         is the browser's ``__client`` cookie, not ``__refresh``: the same write stores its hash as
         ``client_hash`` and leaves ``refresh_hash`` empty, so neither credential can stand for the
-        other (``Accepted.refresh_token`` then holds the ``__client`` value)."""
+        other (``Accepted.refresh_token`` then holds the ``__client`` value).
+
+        Raises:
+            Rejected: the token does not verify, or is no longer pending (already used by another
+                browser, revoked, expired): ``reason`` says which, counted and logged.
+            AnotherUserSignedIn: another user is signed in in this browser and the request did not
+                confirm the switch (login CSRF): the page asks.
+            SignInLinksError: ``service_unavailable`` when a keyring or DynamoDB cannot be reached.
+        """
         try:
             outcome = self._accept(request, fallback_issuer, for_client)
         except Rejected as error:

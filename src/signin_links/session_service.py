@@ -129,7 +129,13 @@ class Sessions:
 
         ``session_id`` and ``expired_token`` (Clerk's ``POST /v1/sessions/{id}/refresh``) must name
         the same session. ``rotate`` is False for Clerk's ``format=token``: the backend has no way to
-        hand the browser a new cookie, so its token stays valid (docs/api.md)."""
+        hand the browser a new cookie, so its token stays valid (docs/api.md).
+
+        Raises:
+            RefreshRefused: 401, ``reason`` says why (missing, malformed, not proven, unknown or
+                inactive session, a reuse); the answer clears the refresh cookies unless two were sent.
+            SignInLinksError: ``service_unavailable`` (503) when the keyring or DynamoDB cannot be reached.
+        """
         values = refresh_tokens.distinct(refresh_values)
         if len(values) > 1:
             raise refused("several_refresh_tokens", clear_cookies=False)
@@ -227,7 +233,11 @@ class Sessions:
     def sign_out(self, refresh_values: tuple[str, ...]) -> list[SessionRecord]:
         """End (``ended``) every session named by the request's refresh tokens that prove themselves
         (a browser holding two, one planted by a sibling host, signs out of both): one conditional
-        write each, no read. The sessions ended (none: the cookies go anyway)."""
+        write each, no read. The sessions ended (none: the cookies go anyway).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` when the keyring or DynamoDB cannot be reached.
+        """
         tokens = [token for value in refresh_tokens.distinct(refresh_values) if (token := refresh_tokens.parse(value))]
         if not tokens:
             return []
@@ -241,7 +251,12 @@ class Sessions:
         return ended
 
     def revoke(self, session_id: str) -> SessionRecord:
-        """active -> revoked (``POST /v1/sessions/{id}/revoke``); 404 unknown, 400 not active."""
+        """active -> revoked (``POST /v1/sessions/{id}/revoke``).
+
+        Raises:
+            SignInLinksError: ``resource_not_found`` (404) for an unknown session; 400 for one that is
+                not active; ``service_unavailable`` (503) when DynamoDB cannot be reached.
+        """
         self._known_shape(session_id)
         new, old = self._end(session_id, SessionStatus.REVOKED, int(self.clock() * 1000))
         if new is not None:
@@ -261,6 +276,12 @@ class Sessions:
             raise not_found()
 
     def get(self, session_id: str) -> SessionRecord:
+        """One session (``GET /v1/sessions/{id}``).
+
+        Raises:
+            SignInLinksError: ``resource_not_found`` (404) for an unknown session;
+                ``service_unavailable`` (503) when DynamoDB cannot be reached.
+        """
         self._known_shape(session_id)
         record = self.store.get_session(session_id)
         if record is None:
@@ -269,7 +290,11 @@ class Sessions:
 
     def list(self, query: SessionQuery) -> tuple[list[SessionRecord], int | None]:
         """A page of a user's (or client's) sessions, newest first, filtered in the query by the status
-        they have now, and, for Clerk's paginated shape, the true count of every matching session."""
+        they have now, and, for Clerk's paginated shape, the true count of every matching session.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when DynamoDB cannot be reached.
+        """
         return self.store.list_sessions(
             user_id=query.user_id,
             client_id=query.client_id,
@@ -285,7 +310,12 @@ class Sessions:
         leaked-key playbook's last step; Clerk has no such call): one conditional write each, a few at
         once, ``status_reason`` ``all_sessions_revoked``. Sessions created meanwhile are not covered:
         cut off what mints them first. Idempotent: a second call revokes what is left (nothing).
-        Returns how many this call revoked."""
+        Returns how many this call revoked.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when DynamoDB cannot be reached (what was
+                revoked stays revoked; a retry revokes the rest).
+        """
         now_ms = self.now_ms()
         ttl = now_ms // 1000 + self.settings.token_retention_seconds
 
@@ -305,7 +335,14 @@ class Sessions:
     def create_token(self, session_id: str, expires_in_seconds: object, *, fallback_issuer: str) -> str:
         """A session token for an active session (``POST /v1/sessions/{id}/tokens``), living at most
         ``MaxSessionTokenSeconds`` (10 minutes by default): a token outlives any revocation, so the
-        API does not sign one for the session's whole life. Longer is 422 on ``expires_in_seconds``."""
+        API does not sign one for the session's whole life.
+
+        Raises:
+            SignInLinksError: ``form_param_value_invalid`` (422) for an ``expires_in_seconds`` that is not an
+                integer in range; ``resource_not_found`` (404) for an unknown session;
+                ``session_not_active`` (400) for one that is not active; ``service_unavailable`` (503) when
+                the keyring or DynamoDB cannot be reached.
+        """
         cap = self.settings.max_session_token_seconds
         lifetime = min(self.settings.session_token_lifetime_seconds, cap)
         if expires_in_seconds is not None:

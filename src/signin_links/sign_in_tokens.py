@@ -106,6 +106,13 @@ class SignInTokens:
         return url
 
     def create(self, request: MintRequest, *, fallback_base_url: str) -> SignInToken:
+        """Mint a pending sign-in token and its link (``POST /v1/sign_in_tokens``).
+
+        Raises:
+            SignInLinksError: ``form_param_value_invalid`` / ``form_param_missing`` (422) for a request
+                outside the contract (``mint_request.check_mint_request``); ``service_unavailable``
+                (503) when the keyring, the published URL or DynamoDB cannot be read or written.
+        """
         request = check_mint_request(request, self.settings)
         keyring = self.ticket_keyring()  # before the write: no key, no stored token
         now = self.clock()
@@ -117,7 +124,12 @@ class SignInTokens:
     def renew(self, renewal_of: str, token_id: str, request: MintRequest) -> SignInToken:
         """A fresh link in place of the dead link ``renewal_of`` (renewal.py): the same user, org and
         redirect (dropped if no longer allowed), the default lifetime, and an id derived from the dead
-        one, so that a redelivered request re-signs the link it minted rather than mint another."""
+        one, so that a redelivered request re-signs the link it minted rather than mint another.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` when the keyring, the published URL or DynamoDB
+                cannot be read or written (the renewal event is retried).
+        """
         try:
             request = check_mint_request(request, self.settings)
         except SignInLinksError:  # the redirect is no longer allowed: the link still signs the user in
@@ -134,6 +146,13 @@ class SignInTokens:
         return minted
 
     def revoke(self, token_id: str) -> SignInTokenRecord:
+        """Revoke a pending token (``POST /v1/sign_in_tokens/{id}/revoke``); the record as revoked.
+
+        Raises:
+            SignInLinksError: ``resource_not_found`` (404) for an id that is not one or not stored;
+                ``sign_in_token_cannot_be_revoked_code`` (400) once accepted or revoked;
+                ``service_unavailable`` (503) when DynamoDB cannot be reached.
+        """
         if not ids.is_id(token_id, ids.SIGN_IN_TOKEN):
             raise SignInLinksError(ErrorCode.RESOURCE_NOT_FOUND, "No sign in token was found with that id.")
         return self.store.revoke(token_id, int(self.clock() * 1000))
