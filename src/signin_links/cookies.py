@@ -8,7 +8,7 @@ function, which imports ``http.py``, pulls in nothing more (no PyJWT, no cryptog
   so no other host (a sibling subdomain) can set, overwrite or shadow it (cookie tossing).
   ``__Secure-refresh`` when ``SessionCookieDomain`` is set: a server-rendered app on that domain
   must receive it, which ``__Host-`` forbids; ``Secure`` still keeps plain-HTTP hosts out.
-* ``__refresh``: the name before issue 18, never read any more; cleared on sign-out and on a
+* ``__refresh``: the name earlier versions used, never read any more; cleared on sign-out and on a
   refused refresh so that browsers drop it.
 * ``__Host-csrf``: the nonce the accept function's forms are bound to (``csrf.py``).
 """

@@ -1,4 +1,4 @@
-"""Per-render CSRF tokens for the accept function's own forms (issue 18 item 3).
+"""Per-render CSRF tokens for the accept function's own forms.
 
 Browsers that send no Fetch Metadata (Safari before 16.4, Firefox before 90) cannot be checked by
 ``Sec-Fetch-Site``; their cross-site POSTs carry an ``Origin`` instead, which an attacker's page can

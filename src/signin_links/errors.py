@@ -74,7 +74,7 @@ class ErrorCode(Enum):
         "This link was revoked",
         "The sign-in link was revoked by the application.",
     )
-    # --- Sessions (issue 10) and login CSRF (issue 9 item 7) ---
+    # --- Sessions and login CSRF ---
     SESSION_CANNOT_BE_REVOKED = (
         "session_cannot_be_revoked_code",
         400,

@@ -1,4 +1,4 @@
-"""Login CSRF and CORS for the routes that use the session cookies (issue 9 item 7, issue 10).
+"""Login CSRF and CORS for the routes that use the session cookies.
 
 A POST to ``/accept-token``, ``/session/refresh`` or ``/sign-out`` is refused (403 ``origin_invalid``,
 nothing changed) when the browser says it comes from another site or another origin of this site
@@ -14,7 +14,7 @@ Allowed origins get CORS answers: ``Access-Control-Allow-Origin`` = that exact o
 answered by the function itself (no ``CorsConfiguration`` on the HttpApi: one mechanism, the same
 on the local stack and in AWS, and the allow-list is the one the code already checks).
 
-Browsers without Fetch Metadata (Safari before 16.4, Firefox before 90; issue 18 item 3) send no
+Browsers without Fetch Metadata (Safari before 16.4, Firefox before 90) send no
 ``Sec-Fetch-Site`` but do send ``Origin`` on a POST. Such a POST passes when its ``Origin`` is the
 service's own or an allowed one; any other ``Origin`` (``null`` included: an attacker's sandboxed
 frame sends it, and so do the service's own pages, whose ``Referrer-Policy`` is ``no-referrer``)

@@ -192,7 +192,7 @@ def csrf_cookie(nonce: str) -> Cookie:
 
 def cleared_cookies(settings: Settings) -> list[Cookie]:
     """Both cookies removed (same Name, Domain and Path; Max-Age=0), and the refresh cookie's name
-    before issue 18 (``__refresh``, never read any more), so that browsers drop it."""
+    of earlier versions (``__refresh``, never read any more), so that browsers drop it."""
     return [session_cookie("", settings, 0), refresh_cookie("", settings, 0), _cookie(LEGACY_REFRESH, "", settings, 0)]
 
 

@@ -38,7 +38,7 @@ class SignInToken:
     url: str = field(default="", repr=False)
 
 
-# --- Sessions (issue 10) ---------------------------------------------------------------------------
+# --- Sessions ---------------------------------------------------------------------------------
 
 
 class SessionStatus(StrEnum):

@@ -160,8 +160,8 @@ def verify_session(
 # --- Secret credentials (the Frontend API's ``__Host-client``) -------------------------------------
 # ``<session id>.<secret>``: the session is found by its key (one GetItem, never a scan), and the
 # secret (256 random bits, base64url) is checked against the SHA-256 the session item holds, in
-# constant time. The table never holds the secret itself. (The accept page's refresh cookie was
-# this shape before issue 18; it is now a rotating, provable token: ``refresh_tokens.py``.)
+# constant time. The table never holds the secret itself. (The accept page's refresh cookie is a
+# rotating, provable token instead: ``refresh_tokens.py``.)
 
 
 @dataclass(frozen=True)

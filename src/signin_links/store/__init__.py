@@ -26,8 +26,8 @@ Item shape (table key ``pk``)::
     abandon_at (Unix ms), sign_in_token_id, refresh_generation (the current refresh token's
     generation: the token itself is derived, never stored; see refresh_tokens.py), rotated_at (Unix
     ms), ttl (Unix s), org_id?, azp?, client_hash? (Clerk's Frontend API sessions: SHA-256 hex of the
-    __client secret), status_reason? (why it ended or was revoked), refresh_hash? (sessions before
-    issue 18 only; never read)
+    __client secret), status_reason? (why it ended or was revoked), refresh_hash? (sessions of earlier
+    versions only; never read)
 
     pk = "email#sit_..."  the email of that token (delivery by email; see EmailMarkers)
     status ("sending" | "sent" | "failed" | "unknown"), request_id, claimed_at, updated_at (Unix ms),
