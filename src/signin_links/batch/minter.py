@@ -169,7 +169,16 @@ class TokenBatches:
 
     def run(self, request: BatchRequest | FinalizeRequest, context: LambdaContext | None = None) -> dict[str, Any]:
         """Mint a batch (or a chunk), or publish a distributed batch's summary; returns the
-        summary (counts and bounded failures, never a URL)."""
+        summary (counts and bounded failures, never a URL). An ``incomplete`` summary (events not
+        delivered) is returned, not raised: a redelivery announces the rest.
+
+        Raises:
+            BatchRejected: the manifest cannot be read or is malformed, or the ``batch_id`` was used
+                for other users: nothing is minted (the event goes to the on-failure destination).
+            BatchIncomplete: the invocation ran short of time; Lambda's retry carries on.
+            SignInLinksError: ``service_unavailable`` when the keyring, the published URL, DynamoDB,
+                S3 or EventBridge cannot be reached before anything is settled (retried).
+        """
         if isinstance(request, FinalizeRequest):
             return self.finalize(request)
         # The users first (a manifest is read here): they are part of the fingerprint that the
@@ -349,7 +358,12 @@ class TokenBatches:
 
     def finalize(self, request: FinalizeRequest) -> dict[str, Any]:
         """The Step Functions path's last state: publish one summary for the whole batch (the chunk
-        summaries inline, or read back from where the Distributed Map wrote them)."""
+        summaries inline, or read back from where the Distributed Map wrote them).
+
+        Raises:
+            BatchRejected: the Map run's results cannot be read back as chunk summaries.
+            SignInLinksError: ``service_unavailable`` when S3 or EventBridge cannot be reached.
+        """
         if request.map_results is not None:
             request = self._read_map_run(request)
         summary = distributed_summary(request, self.results.bucket if self.results is not None else "")

@@ -226,7 +226,12 @@ class LinkEmails:
     def claim(self, outbound: Sequence[Outbound]) -> list[Outbound | Delivery]:
         """Claim each email (distinct tokens): the claimed :class:`Outbound` where this claimer now
         holds it, else what stands ("duplicate", "in_progress", "unknown" or "failed"; see
-        :meth:`_held`). Several go in one transaction; if it is cancelled (one is held), one at a time."""
+        :meth:`_held`). Several go in one transaction; if it is cancelled (one is held), one at a time.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` when DynamoDB or EventBridge cannot be reached
+                (nothing was sent; the messages are returned for later).
+        """
         now_ms = self._now_ms()
         claimed = [replace(item, claimed_at=now_ms) for item in outbound]
         if len(outbound) > 1 and self.markers.claim_emails(
