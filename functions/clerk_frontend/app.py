@@ -242,6 +242,33 @@ def handshake() -> Response[str]:
     return response
 
 
+@app.get("/v1/client/touch")
+def client_touch() -> Response[str]:
+    """clerk-js 6's top-level stop on the way to a URL (``setActive``'s ``redirectUrl``, ``decorateUrl``)
+    while the client's cookie expires within 8 days (Clerk's Safari ITP workaround): the
+    ``__Host-client`` cookie set again, from a top-level response, for the session's remaining life,
+    then back to ``redirect_url`` (on ``AllowedRedirectOrigins`` only: no open redirect). A stale or
+    forged cookie is cleared; nothing is written (one ``GetItem`` when a cookie is held)."""
+    service = frontend()
+    query = app.current_event.query_string_parameters or {}
+    target = allowed_redirect(query.get("redirect_url"), service.settings)
+    if target is None:
+        raise SignInLinksError(
+            ErrorCode.FORM_PARAM_VALUE_INVALID,
+            "redirect_url must be on the allowed redirect origins.",
+            param="redirect_url",
+        )
+    response = Response(
+        status_code=307, content_type="text/plain", body="", headers={"Location": target, "Cache-Control": "no-store"}
+    )
+    held = client_value()
+    if held is not None:
+        record = service.live_session(held)
+        remaining = (record.expire_at - service.now_ms()) // 1000 if record is not None else 0
+        response.cookies = [client_cookie(held, remaining)] if remaining > 0 else cleared()
+    return response
+
+
 @app.get("/v1/jwks")
 def jwks() -> Response[str]:
     """Clerk's ``GET /v1/jwks`` (Backend API, and the Frontend API's own): the session keyring's public
@@ -266,6 +293,7 @@ FRONTEND_PATHS: dict[str, tuple[str, ...]] = {
     "/v1/client/sessions/<session_id>/remove": ("POST",),
     "/v1/client/sessions/<session_id>/end": ("POST",),
     "/v1/client/handshake": ("GET",),
+    "/v1/client/touch": ("GET",),
 }
 
 

@@ -117,13 +117,16 @@ class FrontendApi:
         """The browser's live session and a fresh JWT, or None (no cookie, a forged or stale one).
 
         Raises only 503 (AWS unavailable)."""
-        held = parse_refresh_token(client_value)
-        if held is None:
-            return None
-        record = self._live(held)
+        record = self.live_session(client_value)
         if record is None:
             return None
         return ClientSession(record, self._jwt(record, fallback_issuer))
+
+    def live_session(self, client_value: object) -> SessionRecord | None:
+        """The session a ``__Host-client`` value names when it is live, else None: one read (none
+        without a well-formed value). Raises only 503 (AWS unavailable)."""
+        held = parse_refresh_token(client_value)
+        return None if held is None else self._live(held)
 
     def token(self, session_id: str, client_value: object, *, fallback_issuer: str) -> ClientSession:
         """A fresh session JWT (``getToken()``): one read. 401 when the cookie does not name this live

@@ -80,6 +80,38 @@ def test_clerk_js_signs_in_by_ticket_through_the_proxy(local_stack: LocalStackHa
         context.close()
 
 
+SIGN_IN_AND_GO = """async ([ticket, redirectUrl]) => {
+  const signIn = await window.Clerk.client.signIn.create({strategy: 'ticket', ticket});
+  window.Clerk.setActive({session: signIn.createdSessionId, redirectUrl});  // navigates: not awaited
+}"""
+
+
+def test_set_active_with_a_redirect_url_goes_through_the_client_touch(
+    local_stack: LocalStackHandle, browser: Any
+) -> None:
+    """clerk-js 6's ``setActive({session, redirectUrl})``: the client's cookie expires within 8 days
+    (the session's lifetime, 7 days by default), so it goes to ``GET /v1/client/touch`` first (Clerk's
+    Safari ITP workaround), which sets the client cookie again and sends the browser on to the app's
+    page. (clerk-js 5.128 goes straight to the redirect URL in this flow.)"""
+    major = "core3"
+    base = local_stack.base_url
+    context = browser.new_context()
+    try:
+        page = open_app(context, base, clerk_js_dist(major), publishable_key(base.split("://", 1)[1]), base)
+        after = f"{base}/app/index.html?signed_in"
+        with page.expect_response(lambda r: "/v1/client/touch?" in r.url, timeout=30_000) as touched:
+            page.evaluate(SIGN_IN_AND_GO, [local_stack.mint(f"user_touch_{major}")["token"], after])
+        assert (touched.value.status, touched.value.headers["location"]) == (307, after)
+        assert (touched.value.header_value("set-cookie") or "").startswith(f"{CLIENT_COOKIE_NAME}=sess_")
+        # The browser follows to `after` (the test's stand-in app page is not served on a redirect:
+        # playwright routes no redirected request), then the app's page shows the user signed in.
+        page.wait_for_url(lambda url: url.startswith(after), wait_until="commit", timeout=30_000)
+        load(page, base)
+        assert page.evaluate("() => window.Clerk.user && window.Clerk.user.id") == f"user_touch_{major}"
+    finally:
+        context.close()
+
+
 def test_a_foreign_origin_gets_no_client(local_stack: LocalStackHandle) -> None:
     """Credentialed CORS from an origin not on the allow-list: no CORS headers, and sign-in refused."""
     minted = local_stack.mint("user_foreign")

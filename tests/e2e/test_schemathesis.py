@@ -112,7 +112,7 @@ def test_v1_workflows(v1_stack: LocalStackHandle) -> None:
 # --- Clerk's Frontend API (openapi/frontend.yaml), on the same stack ------------------------------
 # No secret key (browsers call it); the client cookie is the credential schemathesis draws. A
 # schema-valid sign-in carries a made-up ticket, which is rightly 400 (ticket_invalid_code); the
-# handshake's redirect_url is pinned to ORIGIN, the stack's allowed origin.
+# handshake's and the client touch's redirect_url are pinned to ORIGIN, the stack's allowed origin.
 FRONTEND_SPEC = ROOT / "openapi" / "frontend.yaml"
 FRONTEND_CONFIG = """
 request-timeout = 30
@@ -131,8 +131,9 @@ unexpected-methods = ["get", "put", "delete", "options", "patch"]
 
 def frontend_document() -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(FRONTEND_SPEC.read_text())
-    (redirect,) = document["paths"]["/v1/client/handshake"]["get"]["parameters"]
-    redirect["schema"]["pattern"] = f"^({re.escape(ORIGIN)})(/[\\x21-\\x7e]*)?$"
+    for path in ("/v1/client/handshake", "/v1/client/touch"):
+        (redirect,) = document["paths"][path]["get"]["parameters"]
+        redirect["schema"]["pattern"] = f"^({re.escape(ORIGIN)})(/[\\x21-\\x7e]*)?$"
     return document
 
 
@@ -151,4 +152,4 @@ def test_frontend_operation(case: Any, v1_stack: LocalStackHandle) -> None:
 
 def test_every_frontend_operation_is_tested() -> None:
     labels = [result.ok().label for result in frontend_schema.get_all_operations()]
-    assert len(labels) == 10, labels
+    assert len(labels) == 11, labels

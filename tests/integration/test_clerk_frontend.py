@@ -308,6 +308,42 @@ def test_handshake_returns_to_allowed_origins_only_with_a_verifiable_token(stack
     assert "Location" not in refused.headers
 
 
+def test_client_touch_sets_the_client_cookie_again_and_returns_to_allowed_origins_only(
+    stack: Stack, context: Any
+) -> None:
+    """clerk-js 6 goes through GET /v1/client/touch on its way to a redirect URL (Safari ITP)."""
+    signed_in = sign_in(context, mint(context, "user_fapi_client_touch")["token"])
+    value = client_value(signed_in)
+    at_sign_in: SimpleCookie = SimpleCookie()
+    at_sign_in.load(next(c for c in signed_in.cookies if c.startswith(f"{CLIENT}=")))
+    event = with_cookie(load_event("frontend_client_touch.json"), value)
+    answer = frontend(event, context)
+    assert answer.status == 307, answer.body
+    assert answer.headers["Location"] == "http://127.0.0.1:3000/dashboard"
+    jar: SimpleCookie = SimpleCookie()
+    jar.load(next(c for c in answer.cookies if c.startswith(f"{CLIENT}=")))
+    assert jar[CLIENT].value == value
+    # The session's remaining life: never more than the sign-in gave.
+    assert 0 < int(jar[CLIENT]["max-age"]) <= int(at_sign_in[CLIENT]["max-age"])
+    assert (jar[CLIENT]["httponly"], jar[CLIENT]["secure"], jar[CLIENT]["path"]) == (True, True, "/")
+
+    # No cookie: straight back, nothing set. A forged or ended client's cookie: cleared.
+    assert frontend(with_cookie(load_event("frontend_client_touch.json"), None), context).cookies == []
+    forged = frontend(with_cookie(load_event("frontend_client_touch.json"), value[:-2] + "xx"), context)
+    assert forged.status == 307
+    assert any(c.startswith(f"{CLIENT}=;") and "Max-Age=0" in c for c in forged.cookies), forged.cookies
+    assert frontend(sign_out_event(value), context).status == 200
+    ended = frontend(with_cookie(load_event("frontend_client_touch.json"), value), context)
+    assert any(c.startswith(f"{CLIENT}=;") and "Max-Age=0" in c for c in ended.cookies), ended.cookies
+
+    event = with_cookie(load_event("frontend_client_touch.json"), value)
+    event["queryStringParameters"]["redirect_url"] = "https://evil.example/steal"
+    refused = frontend(event, context)
+    assert refused.status == 422
+    assert refused.code == "form_param_value_invalid"
+    assert "Location" not in refused.headers
+
+
 def test_v1_jwks_is_the_session_keyrings_public_keys(stack: Stack, context: Any) -> None:
     answer = frontend(load_event("backend_jwks.json"), context)
     assert answer.status == 200
@@ -343,6 +379,7 @@ def test_environment_names_the_application(stack: Stack, context: Any, monkeypat
         ("GET", "/v1/client/sign_ins", "ANY /v1/client/{proxy+}", "POST"),
         ("PATCH", "/v1/client/sessions/sess_0000000000000000000000/tokens", "ANY /v1/client/{proxy+}", "POST"),
         ("POST", "/v1/client/handshake", "ANY /v1/client/{proxy+}", "GET"),
+        ("POST", "/v1/client/touch", "ANY /v1/client/{proxy+}", "GET"),
     ],
 )
 def test_other_methods_are_405_with_allow(

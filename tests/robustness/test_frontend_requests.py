@@ -3,8 +3,9 @@
 Form bodies of any shape (repeated, prefixed and non-ASCII names, any value, any content type, base64
 bodies), ``_method`` of any value, ``__Host-client`` cookies that are missing, forged, repeated or
 another browser's, session ids of any shape in paths, ``Sec-Fetch-*``/``Origin`` headers, and the
-handshake's ``redirect_url``: never a 5xx, only Clerk's envelope with a documented 4xx, and a ticket
-is consumed (and a session ends) only by a request that carries what it takes.
+handshake's and the client touch's ``redirect_url``: never a 5xx, only Clerk's envelope with a
+documented 4xx, and a ticket is consumed (and a session ends) only by a request that carries what it
+takes.
 """
 
 from __future__ import annotations
@@ -208,11 +209,20 @@ def test_sign_out_with_any_cookie_never_ends_anothers_session(
 
 
 @HANDLER_PROPERTY
-@given(redirect=redirect_urls | anything)
-def test_the_handshake_returns_only_to_allowed_origins(stack: Stack, context: Any, redirect: str) -> None:
-    event = load_event("frontend_handshake.json")
+@given(
+    redirect=redirect_urls | anything,
+    route=st.sampled_from(["frontend_handshake.json", "frontend_client_touch.json"]),
+    values=st.lists(client_values, max_size=3),
+)
+def test_the_handshake_and_client_touch_return_only_to_allowed_origins(
+    stack: Stack, context: Any, redirect: str, route: str, values: list[str]
+) -> None:
+    event = load_event(route)
     event["queryStringParameters"]["redirect_url"] = clean(redirect)
+    event["cookies"] = [f"{CLIENT}={clean(value)}" for value in values]
     answer = frontend(event, context)
+    # None of these values names a live client: at most the cookie cleared, never one set.
+    assert all(c.startswith(f"{CLIENT}=;") for c in answer.cookies), answer.cookies
     assert answer.status in (307, 422), answer.body
     if answer.status == 307:
         location = answer.headers["Location"]
