@@ -31,10 +31,8 @@ or header, which could carry a token or a key.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -63,6 +61,7 @@ from local.environment import apply_environment, function_env, union_environment
 from local.event_sources import QueuePoller, QueueSource, describe_sources, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url
 from local.invocation import InvocationError
+from local.local_routes import LOOPBACK_ONLY, local_route_key, loopback_host
 from local.outbox import verify_sender
 from local.parameters import local_parameters, parameter_notes
 from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
@@ -415,43 +414,6 @@ def _exists(template: dict[str, Any], resolver: Any, logical_id: str) -> bool:
     """Whether a resource exists with these parameters: it has no Condition, or its Condition holds."""
     condition = (template["Resources"].get(logical_id) or {}).get("Condition")
     return not condition or bool(resolver.condition(condition))
-
-
-LOCAL_ROUTES = ("outbox", "outbox.json", "rotate")
-
-
-LOOPBACK_ONLY = "the local stack's own routes answer only a loopback Host (localhost, 127.0.0.1, [::1])"
-_PORT = re.compile(r":[0-9]{1,5}")
-
-
-def loopback_host(value: str | None) -> bool:
-    """Whether a ``Host`` header names this machine by a loopback name: ``localhost``, an IPv4
-    loopback address or ``[::1]``, with an optional port. Anything else (another name that resolves
-    here, several Host headers, a malformed one) is not."""
-    host = (value or "").strip()
-    if host.startswith("["):
-        name, bracket, rest = host[1:].partition("]")
-        if not bracket:
-            return False
-    else:
-        name, colon, port = host.partition(":")
-        rest = colon + port
-    if rest and (not _PORT.fullmatch(rest) or int(rest[1:]) > 65535):
-        return False
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def local_route_key(request: HttpRequest) -> str:
-    """``GET /_local/outbox/{id}``: the route, never the id or an unknown path (the log shows no path)."""
-    parts = request.raw_path.split("/")
-    if len(parts) < 3 or parts[2] not in LOCAL_ROUTES:
-        return f"{request.method} /_local (no route)"
-    return f"{request.method} /_local/{parts[2]}" + ("/{id}" if len(parts) > 3 else "")
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
