@@ -1,15 +1,31 @@
-"""The local stack's own routes under ``/_local/``: never in the template, never deployed. They
-answer only a request whose ``Host`` names this machine by a loopback name, and the request log names
-them by route, never by path."""
+"""The local stack's own routes under ``/_local/``: never in the template, never deployed. The
+outbox (``local.outbox``) and ``POST /_local/rotate`` (the stack's), answered only for a ``Host`` that
+names this machine by a loopback name; the request log names them by route, never by path."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
-from local.apigw import HttpRequest
+from local import outbox
+from local.apigw import HttpRequest, HttpResponse, message_response, not_found
 
 LOCAL_ROUTES = ("outbox", "outbox.json", "rotate")
+
+
+def answer(request: HttpRequest, rotate: Callable[[HttpRequest], HttpResponse]) -> tuple[HttpResponse, str] | None:
+    """The answer to a request under ``/_local/`` and its route key, or ``None`` for any other path;
+    ``rotate`` answers ``POST /_local/rotate``."""
+    if request.raw_path != "/_local" and not request.raw_path.startswith("/_local/"):
+        return None
+    if not loopback_host(request.header("host")):
+        # DNS rebinding: a page on evil.example, resolved to 127.0.0.1, reaches this port with its
+        # own Host, and the outbox holds live links.
+        return message_response(403, LOOPBACK_ONLY), local_route_key(request)
+    if request.raw_path == "/_local/rotate":
+        return rotate(request), local_route_key(request)
+    return (outbox.handle(request) or not_found()), local_route_key(request)
 
 
 LOOPBACK_ONLY = "the local stack's own routes answer only a loopback Host (localhost, 127.0.0.1, [::1])"

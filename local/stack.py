@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from local import outbox, rotation
+from local import local_routes, rotation
 from local.account import REGION
 from local.apigw import (
     HttpRequest,
@@ -61,7 +61,6 @@ from local.environment import apply_environment, function_env, union_environment
 from local.event_sources import QueuePoller, QueueSource, describe_sources, template_queue_sources
 from local.http_server import ApiRequestHandler, ApiServer, display_url
 from local.invocation import InvocationError
-from local.local_routes import LOOPBACK_ONLY, local_route_key, loopback_host
 from local.outbox import verify_sender
 from local.parameters import local_parameters, parameter_notes
 from local.pipes import PipeEmulator, PipeSpec, faulty_put_events
@@ -227,17 +226,8 @@ class LocalStack:
         self.resources.seed_keyrings(self.endpoint, publish_to)
 
     def local_route(self, request: HttpRequest) -> tuple[HttpResponse, str] | None:
-        """The local stack's own routes under ``/_local/`` (not in the template, never deployed)."""
-        if request.raw_path != "/_local" and not request.raw_path.startswith("/_local/"):
-            return None
-        if not loopback_host(request.header("host")):
-            # DNS rebinding: a page on evil.example, resolved to 127.0.0.1, reaches this port with its
-            # own Host; the outbox holds live links. Loopback names only (issue 18 item 10).
-            return message_response(403, LOOPBACK_ONLY), local_route_key(request)
-        if request.raw_path == "/_local/rotate":
-            return self.rotate(request), local_route_key(request)
-        answer = outbox.handle(request)
-        return (answer or not_found()), local_route_key(request)
+        """The local stack's own routes under ``/_local/`` (``local.local_routes``)."""
+        return local_routes.answer(request, self.rotate)
 
     def rotate(self, request: HttpRequest) -> HttpResponse:
         """``POST /_local/rotate`` ``{"secret": "<keyring secret logical id>"}``, with the stack's key as
