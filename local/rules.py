@@ -31,18 +31,16 @@ milliseconds), never an event's content.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.async_invoke import DEFAULT_RETRY_DELAY_S, AsyncConfig, AsyncInvoker
+from local.async_invoke import AsyncInvoker
 from local.emulator import aws_client
 from local.input_templates import MISSING, json_path, supported_path
 from local.intrinsics import Resolver
 from local.resources import STACK_NAME
-from local.runtime import LocalFunction
 
 RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
 # EventBridge's defaults for a target without RetryPolicy.
@@ -239,10 +237,6 @@ def input_for(target: TargetSpec, event: dict[str, Any]) -> Any:
 # --- Delivering ------------------------------------------------------------------------------------
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 @dataclass
 class Relay:
     """A rule's function target and the queue moto delivers its events to."""
@@ -257,22 +251,14 @@ class RuleEngine:
     """Creates the template's rules in the emulator and delivers their events to the local functions."""
 
     rules: list[RuleSpec]
-    functions: dict[str, LocalFunction]  # logical id -> function (only those the stack runs)
-    async_configs: dict[str, AsyncConfig]  # logical id -> its EventInvokeConfig
-    endpoint: str
-    names: dict[str, str] = field(default_factory=dict)  # ARN -> logical id (for the log)
-    retry_delay_s: float = DEFAULT_RETRY_DELAY_S
-    log: Callable[[str], None] = _log
+    invoker: AsyncInvoker  # runs each event on its function (the functions, their configs, the ARN names)
     relays: list[Relay] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self._events = aws_client("events", self.endpoint)
-        self._sqs = aws_client("sqs", self.endpoint)
-        self._invoker = AsyncInvoker(
-            self.functions, self.async_configs, self.endpoint, self.names, self.retry_delay_s, self.log
-        )
+        self._events = aws_client("events", self.invoker.endpoint)
+        self._sqs = aws_client("sqs", self.invoker.endpoint)
 
     # -- setting up ------------------------------------------------------------------------------
 
@@ -285,7 +271,7 @@ class RuleEngine:
             for target in rule.targets:
                 if target.not_local() is not None:
                     continue
-                if target.function is not None and target.function not in self.functions:
+                if target.function is not None and target.function not in self.invoker.functions:
                     continue
                 if target.function is not None:
                     relay = Relay(rule, target)
@@ -327,7 +313,7 @@ class RuleEngine:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._invoker.close()
+        self.invoker.close()
 
     # -- the rules, for people -------------------------------------------------------------------
 
@@ -339,23 +325,23 @@ class RuleEngine:
             targets = []
             for target in rule.targets:
                 reason = target.not_local() or rule.not_local()
-                if reason is None and target.function is not None and target.function not in self.functions:
+                if reason is None and target.function is not None and target.function not in self.invoker.functions:
                     reason = f"{target.function} is not running in this stack"
                 item: dict[str, Any] = {
                     "id": target.id,
-                    "target": target.function or target.state_machine or self.names.get(target.arn, target.arn),
+                    "target": target.function or target.state_machine or self.invoker.names.get(target.arn, target.arn),
                     "local": reason is None,
                 }
                 if reason is not None:
                     item["not_local"] = reason
                 if target.function is not None:
-                    config = self._invoker.config(target.function)
+                    config = self.invoker.config(target.function)
                     item["relay_queue"] = relays.get((rule.logical_id, target.id))
                     item["retries"] = config.maximum_retry_attempts
                     on_failure = config.on_failure_arn or config.dead_letter_arn
-                    item["on_failure"] = self.names.get(on_failure, on_failure) if on_failure else None
+                    item["on_failure"] = self.invoker.names.get(on_failure, on_failure) if on_failure else None
                 if target.dead_letter_arn:
-                    item["rule_dead_letter"] = self.names.get(target.dead_letter_arn, target.dead_letter_arn)
+                    item["rule_dead_letter"] = self.invoker.names.get(target.dead_letter_arn, target.dead_letter_arn)
                 targets.append(item)
             described.append(
                 {
@@ -380,7 +366,7 @@ class RuleEngine:
                 except Exception as exc:  # the emulator is stopping, or a malformed message: keep going
                     if self._stop.is_set():
                         return
-                    self.log(f"!! EventBridge {relay.rule.logical_id}: polling failed ({type(exc).__name__})")
+                    self.invoker.log(f"!! EventBridge {relay.rule.logical_id}: polling failed ({type(exc).__name__})")
             if not busy:
                 self._stop.wait(POLL_IDLE_S)
 
@@ -399,7 +385,7 @@ class RuleEngine:
                 # EventBridge's key order, without moto's own "ingestion-time".
                 event = {key: event[key] for key in EVENT_KEYS if key in event}
             assert relay.target.function is not None
-            self._invoker.submit(
+            self.invoker.submit(
                 relay.target.function, input_for(relay.target, event), origin=f"EventBridge {relay.rule.logical_id}"
             )
         return True

@@ -54,7 +54,7 @@ from local.apigw import (
     message_response,
     not_found,
 )
-from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig
+from local.async_invoke import ASYNC_PROPERTIES, AsyncConfig, AsyncInvoker
 from local.banner import banner, clerk_frontend, curl_command
 from local.emulator import MotoServer, aws_client
 from local.environment import apply_environment, function_env, union_environment
@@ -265,8 +265,7 @@ class LocalStack:
             for logical_id, item in self.resources.created.items()
             if (arn := item.attrs.get("Arn")) is not None
         }
-        engine = RuleEngine(
-            rules=self.rules,
+        invoker = AsyncInvoker(
             functions={
                 logical_id: function
                 for logical_id, function in self.functions.items()
@@ -277,6 +276,7 @@ class LocalStack:
             names=names,
             retry_delay_s=float(values.get("LOCAL_ASYNC_RETRY_SECONDS") or 1.0),
         )
+        engine = RuleEngine(rules=self.rules, invoker=invoker)
         engine.install()
         engine.start()
         self.rule_engine = engine

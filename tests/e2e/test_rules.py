@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from local.async_invoke import AsyncConfig
+from local.async_invoke import AsyncConfig, AsyncInvoker
 from local.emulator import MotoServer, aws_client
 from local.rules import RuleEngine, RuleSpec, TargetSpec
 from local.runtime import LocalFunction
@@ -87,8 +87,7 @@ class Harness:
             pattern={"source": ["test"]},
             targets=(replace(target, function=logical_id),),
         )
-        self.engine = RuleEngine(
-            rules=[rule],
+        invoker = AsyncInvoker(
             functions={logical_id: LocalFunction(spec=spec, name=logical_id, concurrency=2)},
             async_configs={logical_id: config},
             endpoint=self.endpoint,
@@ -96,6 +95,7 @@ class Harness:
             retry_delay_s=0.05,
             log=self.log.append,
         )
+        self.engine = RuleEngine(rules=[rule], invoker=invoker)
         self.engine.install()
         self.engine.start()
         return self.engine
