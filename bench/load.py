@@ -1,5 +1,5 @@
 """A bounded wave on the local stack: many clients minting, accepting, refreshing and signing out at
-once, over loopback (issue 17 item 8).
+once, over loopback.
 
 Each simulated user, on its own keep-alive HTTP client:
 
