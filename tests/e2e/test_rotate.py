@@ -179,7 +179,8 @@ def test_a_rotation_the_functions_refuse_leaves_the_keyring_as_it_was(restore_en
 
             before = current()
             body = json.dumps({"secret": "TicketSigningKeyringSecret"}).encode()
-            request = HttpRequest("POST", "/_local/rotate", [("Authorization", f"Bearer {stack.secret_key}")], body)
+            headers = [("Host", "127.0.0.1:3999"), ("Authorization", f"Bearer {stack.secret_key}")]
+            request = HttpRequest("POST", "/_local/rotate", headers, body)
             answer, route = stack.call(request, "127.0.0.1:3999")
             assert route == "POST /_local/rotate"
             assert answer.status == 422, answer.body
