@@ -2,7 +2,7 @@
 
 Secrets Manager calls it once per step (createSecret, setSecret, testSecret, finishSecret) with
 ``{"SecretId", "ClientRequestToken", "Step"}``. Thin by design: parse the event, run the step
-(``signin_links.secret_rotation``), log the outcome. A failed step raises, so the invocation
+(``signin_links.rotation.secrets_manager``), log the outcome. A failed step raises, so the invocation
 fails, Secrets Manager retries it, and the RotateKeys errors alarm fires.
 """
 
@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signin_links import aws, snapstart
 from signin_links.config import get_settings
 from signin_links.observability import logger, metrics
-from signin_links.rotation import RotationError
-from signin_links.secret_rotation import KeyringRotations, RotationStep
+from signin_links.rotation.policy import RotationError
+from signin_links.rotation.secrets_manager import KeyringRotations, RotationStep
 
 
 @cache

@@ -15,7 +15,7 @@ A keyring secret is JSON::
   rotation read it. A key keeps its ``private_key`` while it may still sign; once retired (a later
   key has activated) the rotation strips it, and the entry keeps only its ``public_key`` until its
   tokens have expired. ``ed25519-public``: the **ticket verification keyring**, the public half of
-  every key of the signing keyring, published by the rotation (``secret_rotation.py``); the accept
+  every key of the signing keyring, published by the rotation (``rotation/secrets_manager.py``); the accept
   and the email function read only this one, so they can check a link but never make one.
 * ``rsa``: the session keyring (session JWTs, RS256; the public half is the JWKS).
 * ``hmac``: the retired HS256 ticket keyring. Nothing signs with it any more; the accept reads it
@@ -24,7 +24,7 @@ A keyring secret is JSON::
   it reads as the key ``boot-<hash>``.
 * Every key in ``keys`` verifies; the *current* key (the one that signs) is the most recently
   activated key whose ``activates_at`` has passed. Rotation adds a key that activates only after
-  every running function has re-read the secret (see ``rotation.py``), so a key is never used to
+  every running function has re-read the secret (see ``rotation/policy.py``), so a key is never used to
   sign before all verifiers know it.
 
 Key material is parsed lazily (``cryptography`` is imported only when a key signs or verifies, and

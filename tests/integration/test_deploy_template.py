@@ -30,7 +30,7 @@ from signin_links import ids
 from signin_links.batch.minter import IDEMPOTENCY_KEY_PREFIX
 from signin_links.batch.plan import header_key, marker_key
 from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS
-from signin_links.rotation import ACTIVATION_MARGIN_SECONDS
+from signin_links.rotation.policy import ACTIVATION_MARGIN_SECONDS
 
 ROOT = TEMPLATE.parent
 ACCOUNT = "123456789012"

@@ -33,8 +33,8 @@ from signin_links.keyring import (
     new_ticket_keyrings_json,
     parse_keyring,
 )
-from signin_links.rotation import RotationError
-from signin_links.secret_rotation import STEPS, KeyringRotations
+from signin_links.rotation.policy import RotationError
+from signin_links.rotation.secrets_manager import STEPS, KeyringRotations
 from signin_links.ticket_verification import verify_ticket
 from tests.conftest import Stack, load_event, load_function, reset_caches
 

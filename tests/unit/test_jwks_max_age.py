@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from signin_links.config import parse_settings
 from signin_links.redeem import RedemptionMetrics, Redemptions
-from signin_links.rotation import ACTIVATION_MARGIN_SECONDS, RotationError, check_timing
+from signin_links.rotation.policy import ACTIVATION_MARGIN_SECONDS, RotationError, check_timing
 
 
 def max_age(secrets_max_age: int, activation_delay: int) -> int:

@@ -24,7 +24,7 @@ from signin_links.keyring import (
     parse_keyring,
     read_keys,
 )
-from signin_links.rotation import (
+from signin_links.rotation.policy import (
     ACTIVATION_MARGIN_SECONDS,
     RotationError,
     RotationPolicy,

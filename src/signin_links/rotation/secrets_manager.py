@@ -5,7 +5,7 @@ Secrets Manager invokes the rotation function once per step with ``{"SecretId",
 idempotent, so a retried or repeated step changes nothing further:
 
 * ``createSecret``: unless the AWSPENDING version of this token already holds a value, read
-  AWSCURRENT, drop expired keys, add a key (:func:`signin_links.rotation.rotate`) and store the
+  AWSCURRENT, drop expired keys, add a key (:func:`signin_links.rotation.policy.rotate`) and store the
   result as the AWSPENDING version of the token.
 * ``setSecret``: for the ticket signing keyring (``ed25519``), publish the pending keyring's public
   half as the current value of the ticket verification keyring (``TICKET_VERIFICATION_KEYRING_SECRET_ID``),
@@ -13,7 +13,7 @@ idempotent, so a retried or repeated step changes nothing further:
   makes the new key visible to the mint, and the key signs only after the activation delay, so
   every verifier knows a key before a token it signed reaches it. The session keyring lives only
   in its secret: nothing to set.
-* ``testSecret``: the pending keyring must be usable (:func:`signin_links.rotation.check_keyring`)
+* ``testSecret``: the pending keyring must be usable (:func:`signin_links.rotation.policy.check_keyring`)
   and keep every key of AWSCURRENT that is still within retention; for the ticket signing keyring,
   the published verification keyring must hold exactly its public half.
 * ``finishSecret``: move AWSCURRENT to the token's version (no-op when already there).
@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from signin_links.config import Settings
 from signin_links.keyring import ED25519, ED25519_PUBLIC, Key, Keyring, KeyringFormatError, read_keys
 from signin_links.observability import logger, metrics
-from signin_links.rotation import RotationError, RotationPolicy, check_keyring, prune, rotate
+from signin_links.rotation.policy import RotationError, RotationPolicy, check_keyring, prune, rotate
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"

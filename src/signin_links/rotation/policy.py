@@ -1,6 +1,6 @@
 """Key rotation, pure: which keys a keyring keeps, which key it adds, and what a valid result is.
 
-No I/O here; :mod:`signin_links.secret_rotation` runs Secrets Manager's four-step protocol
+No I/O here; :mod:`signin_links.rotation.secrets_manager` runs Secrets Manager's four-step protocol
 around these functions.
 
 Timing (docs/operations.md, "Key rotation"):
