@@ -74,8 +74,14 @@ class MotoServer:
         return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> MotoServer:
+        """Serve an empty emulator. moto's backends are global to the process, so a server started
+        after another in the same process (tests, ``make invoke --fresh``) would otherwise find the
+        first one's tables and queues; two servers at once in one process are not supported."""
+        from moto.moto_api._internal.models import moto_api_backend
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
+
+        moto_api_backend.reset()
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines from moto
         cache_jsonpath_parser()
