@@ -8,11 +8,14 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -83,6 +86,30 @@ class Stack:
         return item
 
 
+@cache
+def _shared_loader(*args: Any, **kwargs: Any) -> botocore.loaders.Loader:
+    return _create_loader(*args, **kwargs)
+
+
+# Every boto3 session the tests make (the ``stack`` fixture's clients; ``signin_links.aws``'s, which
+# each test's ``reset_caches`` drops) reads botocore's service models and endpoint data through one
+# loader, which caches what it parsed: a new session would otherwise parse them again (a quarter of
+# a second per client). The data is read-only; what a session holds of its own (credentials, region,
+# events) stays per session.
+_create_loader = botocore.loaders.create_loader
+botocore.session.create_loader = _shared_loader  # type: ignore[attr-defined]
+
+
+@cache
+def session_keyring_json() -> str:
+    """An RSA session keyring, generated once per test process (RSA-2048 generation is the costliest
+    step of the ``stack`` fixture); each test's moto holds its own copy. Tests of rotation make
+    their own keys."""
+    from signin_links.keyring import RSA, new_keyring_json
+
+    return new_keyring_json(RSA)
+
+
 def reset_caches() -> None:
     from signin_links import aws
     from signin_links.config import get_settings
@@ -103,7 +130,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """moto with the template's tables, secrets and bus; env vars set as the template sets them."""
     with mock_aws():
         from local.resources import create_tables
-        from signin_links.keyring import new_keyring_json, new_ticket_keyrings_json
+        from signin_links.keyring import new_ticket_keyrings_json
 
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
@@ -113,7 +140,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         signing, public = new_ticket_keyrings_json()
         tickets = secrets.create_secret(Name="ticket-signing-keyring", SecretString=signing)
         verification = secrets.create_secret(Name="ticket-verification-keyring", SecretString=public)
-        sessions = secrets.create_secret(Name="session-keyring", SecretString=new_keyring_json("rsa"))
+        sessions = secrets.create_secret(Name="session-keyring", SecretString=session_keyring_json())
         bus = events.create_event_bus(Name="signin-links-test")
         env = {
             "TABLE_NAME": tables["TokensTable"],
