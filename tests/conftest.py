@@ -17,6 +17,7 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
+from hypothesis import settings
 from moto import mock_aws
 
 from local.moto_patches import atomic_transactions
@@ -27,6 +28,18 @@ from local.ses_quota import ses_quota
 # moto server does the same; see local/moto_patches.py and local/ses_quota.py).
 atomic_transactions()
 ses_quota()
+
+# Hypothesis profiles: how many examples every property test draws, chosen with HYPOTHESIS_PROFILE
+# (or pytest's --hypothesis-profile); no test sets its own max_examples. Draws stay random (fresh
+# inputs on every run find what the last one missed); a failure prints the blob that reproduces it.
+#   ci          100 examples (the default: make test, CI)
+#   thorough    1,000 examples (before a release, or after touching a parser: HYPOTHESIS_PROFILE=thorough)
+#   second-pass 10 examples (make test's run on Lambda's Python 3.13: the inputs were explored on the
+#               first pass; this one checks the same code behaves the same on the other interpreter)
+settings.register_profile("ci", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("thorough", settings.get_profile("ci"), max_examples=1000)
+settings.register_profile("second-pass", settings.get_profile("ci"), max_examples=10)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Every test's logs are scanned for tokens, secret keys and accept URLs (see tests/logscan.py).
 pytest_plugins = ["tests.logscan"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from signin_links.config import Settings
@@ -31,6 +32,8 @@ BASE = "https://links.example.com"
 NOW = 1_750_000_000
 KEY = generate_key(ED25519, now=NOW - 10)
 KEYRING = Keyring(kind=ED25519, keys=(KEY,)).public()  # the email function holds public keys only
+# The mailer's property tests: as many examples as the Hypothesis profile says (tests/conftest.py).
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SETTINGS = Settings(table_name="t", accept_base_url=BASE, email_sender="links@example.com", email_sender_name="Ex")
 
 # --- Fakes ------------------------------------------------------------------------------------------

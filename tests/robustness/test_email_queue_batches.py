@@ -22,8 +22,7 @@ from signin_links.email_queue import EmailQueue, QueueMessage, queue_messages
 from signin_links.link_email import MalformedEvent, parse_minted
 from signin_links.models import EMAIL_SENDING
 from signin_links.send_pace import SendPace, SendQuota
-from tests.email_world import BASE, World, answers, event_of, minted_events, ses_exception, valid_detail
-from tests.robustness.test_link_email_inputs import PROPERTY
+from tests.email_world import BASE, PROPERTY, World, answers, event_of, minted_events, ses_exception, valid_detail
 
 
 @dataclass

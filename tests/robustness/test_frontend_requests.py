@@ -26,9 +26,9 @@ from tests.strategies import redirect_urls
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
-PURE = settings(max_examples=400, deadline=None)
+PURE = settings(deadline=None)
 HANDLER_PROPERTY = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 CLIENT = "__Host-client"
 anything = st.text(st.characters(), max_size=80)

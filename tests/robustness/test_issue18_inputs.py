@@ -23,7 +23,7 @@ from tests.strategies import tricky_text
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 HANDLER_PROPERTY = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 anything = st.text(st.characters(), max_size=80) | tricky_text
 csrf_like = (

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from signin_links.config import ConfigError
@@ -32,6 +32,7 @@ from signin_links.models import EMAIL_FAILED, EMAIL_UNKNOWN
 from tests.email_world import (
     BASE,
     NOW,
+    PROPERTY,
     SETTINGS,
     TEMPLATES,
     World,
@@ -47,8 +48,6 @@ from tests.email_world import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- Properties ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from local.emulator import MotoServer
 from local.follow import JWT, line_for, redact
 from local.stack import LocalStack
 
-ROUTE_PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+ROUTE_PROPERTY = settings(deadline=None, suppress_health_check=list(HealthCheck))
 KEY = "sk_test_local_signin_links_0001"
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
@@ -140,7 +140,7 @@ def test_the_rotation_endpoint_refuses_what_is_not_a_rotation(
         assert response.status == 401
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(
     event=st.fixed_dictionaries(
         {"source": json_values, "detail-type": json_values, "detail": json_values},

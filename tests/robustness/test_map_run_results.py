@@ -44,7 +44,7 @@ locations = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(batch_id=json_values | st.text(max_size=140), where=locations, both=st.booleans(), extra=st.booleans())
 def test_any_summary_event_is_a_finalize_request_or_rejected(
     batch_id: Any, where: Any, both: bool, extra: bool
@@ -108,7 +108,7 @@ def runs(draw: st.DrawFn) -> tuple[dict[str, bytes], str]:
     return objects, directory + "manifest.json"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(run=runs(), bucket=st.sampled_from(["results", "other"]))
 def test_any_map_run_is_read_back_or_refused_and_nothing_outside_it_is_read(
     run: tuple[dict[str, bytes], str], bucket: str

@@ -25,9 +25,9 @@ from tests.handlers import Answer, accept, invoke, mint, status_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
-PURE = settings(max_examples=400, deadline=None)
+PURE = settings(deadline=None)
 HANDLER_PROPERTY = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 ALLOWED = ("https://app.example.com", "http://127.0.0.1:3000")
 OWN = ("https://links.example.com",)

@@ -27,7 +27,7 @@ from signin_links.tickets import Ticket, sign_ticket
 from tests.jwts import b64, eddsa, hs256, unb64
 from tests.strategies import redirect_urls
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # PyJWT also checks ``exp`` against the wall clock, so genuine tokens are issued at the moment of
 # the test (``now()``), not at import: a long run must not age them.
 NOW = int(time.time())

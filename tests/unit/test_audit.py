@@ -305,13 +305,13 @@ creation_times = st.one_of(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.one_of(stream_records(), audited_and_near_misses()))
 def test_the_pipe_keeps_exactly_the_records_the_mapping_knows(item: dict[str, Any]) -> None:
     assert kept_by_the_pipe(item) == (change_of(item) is not None)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.lists(st.one_of(creation_times, json_values), max_size=6), st.floats(min_value=0, max_value=4e9))
 def test_the_age_of_any_creation_times_is_none_or_a_finite_age(created: list[Any], now: float) -> None:
     app = load_function("audit_events")
@@ -324,7 +324,6 @@ def test_the_age_of_any_creation_times_is_none_or_a_finite_age(created: list[Any
 
 
 @settings(
-    max_examples=300,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],  # capsys: read each time
     deadline=None,
 )
@@ -399,7 +398,7 @@ def lifecycles(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return records, item
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(lifecycle=lifecycles(), since=st.integers(1_690_000_000_000, 1_910_000_000_000), span=st.integers(0, 10**10))
 def test_the_events_rebuilt_from_an_item_are_those_the_pipe_published_in_the_window(
     lifecycle: tuple[list[dict[str, Any]], dict[str, Any]], since: int, span: int

@@ -4,7 +4,7 @@ name without markup; each refused at init naming the variable."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from signin_links import branding
@@ -25,7 +25,6 @@ def test_the_default_colour_passes_its_own_check() -> None:
     assert branding.color(branding.DEFAULT_COLOR) == branding.DEFAULT_COLOR
 
 
-@settings(max_examples=300)
 @given(rgb=st.integers(min_value=0, max_value=0xFFFFFF), upper=st.booleans())
 def test_a_colour_is_taken_exactly_when_white_text_on_it_reaches_aa(rgb: int, upper: bool) -> None:
     value = f"#{rgb:06x}"
@@ -55,7 +54,6 @@ def test_a_logo_or_support_page_must_be_an_https_url(value: str) -> None:
         branding.https_url(value)
 
 
-@settings(max_examples=300)
 @given(value=redirect_urls)
 def test_an_accepted_url_is_canonical_https_ascii(value: str) -> None:
     try:

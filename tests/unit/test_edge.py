@@ -25,7 +25,7 @@ values = (
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(headers=st.dictionaries(names, values, max_size=6))
 @example(headers={HEADER: "\ud800" * 48})
 @example(headers={HEADER: VALUE + "\x00"})

@@ -117,7 +117,7 @@ queries = st.lists(st.tuples(segments, st.text(max_size=10)), max_size=4).map(
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     route_index=st.integers(min_value=0, max_value=max(0, len(ROUTES) - 1)),
     segment=segments,
@@ -154,7 +154,7 @@ def test_any_request_becomes_a_valid_event(
     assert (parsed.body or "") == (event.get("body") or "")
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=st.text(max_size=200),
     count=st.integers(min_value=1, max_value=10**6),

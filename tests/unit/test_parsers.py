@@ -37,7 +37,7 @@ def test_a_jsonl_string_may_hold_characters_that_str_splitlines_splits_on(separa
     ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.lists(json_values, max_size=5), st.sampled_from(["\n", "\r\n"]))
 def test_any_json_lines_read_back(values: list[Any], newline: str) -> None:
     text = newline.join(json.dumps(value, ensure_ascii=False) for value in values)
@@ -51,7 +51,7 @@ def test_any_json_lines_read_back(values: list[Any], newline: str) -> None:
     assert json.dumps(users) == json.dumps(expected)  # (NaN is not equal to itself)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.text(max_size=300) | tricky_text)
 def test_any_text_is_a_manifest_or_its_clear_error(text: str) -> None:
     for parse in (parse_csv, parse_jsonl):
@@ -82,7 +82,7 @@ def test_negative_chunk_counts_are_rejected(count: int) -> None:
     assert caught.value.param == "chunks"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["batch_id", "chunk_index", "users", "user_ids", "expires_in_seconds", "org_id", "chunks"]),
@@ -147,7 +147,7 @@ user_objects = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.lists(user_objects | json_values, min_size=1, max_size=8))
 def test_any_users_are_planned_one_by_one(users: list[Any]) -> None:
     request = parse_invocation({"batch_id": "b", "chunk_index": 0, "users": users}, SETTINGS)

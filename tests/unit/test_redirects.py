@@ -149,7 +149,7 @@ def test_url_settings_are_read_into_their_ascii_form() -> None:
     assert parsed.default_redirect_url == "https://xn--caf-dma.example/bienvenue/%C3%A0"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(redirect_urls)
 @example("https://[x/")
 @example("https://app.example.com\uff0fevil.com/")
@@ -173,7 +173,7 @@ def test_any_redirect_is_a_clean_answer(url: str) -> None:
     assert SETTINGS.redirect_allowed(sent)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(redirect_urls)
 def test_canonical_urls_are_ascii_and_idempotent(url: str) -> None:
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from signin_links import audit, ids
@@ -67,7 +67,6 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400)
 @given(
     mutations=st.dictionaries(
         st.sampled_from(["sign_in_token_id", "user_id", "redirect_url", "org_id", "delivery", "extra"]), json_values
