@@ -83,15 +83,34 @@ $(LAMBDA_VENV)/.installed: pyproject.toml
 
 .PHONY: test
 test: install chromium ## Run the whole test suite (unit, integration, e2e, browser; then again on Python 3.13)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 	$(MAKE) --no-print-directory test-lambda-python
 
+# The second pass checks that the code Lambda runs behaves the same on Lambda's Python: it leaves out
+# the tests of the repository's tools (marker `tooling`: the template, SAM CLI, import contracts, the
+# local stack's emulation, the benchmarks), which run on the developer's Python only, and draws 10
+# examples per property test (Hypothesis profile second-pass; the first pass explored the inputs).
 .PHONY: test-lambda-python
 test-lambda-python: ## Unit and integration tests on Lambda's Python 3.13 (skipped, said so, if none is found)
 	@if [ -n "$(LAMBDA_PYTHON)" ] && "$(LAMBDA_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
 		$(MAKE) --no-print-directory $(LAMBDA_VENV)/.installed && \
-		$(LAMBDA_VENV)/bin/python -m pytest -p no:cacheprovider tests/unit tests/integration; \
+		HYPOTHESIS_PROFILE=second-pass $(LAMBDA_VENV)/bin/python -m pytest -p no:cacheprovider -m "not tooling" \
+			tests/unit tests/integration; \
 	else echo "note: no Python 3.13 found: the Lambda-runtime test pass was not run"; fi
+
+# What `make test` costs from a fresh clone, as CI runs it (REV=<commit> times another commit, e.g. an
+# older one for a before/after); SAM CLI's venv is linked from here when there is one, as CI builds it
+# before `make test`. Run it on a quiet machine: the wall time is the figure.
+REV ?= HEAD
+.PHONY: test-timing
+test-timing: ## Time `make test` in a fresh clone of REV (default HEAD) in a temporary folder
+	@dir=$$(mktemp -d /tmp/signin-links-timing.XXXXXX) && git clone --quiet "$(CURDIR)" "$$dir/repo" && \
+	cd "$$dir/repo" && git checkout --quiet "$(REV)" && \
+	if [ -x "$(CURDIR)/$(SAM_VENV)/bin/sam" ]; then ln -s "$(CURDIR)/$(SAM_VENV)" $(SAM_VENV); fi && \
+	echo "timing make test at $$(git rev-parse --short HEAD) in $$dir/repo" && \
+	start=$$(date +%s) && { $(MAKE) --no-print-directory test > "$$dir/make-test.log" 2>&1; rc=$$?; } ; \
+	end=$$(date +%s) && grep -E "^(=+ .*(passed|failed|error).* in |note: )" "$$dir/make-test.log"; \
+	echo "make test from a fresh clone: $$((end - start)) s, exit $$rc (log: $$dir/make-test.log)"; exit $$rc
 
 .PHONY: test-fast
 test-fast: install ## Unit and integration tests only

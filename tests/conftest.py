@@ -63,6 +63,29 @@ os.environ.update(
 )
 
 
+# Tests of the repository's tools rather than of the code Lambda runs: template.yaml as CloudFormation
+# and SAM CLI read it, the import contracts, `make invoke`, the local stack's EventBridge and Pipes
+# emulation, the benchmarks and `make capacity`, the translation catalogues. They give the same answer
+# on any Python, so make test's second pass, on Lambda's Python 3.13, leaves them out (-m "not tooling").
+TOOLING = {
+    "tests/unit/test_bench.py",
+    "tests/unit/test_capacity.py",
+    "tests/unit/test_catalogues.py",
+    "tests/unit/test_pipe_emulation.py",
+    "tests/unit/test_rules.py",
+    "tests/integration/test_deploy_template.py",
+    "tests/integration/test_email_template.py",
+    "tests/integration/test_import_contracts.py",
+    "tests/integration/test_rotation_invoke.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).relative_to(ROOT).as_posix() in TOOLING:
+            item.add_marker(pytest.mark.tooling)
+
+
 def load_event(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return data
