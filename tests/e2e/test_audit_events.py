@@ -38,10 +38,16 @@ def subscribe(stack: LocalStackHandle, name: str) -> Callable[[], list[dict[str,
     return received
 
 
-def wait_for(received: Callable[[], list[dict[str, Any]]], count: int, timeout: float = 60) -> list[dict[str, Any]]:
+def wait_for(
+    received: Callable[[], list[dict[str, Any]]],
+    count: int,
+    timeout: float = 60,
+    until: Callable[[list[dict[str, Any]]], bool] = lambda got: True,
+) -> list[dict[str, Any]]:
+    """What arrived once at least ``count`` events did and ``until`` holds (or at the timeout)."""
     deadline = time.monotonic() + timeout
     events = received()
-    while len(events) < count and time.monotonic() < deadline:
+    while not (len(events) >= count and until(events)) and time.monotonic() < deadline:
         time.sleep(0.3)
         events = received()
     return events
@@ -57,6 +63,7 @@ def test_n_accepts_give_n_events_even_when_eventbridge_is_briefly_unavailable(tm
     with running_stack(tmp_path, env={"LOCAL_PIPE_PUT_EVENTS_FAILURES": "3"}) as stack:
         received = subscribe(stack, "audit-e2e")
         minted = [stack.mint(f"user_audit_{n}") for n in range(ACCEPTS + 1)]
+        sentinel = stack.mint("user_audit_sentinel")
         with stack.client(headers={"Accept": "application/json"}) as api:
             first = api.post("/accept-token", json={"token": minted[0]["token"]})
         assert first.status_code == 200
@@ -71,8 +78,17 @@ def test_n_accepts_give_n_events_even_when_eventbridge_is_briefly_unavailable(tm
 
         # Each accept is one transaction, two changes: its token accepted and its session created.
         events = wait_for(received, 2 * ACCEPTS + 1)
-        time.sleep(1.5)  # anything late (a duplicate) would show now
-        events += received()[len(events) :]
+        # A sentinel: one more change, after all of them. The pipe reads the stream in order and
+        # finishes a batch (its retries included) before the next, so once the sentinel's event
+        # arrived, a duplicate of an earlier one would have arrived before it.
+        with stack.client() as api:
+            assert api.post(f"/v1/sign_in_tokens/{sentinel['id']}/revoke").status_code == 200
+        everything = wait_for(
+            received,
+            len(events) + 1,
+            until=lambda got: any(e["detail"].get("sign_in_token_id") == sentinel["id"] for e in got),
+        )
+        events = [event for event in everything if event["detail"].get("sign_in_token_id") != sentinel["id"]]
         output = stack.output()
 
     accepted = [event for event in events if event["detail-type"] == "SignInTokenAccepted"]
