@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
 
+import jwt
+
 from signin_links.cookies import REFRESH_HOST_ONLY as REFRESH
 from signin_links.keyring import Keyring, parse_keyring
+from signin_links.models import SignInTokenRecord, TokenStatus
+from signin_links.store import TokenStore
+from signin_links.tickets import sign_ticket
 from tests.conftest import Stack, load_event, load_function
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -84,7 +90,7 @@ def create_event(body: Any, *, base64_encoded: bool = False, **headers: str) -> 
     return event
 
 
-def mint(context: Any, user_id: str = "user_robust", **fields: Any) -> dict[str, Any]:
+def mint(context: Any, user_id: str = "user_123", **fields: Any) -> dict[str, Any]:
     event = load_event("create_sign_in_token.json")
     event["body"] = json.dumps({"user_id": user_id, **fields})
     answer = invoke("mint_link", event, context)
@@ -176,3 +182,95 @@ def status_of(stack: Stack, token_id: str) -> str | None:
 
 def item_count(stack: Stack) -> int:
     return int(stack.dynamodb.scan(TableName=stack.table_name, Select="COUNT")["Count"])
+
+
+# --- The accept function as the integration tests call it ------------------------------------------
+
+
+def call_accept(event: dict[str, Any], context: Any) -> Answer:
+    """The accept function's answer to ``event``."""
+    return invoke("accept_token", event, context)
+
+
+def get(context: Any, token: str | None = None, **headers: str) -> Answer:
+    """GET /accept-token (with ``token`` in the query, and extra headers)."""
+    event = accept_get_event(token)
+    event["headers"].update(headers)
+    return call_accept(event, context)
+
+
+def head(context: Any, token: str = "x") -> Answer:
+    """HEAD /accept-token?token=... (the events/ file's headers as they are)."""
+    event = load_event("accept_token_head.json")
+    event["rawQueryString"] = f"token={encoded(token)}"
+    event["queryStringParameters"] = {"token": token}
+    return call_accept(event, context)
+
+
+def post(
+    context: Any,
+    token: str | None,
+    *,
+    accept: str = HTML,
+    cookie: str | None = None,
+    extra_cookies: tuple[str, ...] = (),
+    as_json: bool = False,
+    base64_body: bool = False,
+    body: str | None = None,
+) -> Answer:
+    event = load_event("accept_token_post.json")
+    if body is None:
+        body = json.dumps({"token": token}) if as_json else ("" if token is None else f"token={encoded(token)}")
+    if as_json:
+        event["headers"]["content-type"] = "application/json"
+    if base64_body:
+        body = base64.b64encode(body.encode()).decode()
+    event["body"] = body
+    event["isBase64Encoded"] = base64_body
+    event["headers"]["accept"] = accept
+    if cookie:
+        event["cookies"] = ["theme=dark", *(f"__session={value}" for value in extra_cookies), f"__session={cookie}"]
+    return call_accept(event, context)
+
+
+def revoke(context: Any, token_id: str) -> None:
+    """Revoke a sign-in token through the mint function (which must answer 200)."""
+    assert invoke("mint_link", revoke_event(token_id), context).status == 200
+
+
+def craft(
+    stack: Stack,
+    *,
+    token_id: str = "sit_0000000000000000000042",
+    issued_at: int | None = None,
+    expires_in: int = 600,
+    status: TokenStatus = TokenStatus.PENDING,
+    redirect_url: str | None = None,
+    store: bool = True,
+) -> str:
+    """A token signed with the stack's ticket key, for a record written straight to the table."""
+    issued = int(time.time()) if issued_at is None else issued_at
+    key = keyring(stack, "TICKET_SIGNING_KEYRING_SECRET_ID").current()
+    token = sign_ticket(key, sid=token_id, issued_at=issued, expires_in_seconds=expires_in, redirect_url=redirect_url)
+    if store:
+        record = SignInTokenRecord(
+            id=token_id,
+            user_id="user_crafted",
+            status=status,
+            created_at=issued * 1000,
+            updated_at=issued * 1000,
+            expires_at=issued + expires_in,
+            expires_in_seconds=expires_in,
+            redirect_url=redirect_url,
+        )
+        TokenStore(stack.dynamodb, stack.table_name).create(record, ttl=issued + expires_in + 3600)
+    return token
+
+
+def session_claims(stack: Stack, token: str) -> dict[str, Any]:
+    """Verify a session JWT as an app would: against the JWKS this function serves."""
+    header = jwt.get_unverified_header(token)
+    jwks = keyring(stack, "SESSION_KEYRING_SECRET_ID").jwks()
+    (jwk,) = [key for key in jwks["keys"] if key["kid"] == header["kid"]]
+    claims: dict[str, Any] = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["RS256"])
+    return claims

@@ -14,7 +14,7 @@ import pytest
 
 from signin_links.tickets import sign_ticket
 from tests.conftest import Stack
-from tests.integration.test_accept_token import craft, get, keyring, mint, post, session_claims, status_of
+from tests.handlers import craft, get, keyring, mint, post, session_claims, status_of
 
 TOKEN_ID = "sit_0000000000000000000042"
 

@@ -18,22 +18,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signin_links.observability import logger
 from tests.conftest import Stack, load_event
-from tests.integration.test_accept_token import (
-    HTML_ACCEPT,
-    SECURITY_HEADERS,
-    Answer,
-    get,
-    head,
-    invoke,
-    keyring,
-    mint,
-    post,
-    revoke,
-    status_of,
-)
+from tests.handlers import HTML, Answer, call_accept, get, head, keyring, mint, post, revoke, status_of
 from tests.jwts import b64, hs256
 from tests.pipes import audit_pipe, bus_queue
 from tests.robustness.faults import injected
+
+SECURITY_HEADERS = ("Cache-Control", "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options")
 
 
 def forgeries(stack: Stack, context: Any, token: str) -> dict[str, str]:
@@ -68,7 +58,7 @@ def forgeries(stack: Stack, context: Any, token: str) -> dict[str, str]:
 def test_forged_and_malformed_tokens_are_invalid_and_consume_nothing(stack: Stack, context: Any) -> None:
     minted = mint(context)
     for name, forged in forgeries(stack, context, minted["token"]).items():
-        for accept in (HTML_ACCEPT, "application/json"):
+        for accept in (HTML, "application/json"):
             answer = post(context, forged, accept=accept)
             assert (answer.status, answer.code) == (400, "ticket_invalid_code"), name
             assert answer.cookies == [], name
@@ -102,7 +92,7 @@ def test_bad_bodies_are_clear_4xx(
     event = load_event("accept_token_post.json")
     event["body"] = body
     event["headers"].update({"content-type": content_type, "accept": "application/json"})
-    answer = invoke(event, context)
+    answer = call_accept(event, context)
     assert (answer.status, answer.code) == (status, code)
     assert answer.headers["Content-Type"] == "application/json"
 
@@ -121,8 +111,8 @@ def test_every_response_carries_the_security_headers(stack: Stack, context: Any)
         "already used (json)": post(context, minted["token"], accept="application/json"),
         "signed in page": post(context, mint(context)["token"]),
         "json": post(context, mint(context)["token"], accept="application/json"),
-        "jwks": invoke(load_event("jwks.json"), context),
-        "unknown route": invoke(unknown, context),
+        "jwks": call_accept(load_event("jwks.json"), context),
+        "unknown route": call_accept(unknown, context),
     }
     for name, answer in answers.items():
         for header in SECURITY_HEADERS:

@@ -16,124 +16,8 @@ from typing import Any
 import jwt
 import pytest
 
-from signin_links.keyring import Keyring, parse_keyring
-from signin_links.models import SignInTokenRecord, TokenStatus
-from signin_links.store import TokenStore
-from signin_links.tickets import sign_ticket
-from tests import handlers
-from tests.conftest import Stack, load_event, load_function, reset_caches
-from tests.handlers import Answer, encoded
-
-HTML_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-SECURITY_HEADERS = ("Cache-Control", "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options")
-
-
-def invoke(event: dict[str, Any], context: Any) -> Answer:
-    return handlers.invoke("accept_token", event, context)
-
-
-def get(context: Any, token: str | None = None, **headers: str) -> Answer:
-    event = handlers.accept_get_event(token)
-    event["headers"].update(headers)
-    return invoke(event, context)
-
-
-def head(context: Any, token: str = "x") -> Answer:
-    event = load_event("accept_token_head.json")
-    event["rawQueryString"] = f"token={encoded(token)}"
-    event["queryStringParameters"] = {"token": token}
-    return invoke(event, context)
-
-
-def post(
-    context: Any,
-    token: str | None,
-    *,
-    accept: str = HTML_ACCEPT,
-    cookie: str | None = None,
-    extra_cookies: tuple[str, ...] = (),
-    as_json: bool = False,
-    base64_body: bool = False,
-    body: str | None = None,
-) -> Answer:
-    event = load_event("accept_token_post.json")
-    if body is None:
-        body = json.dumps({"token": token}) if as_json else ("" if token is None else f"token={encoded(token)}")
-    if as_json:
-        event["headers"]["content-type"] = "application/json"
-    if base64_body:
-        body = base64.b64encode(body.encode()).decode()
-    event["body"] = body
-    event["isBase64Encoded"] = base64_body
-    event["headers"]["accept"] = accept
-    if cookie:
-        event["cookies"] = ["theme=dark", *(f"__session={value}" for value in extra_cookies), f"__session={cookie}"]
-    return invoke(event, context)
-
-
-def mint(context: Any, **body: Any) -> dict[str, Any]:
-    event = load_event("create_sign_in_token.json")
-    event["body"] = json.dumps({"user_id": "user_123", **body})
-    response = load_function("mint_link").lambda_handler(event, context)
-    assert response["statusCode"] == 200, response["body"]
-    minted: dict[str, Any] = json.loads(response["body"])
-    return minted
-
-
-def revoke(context: Any, token_id: str) -> None:
-    event = load_event("revoke_sign_in_token.json")
-    event["pathParameters"] = {"sign_in_token_id": token_id}
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/sign_in_tokens/{token_id}/revoke"
-    assert load_function("mint_link").lambda_handler(event, context)["statusCode"] == 200
-
-
-def keyring(stack: Stack, variable: str) -> Keyring:
-    raw = stack.secretsmanager.get_secret_value(SecretId=stack.env[variable])["SecretString"]
-    return parse_keyring(raw)
-
-
-def craft(
-    stack: Stack,
-    *,
-    token_id: str = "sit_0000000000000000000042",
-    issued_at: int | None = None,
-    expires_in: int = 600,
-    status: TokenStatus = TokenStatus.PENDING,
-    redirect_url: str | None = None,
-    store: bool = True,
-) -> str:
-    """A token signed with the stack's ticket key, for a record written straight to the table."""
-    issued = int(time.time()) if issued_at is None else issued_at
-    key = keyring(stack, "TICKET_SIGNING_KEYRING_SECRET_ID").current()
-    token = sign_ticket(key, sid=token_id, issued_at=issued, expires_in_seconds=expires_in, redirect_url=redirect_url)
-    if store:
-        record = SignInTokenRecord(
-            id=token_id,
-            user_id="user_crafted",
-            status=status,
-            created_at=issued * 1000,
-            updated_at=issued * 1000,
-            expires_at=issued + expires_in,
-            expires_in_seconds=expires_in,
-            redirect_url=redirect_url,
-        )
-        TokenStore(stack.dynamodb, stack.table_name).create(record, ttl=issued + expires_in + 3600)
-    return token
-
-
-def session_claims(stack: Stack, token: str) -> dict[str, Any]:
-    """Verify a session JWT as an app would: against the JWKS this function serves."""
-    header = jwt.get_unverified_header(token)
-    jwks = keyring(stack, "SESSION_KEYRING_SECRET_ID").jwks()
-    (jwk,) = [key for key in jwks["keys"] if key["kid"] == header["kid"]]
-    claims: dict[str, Any] = jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["RS256"])
-    return claims
-
-
-def status_of(stack: Stack, token_id: str) -> str:
-    item = stack.item(token_id)
-    assert item is not None
-    return str(item["status"]["S"])
+from tests.conftest import Stack, load_event, reset_caches
+from tests.handlers import call_accept, craft, get, head, mint, post, revoke, session_claims, status_of
 
 
 @pytest.fixture
@@ -429,7 +313,7 @@ def test_auto_submit_can_be_switched_off(stack: Stack, context: Any, monkeypatch
 
 
 def test_jwks_lists_the_session_keys_with_cache_headers(stack: Stack, context: Any) -> None:
-    answer = invoke(load_event("jwks.json"), context)
+    answer = call_accept(load_event("jwks.json"), context)
     assert answer.status == 200, answer.body
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.headers["Cache-Control"] == "public, max-age=240"  # 600 s delay - 300 s max age - 60 s margin
