@@ -32,7 +32,7 @@ from local.template import load_template, resources
 from signin_links.batch.request import BatchRejected
 from signin_links.manifest import MAP_RUNS_PREFIX
 from tests.conftest import REGION, ROOT
-from tests.integration.test_batch import RESULTS_BUCKET, Batches, batches  # noqa: F401 - the fixture
+from tests.integration.conftest import RESULTS_BUCKET, Batches
 
 ASL = ROOT / "statemachine" / "mint_batch.asl.json"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:mint-link"
@@ -149,7 +149,7 @@ class Emulator:
 
 
 @pytest.fixture
-def emulator(batches: Batches, monkeypatch: pytest.MonkeyPatch) -> Emulator:  # noqa: F811
+def emulator(batches: Batches, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     from moto.core.config import default_user_config
 
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
@@ -157,7 +157,7 @@ def emulator(batches: Batches, monkeypatch: pytest.MonkeyPatch) -> Emulator:  # 
 
 
 def test_chunk_payloads_built_by_the_emulator_go_through_the_handler(
-    batches: Batches,  # noqa: F811
+    batches: Batches,
     emulator: Emulator,
 ) -> None:
     manifest = "user_id,redirect_url,metadata\n" + "".join(
@@ -229,7 +229,7 @@ def write_map_run(
 
 
 def test_the_summary_step_reads_a_thousand_chunks_from_the_map_run_and_refuses_other_objects(
-    batches: Batches,  # noqa: F811
+    batches: Batches,
 ) -> None:
     outputs = [
         {

@@ -4,8 +4,6 @@ function usable; and after a SnapStart restore nothing cached before the snapsho
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import json
 import random
 from types import ModuleType
@@ -14,23 +12,10 @@ from typing import Any
 import pytest
 
 from signin_links import aws, snapstart
-from tests.conftest import ROOT, Stack, load_event, reset_caches
+from tests.conftest import Stack, load_event, reset_caches
 from tests.handlers import mint
+from tests.integration.conftest import fresh_handler
 from tests.robustness.faults import SECRETS_FAULTS, injected
-
-_fresh = itertools.count()
-
-
-def fresh_handler(directory: str) -> ModuleType:
-    """A new copy of ``functions/<directory>/app.py``, loaded as Lambda loads it in a new environment."""
-    spec = importlib.util.spec_from_file_location(
-        f"fresh_{directory}_{next(_fresh)}", ROOT / "functions" / directory / "app.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def mint_with(module: ModuleType, context: Any) -> dict[str, Any]:
@@ -38,12 +23,6 @@ def mint_with(module: ModuleType, context: Any) -> dict[str, Any]:
     answer = module.lambda_handler(event, context)
     assert answer["statusCode"] == 200, answer
     return answer
-
-
-@pytest.fixture
-def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the hooks registered from here on (and the random reseed) run at ``snapstart.restored()``."""
-    monkeypatch.setattr(snapstart, "_hooks", [snapstart.reseed_random])
 
 
 @pytest.mark.parametrize("directory", ["mint_link", "accept_token"])

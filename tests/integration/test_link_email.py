@@ -38,7 +38,7 @@ from signin_links.keyring import ED25519, generate_key
 from signin_links.send_pace import SendPace, SendQuota
 from tests.conftest import REGION, Stack, load_function, reset_caches
 from tests.handlers import mint
-from tests.integration.test_batch import Wrapped
+from tests.integration.conftest import Wrapped
 from tests.jwts import eddsa
 
 SENDER = "links@example.com"

@@ -11,7 +11,7 @@ from local.intrinsics import LOCAL_DEPLOY, Resolver, parameter_values
 from local.template import function_environment, functions, load_template
 from signin_links.config import ConfigError
 from tests.conftest import Stack, reset_caches
-from tests.integration.test_init import fresh_handler, hooks  # noqa: F401 - hooks is a fixture
+from tests.integration.conftest import fresh_handler
 
 # Handler directory -> the template's logical id.
 FUNCTIONS = {
