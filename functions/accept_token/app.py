@@ -97,13 +97,13 @@ def language() -> i18n.Language:
 
 
 install_error_handlers(app, render_html=lambda error: pages().error(error, language()))
-EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
+EDGE = EdgeGuard(app)  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def redemptions() -> Redemptions:
     settings = get_settings().require(*NEEDS)
-    EDGE.configure(app, settings)
+    EDGE.configure(settings)
 
     # The audit events come from the table's stream (AuditPipe): the write is the only AWS call.
     store = TokenStore(aws.client("dynamodb"), settings.table_name)

@@ -69,13 +69,13 @@ NEEDS = ("TICKET_VERIFICATION_KEYRING_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
-EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
+EDGE = EdgeGuard(app)  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def frontend() -> FrontendApi:
     settings = get_settings().require(*NEEDS)
-    EDGE.configure(app, settings)
+    EDGE.configure(settings)
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
     session_keyring = session_keyring_reader(settings)
     # Public keys only: this function checks tickets, it cannot make one.

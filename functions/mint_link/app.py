@@ -56,13 +56,13 @@ NEEDS = (
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
-EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
+EDGE = EdgeGuard(app)  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def sign_in_tokens() -> SignInTokens:
     settings = get_settings().require(*NEEDS)
-    EDGE.configure(app, settings)
+    EDGE.configure(settings)
 
     return SignInTokens(
         settings,

@@ -51,13 +51,13 @@ NEEDS = ("API_KEYS_SECRET_ID", "SESSION_KEYRING_SECRET_ID")
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
-EDGE = EdgeGuard()  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
+EDGE = EdgeGuard(app)  # with EdgeProtection: only what came through CloudFront (signin_links.edge)
 
 
 @cache
 def sessions() -> Sessions:
     settings = get_settings().require(*NEEDS)
-    EDGE.configure(app, settings)
+    EDGE.configure(settings)
 
     store = TokenStore(aws.client("dynamodb"), settings.table_name)
     return Sessions(settings, store, session_keyring_reader(settings))

@@ -8,7 +8,7 @@ adds a secret header to every request it forwards (``OriginCustomHeaders``, its 
 without it, before any other work: ``403 edge_required`` in the error envelope. The value is
 compared in constant time; ``previous_header_value`` (optional) is accepted too, so the secret can
 be changed without refusing what a distribution still sends (docs/deploying.md, "Abuse
-protection"). Without ``EDGE_SECRET_ID`` nothing is installed and a request pays nothing.
+protection"). Without ``EDGE_SECRET_ID`` the guard passes every request on.
 """
 
 from __future__ import annotations
@@ -62,25 +62,24 @@ def from_the_edge(headers: dict[str, str] | None, accepted: tuple[bytes, ...]) -
 class EdgeGuard:
     """A Powertools middleware refusing what did not come through the edge (``403 edge_required``).
 
-    Each HTTP function keeps one at module level and configures it from its settings in its cached
-    composition root, so the middleware is put on the app only once there is an edge (a stack
-    without one never runs it) and follows the settings a test gives."""
+    Each HTTP function makes one at module level, which puts it on the app before any route is
+    resolved: Powertools builds a route's middleware stack once, at its first request, so a guard
+    added later would never run on the routes already called. Its cached composition root then
+    configures it from the settings: without an edge ``read`` is ``None`` and the guard only passes
+    the request on (one function call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: APIGatewayHttpResolver) -> None:
         self.__name__ = "edge_guard"  # Powertools names each middleware frame
         self.read: Callable[[], str] | None = None
-        self._installed = False
+        app.use(middlewares=[self])
 
-    def configure(self, app: APIGatewayHttpResolver, settings: Settings) -> None:
+    def configure(self, settings: Settings) -> None:
         if not settings.edge_secret_id:
             self.read = None
             return
         from signin_links.keyring import fetch_secret
 
         self.read = partial(fetch_secret, settings.edge_secret_id, settings.secrets_max_age_seconds)
-        if not self._installed:
-            app.use(middlewares=[self])
-            self._installed = True
 
     def __call__(self, app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
         read = self.read

@@ -92,6 +92,21 @@ def test_without_an_edge_nothing_is_asked(stack: Stack, context: Any) -> None:
     assert answer.status == 200, answer.body
 
 
+@pytest.mark.parametrize(("name", "directory"), EVENTS, ids=[name for name, _ in EVENTS])
+def test_a_route_served_before_the_edge_was_configured_is_guarded_after(
+    stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch, name: str, directory: str
+) -> None:
+    """Powertools builds a route's middleware stack at its first request: the guard must be on the
+    app before any route is resolved, not added when an edge first appears in the settings."""
+    call(name, directory, context, None)  # the route resolved once without an edge
+    secret = json.dumps({"header_value": VALUE})
+    arn = str(stack.secretsmanager.create_secret(Name="edge-origin", SecretString=secret)["ARN"])
+    monkeypatch.setenv("EDGE_SECRET_ID", arn)
+    reset_caches()
+    answer = call(name, directory, context, None)
+    assert (answer.status, answer.code) == (403, "edge_required"), (name, answer.status, answer.body[:300])
+
+
 @pytest.mark.parametrize(
     "secret",
     [
