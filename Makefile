@@ -16,7 +16,10 @@ export SAM_CLI_TELEMETRY := 0
 # Used by `sam build` (BuildMethod: makefile): wheels for Lambda's python3.13 on arm64.
 # Lambda's Python, to write its bytecode at build time: pyenv's 3.13 where present, else python3.13.
 LAMBDA_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
-LAMBDA_PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check --platform manylinux2014_aarch64 \
+# pip through the interpreter itself, not a pyenv shim: the shim rehashes after every `pip install`,
+# and `sam build` runs the functions' builds in parallel, so two rehashes at once fail the build.
+BUILD_PYTHON = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+LAMBDA_PIP = "$(BUILD_PYTHON)" -m pip install --quiet --disable-pip-version-check --platform manylinux2014_aarch64 \
 	--implementation cp --python-version 3.13 --only-binary=:all: --no-deps --upgrade --target "$(ARTIFACTS_DIR)"
 
 define lambda_package
