@@ -170,25 +170,8 @@ class SessionItems:
         if reason is not None:
             update += ", status_reason = :reason"
             values[":reason"] = _s(reason)
-        with dynamodb_errors("UpdateItem"):
-            try:
-                response = self._client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": _s(session_id)},
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#status": "status", "#kind": "kind", "#ttl": "ttl"},
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != CONDITION_FAILED:
-                    raise
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                found = old if old and old.get("kind", {}).get("S") == SESSION_KIND else None
-                return None, session_from_item(found) if found else None
-        return session_from_item(response["Attributes"]), None
+        names = {"#status": "status", "#kind": "kind", "#ttl": "ttl"}
+        return self._update_session(session_id, update, condition, names, values)
 
     def refresh_session(
         self, session_id: str, generation: int, now_ms: int, *, rotate: bool, abandon_at: int | None
@@ -215,17 +198,26 @@ class SessionItems:
         if abandon_at is not None:
             sets.append("abandon_at = :abandon")
             values[":abandon"] = _n(abandon_at)
+        condition = (
+            "#kind = :session AND #status = :active AND refresh_generation = :generation "
+            "AND expire_at > :now AND abandon_at > :now AND attribute_not_exists(client_hash)"
+        )
+        names = {"#status": "status", "#kind": "kind"}
+        return self._update_session(session_id, "SET " + ", ".join(sets), condition, names, values)
+
+    def _update_session(
+        self, session_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """One conditional UpdateItem of a session: ``(new, None)`` when written, ``(None, old)``
+        when the condition failed (``old`` the item as it stood; None when it is no session)."""
         with dynamodb_errors("UpdateItem"):
             try:
                 response = self._client.update_item(
                     TableName=self.table_name,
                     Key={"pk": _s(session_id)},
-                    UpdateExpression="SET " + ", ".join(sets),
-                    ConditionExpression=(
-                        "#kind = :session AND #status = :active AND refresh_generation = :generation "
-                        "AND expire_at > :now AND abandon_at > :now AND attribute_not_exists(client_hash)"
-                    ),
-                    ExpressionAttributeNames={"#status": "status", "#kind": "kind"},
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
