@@ -543,11 +543,18 @@ def test_what_the_invocation_has_no_time_for_goes_back_unclaimed(mail: Mail) -> 
     pace = SendPace(lambda: SendQuota(1, 200, 0), concurrency=2, clock=lambda: clock[0], sleep=sleep)
     mail.monkeypatch.setattr(mail.module().queue(), "pace", pace)
     remaining = lambda: int((SEND_MARGIN_S + 3 - clock[0]) * 1000)  # noqa: E731
-    assert sorted(mail.returned(mail.poll(remaining))) == sorted(ids[2:])
+    returned = mail.returned(mail.poll(remaining))
+    # A batch's sends run in threads, each taking the next slot of the pace: which two get the slots
+    # is the threads' race (an SQS queue promises no order either), how many is not.
+    assert len(returned) == 2 and set(returned) <= set(ids)
     assert len(mail.outbox()) == 2
     assert slept == [pytest.approx(2.0)]
-    for event in events[2:]:
-        assert mail.marker(event["detail"]["sign_in_token_id"]) is None
+    for message_id, event in zip(ids, events, strict=True):
+        marker = mail.marker(event["detail"]["sign_in_token_id"])
+        if message_id in returned:
+            assert marker is None  # back on the queue unclaimed: the next invocation sends it
+        else:
+            assert marker is not None and marker["status"]["S"] == "sent"
 
 
 def test_without_the_accounts_quota_nothing_is_claimed_or_sent(mail: Mail) -> None:
