@@ -210,12 +210,9 @@ def sign_out_one(session_id: str) -> Response[str]:
     return answer(wrapped(session, client_json(None, "", now_ms)), cors, cleared())
 
 
-@app.get("/v1/client/handshake")
-def handshake() -> Response[str]:
-    """``clerkMiddleware``'s handshake: a top-level GET that returns to ``redirect_url`` (on
-    ``AllowedRedirectOrigins`` only: the answer carries a session JWT) with ``__clerk_handshake``, a
-    JWT signed by the session keyring whose ``handshake`` claim lists the cookies to set."""
-    service = frontend()
+def redirect_target(service: FrontendApi) -> str:
+    """The query's ``redirect_url`` where a top-level answer may send the browser: on
+    ``AllowedRedirectOrigins`` only (no open redirect), else 422 naming the parameter."""
     query = app.current_event.query_string_parameters or {}
     target = allowed_redirect(query.get("redirect_url"), service.settings)
     if target is None:
@@ -224,6 +221,16 @@ def handshake() -> Response[str]:
             "redirect_url must be on the allowed redirect origins.",
             param="redirect_url",
         )
+    return target
+
+
+@app.get("/v1/client/handshake")
+def handshake() -> Response[str]:
+    """``clerkMiddleware``'s handshake: a top-level GET that returns to ``redirect_url`` (on
+    ``AllowedRedirectOrigins`` only: the answer carries a session JWT) with ``__clerk_handshake``, a
+    JWT signed by the session keyring whose ``handshake`` claim lists the cookies to set."""
+    service = frontend()
+    target = redirect_target(service)
     held = client_value()
     found = service.client(held, fallback_issuer=own_base_url(app))
     location = handshake_location(
@@ -250,14 +257,7 @@ def client_touch() -> Response[str]:
     then back to ``redirect_url`` (on ``AllowedRedirectOrigins`` only: no open redirect). A stale or
     forged cookie is cleared; nothing is written (one ``GetItem`` when a cookie is held)."""
     service = frontend()
-    query = app.current_event.query_string_parameters or {}
-    target = allowed_redirect(query.get("redirect_url"), service.settings)
-    if target is None:
-        raise SignInLinksError(
-            ErrorCode.FORM_PARAM_VALUE_INVALID,
-            "redirect_url must be on the allowed redirect origins.",
-            param="redirect_url",
-        )
+    target = redirect_target(service)
     response = Response(
         status_code=307, content_type="text/plain", body="", headers={"Location": target, "Cache-Control": "no-store"}
     )
