@@ -59,7 +59,7 @@ from signin_links.http import (
 from signin_links.keyring import session_keyring_reader
 from signin_links.observability import logger, metrics
 from signin_links.redeem import RedemptionMetrics, Redemptions
-from signin_links.sessions import session_issuer
+from signin_links.session_tokens import session_issuer
 from signin_links.store import TokenStore
 from signin_links.ticket_verification import ticket_verifier
 from signin_links.wire import allowed_redirect, cookie_values

@@ -37,7 +37,7 @@ from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
 from signin_links.redeem import Redemptions
 from signin_links.session_service import ACTIVITY_INTERVAL_MS
-from signin_links.sessions import (
+from signin_links.session_tokens import (
     RefreshToken,
     parse_refresh_token,
     refresh_hash,

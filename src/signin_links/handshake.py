@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import jwt
 
 from signin_links.keyring import Keyring
-from signin_links.sessions import ALGORITHM
+from signin_links.session_tokens import ALGORITHM
 
 HANDSHAKE_PARAM = "__clerk_handshake"
 HANDSHAKE_LIFETIME = 60  # seconds: the middleware reads it at once, on the redirect's request

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.ids import new_id
 from signin_links.keyring import ED25519, RSA, Keyring, generate_key
-from signin_links.sessions import issue_session, verify_session
+from signin_links.session_tokens import issue_session, verify_session
 from signin_links.ticket_verification import verify_ticket
 from signin_links.tickets import sign_ticket
 from tests.conftest import Stack

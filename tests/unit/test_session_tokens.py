@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from signin_links.keyring import HMAC, RSA, Keyring, generate_key
-from signin_links.sessions import issue_session, verify_session
+from signin_links.session_tokens import issue_session, verify_session
 from tests.jwts import b64, hs256
 
 NOW = 1_800_000_000
