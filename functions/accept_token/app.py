@@ -54,7 +54,7 @@ from signin_links.redeem import (
     Rejected,
 )
 from signin_links.renewal import Renewals
-from signin_links.session_service import RefreshRefused, Sessions
+from signin_links.sessions import RefreshRefused, Sessions
 from signin_links.store import RenewalRequests, TokenStore
 from signin_links.ticket_verification import ticket_verifier
 from signin_links.tickets import Ticket

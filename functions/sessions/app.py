@@ -1,7 +1,7 @@
 """sessions: Clerk's ``/v1/sessions`` Backend API (list, get, revoke, tokens, refresh).
 
 Thin by design: each route authenticates (Bearer secret key), reads its inputs, makes one call into
-the domain (``session_service.py``) and shapes Clerk's answer. A function of its own because it signs
+the domain (``sessions.py``) and shapes Clerk's answer. A function of its own because it signs
 RS256 session tokens: the mint function never loads RSA code (its cold start stays short), and the
 accept function never holds the API keys.
 """
@@ -33,7 +33,7 @@ from signin_links.http import (
 )
 from signin_links.keyring import session_keyring_reader
 from signin_links.observability import logger, metrics
-from signin_links.session_service import Sessions
+from signin_links.sessions import Sessions
 from signin_links.store import TokenStore
 from signin_links.wire import (
     REVOKE_ALL_FIELDS,

@@ -36,7 +36,6 @@ from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
 from signin_links.redeem import Redemptions
-from signin_links.session_service import ACTIVITY_INTERVAL_MS
 from signin_links.session_tokens import (
     RefreshToken,
     parse_refresh_token,
@@ -45,6 +44,7 @@ from signin_links.session_tokens import (
     session_issuer,
     session_token,
 )
+from signin_links.sessions import ACTIVITY_INTERVAL_MS
 from signin_links.store import TokenStore
 from signin_links.wire import AcceptRequest
 

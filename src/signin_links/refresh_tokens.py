@@ -3,7 +3,7 @@
 A refresh token is ``<session id>.<generation>.<proof>``:
 
 * ``generation`` counts the session's rotations: 0 at sign-in, one more at every refresh that
-  rotates (``session_service.Sessions.refresh``). The session item stores the current one
+  rotates (``sessions.Sessions.refresh``). The session item stores the current one
   (``refresh_generation``) and when it became current (``rotated_at``): no secret at all.
 * ``proof`` is HMAC-SHA256 over the session id and the generation, keyed with a key derived from
   the session keyring (``derived_keys.py``, purpose ``refresh-token``), base64url (43 characters).

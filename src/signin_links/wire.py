@@ -1,7 +1,7 @@
 """The wire format: requests in (the one place a request's shape is checked: the mint request's
 JSON, the accept request's form or JSON, cookies, the session routes' query, refresh and sign-out
 bodies), Clerk's ``sign_in_token`` and ``session`` objects and the error envelope out. Shapes only;
-the rules live in the use cases (``sign_in_tokens.py``, ``redeem.py``, ``session_service.py``).
+the rules live in the use cases (``sign_in_tokens.py``, ``redeem.py``, ``sessions.py``).
 """
 
 from __future__ import annotations
