@@ -31,11 +31,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
-from signin_links.frontend_wire import SignInRequest
 from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
 from signin_links.redeem import Redemptions
+from signin_links.request_values import AcceptRequest, SignInRequest
 from signin_links.session_tokens import (
     RefreshToken,
     parse_refresh_token,
@@ -46,7 +46,6 @@ from signin_links.session_tokens import (
 )
 from signin_links.sessions import ACTIVITY_INTERVAL_MS
 from signin_links.store import TokenStore
-from signin_links.wire import AcceptRequest
 
 Clock = Callable[[], float]
 

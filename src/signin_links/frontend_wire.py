@@ -7,20 +7,21 @@ GET and POST as ``POST ?_method=DELETE|PATCH|PUT`` (a Safari CORS workaround), a
 
 Objects out: Clerk's ``client``, ``session``, ``sign_in``, ``token`` and ``environment`` JSON, in
 the shape clerk-js parses (Core 2 and Core 3): only ``user.id`` is real, every other user field is
-empty. Shapes only; the rules live in ``frontend.py``.
+empty. Shapes only; the rules live in ``frontend.py``, which takes the parsed
+``request_values.SignInRequest`` and never imports this module.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from signin_links import ids
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, param_missing
 from signin_links.models import SessionRecord
+from signin_links.request_values import SignInRequest
 from signin_links.wire import FORM, JSON, body_bytes, json_object
 
 MAX_FORM_FIELDS = 32  # clerk-js sends at most a handful (strategy, ticket, locale, protect params)
@@ -93,16 +94,6 @@ def form_fields(
 
 
 SIGN_IN_FIELDS = ("strategy", "ticket")
-
-
-@dataclass(frozen=True)
-class SignInRequest:
-    """``POST /v1/client/sign_ins``: the ticket (``strategy=ticket``) to redeem."""
-
-    ticket: str
-
-    def __repr__(self) -> str:  # never print the ticket
-        return "SignInRequest(<redacted>)"
 
 
 def parse_sign_in(fields: Mapping[str, str]) -> SignInRequest:

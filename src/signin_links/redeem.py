@@ -46,11 +46,11 @@ from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.redirects import UrlError, origin_of
+from signin_links.request_values import AcceptRequest
 from signin_links.session_tokens import new_refresh_token, refresh_hash, session_issuer, session_token, verify_session
 from signin_links.store import RedeemRejected, TokenStore
 from signin_links.ticket_verification import TicketVerifier
 from signin_links.tickets import MAX_TOKEN_LENGTH, Ticket
-from signin_links.wire import AcceptRequest
 
 Clock = Callable[[], float]
 

@@ -32,9 +32,9 @@ from signin_links.keyring import Keyring
 from signin_links.models import SessionRecord, SessionStatus
 from signin_links.observability import logger, metrics
 from signin_links.refresh_tokens import RefreshToken
+from signin_links.request_values import SessionQuery
 from signin_links.session_tokens import session_issuer, session_token, verify_session
 from signin_links.store import TokenStore
-from signin_links.wire import SessionQuery
 
 Clock = Callable[[], float]
 

@@ -2,12 +2,14 @@
 JSON, the accept request's form or JSON, cookies, the session routes' query, refresh and sign-out
 bodies), Clerk's ``sign_in_token`` and ``session`` objects and the error envelope out. Shapes only;
 the rules live in the use cases (``sign_in_tokens.py``, ``redeem.py``, ``sessions.py``).
+
+A request parses into a value of ``request_values.py`` (or ``mint_request.py``'s ``MintRequest``),
+which the use cases take: this module sits above them in the import layers and none imports it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,6 +19,7 @@ from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, para
 from signin_links.mint_request import MintRequest, check_identifier
 from signin_links.models import SessionRecord, SessionStatus, SignInTokenRecord
 from signin_links.redirects import UrlError
+from signin_links.request_values import AcceptRequest, SessionQuery, SessionRefreshRequest, SignOutRequest
 
 JSON = "application/json"  # the media type of every /v1 body and answer
 FORM = "application/x-www-form-urlencoded"
@@ -69,22 +72,6 @@ def parse_mint_request(data: dict[str, Any]) -> MintRequest:
 CONFIRM_FIELD = "confirm"
 CONFIRM_SWITCH_USER = "switch_user"
 CSRF_FIELD = "csrf_token"  # the per-render token of the service's own forms (csrf.py)
-
-
-@dataclass(frozen=True)
-class AcceptRequest:
-    token: str
-    # Every ``__session`` value the browser sent (two can arrive, set for different domains).
-    session_cookies: tuple[str, ...] = field(default=(), repr=False)
-    # Every refresh cookie the browser sent (any refresh name): the sessions a sign-in here ends.
-    refresh_cookies: tuple[str, ...] = field(default=(), repr=False)
-    # The person confirmed signing in as the link's user although another user is signed in here.
-    confirm_switch: bool = False
-    # The form's CSRF token (None when absent or not a single string); checked only when needed.
-    csrf_token: str | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:  # never print the token
-        return "AcceptRequest(<redacted>)"
 
 
 def clean_token(value: str) -> str:
@@ -220,28 +207,6 @@ REFRESH_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class SessionQuery:
-    """``GET /v1/sessions``: ``user_id`` or ``client_id``, an optional status, a page."""
-
-    user_id: str | None = None
-    client_id: str | None = None
-    status: str | None = None  # one of Clerk's statuses (removed, replaced, pending never match here)
-    limit: int = 10
-    offset: int = 0
-    paginated: bool = False
-
-
-@dataclass(frozen=True)
-class SessionRefreshRequest:
-    """``POST /v1/sessions/{id}/refresh`` (Clerk's backend refresh): both cookies' values and the
-    answer's format (``token``: the JWT; ``cookie``: a ``Set-Cookie`` line for it)."""
-
-    expired_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    response_format: str = "token"
-
-
 def parse_session_refresh(data: dict[str, Any]) -> SessionRefreshRequest:
     """The refresh body's fields and JSON types (what Clerk's SDKs send), or a 422 naming the field."""
     reject_unknown(data, REFRESH_FIELDS)
@@ -323,14 +288,6 @@ def allowed_redirect(value: object, settings: Settings) -> str | None:
         return settings.redirect_target(value)
     except UrlError:
         return None
-
-
-@dataclass(frozen=True)
-class SignOutRequest:
-    """``POST /sign-out``: where to go afterwards (an allowed URL, canonical) and the form's CSRF token."""
-
-    redirect_url: str | None = None
-    csrf_token: str | None = field(default=None, repr=False)
 
 
 def parse_sign_out_request(body: bytes | str | None, content_type: str | None, settings: Settings) -> SignOutRequest:
