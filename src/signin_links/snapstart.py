@@ -15,6 +15,8 @@ the init cached is restored as it was, in every copy. The handlers therefore reg
 Lambda's runtime provides ``snapshot_restore_py``; it is imported only when Lambda says this init is
 for a snapshot (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``), so tests, the local stack and on-demand
 functions never need it. :func:`restored` runs the registered hooks (what the runtime does; tests call it).
+The hooks are kept in :data:`HOOKS`; a process that loads several handlers and restores one of them
+(the tests) registers that one's inside ``HOOKS.isolated(...)``.
 
 The serving handlers warm up the same way (:func:`warm_up`): build the composition root, read the
 secrets and parse the keys in the init phase, then again after each restore once the roots, the
@@ -44,7 +46,34 @@ class Cached(Protocol):
     def cache_clear(self) -> None: ...
 
 
-_hooks: list[Hook] = []
+class RestoreHooks:
+    """The hooks a restore runs, in registration order (the runtime keeps its own list as well, for
+    a snapshot init: :func:`after_restore`)."""
+
+    def __init__(self) -> None:
+        self._hooks: list[Hook] = []
+
+    def add(self, hook: Hook) -> None:
+        self._hooks.append(hook)
+
+    def run(self) -> None:
+        for hook in list(self._hooks):
+            hook()
+
+    @contextmanager
+    def isolated(self, *kept: Hook) -> Iterator[None]:
+        """Within the block the registry holds ``kept`` and what is registered inside; afterwards,
+        what it held before. For a process that loads several handlers and restores only some: a
+        test that restores a freshly loaded handler, without running every other handler's hooks."""
+        held = self._hooks
+        self._hooks = list(kept)
+        try:
+            yield
+        finally:
+            self._hooks = held
+
+
+HOOKS = RestoreHooks()
 
 
 def snapshot_init() -> bool:
@@ -54,7 +83,7 @@ def snapshot_init() -> bool:
 
 def after_restore(hook: Hook) -> Hook:
     """Run ``hook`` after each restore from a snapshot (in registration order)."""
-    _hooks.append(hook)
+    HOOKS.add(hook)
     if snapshot_init():
         from snapshot_restore_py import register_after_restore  # Lambda's runtime; see the module docstring
 
@@ -64,8 +93,7 @@ def after_restore(hook: Hook) -> Hook:
 
 def restored() -> None:
     """Run every registered hook, as the runtime does after a restore."""
-    for hook in list(_hooks):
-        hook()
+    HOOKS.run()
 
 
 @after_restore

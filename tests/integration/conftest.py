@@ -165,9 +165,11 @@ def batches(stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 @pytest.fixture
-def hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the hooks registered from here on (and the random reseed) run at ``snapstart.restored()``."""
-    monkeypatch.setattr(snapstart, "_hooks", [snapstart.reseed_random])
+def hooks() -> Iterator[None]:
+    """Only the hooks registered from here on (and the random reseed) run at ``snapstart.restored()``;
+    afterwards the registry holds what it held before."""
+    with snapstart.HOOKS.isolated(snapstart.reseed_random):
+        yield
 
 
 _fresh = itertools.count()

@@ -477,7 +477,7 @@ def test_unprocessed_items_and_keys_are_retried_until_written(batches: Batches) 
         return Wrapped(client, batch_write_item=batch_write_item, batch_get_item=batch_get_item)
 
     batches.use_clients(dynamodb=flaky)
-    load_function("mint_link").batch_minter().ledger._sleep = lambda _: None
+    batches.monkeypatch.setattr(load_function("mint_link").batch_minter().ledger, "batch_base_delay", 0)  # no waits
     summary = batches.deliver({"batch_id": "flaky", "users": users(260)})
     assert summary["counts"]["minted"] == 260
     assert summary["status"] == "completed"
@@ -522,7 +522,7 @@ def test_failed_event_entries_are_retried_and_permanent_failures_reported(batche
         return Wrapped(client, put_events=put_events)
 
     batches.use_clients(events=flaky)
-    load_function("mint_link").batch_minter().publisher._sleep = lambda _: None
+    batches.monkeypatch.setattr(load_function("mint_link").batch_minter().publisher, "base_delay", 0)  # no waits
     detail = {"batch_id": "lossy", "users": users(40)}
     summary = batches.deliver(detail)
     assert summary["status"] == "incomplete"

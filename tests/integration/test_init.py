@@ -116,9 +116,9 @@ def test_after_a_snapstart_restore_nothing_from_the_snapshot_is_reused(
 
 
 def test_the_runtime_s_hook_library_is_used_only_for_a_snapshot_init(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(snapstart, "_hooks", [])
-    monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
-    snapstart.after_restore(lambda: None)  # no snapshot_restore_py here, and none needed
-    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
-    with pytest.raises(ModuleNotFoundError, match="snapshot_restore_py"):
-        snapstart.after_restore(lambda: None)
+    with snapstart.HOOKS.isolated():
+        monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+        snapstart.after_restore(lambda: None)  # no snapshot_restore_py here, and none needed
+        monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+        with pytest.raises(ModuleNotFoundError, match="snapshot_restore_py"):
+            snapstart.after_restore(lambda: None)

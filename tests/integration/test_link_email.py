@@ -34,6 +34,7 @@ from signin_links.email_queue import (
     THROTTLES_PER_BATCH,
 )
 from signin_links.errors import SignInLinksError
+from signin_links.events import EventPublisher
 from signin_links.keyring import ED25519, generate_key
 from signin_links.send_pace import SendPace, SendQuota
 from tests.conftest import REGION, Stack, load_function, reset_caches
@@ -590,19 +591,18 @@ def test_the_pace_comes_from_the_accounts_quota_read_from_ses(mail: Mail) -> Non
 def test_a_failure_event_that_could_not_be_published_is_published_by_the_next_receive(mail: Mail) -> None:
     event = mail.minted(metadata={})
     mailer = mail.module().mailer()
-    real = mailer.publisher._client
-    mail.monkeypatch.setattr(
-        mailer.publisher,
-        "_client",
-        Wrapped(real, put_events=lambda **kw: {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}),
+    real = mailer.publisher
+    refused = Wrapped(
+        aws.client("events"),
+        put_events=lambda **kw: {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]},
     )
-    mail.monkeypatch.setattr(mailer.publisher, "_sleep", lambda seconds: None)
+    mail.monkeypatch.setattr(mailer, "publisher", EventPublisher(refused, real.bus_name, sleep=lambda seconds: None))
     (message_id,) = mail.put(event)
     assert mail.returned(mail.poll()) == [message_id]
     marker = mail.marker(event["detail"]["sign_in_token_id"])
     assert marker is not None
     assert marker["announced"]["BOOL"] is False
-    mail.monkeypatch.setattr(mailer.publisher, "_client", real)
+    mail.monkeypatch.setattr(mailer, "publisher", real)
     mail.fast_forward()
     assert mail.returned(mail.poll()) == []
     assert [f["detail"]["reason"] for f in mail.failures()] == ["no_address"]
