@@ -64,6 +64,14 @@ def live_keys(settings: Settings) -> tuple[bytes, ...]:
 
 
 def authenticate(header: str | None, settings: Settings) -> None:
+    """Let the request through when ``header`` is ``Bearer <key>`` with a live key of the API keys
+    secret (every live key compared, in constant time).
+
+    Raises:
+        SignInLinksError: ``authorization_header_format_invalid`` (401) for a missing or malformed
+            header; ``clerk_key_invalid`` (401) for a key that is not live; ``service_unavailable``
+            (503) when the secret cannot be read or holds no usable key (an operator's error, logged).
+    """
     presented = bearer_key(header)
     live = live_keys(settings)
     if not live:

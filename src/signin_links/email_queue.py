@@ -189,9 +189,9 @@ class EmailQueue:
     def handle(self, messages: Sequence[QueueMessage], remaining_ms: Callable[[], int]) -> dict[str, Any]:
         """Send the batch's emails; the partial batch response (the ids of the messages returned).
 
-        Never raises for one message: a malformed one, or one that cannot be sent now (SES, DynamoDB or
-        EventBridge unavailable, no time left), is returned in the response for SQS to deliver again
-        (a malformed one ends in the dead-letter queue).
+        Raises nothing for a message: a malformed one, or one that cannot be sent now (SES, DynamoDB
+        or EventBridge unavailable, no time left), is returned in the response for SQS to deliver
+        again (a malformed one ends in the dead-letter queue).
         """
         batch = _Batch(messages)
         ready = self._prepare(batch)

@@ -97,9 +97,14 @@ class FrontendApi:
     def sign_in(self, request: SignInRequest, client_value: object, *, fallback_issuer: str) -> SignedIn:
         """Redeem the ticket through the accept's use case (the same single ``TransactWriteItems``).
 
-        Raises ``session_exists`` (nothing written) when the browser's client holds a live session,
-        and the accept's rejections (``ticket_invalid_code``, ``ticket_expired_code``,
-        ``sign_in_token_already_used_code``, ``sign_in_token_revoked_code``; 503 when AWS fails)."""
+        Raises:
+            SignInLinksError: ``session_exists`` (400, nothing written) when the browser's client
+                holds a live session; ``service_unavailable`` (503) when a keyring or DynamoDB cannot
+                be reached.
+            Rejected: the accept's rejections (a ``SignInLinksError``): ``ticket_invalid_code`` (400),
+                ``ticket_expired_code`` (400), ``sign_in_token_already_used_code`` (400),
+                ``sign_in_token_revoked_code`` (400).
+        """
         held = parse_refresh_token(client_value)
         if held is not None and self._live(held) is not None:
             raise SignInLinksError(ErrorCode.SESSION_EXISTS)
@@ -115,7 +120,10 @@ class FrontendApi:
     def client(self, client_value: object, *, fallback_issuer: str) -> ClientSession | None:
         """The browser's live session and a fresh JWT, or None (no cookie, a forged or stale one).
 
-        Raises only 503 (AWS unavailable)."""
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the session keyring or DynamoDB
+                cannot be reached.
+        """
         record = self.live_session(client_value)
         if record is None:
             return None
@@ -123,19 +131,34 @@ class FrontendApi:
 
     def live_session(self, client_value: object) -> SessionRecord | None:
         """The session a ``__Host-client`` value names when it is live, else None: one read (none
-        without a well-formed value). Raises only 503 (AWS unavailable)."""
+        without a well-formed value).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when DynamoDB cannot be reached.
+        """
         held = parse_refresh_token(client_value)
         return None if held is None else self._live(held)
 
     def token(self, session_id: str, client_value: object, *, fallback_issuer: str) -> ClientSession:
-        """A fresh session JWT (``getToken()``): one read. 401 when the cookie does not name this live
-        session (clerk-js then signs the browser out), 404 for a session of another client."""
+        """A fresh session JWT (``getToken()``): one read.
+
+        Raises:
+            SignInLinksError: ``authentication_invalid`` (401) when the cookie does not name a live
+                session (clerk-js then signs the browser out); ``resource_not_found`` (404) for a
+                session of another client (nothing of it read); ``service_unavailable`` (503) when
+                the session keyring or DynamoDB cannot be reached.
+        """
         record = self._authenticate(session_id, client_value)
         return ClientSession(record, self._jwt(record, fallback_issuer))
 
     def touch(self, session_id: str, client_value: object, *, fallback_issuer: str) -> ClientSession:
         """``setActive`` and activity: the session and a fresh JWT; ``last_active_at`` is written at
-        most once a minute (as ``/session/refresh`` does). Raises as :meth:`token`."""
+        most once a minute (as ``/session/refresh`` does).
+
+        Raises:
+            SignInLinksError: as :meth:`token` (401, 404, 503); the activity write's refused condition
+                (another tab wrote it this minute) is not an error.
+        """
         record = self._authenticate(session_id, client_value)
         now_ms = self.now_ms()
         if now_ms - record.last_active_at >= ACTIVITY_INTERVAL_MS:
@@ -146,8 +169,12 @@ class FrontendApi:
 
     def sign_out(self, client_value: object, session_id: str | None = None) -> SessionRecord | None:
         """End (``ended``) the session the cookie names, only with the matching secret: one conditional
-        write, no read. None when there was nothing to end (the cookie is cleared anyway); 404 when
-        ``session_id`` names another session than the cookie's."""
+        write, no read. None when there was nothing to end (the cookie is cleared anyway).
+
+        Raises:
+            SignInLinksError: ``resource_not_found`` (404) when ``session_id`` names another session
+                than the cookie's; ``service_unavailable`` (503) when DynamoDB cannot be reached.
+        """
         held = parse_refresh_token(client_value)
         if held is None:
             return None
@@ -169,6 +196,7 @@ class FrontendApi:
     # --- helpers ----------------------------------------------------------------------------------
 
     def now_ms(self) -> int:
+        """Now by the use case's clock, in Unix ms (what Clerk's objects carry). Raises nothing."""
         return int(self.clock() * 1000)
 
     def _live(self, held: RefreshToken) -> SessionRecord | None:

@@ -158,7 +158,7 @@ class Redemptions:
         Raises:
             Rejected: the token is malformed, badly signed, expired, or its redirect is no longer
                 allowed (``reason`` says which).
-            SignInLinksError: ``service_unavailable`` when the verification keyring cannot be read.
+            SignInLinksError: ``service_unavailable`` (503) when the verification keyring cannot be read.
         """
         ticket = self._verify(token)
         return replace(ticket, redirect_url=self._check_redirect(ticket))
@@ -176,7 +176,7 @@ class Redemptions:
                 browser, revoked, expired): ``reason`` says which, counted and logged.
             AnotherUserSignedIn: another user is signed in in this browser and the request did not
                 confirm the switch (login CSRF): the page asks.
-            SignInLinksError: ``service_unavailable`` when a keyring or DynamoDB cannot be reached.
+            SignInLinksError: ``service_unavailable`` (503) when a keyring or DynamoDB cannot be reached.
         """
         try:
             outcome = self._accept(request, fallback_issuer, for_client)
@@ -202,7 +202,12 @@ class Redemptions:
         """Whether the page must name the link's user and wait for a click (``AcceptConfirmation``):
         ``always``; ``cross-site`` for an arrival from another site in a browser that holds no
         session here (one that holds a session is asked at the POST if it is another user's);
-        ``never`` keeps the one-click page."""
+        ``never`` keeps the one-click page.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the session keyring cannot be read
+                (only for ``cross-site`` with session cookies, as :meth:`holds_session`).
+        """
         mode = self.settings.accept_confirmation
         if mode == "always":
             return True
@@ -211,7 +216,12 @@ class Redemptions:
         return not self.holds_session(session_cookies)
 
     def holds_session(self, session_cookies: tuple[str, ...]) -> bool:
-        """A ``__session`` signed by us within the session lifetime (no table read, as the switch check)."""
+        """A ``__session`` signed by us within the session lifetime (no table read, as the switch check).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the session keyring cannot be read
+                (never without session cookies: nothing is read then).
+        """
         if not session_cookies:
             return False
         keyring, now = self.session_keyring(), self.clock()
@@ -219,7 +229,11 @@ class Redemptions:
         return any(verify_session(cookie, keyring, now=now, expired_for=lifetime) for cookie in session_cookies)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        """The public half of every key in the session keyring (retired keys verify old sessions)."""
+        """The public half of every key in the session keyring (retired keys verify old sessions).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the session keyring cannot be read.
+        """
         return self.session_keyring().jwks()
 
     def jwks_max_age(self) -> int:
@@ -230,6 +244,8 @@ class Redemptions:
         less the least margin rotation keeps (``MIN_ACTIVATION_MARGIN_SECONDS``, for clock skew and slow
         re-reads), means every verifier knows a key before the first session signed with it (at most
         1 hour; 0 when the delay leaves no room, which rotation refuses anyway).
+
+        Raises nothing: settings only.
         """
         settings = self.settings
         window = (

@@ -56,11 +56,18 @@ class Renewals:
 
     @property
     def delivery(self) -> str:
+        """How a renewal is delivered (``email``, ``application`` or ``off``: setting ``link_renewal``).
+        Raises nothing."""
         return self.settings.link_renewal
 
     def offered(self, token: str, code: ErrorCode) -> bool:
-        """Whether the page of a link that failed with ``code`` offers a renewal. Never raises: a read
-        that fails offers nothing (the page still explains the dead link)."""
+        """Whether the page of a link that failed with ``code`` offers a renewal.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the verification keyring cannot be
+                read. An email marker that cannot be read raises nothing: it offers nothing (the page
+                still explains the dead link).
+        """
         if self.delivery == OFF or code not in RENEWABLE:
             return False
         ticket = self._ticket(token)
@@ -76,8 +83,12 @@ class Renewals:
 
     def request(self, token: str) -> str:
         """Record a renewal of ``token``: ``models.RENEWAL_RECORDED``, ``RENEWAL_ALREADY`` or
-        ``RENEWAL_REFUSED`` (also for a token that is not ours). Raises ``service_unavailable``
-        when the keys or the table cannot be read (nothing recorded; the person presses again)."""
+        ``RENEWAL_REFUSED`` (also for a token that is not ours: never an error).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the verification keyring or the
+                table cannot be read or written (nothing recorded; the person presses again).
+        """
         ticket = self._ticket(token) if self.delivery != OFF else None
         if ticket is None or not ticket.user_id:
             metrics.add_metric(name="LinkRenewalsRefused", unit="Count", value=1)

@@ -236,7 +236,7 @@ class Sessions:
         write each, no read. The sessions ended (none: the cookies go anyway).
 
         Raises:
-            SignInLinksError: ``service_unavailable`` when the keyring or DynamoDB cannot be reached.
+            SignInLinksError: ``service_unavailable`` (503) when the keyring or DynamoDB cannot be reached.
         """
         tokens = [token for value in refresh_tokens.distinct(refresh_values) if (token := refresh_tokens.parse(value))]
         if not tokens:
@@ -254,8 +254,9 @@ class Sessions:
         """active -> revoked (``POST /v1/sessions/{id}/revoke``).
 
         Raises:
-            SignInLinksError: ``resource_not_found`` (404) for an unknown session; 400 for one that is
-                not active; ``service_unavailable`` (503) when DynamoDB cannot be reached.
+            SignInLinksError: ``resource_not_found`` (404) for an unknown session;
+                ``session_cannot_be_revoked_code`` (400) for one that is not active;
+                ``service_unavailable`` (503) when DynamoDB cannot be reached.
         """
         self._known_shape(session_id)
         new, old = self._end(session_id, SessionStatus.REVOKED, int(self.clock() * 1000))
@@ -359,4 +360,5 @@ class Sessions:
         return self._token(record, keyring, now, lifetime, fallback_issuer)
 
     def now_ms(self) -> int:
+        """Now by the use case's clock, in Unix ms (what Clerk's objects carry). Raises nothing."""
         return int(self.clock() * 1000)

@@ -49,7 +49,10 @@ class SignInTokens:
     def new_record(
         self, request: MintRequest, *, token_id: str, now: float, batch_id: str | None = None
     ) -> SignInTokenRecord:
-        """A pending record for a request already settled by :func:`check_mint_request`."""
+        """A pending record for a request already settled by :func:`check_mint_request`.
+
+        Raises nothing: pure, no I/O.
+        """
         assert request.expires_in_seconds is not None
         now_ms = int(now * 1000)
         return SignInTokenRecord(
@@ -66,7 +69,12 @@ class SignInTokens:
         )
 
     def issue(self, record: SignInTokenRecord, keyring: Keyring, base_url: str) -> SignInToken:
-        """Sign the token for a record (deterministic for the same record and key)."""
+        """Sign the token for a record (deterministic for the same record and key).
+
+        Raises:
+            KeyringFormatError: the key that signs now holds no private key (a keyring that neither
+                the stack nor its rotation wrote); a ``ValueError``, the handler's 500.
+        """
         issued_at = record.expires_at - record.expires_in_seconds
         token = sign_ticket(
             keyring.current(self.clock()),
@@ -83,7 +91,11 @@ class SignInTokens:
         """Where an HTTP-minted link points: the configured URL; behind the stack's CloudFront
         distribution, the published URL (the request reaches the API on the execute-api host); else,
         and when the published URL is unreadable, the request's own host (which is what the stack
-        publishes then: SSM is not read on this path)."""
+        publishes then: SSM is not read on this path).
+
+        Raises nothing: an unreadable published URL is logged where it failed, and the request's
+        host still makes a working link.
+        """
         if self.settings.accept_base_url:
             return self.settings.accept_base_url
         if not self.settings.links_behind_cloudfront:
@@ -95,8 +107,13 @@ class SignInTokens:
         return published.rstrip("/") or fallback
 
     def batch_base_url(self) -> str:
-        """Where a batch-minted link points (no request to take a host from); raises
-        ``SignInLinksError`` (unavailable: the batch is retried) if the published URL is unreadable."""
+        """Where a batch-minted link points (no request to take a host from).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the published URL cannot be read
+                (the batch is retried).
+            ConfigError: neither ``ACCEPT_BASE_URL`` nor a published URL (a deployment error).
+        """
         url = self.settings.accept_base_url or self.published_base_url().rstrip("/")
         if not url:
             raise ConfigError(
@@ -109,8 +126,8 @@ class SignInTokens:
         """Mint a pending sign-in token and its link (``POST /v1/sign_in_tokens``).
 
         Raises:
-            SignInLinksError: ``form_param_value_invalid`` / ``form_param_missing`` (422) for a request
-                outside the contract (``mint_request.check_mint_request``); ``service_unavailable``
+            SignInLinksError: ``form_param_value_invalid`` (422) / ``form_param_missing`` (422) for a request
+                outside the contract (``mint_request.check_mint_request``); ``service_unavailable`` (503)
                 (503) when the keyring, the published URL or DynamoDB cannot be read or written.
         """
         request = check_mint_request(request, self.settings)
@@ -127,8 +144,9 @@ class SignInTokens:
         one, so that a redelivered request re-signs the link it minted rather than mint another.
 
         Raises:
-            SignInLinksError: ``service_unavailable`` when the keyring, the published URL or DynamoDB
+            SignInLinksError: ``service_unavailable`` (503) when the keyring, the published URL or DynamoDB
                 cannot be read or written (the renewal event is retried).
+            ConfigError: no accept base URL to point the link at (as :meth:`batch_base_url`).
         """
         try:
             request = check_mint_request(request, self.settings)

@@ -176,7 +176,7 @@ class TokenBatches:
             BatchRejected: the manifest cannot be read or is malformed, or the ``batch_id`` was used
                 for other users: nothing is minted (the event goes to the on-failure destination).
             BatchIncomplete: the invocation ran short of time; Lambda's retry carries on.
-            SignInLinksError: ``service_unavailable`` when the keyring, the published URL, DynamoDB,
+            SignInLinksError: ``service_unavailable`` (503) when the keyring, the published URL, DynamoDB,
                 S3 or EventBridge cannot be reached before anything is settled (retried).
         """
         if isinstance(request, FinalizeRequest):
@@ -362,7 +362,7 @@ class TokenBatches:
 
         Raises:
             BatchRejected: the Map run's results cannot be read back as chunk summaries.
-            SignInLinksError: ``service_unavailable`` when S3 or EventBridge cannot be reached.
+            SignInLinksError: ``service_unavailable`` (503) when S3 or EventBridge cannot be reached.
         """
         if request.map_results is not None:
             request = self._read_map_run(request)

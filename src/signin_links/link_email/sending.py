@@ -162,8 +162,14 @@ class LinkEmails:
 
     def deliver(self, event: object, request_id: str) -> Delivery:
         """Send the email of one ``SignInLinkMinted`` event invoked directly (not through the queue),
-        at most once per token. Raises ``service_unavailable`` when nothing was sent and a retry may
-        succeed (SES refused it for now, or another invocation holds a fresh claim on it)."""
+        at most once per token. A malformed or foreign event is "ignored", never an error.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when nothing was sent and a retry may
+                succeed: SES refused it for now, another invocation holds a fresh claim on it, or the
+                keyring, the base URL, DynamoDB or EventBridge cannot be reached.
+            ConfigError: the stack publishes no accept base URL (as :meth:`base_url`).
+        """
         try:
             prepared = self.prepare(event, request_id)
         except MalformedEvent as exc:
@@ -190,7 +196,13 @@ class LinkEmails:
 
     def base_url(self) -> str:
         """Where this stack's links point: the configured URL, else the one the stack publishes (as
-        mint_link reads it). ``service_unavailable`` if that cannot be read (Lambda retries)."""
+        mint_link reads it).
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when the published URL cannot be read
+                (Lambda retries).
+            ConfigError: the published URL is empty (a deployment error).
+        """
         url = self.settings.accept_base_url
         if not url and self.published_base_url is not None:
             url = self.published_base_url().rstrip("/")
@@ -204,8 +216,14 @@ class LinkEmails:
         """Check the event and get its email ready; a :class:`Delivery` when there is nothing to
         send: "ignored" (not a link of this stack), "failed" (recorded and published: no address,
         an address SES cannot take, an expired link), or what stands when a marker is there.
-        :class:`MalformedEvent` for an event that is not a well-formed ``SignInLinkMinted``;
-        ``service_unavailable`` when the keyring, the base URL or EventBridge cannot be reached."""
+
+        Raises:
+            MalformedEvent: the event is not a well-formed ``SignInLinkMinted`` (the queue sends its
+                message to the dead-letter queue).
+            SignInLinksError: ``service_unavailable`` (503) when the keyring, the base URL, DynamoDB
+                or EventBridge cannot be reached (nothing was sent).
+            ConfigError: as :meth:`base_url`.
+        """
         try:
             link = self._verified(parse_minted(event, self.base_url()))
         except MalformedEvent:
@@ -229,7 +247,7 @@ class LinkEmails:
         :meth:`_held`). Several go in one transaction; if it is cancelled (one is held), one at a time.
 
         Raises:
-            SignInLinksError: ``service_unavailable`` when DynamoDB or EventBridge cannot be reached
+            SignInLinksError: ``service_unavailable`` (503) when DynamoDB or EventBridge cannot be reached
                 (nothing was sent; the messages are returned for later).
         """
         now_ms = self._now_ms()
@@ -248,7 +266,15 @@ class LinkEmails:
         """One ``SendEmail`` call for a claimed email (never repeated: the client does not retry).
         "sent" with SES's message id (:meth:`settle` records it); "failed" when SES rejects the
         message and "unknown" when it may have reached SES without an answer (both recorded and
-        published). :class:`Deferred` when SES did not take it: the claim is still held."""
+        published).
+
+        Raises:
+            Deferred: SES did not take it for now (throttled, paused, unreachable): nothing was sent
+                and the claim is still held (the caller releases it).
+            SignInLinksError: ``service_unavailable`` (503) when SES rejected or did not answer and
+                the outcome could not be recorded or published (DynamoDB, EventBridge); the marker
+                says what happened, and a later delivery announces it.
+        """
         link = outbound.link
         try:
             response = self.ses.send_email(**self._request(outbound))
@@ -276,8 +302,11 @@ class LinkEmails:
 
     def settle(self, sent: Sequence[tuple[Outbound, str]]) -> None:
         """Record "sent" (with SES's message id) on the markers of claimed emails SES took, all in
-        one write (``EmailMarkers.record_sent``). Never raises: the emails went, and failing now
-        would only have them reported "unknown" later; a marker left "sending" is logged."""
+        one write (``EmailMarkers.record_sent``).
+
+        Raises nothing: the emails went, and failing now would only have them reported "unknown"
+        later; a marker left "sending" is logged.
+        """
         if not sent:
             return
         now_ms = self._now_ms()
@@ -308,8 +337,12 @@ class LinkEmails:
 
     def release(self, outbound: Sequence[Outbound]) -> None:
         """Give back claims on emails SES did not take (or that were never tried): a later delivery
-        may claim them again. ``service_unavailable`` if DynamoDB cannot be reached (the claims then
-        time out, and their emails are reported "unknown", never sent twice)."""
+        may claim them again.
+
+        Raises:
+            SignInLinksError: ``service_unavailable`` (503) when DynamoDB cannot be reached (the
+                claims then time out, and their emails are reported "unknown", never sent twice).
+        """
         for item in outbound:
             self.markers.release_email(item.link.token_id, item.claimer)
 

@@ -73,7 +73,13 @@ class KeyringRotations:
         self.clock = clock
 
     def run(self, request: RotationStep) -> str:
-        """Run the step; returns what it did (for the log). Raises RotationError if it cannot."""
+        """Run the step; returns what it did (for the log).
+
+        Raises:
+            RotationError: the secret is not being rotated with this token, or the step cannot be
+                done (the message says why; Secrets Manager then retries the rotation).
+            botocore.exceptions.ClientError: a Secrets Manager call failed (the step is retried).
+        """
         if self._already_current(request):
             return "already current"
         handlers: dict[str, Callable[[RotationStep], str]] = {
@@ -87,6 +93,13 @@ class KeyringRotations:
     # -- the four steps ---------------------------------------------------------------------------
 
     def create_secret(self, request: RotationStep) -> str:
+        """Store the rotated keyring as the pending version (once: a concurrent copy's stands).
+
+        Raises:
+            RotationError: the current keyring is malformed, or the timing settings would let a key
+                sign before every function has read it (``policy.check_timing``).
+            botocore.exceptions.ClientError: a Secrets Manager call failed.
+        """
         current = self._value(request.secret_id, stage=CURRENT)
         if self._pending_value(request) is not None:
             return "pending version already created"
@@ -121,6 +134,13 @@ class KeyringRotations:
         return f"added {added.kid}"
 
     def set_secret(self, request: RotationStep) -> str:
+        """Publish the pending ticket keyring's public half as the verification keyring (Ed25519);
+        nothing for the session keyring, which is read straight from its secret.
+
+        Raises:
+            RotationError: no pending value, or a malformed pending or verification keyring.
+            botocore.exceptions.ClientError: a Secrets Manager call failed.
+        """
         pending = self._pending_value(request)
         if pending is None:
             raise RotationError("setSecret: the pending version holds no value (createSecret has not run)")
@@ -138,6 +158,13 @@ class KeyringRotations:
         return f"published {len(public.keys)} public keys"
 
     def test_secret(self, request: RotationStep) -> str:
+        """Check the pending keyring: same kind, every key still needed, keys that load and sign and
+        verify, and (Ed25519) a published verification keyring that is its public half.
+
+        Raises:
+            RotationError: any of those checks fails (the message names the key and the check).
+            botocore.exceptions.ClientError: a Secrets Manager call failed.
+        """
         pending = self._pending_value(request)
         if pending is None:
             raise RotationError("testSecret: the pending version holds no value (createSecret has not run)")
@@ -154,6 +181,11 @@ class KeyringRotations:
         return f"pending keyring valid ({len(keys)} keys)"
 
     def finish_secret(self, request: RotationStep) -> str:
+        """Move ``AWSCURRENT`` to the pending version (nothing when it is there already).
+
+        Raises:
+            botocore.exceptions.ClientError: a Secrets Manager call failed.
+        """
         versions = self._describe(request.secret_id)["VersionIdsToStages"]
         current = next((version for version, stages in versions.items() if CURRENT in stages), None)
         if current == request.token:
