@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -64,6 +65,16 @@ class Answer:
         jar: SimpleCookie = SimpleCookie()
         jar.load(found[0])
         return jar
+
+
+def form_token(page: Answer) -> tuple[str, str]:
+    """The CSRF field of a rendered page's form, and the ``__Host-csrf`` cookie ("name=value") it set."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.body)
+    assert match, page.body
+    (cookie,) = [value for value in page.cookies if value.startswith("__Host-csrf=")]
+    jar: SimpleCookie = SimpleCookie()
+    jar.load(cookie)
+    return match.group(1), f"__Host-csrf={jar['__Host-csrf'].value}"
 
 
 def invoke(directory: str, event: dict[str, Any], context: Any) -> Answer:

@@ -17,15 +17,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LocalStackHandle, running_stack
-from tests.e2e.test_browser_sessions import Site
+from tests.e2e.sites import ATTACK_FORM, Site
 
 pytestmark = pytest.mark.browser
 
 NAVIGATE = """<!doctype html><title>Your mail</title>
 <script>window.location.assign({url!r});</script>"""
-ATTACK_FORM = """<!doctype html><title>Win a prize</title>
-<form id="f" method="post" action="{stack}/accept-token"><input type="hidden" name="token" value="{token}"></form>
-<script>document.getElementById("f").submit();</script>"""
 SETTLE_MS = 1500  # long enough for an auto-submitting page to have posted
 
 

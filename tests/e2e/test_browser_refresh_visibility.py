@@ -1,7 +1,7 @@
 """What an open tab costs: session.js refreshes from visible tabs only, once per token (issue 17 item 1).
 
 In a real headless Chromium, on an application page that includes ``session.js`` (as in
-``test_browser_sessions.py``), every ``POST /session/refresh`` the page sends is counted (by the
+``tests/e2e/session_app.py``), every ``POST /session/refresh`` the page sends is counted (by the
 page as it calls ``fetch``, and by the browser's network events, which must agree) while
 Playwright's clock (``page.clock``) moves the page's time forward, so many token lifetimes pass in a
 few seconds; the stack answers for real, with 12 s tokens. The page's clock stands still while the
@@ -22,16 +22,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import test_browser_sessions as sessions
+from tests.e2e import session_app
 from tests.e2e.conftest import LocalStackHandle
-from tests.e2e.test_browser_sessions import TOKEN_LIFETIME_S, Site, sign_in_on_the_apps_page
+from tests.e2e.session_app import TOKEN_LIFETIME_S, sign_in_on_the_apps_page
+from tests.e2e.sites import Site
 
 pytestmark = pytest.mark.browser
 
-# The sessions tests' stack (12 s tokens) and application origin, whose /app page includes session.js
-# and shows "session:<id>" in #who once load() answers: fixtures of this module too (module-scoped).
-app_site = sessions.app_site
-stack = sessions.stack
+# The application origin and its stack (12 s tokens), whose /app page includes session.js and shows
+# "session:<id>" in #who once load() answers: this module's own (module-scoped fixtures).
+app_site = session_app.app_site
+stack = session_app.stack
 
 LIFETIME_S = TOKEN_LIFETIME_S
 # session.js refreshes between 1 and 1.5 margins before expiry, a margin being min(5 s, lifetime / 10).

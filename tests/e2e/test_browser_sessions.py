@@ -1,6 +1,6 @@
-"""Sessions in a real headless Chromium (issue 10 item 7, issue 9 item 7).
+"""Sessions in a real headless Chromium.
 
-An application origin (``http://127.0.0.1:<port>``, served here) hosts the seed's own accept page
+An application origin (``http://127.0.0.1:<port>``, ``tests/e2e/session_app.py``) hosts the seed's own accept page
 ported to ``session.js``: ``signIn.create({strategy: "ticket", ticket})`` then ``setActive``. Ports
 do not change the site, so that origin is *same-site* with the stack (``http://127.0.0.1:<other
 port>``): SameSite=Lax cookies flow with a credentialed ``fetch``, and the stack allows the origin
@@ -13,62 +13,26 @@ An attacker's origins: ``http://localhost:<port>`` (another site: cross-site) an
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import LocalStackHandle, running_stack
+from tests.e2e import session_app
+from tests.e2e.conftest import LocalStackHandle
+from tests.e2e.session_app import TOKEN_LIFETIME_S, sign_in_on_the_apps_page
+from tests.e2e.sites import ATTACK_FORM, Site
 
 pytestmark = pytest.mark.browser
 
-TOKEN_LIFETIME_S = 12
+# This module's application origin and its stack (12 s tokens): module-scoped fixtures.
+app_site = session_app.app_site
+stack = session_app.stack
 
-# The seed's own accept page (Clerk's docs: signIn.create with the ticket, then setActive), ported:
-# only the import changed (a script tag and window.SigninLinks instead of @clerk's hooks).
-SEED_PAGE = """<!doctype html><title>Accept</title>
-<script src="{stack}/session.js"></script>
-<p id="status">working</p>
-<script>
-(async () => {{
-  const {{ signIn, setActive }} = window.SigninLinks;
-  const ticket = new URL(window.location.href).searchParams.get("token");
-  const status = document.getElementById("status");
-  try {{
-    const signInAttempt = await signIn.create({{ strategy: "ticket", ticket }});
-    if (signInAttempt.status === "complete") {{
-      await setActive({{ session: signInAttempt.createdSessionId }});
-      status.textContent = "signed-in:" + signInAttempt.createdSessionId;
-    }}
-  }} catch (error) {{
-    status.textContent = "error:" + error.status + ":" + error.code;
-  }}
-}})();
-</script>"""
-
-# An application page: shows who is signed in, follows session changes, signs out with a button.
-APP_PAGE = """<!doctype html><title>App</title>
-<script src="{stack}/session.js"></script>
-<p id="who">loading</p><button id="out">Sign out</button>
-<script>
-const who = document.getElementById("who");
-const show = (session) => {{ who.textContent = session ? "session:" + session.id : "signed-out"; }};
-SigninLinks.addListener(({{ session }}) => show(session));
-SigninLinks.load().then(show);
-document.getElementById("out").addEventListener("click", () => SigninLinks.signOut());
-</script>"""
-
-# The attacker: an auto-submitting cross-site form, and a credentialed fetch.
-ATTACK_FORM = """<!doctype html><title>Win a prize</title>
-<form id="f" method="post" action="{stack}/accept-token"><input type="hidden" name="token" value="{token}"></form>
-<script>document.getElementById("f").submit();</script>"""
+# The attacker's credentialed fetch (beside the auto-submitting form).
 ATTACK_FETCH = """<!doctype html><title>Win a prize</title><p id="result">working</p>
 <script>
 fetch("{stack}/accept-token", {{method: "POST", credentials: "include",
@@ -78,73 +42,11 @@ fetch("{stack}/accept-token", {{method: "POST", credentials: "include",
 </script>"""
 
 
-class Site:
-    """A tiny origin serving pages by path (``/page?...`` -> ``pages[path](query)``)."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.pages: dict[str, Any] = {}
-        pages = self.pages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                render = pages.get(url.path)
-                body = render({k: v[0] for k, v in parse_qs(url.query).items()}).encode() if render else b"missing"
-                self.send_response(200 if render else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://{host}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def app_site() -> Iterator[Site]:
-    site = Site()
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def stack(app_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
-    env = {
-        "LOCAL_PARAMETER_AllowedRedirectOrigins": app_site.origin,
-        "LOCAL_PARAMETER_SessionTokenLifetimeSeconds": str(TOKEN_LIFETIME_S),
-    }
-    with running_stack(tmp_path_factory.mktemp("sessions-browser-stack"), env=env) as handle:
-        app_site.pages["/accept-token"] = lambda query: SEED_PAGE.format(stack=handle.base_url)
-        app_site.pages["/app"] = lambda query: APP_PAGE.format(stack=handle.base_url)
-        yield handle
-
-
 def cookies(context: Any, stack: LocalStackHandle) -> dict[str, str]:
     """The stack's session cookies in the browser (not the forms' ``__Host-csrf`` nonce)."""
     return {
         cookie["name"]: cookie["value"] for cookie in context.cookies(stack.base_url) if cookie["name"] != "__Host-csrf"
     }
-
-
-def sign_in_on_the_apps_page(context: Any, stack: LocalStackHandle, app_site: Site, user_id: str) -> str:
-    minted = stack.mint(user_id)
-    page = context.new_page()
-    page.goto(f"{app_site.origin}/accept-token?token={minted['token']}")
-    page.wait_for_function("document.getElementById('status').textContent !== 'working'")
-    status = page.locator("#status").inner_text()
-    assert status.startswith("signed-in:sess_"), status
-    assert stack.status(minted["id"]) == "accepted"
-    page.close()
-    return status.split(":", 1)[1]
 
 
 def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_page_out(

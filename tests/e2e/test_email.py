@@ -24,8 +24,10 @@ import pytest
 from local.outbox import Mail, index
 from local.template import load_template
 from signin_links.batch.plan import token_id_for
+from tests.e2e.batch_events import put_batch
 from tests.e2e.conftest import LocalStackHandle, running_stack
-from tests.e2e.test_rules import put_batch, wait_for
+from tests.e2e.inbox import mails_to, outbox
+from tests.e2e.polling import wait_for
 
 SES_RATE = 4  # emails/s: two invocations at once, 2/s each
 SENTINEL = "sit_000000000000sentinel"
@@ -36,17 +38,6 @@ def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackH
     env = {"LOCAL_SES_MAX_SEND_RATE": str(SES_RATE)}
     with running_stack(tmp_path_factory.mktemp("email-stack"), env=env) as stack:
         yield stack
-
-
-def outbox(stack: LocalStackHandle) -> list[dict[str, Any]]:
-    response = httpx.get(f"{stack.base_url}/_local/outbox", headers={"Accept": "application/json"}, timeout=30)
-    assert response.status_code == 200
-    mails: list[dict[str, Any]] = response.json()
-    return mails
-
-
-def mails_to(stack: LocalStackHandle, address: str) -> list[dict[str, Any]]:
-    return [mail for mail in outbox(stack) if mail["to"] == [address]]
 
 
 def received(stack: LocalStackHandle, url: str) -> list[dict[str, Any]]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from local.follow import PREFIX, redact
 from signin_links.batch.plan import token_id_for
+from tests.e2e.batch_events import put_batch
 from tests.e2e.conftest import ROOT, LocalStackHandle
-from tests.e2e.test_rules import put_batch
 
 FAKE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzaWQiOiJzaXRfeCJ9.c2lnbmF0dXJlLW5vdC1yZWFs"
 

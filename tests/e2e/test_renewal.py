@@ -16,9 +16,10 @@ import pytest
 
 from signin_links.batch.plan import token_id_for
 from signin_links.renewal import renewal_token_id
+from tests.e2e.batch_events import put_batch
 from tests.e2e.conftest import LocalStackHandle, running_stack
-from tests.e2e.test_email import mails_to
-from tests.e2e.test_rules import put_batch, wait_for
+from tests.e2e.inbox import mails_to
+from tests.e2e.polling import wait_for
 
 pytestmark = pytest.mark.browser
 

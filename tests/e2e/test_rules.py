@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,9 @@ from local.rules import RuleEngine, RuleSpec, TargetSpec
 from local.runtime import LocalFunction
 from local.template import FunctionSpec
 from signin_links.batch.plan import token_id_for
-from tests.e2e.conftest import ROOT, LocalStackHandle
+from tests.e2e.batch_events import put_batch
+from tests.e2e.conftest import LocalStackHandle
+from tests.e2e.polling import wait_for
 
 HANDLER = """
 import json
@@ -44,16 +45,6 @@ def handler(event, context):
         raise RuntimeError(f"attempt {attempts} fails")
     return {"attempts": attempts}
 """
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout} s")
 
 
 class Harness:
@@ -209,19 +200,6 @@ def test_input_path_hands_the_function_a_part_of_the_event(harness: Harness) -> 
 
 
 # --- The running local stack -------------------------------------------------------------------------
-
-
-def put_batch(stack: LocalStackHandle, detail: dict[str, Any]) -> str:
-    template = json.loads((ROOT / "events" / "mint_batch.json").read_text())
-    entry = {
-        "Source": template["source"],
-        "DetailType": template["detail-type"],
-        "Detail": json.dumps(detail),
-        "EventBusName": stack.env("MintLinkFunction")["EVENT_BUS_NAME"],
-    }
-    result = stack.aws("events").put_events(Entries=[entry])["Entries"][0]
-    assert "EventId" in result, result
-    return str(result["EventId"])
 
 
 def completed_queue(stack: LocalStackHandle, batch_id: str) -> str:

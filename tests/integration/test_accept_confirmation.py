@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Stack, reset_caches
-from tests.handlers import accept_get_event, invoke, mint, status_of
-from tests.integration.test_csrf_tokens import form_token
-from tests.integration.test_session_routes import signed_in
+from tests.handlers import accept_get_event, form_token, invoke, mint, status_of
+from tests.session_calls import signed_in
 
 
 def page(context: Any, token: str | None, site: str | None, cookies: list[str] | None = None) -> Any:

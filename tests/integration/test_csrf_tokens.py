@@ -9,29 +9,17 @@ must show the per-render CSRF token that only the service's own page put in its 
 
 from __future__ import annotations
 
-import re
 import time
-from http.cookies import SimpleCookie
 from typing import Any
 
 import pytest
 
 from signin_links import csrf
 from tests.conftest import Stack, load_function
-from tests.handlers import Answer, accept_get_event, accept_post_event, invoke, mint, status_of
-from tests.integration.test_session_routes import ALLOWED, browser_event, refresh, signed_in
+from tests.handlers import accept_get_event, accept_post_event, form_token, invoke, mint, status_of
+from tests.session_calls import ALLOWED, browser_event, refresh, signed_in
 
 OLD_BROWSER_ORIGINS = ["null", "https://evil.example", "https://links.example.com.evil.example", ""]
-
-
-def form_token(page: Answer) -> tuple[str, str]:
-    """The CSRF field of a rendered page's form, and the ``__Host-csrf`` cookie ("name=value") it set."""
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.body)
-    assert match, page.body
-    (cookie,) = [value for value in page.cookies if value.startswith("__Host-csrf=")]
-    jar: SimpleCookie = SimpleCookie()
-    jar.load(cookie)
-    return match.group(1), f"__Host-csrf={jar['__Host-csrf'].value}"
 
 
 def old_browser_post(token: str, *, origin: str | None, csrf_field: str | None, cookies: list[str]) -> dict[str, Any]:

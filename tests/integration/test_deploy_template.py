@@ -25,88 +25,29 @@ from typing import Any
 import pytest
 
 from local.intrinsics import Resolver, parameter_values
-from local.template import TEMPLATE, load_template
+from local.template import TEMPLATE
 from signin_links import ids
 from signin_links.batch.minter import IDEMPOTENCY_KEY_PREFIX
 from signin_links.batch.plan import header_key, marker_key
 from signin_links.config import MIN_ACTIVATION_MARGIN_SECONDS
 from signin_links.rotation.policy import ACTIVATION_MARGIN_SECONDS
+from tests.cloudformation import (
+    ACCOUNT,
+    DEPLOY,
+    PARAMETERS,
+    REGION,
+    SOURCE,
+    STACK,
+    actions,
+    resolver,
+    role_arn,
+    statements,
+    translated,
+    violations,
+)
 
 ROOT = TEMPLATE.parent
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-STACK = "signin-links-dev"
 SERVING = ("MintLinkFunction", "AcceptTokenFunction")
-
-SOURCE = load_template()
-PARAMETERS: dict[str, dict[str, Any]] = SOURCE["Parameters"]
-DEPLOY = {"Stage": "dev"}  # what every deploy must say (no default), as samconfig.toml's [default] does
-
-
-class _NoManagedPolicies:
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-@functools.cache
-def _translated(stage: str) -> str:
-    from samtranslator.translator.transform import transform
-
-    template = copy.deepcopy(SOURCE)
-    for resource in template["Resources"].values():  # what `sam package` does to local paths
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
-        if resource["Type"] == "AWS::Serverless::StateMachine":
-            resource["Properties"]["DefinitionUri"] = "s3://bucket/definition.json"
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    return json.dumps(transform(template, {"Stage": stage}, _NoManagedPolicies()))
-
-
-def translated(stage: str = "dev") -> dict[str, Any]:
-    """The template after the SAM transform (a fresh copy)."""
-    result: dict[str, Any] = json.loads(_translated(stage))
-    return result
-
-
-def resolver(template: dict[str, Any], **overrides: str) -> Resolver:
-    """Evaluates intrinsics as CloudFormation would for stack ``STACK`` (resources by logical id)."""
-    return Resolver(
-        template,
-        parameter_values(template, {**DEPLOY, **overrides}),
-        ref_of=lambda logical_id: logical_id if logical_id in template["Resources"] else None,
-        att_of=lambda logical_id, attr: f"arn:aws:{logical_id}:{attr}",
-        region=REGION,
-        account_id=ACCOUNT,
-        stack_name=STACK,
-    )
-
-
-def role_arn(template: dict[str, Any], role: str) -> str:
-    """The ARN a role will have (CloudFormation generates its name from the stack and logical id)."""
-    path = resolver(template).resolve(template["Resources"][role]["Properties"].get("Path", "/"))
-    return f"arn:aws:iam::{ACCOUNT}:role{path}{STACK}-{role}-AbCdEf123456"
-
-
-def statements(template: dict[str, Any], role: str, **overrides: str) -> list[dict[str, Any]]:
-    """A role's statements with these parameters: a statement under ``Fn::If`` is there or not (the
-    rest is left as written, intrinsics included)."""
-    evaluate = resolver(template, **overrides)
-    found = []
-    for policy in template["Resources"][role]["Properties"].get("Policies", []):
-        for written in policy["PolicyDocument"]["Statement"]:
-            statement = written
-            while isinstance(statement, dict) and set(statement) == {"Fn::If"}:
-                condition, when_true, when_false = statement["Fn::If"]
-                statement = when_true if evaluate.condition(condition) else when_false
-            if statement != {"Ref": "AWS::NoValue"}:
-                found.append(statement)
-    return found
-
-
-def actions(statement: dict[str, Any]) -> list[str]:
-    value = statement["Action"]
-    return [value] if isinstance(value, str) else list(value)
-
 
 # --- Lint, translation, the guided deploy ---------------------------------------------------------
 
@@ -260,34 +201,6 @@ def test_samconfig_deploys_each_stage_without_questions() -> None:
 
 
 # --- Parameters that cannot work fail the deploy ------------------------------------------------------
-
-
-def violations(values: dict[str, str], region: str = REGION) -> list[str]:
-    """What CloudFormation refuses before creating anything: each parameter's AllowedValues,
-    AllowedPattern (a whole match), MinValue/MaxValue, then every rule whose condition holds."""
-    template = SOURCE
-    found = []
-    params = {name: str(spec.get("Default", "")) for name, spec in PARAMETERS.items()} | DEPLOY | values
-    for name, value in params.items():
-        spec = PARAMETERS[name]
-        allowed = [str(item) for item in spec.get("AllowedValues", [value])]
-        if value not in allowed or not re.fullmatch(spec.get("AllowedPattern", ".*"), value):
-            found.append(name)
-        elif spec["Type"] == "Number":
-            number = float(value)
-            if ("MinValue" in spec and number < spec["MinValue"]) or ("MaxValue" in spec and number > spec["MaxValue"]):
-                found.append(name)
-    if found:
-        return found
-    evaluate = resolver(template, **values)
-    evaluate.region = region
-    for name, rule in template["Rules"].items():
-        if "RuleCondition" in rule and not evaluate.resolve(rule["RuleCondition"]):
-            continue
-        for assertion in rule["Assertions"]:
-            if not evaluate.resolve(assertion["Assert"]):
-                found.append(name)
-    return found
 
 
 GOOD_ARN = f"arn:aws:iam::{ACCOUNT}:role/batch-producer"

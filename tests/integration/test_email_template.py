@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from signin_links.email_queue import MAX_RECEIVE_COUNT, SEND_MARGIN_S, survival_seconds
-from tests.integration.test_deploy_template import (
+from tests.cloudformation import (
     PARAMETERS,
     SOURCE,
     actions,

@@ -18,8 +18,8 @@ import pytest
 from signin_links import audit
 from tests.conftest import Stack, load_function
 from tests.handlers import Answer, accept, invoke, mint
-from tests.integration.test_session_routes import api, browser_event, cleared, refresh, signed_in
 from tests.robustness.faults import injected
+from tests.session_calls import api, browser_event, cleared, refresh, signed_in
 
 GRACE_S = 10  # RefreshReuseGraceSeconds' default
 

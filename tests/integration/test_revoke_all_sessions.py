@@ -12,8 +12,8 @@ import pytest
 from signin_links.models import SessionStatus
 from tests.conftest import Stack, load_event, load_function
 from tests.handlers import Answer, invoke
-from tests.integration.test_session_routes import api, refresh, set_attribute, signed_in
-from tests.integration.test_session_store import sessions_of
+from tests.session_calls import api, refresh, set_attribute, signed_in
+from tests.stored_sessions import sessions_of
 
 
 def revoke_all(context: Any, body: Any, *, key: str | None = None) -> Answer:

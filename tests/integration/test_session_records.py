@@ -124,7 +124,7 @@ def test_the_store_reads_the_old_item_from_the_cancellation_reasons(stack: Stack
     from signin_links.store import to_item
 
     stack.dynamodb.put_item(TableName=stack.table_name, Item=to_item(record, now + 120))
-    from tests.integration.test_session_store import a_session
+    from tests.stored_sessions import a_session
 
     with pytest.raises(RedeemRejected) as raised:
         store.redeem(record.id, a_session(user_id="user_old"), now, now + 3600)
