@@ -1,4 +1,4 @@
-"""Property tests of issue 18's new inputs, through the real accept handler on moto.
+"""Property tests of the CSRF token and refresh cookie inputs, through the real accept handler on moto.
 
 The ``csrf_token`` form and JSON field, the ``__Host-csrf`` cookie (repeated, prefixed, malformed
 names and values), arriving from a browser without Fetch Metadata whose ``Origin`` is foreign: never
