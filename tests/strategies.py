@@ -1,6 +1,6 @@
 """Hypothesis generators of hostile input shared by the unit and robustness tests.
 
-They reach the shapes that escaped earlier generators (issue 9): bracketed hosts and IPv6 literals
+They reach the shapes that break URL and number parsers: bracketed hosts and IPv6 literals
 (closed, unclosed, misplaced), non-ASCII and fullwidth characters (U+FF0F, U+FF20, U+3002, U+FF41),
 ports that are not numbers or out of range, user info, lone ``%`` and escapes, backslashes,
 unpaired surrogates, and huge numbers.

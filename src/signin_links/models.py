@@ -68,7 +68,7 @@ class SessionRecord:
     expire_at: int  # Unix ms
     abandon_at: int  # Unix ms (= expire_at when SessionInactivitySeconds is off)
     sign_in_token_id: str
-    # SHA-256 (hex) of a pre-issue-18 refresh secret (never read any more); "" for every new session.
+    # SHA-256 (hex) of a refresh secret stored by earlier versions (never read); "" for every new session.
     refresh_hash: str = field(default="", repr=False)
     org_id: str | None = None
     authorized_party: str | None = None  # the azp claim of its tokens (the link's redirect origin)

@@ -26,7 +26,7 @@ def test_scanner_get_and_head_leave_the_token_pending(local_stack: LocalStackHan
             probe = scanner.head(minted["url"])
             assert probe.status_code == 200, probe.text
             assert probe.content == b""
-        # Only the form's CSRF nonce (issue 18 item 3); never a session cookie.
+        # Only the form's CSRF nonce; never a session cookie.
         assert [value.split("=", 1)[0] for value in page.headers.get_list("set-cookie")] == ["__Host-csrf"]
         assert "set-cookie" not in probe.headers
     assert local_stack.status(minted["id"]) == "pending"
@@ -95,7 +95,7 @@ def test_revoked_and_tampered_links_fail_with_their_codes(local_stack: LocalStac
     assert tampered.headers["content-type"] == "application/json"
 
 
-# --- Redirects that HTTP cannot carry (issue 9) -------------------------------------------------
+# --- Redirects that HTTP cannot carry ----------------------------------------------------------
 
 
 def resign(local_stack: LocalStackHandle, token: str, redirect_url: str) -> str:

@@ -1,5 +1,5 @@
 """Batch minting against the local stack: ``make invoke`` on the batch events, and one event of
-10,000 users delivered twice (issue 4's "done when").
+10,000 users delivered twice (each user minted and published once).
 
 Events reach the function the way ``make invoke`` delivers them (``local.invoke`` with the running
 stack's state: the real handler, in its own process, with the stack's environment). What it
@@ -212,8 +212,8 @@ def test_make_invoke_on_the_manifest_event_with_the_running_stack(local_stack: L
 
 
 def test_a_batch_works_on_a_first_deploy_without_an_accept_base_url(tmp_path: Any) -> None:
-    """Issue 11, item 2: a stack deployed with no AcceptBaseUrl and no custom domain mints batches;
-    the links point at the stack's own URL, read from its AcceptBaseUrlParameter (SSM)."""
+    """A stack deployed with no AcceptBaseUrl and no custom domain mints batches; the links point at
+    the stack's own URL, read from its AcceptBaseUrlParameter (SSM)."""
     with running_stack(tmp_path / "stack", env={"LOCAL_PARAMETER_AcceptBaseUrl": ""}) as stack:
         env = stack.env("MintLinkFunction")
         assert env["ACCEPT_BASE_URL"] == ""  # as on a default deploy

@@ -1,4 +1,4 @@
-"""``AcceptConfirmation`` and CSRF tokens in a real headless Chromium (issue 18 items 3 and 4).
+"""``AcceptConfirmation`` and CSRF tokens in a real headless Chromium.
 
 A cross-site arrival is made as an attacker (or a webmail) makes it: a page on another site
 (``http://localhost:<port>``; the stacks are on ``127.0.0.1``) navigates the browser to the link.

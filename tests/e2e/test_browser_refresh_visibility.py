@@ -1,4 +1,4 @@
-"""What an open tab costs: session.js refreshes from visible tabs only, once per token (issue 17 item 1).
+"""What an open tab costs: session.js refreshes from visible tabs only, once per token.
 
 In a real headless Chromium, on an application page that includes ``session.js`` (as in
 ``tests/e2e/session_app.py``), every ``POST /session/refresh`` the page sends is counted (by the

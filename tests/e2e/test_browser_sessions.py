@@ -68,7 +68,7 @@ def test_the_seeds_page_signs_in_session_js_refreshes_and_a_revoke_signs_the_pag
     app.wait_for_timeout((TOKEN_LIFETIME_S + 2) * 1000)
     later = jwt.decode(cookies(context, stack)["__session"], options={"verify_signature": False})
     assert later["sid"] == session_id
-    # Each refresh rotated the refresh cookie, and Chromium kept the new one (issue 18 item 1).
+    # Each refresh rotated the refresh cookie, and Chromium kept the new one.
     generation = int(cookies(context, stack)["__Host-refresh"].split(".")[1])
     assert generation >= 1
     item = stack.item(session_id)

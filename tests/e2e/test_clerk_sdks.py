@@ -177,7 +177,7 @@ def test_js_sdk_creates_revokes_and_parses_errors(local_stack: LocalStackHandle)
     assert error("wrongKey")["errors"][0]["code"] == "clerk_key_invalid"
 
 
-# --- Sessions (issue 10): the SDKs' /v1/sessions calls ------------------------------------------
+# --- Sessions: the SDKs' /v1/sessions calls ----------------------------------------------------
 
 
 def sign_in(stack: LocalStackHandle, user_id: str) -> dict[str, str]:

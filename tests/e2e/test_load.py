@@ -1,5 +1,5 @@
-"""The bounded wave of ``bench/load.py`` on the session's local stack (issue 17 item 8): many clients
-at once minting, opening (some links twice at the same instant), refreshing and signing out.
+"""The bounded wave of ``bench/load.py`` on the session's local stack: many clients at once minting,
+opening (some links twice at the same instant), refreshing and signing out.
 
 Pass: no 5xx, each token accepted exactly once (by the answers and in the table), no session lost
 before its sign-out, none left active after it. ``make bench`` runs a bigger wave and reports its

@@ -232,7 +232,7 @@ def test_an_unmatched_v1_request_is_answered_in_the_envelope_and_not_cached(
 
 
 def test_every_v1_answer_says_no_store(local_stack: LocalStackHandle, api: httpx.Client) -> None:
-    """The mint answer carries a live token: no cache (browser, proxy, CDN) may keep it (issue 9)."""
+    """The mint answer carries a live token: no cache (browser, proxy, CDN) may keep it."""
     minted = api.post(MINT, json={"user_id": "user_no_store"})
     token_id = minted.json()["id"]
     answers = [

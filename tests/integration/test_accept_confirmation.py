@@ -1,4 +1,4 @@
-"""``AcceptConfirmation`` (issue 18 item 4): when the accept page names the link's user and waits.
+"""``AcceptConfirmation``: when the accept page names the link's user and waits.
 
 ``never`` (the default) keeps the one-click page; ``cross-site`` waits for an arrival from another
 site (``Sec-Fetch-Site: cross-site``, or a browser that sends no fetch metadata) in a browser that

@@ -1,4 +1,4 @@
-"""Redirects at accept (issue 9): the Location sent is the ASCII URL that was checked, and a token
+"""Redirects at accept: the Location sent is the ASCII URL that was checked, and a token
 whose redirect cannot be sent is refused before the conditional write, so it stays pending.
 
 Tokens minted before redirects were normalised can carry raw non-ASCII text in ``rdr``; ``craft``
@@ -65,7 +65,7 @@ def test_an_old_token_with_a_raw_redirect_is_sent_in_ascii(stack: Stack, context
     "raw",
     [
         "https://app.example.com/\ud800",  # cannot be sent at all
-        "https://[x/",  # cannot be parsed (was a 500)
+        "https://[x/",  # cannot be parsed (urlsplit raises ValueError)
         "https://app.example.com:99999/",
         "https://app.example.com\uff0fevil.com/",
         "https://evil.example/",

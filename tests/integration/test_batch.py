@@ -343,8 +343,8 @@ def test_a_batch_id_reused_for_other_users_is_rejected(batches: Batches) -> None
 
 
 # Within the idempotency window (nothing cleared: what a user meets when re-sending a batch_id a
-# minute later), Powertools used to replay the first batch's summary: exit 0, nothing minted for
-# the new users (issue 9). The stored record's payload hash now catches it.
+# minute later), a replay of the first batch's summary would exit 0 and mint nothing for the new
+# users: the stored record's payload hash refuses a batch_id reused with another payload.
 @pytest.mark.parametrize(
     "second",
     [
@@ -392,7 +392,8 @@ def test_a_chunk_reused_for_other_users_is_rejected(batches: Batches) -> None:
 
 
 def test_a_bad_redirect_is_that_users_failure_and_the_batch_goes_on(batches: Batches) -> None:
-    """Malformed redirects used to raise ValueError out of the invocation (retried, then the DLQ)."""
+    """A malformed redirect fails that user alone: no ValueError escapes the invocation (which would
+    retry the whole batch, then send it to the DLQ)."""
     bad = ["https://[x/", "https://app.example.com]/", "http://[::1", "https://app.example.com\uff0fevil.com/"]
     detail = {
         "batch_id": "redirects",

@@ -10,7 +10,7 @@ manifest and result files), and the summary step reads them from there.
 
 A 1,000,000-user manifest is planned (batched as ``ItemBatcher`` batches it, each chunk summarised
 as the mint function would, nothing minted) to show that every state's input and output stays under
-Step Functions' 256 KB whatever the batch size (issue 17 item 4).
+Step Functions' 256 KB whatever the batch size.
 """
 
 from __future__ import annotations

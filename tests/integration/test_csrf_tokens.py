@@ -1,4 +1,4 @@
-"""Login CSRF from browsers without Fetch Metadata (issue 18 item 3), on the real accept handler.
+"""Login CSRF from browsers without Fetch Metadata, on the real accept handler.
 
 Such a browser (Safari before 16.4, Firefox before 90) sends no ``Sec-Fetch-Site``; a cross-site form
 POST carries the attacker's ``Origin``, or ``null`` from a sandboxed frame, the same value the

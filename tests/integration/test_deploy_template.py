@@ -1,6 +1,6 @@
 """template.yaml as CloudFormation will see it: translated by samtranslator, linted by cfn-lint,
 its parameter constraints and rules evaluated, its IAM, key and bus policies read statement by
-statement, and its non-Lambda resources created on moto's CloudFormation (issues 9 and 11).
+statement, and its non-Lambda resources created on moto's CloudFormation.
 
 Nothing here needs AWS: samtranslator and cfn-lint run offline, and the SAM CLI check runs only
 where ``make validate``/``make build`` installed SAM CLI (``.venv-sam``; CI does both first).
@@ -384,7 +384,7 @@ def test_no_activation_delay_below_the_secrets_max_age_plus_sixty_seconds_can_be
     assert "KEY_ACTIVATION_DELAY_SECONDS" not in env
 
 
-# --- Capacity: throttles (issue 17 item 1) -------------------------------------------------------------
+# --- Capacity: throttles -------------------------------------------------------------------------------
 
 
 def route_settings(stage: str = "dev") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -426,7 +426,7 @@ def test_every_public_route_has_its_own_wave_sized_throttle_and_v1_the_default(s
     assert int(values["ThrottleRateLimit"]) < int(values["PublicRouteRateLimit"])
 
 
-# --- Alarms: one for every way a wave fails (issue 17 item 2) ---------------------------------------
+# --- Alarms: one for every way a wave fails ---------------------------------------------------------
 
 
 def alarms() -> dict[str, dict[str, Any]]:
@@ -768,7 +768,7 @@ def test_the_results_bucket_is_emptied_before_the_stack_deletes_it() -> None:
     assert resources["ResultsBucket"]["DeletionPolicy"] == "Delete"
 
 
-# --- IAM: exact actions (issue 9, item 8) -------------------------------------------------------------
+# --- IAM: exact actions -------------------------------------------------------------------------------
 
 
 def test_the_mint_function_holds_exactly_the_actions_its_code_uses() -> None:
@@ -901,7 +901,7 @@ def test_the_accept_and_state_machine_roles_hold_exact_actions() -> None:
             assert resolver(template).resolve(statement["Resource"]) == "arn:aws:ResultsBucket:Arn/results/map-runs/*"
 
 
-# --- Keyring keys (issue 9, item 9) -------------------------------------------------------------------
+# --- Keyring keys -------------------------------------------------------------------------------------
 
 
 def decryptors(template: dict[str, Any], key: str, **overrides: str) -> list[str]:
@@ -987,7 +987,7 @@ def secret_readers(template: dict[str, Any], secret: str, **overrides: str) -> s
 
 
 def test_no_function_but_the_mint_and_the_rotation_can_read_a_ticket_signing_key() -> None:
-    """Issue 18 item 8: a role that only sends links (or checks them) must not be able to mint one.
+    """A role that only sends links (or checks them) must not be able to mint one.
     Reading the signing keyring takes both GetSecretValue (IAM) and Decrypt (the key policy)."""
     template = translated()
     readers = secret_readers(template, "TicketSigningKeyringSecret")
@@ -1117,7 +1117,7 @@ def test_the_functions_iam_names_the_keys_they_decrypt(window: str) -> None:
     assert "kms:GenerateDataKey" in actions(rotate)  # PutSecretValue encrypts the new keyring
 
 
-# --- The API keys secret: the key that mints for anyone (issue 18, item 8) --------------------------
+# --- The API keys secret: the key that mints for anyone ---------------------------------------------
 
 
 def secret_policy_denies(template: dict[str, Any], secret: str, principal: str, action: str, **overrides: str) -> bool:
@@ -1183,7 +1183,7 @@ def test_the_api_keys_secret_refuses_reads_and_writes_to_everyone_else() -> None
     assert PARAMETERS["ApiKeyAdminArns"]["Default"] == ""
 
 
-# --- Who may put events on the bus (issue 9, item 6) ------------------------------------------------
+# --- Who may put events on the bus ------------------------------------------------------------------
 
 
 def denied(template: dict[str, Any], principal: str, source: str, **overrides: str) -> bool:
@@ -1224,7 +1224,7 @@ def test_only_the_stack_and_the_named_producers_may_put_events() -> None:
     assert not denied(template, role_arn(template, "EmailFeedbackRole"), "aws.ses")
 
 
-# --- What each role may put on the bus (issue 18, item 8) ------------------------------------------
+# --- What each role may put on the bus -------------------------------------------------------------
 
 # IAM's condition operators this evaluator understands; any other makes the test fail rather than
 # pass a statement it cannot read.
@@ -1442,10 +1442,9 @@ STATIC = {"GET /.well-known/jwks.json", "GET /session.js", "GET /v1/jwks", "ANY 
 
 
 def test_every_route_but_the_static_ones_is_rate_limited_per_ip_under_any_spelling() -> None:
-    """Issue 18 item 8: the WAF rate rules covered neither /session/refresh nor /sign-out. Every route
-    of the API but the static GETs (the cookie routes each under a rule of its own, Clerk's Frontend
-    API apart from the backend's /v1) is counted per IP, whatever the spelling of its path that API
-    Gateway could still route."""
+    """Every route of the API but the static GETs is counted per IP, whatever the spelling of its path
+    that API Gateway could still route: the cookie routes (/session/refresh, /sign-out...) each under
+    a rule of its own, Clerk's Frontend API apart from the backend's /v1."""
     template = translated("prod")
     from local.template import http_routes
 
@@ -1715,7 +1714,7 @@ if __name__ == "__main__":  # pragma: no cover - a quick look at the translated 
     json.dump(translated(sys.argv[1] if len(sys.argv) > 1 else "dev"), sys.stdout, indent=1)
 
 
-# --- Clerk's Frontend API (issue 19) ------------------------------------------------------------------
+# --- Clerk's Frontend API -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

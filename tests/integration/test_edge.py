@@ -1,4 +1,4 @@
-"""EdgeProtection: every HTTP function refuses what did not come through CloudFront (issue 18 item 8).
+"""EdgeProtection: every HTTP function refuses what did not come through CloudFront.
 
 An HTTP API carries no WAF and no resource policy, and its execute-api URL stays open whatever is in
 front of it. With ``EDGE_SECRET_ID`` set (the template sets it with ``EdgeProtection=cloudfront-waf``),

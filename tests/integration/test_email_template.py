@@ -1,6 +1,6 @@
 """template.yaml's email fan-out, read as CloudFormation will see it: the email queue between the bus
 and the sender, its event source mapping, the arithmetic behind its settings, the parameters that
-size it, and the sender's permissions (issue 17, item 3)."""
+size it, and the sender's permissions."""
 
 from __future__ import annotations
 

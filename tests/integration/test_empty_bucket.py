@@ -1,5 +1,5 @@
-"""The custom resource that empties the results bucket when the stack deletes it (issue 11: a dev
-``sam delete`` leaves nothing and fails on nothing), on moto's S3."""
+"""The custom resource that empties the results bucket when the stack deletes it (so that ``sam
+delete`` of a dev stack leaves nothing and fails on nothing), on moto's S3."""
 
 from __future__ import annotations
 

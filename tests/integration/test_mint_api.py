@@ -69,7 +69,7 @@ def test_revoke_then_revoke_again(stack: Stack, context: Any) -> None:
         ({"user_id": "u", "expires_in_seconds": 1.5}, 422, "form_param_value_invalid", "expires_in_seconds"),
         ({"user_id": "u", "expires_in_seconds": True}, 422, "form_param_value_invalid", "expires_in_seconds"),
         ({"user_id": "u", "redirect_url": "https://evil.example"}, 422, "form_param_value_invalid", "redirect_url"),
-        # Malformed URLs once escaped urlsplit as ValueError (a 500): issue 9.
+        # URLs urlsplit cannot parse (ValueError) are the field's 422, never a 500.
         ({"user_id": "u", "redirect_url": "https://[x/"}, 422, "form_param_value_invalid", "redirect_url"),
         (
             {"user_id": "u", "redirect_url": "https://app.example.com]/"},
@@ -186,7 +186,7 @@ def test_an_unreadable_published_url_falls_back_to_the_requests_host(
     assert body["url"] == f"https://{host}/accept-token?token={body['token']}"
 
 
-# --- Cache-Control (issue 9): the mint answer carries a live token; nothing under /v1 is cached ----
+# --- Cache-Control: the mint answer carries a live token; nothing under /v1 is cached --------------
 
 
 def routed(method: str, path: str, body: str | None = None) -> dict[str, Any]:

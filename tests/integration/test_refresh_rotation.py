@@ -1,5 +1,5 @@
-"""Refresh tokens that rotate, reuse detection, planted cookies and sign-ins over a held session
-(issue 18 items 1 and 2), on the real handlers and moto.
+"""Refresh tokens that rotate, reuse detection, planted cookies and sign-ins over a held session, on
+the real handlers and moto.
 
 moto honours what these tests rely on: an ``UpdateItem``'s condition (the refresh's one write) with
 ``ReturnValuesOnConditionCheckFailure: ALL_OLD`` (the item as it stood comes back in the error), and
@@ -142,7 +142,7 @@ def test_forged_mangled_and_foreign_tokens_are_refused_before_any_dynamodb_call(
         f"{sid}.{generation}.{other['refresh'].split('.')[2]}",  # another session's proof
         f"{other['id']}.0.{proof}",
         f"{sid}.00.{proof}",  # another spelling of generation 0
-        f"{sid}.{proof}",  # the pre-issue-18 shape
+        f"{sid}.{proof}",  # no generation: the shape of earlier versions' refresh cookies
     ]
     for value in forged:
         with injected(monkeypatch) as faults:

@@ -1,5 +1,5 @@
-"""``GET /v1/sessions`` past a thousand sessions, and ``POST /v1/sessions/revoke`` (issue 18 item 5),
-on the sessions handler and moto."""
+"""``GET /v1/sessions`` past a thousand sessions, and ``POST /v1/sessions/revoke``, on the sessions
+handler and moto."""
 
 from __future__ import annotations
 

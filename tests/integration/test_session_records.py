@@ -1,6 +1,6 @@
 """The session record an accept writes: one TransactWriteItems with the token's conditional update.
 
-What these tests pin down (issue 10, item 1; issue 9, item 7):
+What these tests pin down:
 * a successful accept makes exactly ONE DynamoDB call, a ``TransactWriteItems`` of the token's update
   and the session's put; the session item has Clerk's fields and only a hash of the refresh token;
 * a failed condition writes neither item, and the cause (used / revoked / expired) comes from the

@@ -219,7 +219,7 @@ def test_sign_out_as_json_and_its_refusals_change_nothing(stack: Stack, context:
 def test_sign_out_redirects_to_the_canonical_ascii_form_as_the_accept_does(
     stack: Stack, context: Any, given: str, sent: str | None
 ) -> None:
-    """Issue 18 item 7: the raw redirect_url was answered as sent; now it is the accept's ASCII form."""
+    """The sign-out's Location is the redirect_url in the accept's ASCII form, never the raw text sent."""
     session = signed_in(context)
     answer = sign_out(
         context,
@@ -310,7 +310,7 @@ def test_list_get_revoke_and_tokens_in_clerks_shapes(stack: Stack, context: Any)
     assert claims["exp"] - claims["iat"] == 120
     default = api(context, "create_session_token.json", first["id"], body="")
     assert jwt.decode(default.json()["jwt"], options={"verify_signature": False})["exp"] - claims["iat"] in (60, 61)
-    # Issue 18 item 6: at most MaxSessionTokenSeconds (10 minutes), not the session's 7 days.
+    # At most MaxSessionTokenSeconds (10 minutes), not the session's 7 days.
     longest = api(context, "create_session_token.json", first["id"], body={"expires_in_seconds": 600})
     assert longest.status == 200, longest.body
     longest_claims = jwt.decode(longest.json()["jwt"], options={"verify_signature": False})
@@ -395,7 +395,7 @@ def test_the_sessions_api_needs_the_secret_key(stack: Stack, context: Any) -> No
     assert invoke("sessions", event, context).status == 404
 
 
-# --- Other methods and unknown paths under /v1/sessions (issue 9: every /v1 answer no-store) -------
+# --- Other methods and unknown paths under /v1/sessions (every /v1 answer no-store) ---------------
 
 
 def fallback(context: Any, method: str, path: str) -> Answer:

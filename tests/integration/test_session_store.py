@@ -108,8 +108,9 @@ def test_sessions_are_listed_per_user_and_client_newest_first_from_sparse_indexe
 def test_the_list_reads_past_a_thousand_sessions_filters_in_the_query_and_counts_them_all(
     stack: Stack, store: TokenStore, page_limit: int | None
 ) -> None:
-    """Issue 18 item 5: the list stopped at 1,000 items and filtered after the cap, so the 1,001st
-    session of a user (active, refreshable) was invisible to the leaked-key playbook."""
+    """The list reads every page and filters in the query: a cap at 1,000 items, or a filter applied
+    after it, would hide the 1,001st session of a user (active, refreshable) from the leaked-key
+    playbook."""
     store.query_page_limit = page_limit  # 97: DynamoDB's cursor walked across many pages
     oldest_active = sessions_of(stack, "user_many", 1)[0]
     ended = sessions_of(stack, "user_many", 1_000, first_created_at=2_000, status=SessionStatus.ENDED)
@@ -147,7 +148,7 @@ def test_the_status_filter_is_the_status_a_session_has_now(
         assert found == (([record], 1) if status == status_now else ([], 0)), status
 
 
-# --- The refresh's one write (issue 18 item 1): what moto must honour for it ----------------------
+# --- The refresh's one write: what moto must honour for it -----------------------------------------
 
 
 def test_the_refresh_write_rotates_only_the_current_generation_and_returns_the_item_when_refused(

@@ -165,8 +165,8 @@ def test_any_bytes_base64_encoded_are_answered_cleanly(
     assert status_of(stack, pending["id"]) == "pending"
 
 
-# Everything str.strip() removes, the page and the POST alike (issue 9: a mail client's trailing
-# %0A made the GET page refuse a token that the POST accepted).
+# Everything str.strip() removes, the page and the POST alike (a mail client may append a %0A to a
+# link: the GET page must not refuse a token that the POST accepts).
 WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 padding = st.text(st.sampled_from(WHITESPACE), max_size=4)
 

@@ -104,8 +104,8 @@ LOOPBACK_HOSTS = ["127.0.0.1:3997", "localhost:3997", "LOCALHOST", "[::1]:3997",
 )
 @example(host="evil.example:3997", path="/_local/outbox.json")
 def test_local_routes_answer_only_a_loopback_host(stack: LocalStack, host: str | None, path: str) -> None:
-    """Issue 18 item 10: a DNS-rebinding page (its name resolving to 127.0.0.1) reaches the port with
-    its own Host, and must not read the outbox's live links."""
+    """A DNS-rebinding page (its name resolving to 127.0.0.1) reaches the port with its own Host, and
+    must not read the outbox's live links."""
     headers = [("Host", host)] if host is not None else []
     answered = stack.local_route(HttpRequest("GET", path, headers, b""))
     assert answered is not None

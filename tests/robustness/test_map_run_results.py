@@ -1,4 +1,4 @@
-"""The summary step of a distributed batch (issue 17 item 4): its event and the objects it reads.
+"""The summary step of a distributed batch: its event and the objects it reads.
 
 The event is the state machine's (``{"batch_id", "map_results": {"Bucket", "Key"}}``) and the
 objects are the Distributed Map's ResultWriter output in the results bucket, but both are inputs:

@@ -44,7 +44,7 @@ json_values = (
     )
     | hostile_json_values
 )
-# Widened after issue 9 (a malformed redirect_url was a 500 that this generator never reached):
+# Every field reaches the shapes that break URL parsers (a malformed redirect_url must be a 4xx):
 # bracketed hosts, IPv6 literals, fullwidth and non-ASCII characters, bad ports, user info.
 field_values = {
     "user_id": st.text(max_size=300) | tricky_text | json_values,

@@ -1,4 +1,4 @@
-"""Property tests of every new input of sessions (issue 10) and login CSRF (issue 9 item 7).
+"""Property tests of every input of the session routes and of login CSRF.
 
 Cookies (the refresh cookie, ``__session``) and headers (``Sec-Fetch-*``, ``Origin``) of any shape, session
 ids in paths, ``limit``/``offset``/``status``/``paginated`` values, and refresh bodies of any JSON type:

@@ -122,7 +122,7 @@ def test_every_end_of_an_active_session_is_an_event(status: str, detail_type: st
     ],
 )
 def test_an_end_the_service_chose_says_why(status: str, reason: str, detail_type: str) -> None:
-    """A revocation for a reused refresh token (issue 18 item 1) shows why in its audit event."""
+    """A revocation for a reused refresh token shows why in its audit event."""
     ended = record("MODIFY", "sess_1", session(), {**session(status), "status_reason": {"S": reason}})
     event = audit_event(ended)
     assert event is not None

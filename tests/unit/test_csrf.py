@@ -1,4 +1,4 @@
-"""CSRF tokens (``csrf.py``): what verifies, what does not, for any shape (issue 18 item 3)."""
+"""CSRF tokens (``csrf.py``): what verifies, what does not, for any shape."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What of a batch user's metadata an email may show: short plain text, never a link or markup
-(issue 18 item 9)."""
+"""What of a batch user's metadata an email may show: short plain text, never a link or markup."""
 
 from __future__ import annotations
 

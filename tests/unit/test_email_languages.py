@@ -1,5 +1,5 @@
 """The link email in the reader's language (metadata.locale, then DefaultLanguage), with the brand,
-a plain-text part in every language, and metadata shown only as plain short text (issue 18 item 9)."""
+a plain-text part in every language, and metadata shown only as plain short text."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How long a verifier may cache the JWKS (issue 9): a new session key is in the secret
+"""How long a verifier may cache the JWKS: a new session key is in the secret
 ``key_activation_delay`` before it signs; a function's secret cache (``secrets_max_age``) and a
 verifier's JWKS cache must add up to less than that, by the same margin rotation keeps."""
 

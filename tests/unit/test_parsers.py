@@ -1,6 +1,6 @@
-"""The parser audit of issue 9: wherever input reaches a parser (json, int, base64, the manifest
-readers, the batch shapes, the secrets' JSON), a wrong type, a huge number or an odd character is
-that input's clear error, never an exception of another kind escaping to a 5xx or a retried batch."""
+"""Wherever input reaches a parser (json, int, base64, the manifest readers, the batch shapes, the
+secrets' JSON), a wrong type, a huge number or an odd character is that input's clear error, never
+an exception of another kind escaping to a 5xx or a retried batch."""
 
 from __future__ import annotations
 

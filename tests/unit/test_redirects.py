@@ -19,7 +19,8 @@ SETTINGS = parse_settings(
     }
 )
 
-# The examples of issue 9, and their relatives: each one used to escape as ValueError (a 500).
+# URLs that urlsplit refuses or misreads (ValueError, a port that is not one...): each must be the
+# caller's clear error, never an exception escaping as a 500.
 MALFORMED = [
     "https://[x/",
     "https://app.example.com]/",
