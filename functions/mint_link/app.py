@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signin_links import aws, snapstart
+from signin_links.audit import RENEWAL_DETAIL_TYPE
 from signin_links.auth import authenticate, live_keys
 from signin_links.config import get_settings
 from signin_links.edge import EdgeGuard
@@ -30,7 +31,6 @@ from signin_links.keyring import ticket_signing_keyring_reader
 from signin_links.mint_request import MintRequest
 from signin_links.observability import logger, metrics
 from signin_links.renewal import (
-    RENEWAL_DETAIL_TYPE,
     NotARenewal,
     minted_link_detail,
     parse_renewal_event,

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from signin_links import ids
+from signin_links.audit import RENEWAL_DETAIL_TYPE  # the event the audit pipe publishes for a recorded request
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
+from signin_links.events import SOURCE
 from signin_links.models import RENEWAL_ALREADY, RENEWAL_RECORDED, RENEWAL_REFUSED, SignInToken
 from signin_links.observability import logger, metrics
 from signin_links.store import RenewalRequest, RenewalRequests
@@ -120,9 +122,6 @@ class Renewals:
 
 
 # --- The mint's half: the event it consumes ----------------------------------------------------------
-
-RENEWAL_DETAIL_TYPE = "SignInLinkRenewalRequested"  # = audit.RENEWAL_DETAIL_TYPE (a test keeps them equal)
-SOURCE = "signin-links"
 
 
 class NotARenewal(ValueError):
