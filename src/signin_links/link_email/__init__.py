@@ -2,8 +2,9 @@
 token (docs/batches.md).
 
 ``minted`` checks the event and the address, ``rendering`` turns a link into its email (the
-templates, the reader's language, the brand), ``sending`` is the use case (:class:`LinkEmails`:
-prepare, claim, send, settle; its docstring holds the rules). A handler needs only the names below.
+templates, the reader's language, the brand), ``ses`` is SES's side (the ``SendEmail`` request, what
+its errors mean), ``sending`` is the use case (:class:`LinkEmails`: prepare, claim, send, settle;
+its docstring holds the rules). A handler needs only the names below.
 """
 
 from signin_links.link_email.minted import (
@@ -20,15 +21,8 @@ from signin_links.link_email.minted import (
     recipient,
 )
 from signin_links.link_email.rendering import EmailTemplates, RenderedEmail
-from signin_links.link_email.sending import (
-    FAILED_DETAIL_TYPE,
-    REJECTING_CODES,
-    THROTTLING_CODES,
-    Deferred,
-    Delivery,
-    LinkEmails,
-    Outbound,
-)
+from signin_links.link_email.sending import FAILED_DETAIL_TYPE, Delivery, LinkEmails, Outbound
+from signin_links.link_email.ses import REJECTING_CODES, THROTTLING_CODES, Deferred
 
 __all__ = [
     "FAILED_DETAIL_TYPE",

@@ -69,20 +69,13 @@ from signin_links.link_email.minted import (
     recipient,
 )
 from signin_links.link_email.rendering import EmailTemplates, RenderedEmail, clean
+from signin_links.link_email.ses import REJECTING_CODES, THROTTLING_CODES, Deferred, send_email_request
 from signin_links.models import EMAIL_FAILED, EMAIL_SENDING, EMAIL_SENT, EMAIL_UNKNOWN, EmailMarker
 from signin_links.observability import count, logger
 from signin_links.store import EmailMarkers
 from signin_links.ticket_verification import verify_ticket
 
 FAILED_DETAIL_TYPE = "SignInLinkEmailFailed"
-
-# SES v2 SendEmail errors. Throttled: SES's sending rate (or daily quota) was reached: later. Rejecting:
-# the message itself (its address, its content) is refused, and would be again. Anything else: not
-# sent, not for good.
-THROTTLING_CODES = frozenset(
-    {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
-)
-REJECTING_CODES = frozenset({"MessageRejected", "BadRequestException", "InvalidParameterValue"})
 
 
 @dataclass(frozen=True)
@@ -108,17 +101,6 @@ class Outbound:
     email: RenderedEmail = field(repr=False)
     claimer: str
     claimed_at: int = 0  # Unix ms, once claimed
-
-
-class Deferred(Exception):
-    """SES did not take the email for now (``throttled``: its sending rate; else paused, unavailable,
-    no connection): nothing was sent, and the claim is the caller's to give back. ``str()`` is the
-    SES error code or the exception's type, safe to log."""
-
-    def __init__(self, error: str, *, throttled: bool) -> None:
-        super().__init__(error)
-        self.error = error
-        self.throttled = throttled
 
 
 class LinkEmails:
@@ -277,7 +259,15 @@ class LinkEmails:
         """
         link = outbound.link
         try:
-            response = self.ses.send_email(**self._request(outbound))
+            response = self.ses.send_email(
+                **send_email_request(
+                    outbound.email,
+                    from_address=self.from_address,
+                    to_address=outbound.address,
+                    sign_in_token_id=link.token_id,
+                    configuration_set=self.settings.email_configuration_set,
+                )
+            )
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in REJECTING_CODES:
@@ -413,27 +403,6 @@ class LinkEmails:
         )
         self._announce(link, OUTCOME_UNKNOWN, None)
         return Delivery("unknown", link.token_id, reason=OUTCOME_UNKNOWN)
-
-    def _request(self, outbound: Outbound) -> dict[str, Any]:
-        email = outbound.email
-        request: dict[str, Any] = {
-            "FromEmailAddress": self.from_address,
-            "Destination": {"ToAddresses": [outbound.address]},
-            "Content": {
-                "Simple": {
-                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-                    "Body": {
-                        "Text": {"Data": email.text, "Charset": "UTF-8"},
-                        "Html": {"Data": email.html, "Charset": "UTF-8"},
-                    },
-                }
-            },
-            # Bounce and complaint events of the configuration set carry it (mail.tags).
-            "EmailTags": [{"Name": "sign_in_token_id", "Value": outbound.link.token_id}],
-        }
-        if self.settings.email_configuration_set:
-            request["ConfigurationSetName"] = self.settings.email_configuration_set
-        return request
 
     def _settle_failed(self, outbound: Outbound, failure: PermanentFailure) -> Delivery:
         link = outbound.link
