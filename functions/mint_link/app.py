@@ -32,7 +32,6 @@ from signin_links.mint_request import MintRequest
 from signin_links.observability import logger, metrics
 from signin_links.renewal import (
     NotARenewal,
-    minted_link_detail,
     parse_renewal_event,
     renewal_token_id,
 )
@@ -118,9 +117,9 @@ def renew_link(event: dict[str, Any]) -> dict[str, Any]:
     request = MintRequest(user_id=renewal.user_id, org_id=renewal.org_id, redirect_url=renewal.redirect_url)
     minted = service.renew(renewal.renewal_of, renewal_token_id(renewal.renewal_of), request)
     # The batch path's modules, loaded when an event arrives (an HTTP cold start never pays for them).
-    from signin_links.events import MINTED_DETAIL_TYPE, EventPublisher
+    from signin_links.events import MINTED_DETAIL_TYPE, EventPublisher, minted_link_detail
 
-    detail = minted_link_detail(minted, renewal_of=renewal.renewal_of)
+    detail = minted_link_detail(minted, batch_id=None, metadata={}, renewal_of=renewal.renewal_of)
     publisher = EventPublisher(aws.client("events"), service.settings.event_bus_name)
     if not publisher.publish_one(MINTED_DETAIL_TYPE, detail):
         raise unavailable("EventBridge")

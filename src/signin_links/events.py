@@ -1,8 +1,9 @@
 """Publishing to EventBridge: minted links, batch summaries, audit events.
 
 ``PutEvents`` takes at most 10 entries a call; entries that come back failed (``FailedEntryCount``)
-are retried with exponential backoff. Detail payloads are the caller's; this module never logs
-them (a minted-link detail carries the accept URL).
+are retried with exponential backoff. This module never logs a detail (a minted link's carries the
+accept URL). It builds one: :func:`minted_link_detail`, the ``SignInLinkMinted`` shape that batches
+and renewals publish and delivery by email reads (``link_email/minted.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,33 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from signin_links.errors import unavailable
+from signin_links.models import SignInToken
 from signin_links.observability import logger
 
 MAX_ENTRIES_PER_CALL = 10
 SOURCE = "signin-links"
 # A minted link, published by the batch minter and the renewal, consumed by delivery by email.
 MINTED_DETAIL_TYPE = "SignInLinkMinted"
+
+
+def minted_link_detail(
+    minted: SignInToken, *, batch_id: str | None, metadata: dict[str, Any] | None, renewal_of: str | None = None
+) -> dict[str, Any]:
+    """The ``SignInLinkMinted`` detail of a minted link: a batch's (its user's ``metadata``), or a
+    renewal's (``batch_id`` None, no metadata: the email function takes the address on record for
+    ``renewal_of``, never one from an event). ``expires_at`` in Unix ms, like the API's timestamps."""
+    record = minted.record
+    detail: dict[str, Any] = {
+        "batch_id": batch_id,
+        "user_id": record.user_id,
+        "sign_in_token_id": record.id,
+        "url": minted.url,
+        "expires_at": record.expires_at * 1000,
+        "metadata": metadata,
+    }
+    if renewal_of is not None:
+        detail["renewal_of"] = renewal_of
+    return detail
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from signin_links import ids
 from signin_links.audit import RENEWAL_DETAIL_TYPE  # the event the audit pipe publishes for a recorded request
 from signin_links.config import Settings
 from signin_links.errors import ErrorCode, SignInLinksError
 from signin_links.events import SOURCE
-from signin_links.models import RENEWAL_ALREADY, RENEWAL_RECORDED, RENEWAL_REFUSED, SignInToken
+from signin_links.models import RENEWAL_ALREADY, RENEWAL_RECORDED, RENEWAL_REFUSED
 from signin_links.observability import logger, metrics
 from signin_links.store import RenewalRequest, RenewalRequests
 from signin_links.tickets import Ticket
@@ -165,18 +164,3 @@ def renewal_token_id(renewal_of: str) -> str:
     """The fresh link's id: derived from the dead one's, so that a redelivered event mints nothing
     twice (a sign-in token id like any other)."""
     return ids.derived_id(ids.SIGN_IN_TOKEN, "renewal", renewal_of)
-
-
-def minted_link_detail(minted: SignInToken, *, renewal_of: str) -> dict[str, Any]:
-    """The ``SignInLinkMinted`` detail of a renewed link: a batch's shape, with ``renewal_of`` and no
-    metadata (the email function takes the address on record for ``renewal_of``, never one from an event)."""
-    record = minted.record
-    return {
-        "batch_id": None,
-        "user_id": record.user_id,
-        "sign_in_token_id": record.id,
-        "url": minted.url,
-        "expires_at": record.expires_at * 1000,
-        "metadata": {},
-        "renewal_of": renewal_of,
-    }

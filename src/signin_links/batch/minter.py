@@ -46,10 +46,10 @@ from signin_links.batch.request import (
 from signin_links.batch.summary import distributed_summary, result_lines, unit_summary
 from signin_links.config import ConfigError, Settings
 from signin_links.errors import ErrorCode, SignInLinksError, param_invalid, unavailable
-from signin_links.events import MINTED_DETAIL_TYPE, Event, EventPublisher
+from signin_links.events import MINTED_DETAIL_TYPE, Event, EventPublisher, minted_link_detail
 from signin_links.keyring import Keyring
 from signin_links.manifest import ManifestReader, MapRunResults, ResultsWriter, results_key
-from signin_links.models import BATCH_COMPLETED, BATCH_RUNNING, SignInToken, SignInTokenRecord, TokenStatus
+from signin_links.models import BATCH_COMPLETED, BATCH_RUNNING, SignInTokenRecord, TokenStatus
 from signin_links.observability import logger, metrics
 from signin_links.sign_in_tokens import SignInTokens
 from signin_links.store import BatchHeader, BatchLedger
@@ -103,18 +103,6 @@ class Unit:
     want_urls: bool  # the results object lists every user's URL
     marker_ttl: int
     deadline: Deadline | None
-
-
-def minted_detail(batch_id: str, entry: Entry, minted: SignInToken) -> dict[str, Any]:
-    record = minted.record
-    return {
-        "batch_id": batch_id,
-        "user_id": record.user_id,
-        "sign_in_token_id": record.id,
-        "url": minted.url,
-        "expires_at": record.expires_at * 1000,  # Unix ms, like the API's timestamps
-        "metadata": entry.metadata,
-    }
 
 
 class TokenBatches:
@@ -348,7 +336,10 @@ class TokenBatches:
         ``outcome.failed`` (not recorded as announced), the others ``outcome.minted``."""
         minted = [(entry, self.tokens.issue(record, unit.keyring, unit.base_url)) for entry, record in to_announce]
         batch_id = unit.request.batch_id
-        events = [Event(MINTED_DETAIL_TYPE, minted_detail(batch_id, entry, token)) for entry, token in minted]
+        events = [
+            Event(MINTED_DETAIL_TYPE, minted_link_detail(token, batch_id=batch_id, metadata=entry.metadata))
+            for entry, token in minted
+        ]
         failed = {failure.index: failure.error_code for failure in self.publisher.publish(events)} if events else {}
         for position, (entry, token) in enumerate(minted):
             if position in failed:
