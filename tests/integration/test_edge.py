@@ -17,7 +17,8 @@ import pytest
 from local.template import functions, http_routes
 from signin_links.edge import HEADER
 from tests.conftest import ROOT, Stack, load_event, reset_caches
-from tests.handlers import Answer, invoke, item_count
+from tests.handlers import Answer, invoke
+from tests.robustness.faults import injected
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -66,15 +67,15 @@ def test_every_http_function_has_events_here() -> None:
 
 @pytest.mark.parametrize(("name", "directory"), EVENTS, ids=[name for name, _ in EVENTS])
 def test_a_request_that_did_not_come_through_the_edge_is_refused_and_changes_nothing(
-    stack: Stack, edge: str, context: Any, name: str, directory: str
+    stack: Stack, edge: str, context: Any, monkeypatch: pytest.MonkeyPatch, name: str, directory: str
 ) -> None:
-    before = item_count(stack)
-    for header in (None, "", "x" * 48, VALUE[:-1], VALUE + "x", VALUE.upper(), f"{VALUE},{VALUE}"):
-        answer = call(name, directory, context, header)
-        assert answer.status == 403, (header, answer.status, answer.body[:300])
-        assert answer.code == "edge_required", header
-        assert not answer.cookies
-    assert item_count(stack) == before
+    with injected(monkeypatch) as aws:
+        for header in (None, "", "x" * 48, VALUE[:-1], VALUE + "x", VALUE.upper(), f"{VALUE},{VALUE}"):
+            answer = call(name, directory, context, header)
+            assert answer.status == 403, (header, answer.status, answer.body[:300])
+            assert answer.code == "edge_required", header
+            assert not answer.cookies
+    assert aws.count("dynamodb") == 0  # not even a read: what the edge refuses costs the table nothing
 
 
 @pytest.mark.parametrize(("name", "directory"), EVENTS, ids=[name for name, _ in EVENTS])
@@ -117,11 +118,13 @@ def test_a_route_served_before_the_edge_was_configured_is_guarded_after(
     ],
     ids=["not-json", "empty", "short", "no-current-value"],
 )
-def test_an_unusable_edge_secret_is_503_not_an_open_door(stack: Stack, edge: str, context: Any, secret: str) -> None:
+def test_an_unusable_edge_secret_is_503_not_an_open_door(
+    stack: Stack, edge: str, context: Any, monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
     stack.secretsmanager.put_secret_value(SecretId=edge, SecretString=secret)
     reset_caches()
-    before = item_count(stack)
-    for header in (None, PREVIOUS, "short"):
-        answer = call("create_sign_in_token.json", "mint_link", context, header)
-        assert answer.status == 503, (header, answer.body)
-    assert item_count(stack) == before
+    with injected(monkeypatch) as aws:
+        for header in (None, PREVIOUS, "short"):
+            answer = call("create_sign_in_token.json", "mint_link", context, header)
+            assert answer.status == 503, (header, answer.body)
+    assert aws.count("dynamodb") == 0  # nothing minted, nothing read

@@ -65,13 +65,19 @@ SECRETS_FAULTS: dict[str, ErrorFactory] = {
 }
 
 
+# The operations that change a DynamoDB table (one call may write several items).
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
 @dataclass
 class Injector:
-    """Which calls fail, and a record of every call made (service, operation, params)."""
+    """Which calls fail, and a record of every call made (service, operation, params) and of those
+    that returned (``completed``: not failed by a rule, not refused by the service)."""
 
     rules: list[tuple[str, str | None, Callable[[dict[str, Any]], bool], ErrorFactory]] = field(default_factory=list)
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    completed: list[tuple[str, str]] = field(default_factory=list)
 
     def fail(
         self,
@@ -88,6 +94,10 @@ class Injector:
     def count(self, service: str, operation: str | None = None) -> int:
         return sum(1 for s, o, _ in self.calls if s == service and (operation is None or o == operation))
 
+    def table_writes(self) -> int:
+        """DynamoDB write calls that succeeded: a write refused by its condition, or failed, is none."""
+        return sum(1 for s, o in self.completed if s == "dynamodb" and o in DYNAMODB_WRITES)
+
 
 @contextmanager
 def injected(monkeypatch: pytest.MonkeyPatch) -> Iterator[Injector]:
@@ -101,7 +111,9 @@ def injected(monkeypatch: pytest.MonkeyPatch) -> Iterator[Injector]:
             if rule_service == service and rule_operation in (None, operation_name) and when(api_params):
                 injector.failed.append((service, operation_name))
                 raise error(operation_name)
-        return original(self, operation_name, api_params)
+        answer = original(self, operation_name, api_params)
+        injector.completed.append((service, operation_name))
+        return answer
 
     monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
     yield injector
