@@ -19,6 +19,7 @@ import jwt
 import pytest
 
 from tests.e2e.conftest import LocalStackHandle, running_stack
+from tests.e2e.submissions import submissions_by_itself, watch_submissions
 
 pytestmark = pytest.mark.browser
 
@@ -179,9 +180,10 @@ def test_auto_submit_off_waits_for_the_click(landing: Landing, browser: Any, tmp
         minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/clicked")
         context = browser.new_context()
         page = context.new_page()
+        watch_submissions(page)
         page.goto(minted["url"])
         page.get_by_role("button", name="Sign in").wait_for()
-        page.wait_for_timeout(500)  # give a (wrongly) auto-submitting script time to act
+        assert submissions_by_itself(page) == 0
         assert page.url == minted["url"]
         assert stack.status(minted["id"]) == "pending"
         page.get_by_role("button", name="Sign in").click()

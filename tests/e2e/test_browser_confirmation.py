@@ -18,12 +18,12 @@ import pytest
 
 from tests.e2e.conftest import LocalStackHandle, running_stack
 from tests.e2e.sites import ATTACK_FORM, Site
+from tests.e2e.submissions import submissions_by_itself, watch_submissions
 
 pytestmark = pytest.mark.browser
 
 NAVIGATE = """<!doctype html><title>Your mail</title>
 <script>window.location.assign({url!r});</script>"""
-SETTLE_MS = 1500  # long enough for an auto-submitting page to have posted
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,13 @@ def always_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         yield handle
 
 
-def arrive_from_elsewhere(context: Any, elsewhere: Site, url: str) -> Any:
-    """Open ``url`` the way a webmail's link (or an attacker's page) does: another site navigates."""
+def arrive_from_elsewhere(context: Any, elsewhere: Site, url: str, *, watch: bool = False) -> Any:
+    """Open ``url`` the way a webmail's link (or an attacker's page) does: another site navigates.
+    ``watch``: count the page's form submissions (``tests/e2e/submissions.py``; once per context)."""
     elsewhere.pages["/mail"] = lambda query: NAVIGATE.format(url=url)
     page = context.new_page()
+    if watch:
+        watch_submissions(page)
     page.goto(f"{elsewhere.origin}/mail")
     page.wait_for_url(url.split("?", 1)[0].split("#", 1)[0] + "*")
     page.wait_for_load_state("load")
@@ -62,8 +65,8 @@ def waits_for_the_click(page: Any, stack: LocalStackHandle, minted: dict[str, An
     page.locator("form#accept #sign-in").wait_for()
     assert page.locator("form#confirm").count() == 0  # the confirmation page, not the 409 "Switch accounts?"
     assert page.locator("#link-user").inner_text() == user_id
-    page.wait_for_timeout(SETTLE_MS)
-    assert stack.status(minted["id"]) == "pending"  # nothing submitted itself
+    assert submissions_by_itself(page) == 0
+    assert stack.status(minted["id"]) == "pending"
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_text(f"Signed in as {user_id}").wait_for()
     assert stack.status(minted["id"]) == "accepted"
@@ -86,14 +89,15 @@ def test_cross_site_waits_for_a_click_from_another_site_only(
 ) -> None:
     context = browser.new_context()
     minted = cross_site_stack.mint("user_webmail")
-    page = arrive_from_elsewhere(context, elsewhere, minted["url"])
+    page = arrive_from_elsewhere(context, elsewhere, minted["url"], watch=True)
     waits_for_the_click(page, cross_site_stack, minted, "user_webmail")
 
     # A #token= link from another site waits too; the page's script names the link's user.
     fragment = cross_site_stack.mint("user_fragment")
     url = fragment["url"].replace("accept-token?token=", "accept-token#token=")
     other = browser.new_context()
-    waits_for_the_click(arrive_from_elsewhere(other, elsewhere, url), cross_site_stack, fragment, "user_fragment")
+    page = arrive_from_elsewhere(other, elsewhere, url, watch=True)
+    waits_for_the_click(page, cross_site_stack, fragment, "user_fragment")
     other.close()
 
     # Typed or opened by a desktop mail app (Sec-Fetch-Site: none): one click, as before.
@@ -117,6 +121,7 @@ def test_always_waits_even_for_a_typed_link(always_stack: LocalStackHandle, brow
     context = browser.new_context()
     minted = always_stack.mint("user_always")
     page = context.new_page()
+    watch_submissions(page)
     page.goto(minted["url"])
     waits_for_the_click(page, always_stack, minted, "user_always")
     context.close()
