@@ -15,18 +15,22 @@ ATTACK_FORM = """<!doctype html><title>Win a prize</title>
 
 
 class Site:
-    """A tiny origin serving pages by path (``/page?...`` -> ``pages[path](query)``)."""
+    """A tiny origin serving pages by path (``/page?...`` -> ``pages[path](query)``; another path gets
+    ``default`` if given, else a 404), remembering the path and ``Cookie`` header of each visit."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", default: str | None = None) -> None:
         self.pages: dict[str, Any] = {}
-        pages = self.pages
+        self.visits: list[tuple[str, str]] = []
+        pages, visits = self.pages, self.visits
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                visits.append((self.path, self.headers.get("cookie", "")))
                 url = urlsplit(self.path)
                 render = pages.get(url.path)
-                body = render({k: v[0] for k, v in parse_qs(url.query).items()}).encode() if render else b"missing"
-                self.send_response(200 if render else 404)
+                page = render({k: v[0] for k, v in parse_qs(url.query).items()}) if render else default
+                body = page.encode() if page is not None else b"missing"
+                self.send_response(200 if page is not None else 404)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -39,6 +43,10 @@ class Site:
         self.origin = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def cookies_of(self, path: str) -> str:
+        """The ``Cookie`` header of the last visit of ``path`` (with its query)."""
+        return next(cookie for seen, cookie in reversed(self.visits) if seen == path)
 
     def close(self) -> None:
         self.server.shutdown()

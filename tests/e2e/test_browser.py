@@ -8,9 +8,7 @@ proves the page's CSP lets the form's redirect leave for an allowed origin.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,53 +17,25 @@ import jwt
 import pytest
 
 from tests.e2e.conftest import LocalStackHandle, running_stack
+from tests.e2e.sites import Site
 from tests.e2e.submissions import submissions_by_itself, watch_submissions
 
 pytestmark = pytest.mark.browser
 
 
-class Landing:
-    """The application's page the links redirect to; remembers the Cookie header of each visit."""
-
-    def __init__(self) -> None:
-        visits: list[tuple[str, str]] = []
-        self.visits = visits
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                visits.append((self.path, self.headers.get("cookie", "")))
-                body = b"<!doctype html><title>Welcome</title><h1>Welcome back</h1>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def cookies_of(self, path: str) -> str:
-        return next(cookie for seen, cookie in reversed(self.visits) if seen == path)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+WELCOME = "<!doctype html><title>Welcome</title><h1>Welcome back</h1>"
 
 
 @pytest.fixture(scope="module")
-def landing() -> Iterator[Landing]:
-    page = Landing()
+def landing() -> Iterator[Site]:
+    """The application's page the links redirect to (any path); remembers the Cookie header of each visit."""
+    page = Site(default=WELCOME)
     yield page
     page.close()
 
 
 @pytest.fixture(scope="module")
-def stack(landing: Landing, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
+def stack(landing: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
     """A local stack whose allow-list also holds the landing page's origin."""
     env = {"LOCAL_PARAMETER_AllowedRedirectOrigins": landing.origin}
     with running_stack(tmp_path_factory.mktemp("browser-stack"), env=env) as handle:
@@ -82,7 +52,7 @@ def session_cookie(context: Any) -> dict[str, Any]:
 
 
 def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
-    stack: LocalStackHandle, landing: Landing, browser: Any
+    stack: LocalStackHandle, landing: Site, browser: Any
 ) -> None:
     minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/welcome?from=email")
     # A mail scanner opens the link first, as Safe Links does: nothing may change.
@@ -124,7 +94,7 @@ def test_link_signs_in_once_redirects_and_refuses_a_second_browser(
     context.close()
 
 
-def test_without_javascript_the_button_signs_in(stack: LocalStackHandle, landing: Landing, browser: Any) -> None:
+def test_without_javascript_the_button_signs_in(stack: LocalStackHandle, landing: Site, browser: Any) -> None:
     minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/no-js")
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
@@ -138,9 +108,7 @@ def test_without_javascript_the_button_signs_in(stack: LocalStackHandle, landing
     context.close()
 
 
-def test_token_in_the_fragment_is_submitted_by_the_script(
-    stack: LocalStackHandle, landing: Landing, browser: Any
-) -> None:
+def test_token_in_the_fragment_is_submitted_by_the_script(stack: LocalStackHandle, landing: Site, browser: Any) -> None:
     minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/fragment")
     context = browser.new_context()
     page = context.new_page()
@@ -174,7 +142,7 @@ def test_without_a_redirect_the_page_says_who_is_signed_in(stack: LocalStackHand
     context.close()
 
 
-def test_auto_submit_off_waits_for_the_click(landing: Landing, browser: Any, tmp_path: Path) -> None:
+def test_auto_submit_off_waits_for_the_click(landing: Site, browser: Any, tmp_path: Path) -> None:
     env = {"LOCAL_PARAMETER_AcceptAutoSubmit": "false", "LOCAL_PARAMETER_AllowedRedirectOrigins": landing.origin}
     with running_stack(tmp_path / "stack", env=env) as stack:
         minted = stack.mint("user_browser", redirect_url=f"{landing.origin}/clicked")
