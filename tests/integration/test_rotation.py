@@ -20,7 +20,6 @@ import pytest
 
 from local import rotation as local_rotation
 from signin_links import aws
-from signin_links.config import get_settings
 from signin_links.errors import SignInLinksError
 from signin_links.keyring import (
     ED25519,
@@ -56,12 +55,17 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The rotation function's own composition root builds its KeyringRotations (client, settings);
+    only the clock of what it built is this test's, as in every build after a ``reset_caches()``."""
     clock = Clock()
     app = load_function("rotate_keys")
+    build = app.keyring_rotation.__wrapped__  # the handler's composition root, without its cache
 
     @cache
     def keyring_rotation() -> KeyringRotations:
-        return KeyringRotations(aws.client("secretsmanager"), get_settings(), clock=clock)
+        rotations: KeyringRotations = build()
+        rotations.clock = clock
+        return rotations
 
     monkeypatch.setattr(app, "keyring_rotation", keyring_rotation)
     return clock
@@ -130,7 +134,6 @@ def stages(stack: Stack, secret_id: str) -> dict[str, list[str]]:
 
 def functions_reread_secrets() -> None:
     """What ``SECRETS_MAX_AGE_SECONDS`` passing does to every warm function."""
-    from signin_links import aws
 
     aws.clear_provider_caches()
 
