@@ -1,4 +1,4 @@
-"""Each use case says what it raises (issue 21): every public method of the use-case classes (and
+"""Each use case says what it raises: every public method of the use-case classes (and
 ``auth.authenticate``) has a ``Raises:`` section, or says "Raises nothing", and every wire code a
 ``SignInLinksError`` entry names is one of ``errors.ErrorCode``'s (a misspelt or retired code
 fails here, and so does a wrong status). The sources are read with ``ast``: nothing is imported."""
