@@ -3,15 +3,13 @@ calls the tests make in the page, and the checks they make from outside (JWKS, B
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import jwt
-import pytest
 
 from tests.e2e.conftest import LocalStackHandle
+from tests.e2e.npm import npm_ci
 
 JS_DIR = Path(__file__).parent / "clerk_js"
 MAJORS = {"core3": "clerk-js-core3", "core2": "clerk-js-core2"}  # npm aliases in clerk_js/package.json
@@ -20,12 +18,7 @@ MAJORS = {"core3": "clerk-js-core3", "core2": "clerk-js-core2"}  # npm aliases i
 def clerk_js_dist(major: str) -> Path:
     """``dist/`` of the pinned clerk-js major, installed from package-lock.json (``npm ci``) if needed."""
     dist = JS_DIR / "node_modules" / MAJORS[major] / "dist"
-    if not (dist / "clerk.browser.js").exists():
-        if shutil.which("npm") is None:
-            pytest.skip("npm is not installed (needed for clerk-js)")
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR, check=True, timeout=600
-        )
+    npm_ci(JS_DIR, dist / "clerk.browser.js", why="clerk-js")
     return dist
 
 

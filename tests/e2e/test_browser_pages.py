@@ -11,8 +11,6 @@ skipped, and said so, where npm is absent).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from signin_links.branding import Brand
 from signin_links.i18n import LANGUAGES
 from signin_links.link_email import EmailTemplates, MintedLink
 from tests.e2e.conftest import LocalStackHandle, running_stack
+from tests.e2e.npm import npm_ci
 
 pytestmark = pytest.mark.browser
 
@@ -46,10 +45,7 @@ ZOOMED = {"width": 640, "height": 400}  # a 1280 px window at 200%
 def axe_script() -> Path:
     """axe-core's browser build, installed from tests/e2e/a11y/package-lock.json if needed."""
     script = A11Y / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.exists():
-        if shutil.which("npm") is None:
-            pytest.skip("npm is not installed (needed for axe-core, tests/e2e/a11y)")
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=A11Y, check=True, timeout=600)
+    npm_ci(A11Y, script, why="axe-core, tests/e2e/a11y")
     return script
 
 

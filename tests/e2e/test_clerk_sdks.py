@@ -23,6 +23,7 @@ from clerk_backend_api import Clerk, models
 from clerk_backend_api.utils import BackoffStrategy, RetryConfig
 
 from tests.e2e.conftest import LocalStackHandle
+from tests.e2e.npm import npm_ci
 
 JS_DIR = Path(__file__).parent / "js"
 NO_RETRIES = RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), False)  # a failure must fail, not back off for an hour
@@ -111,16 +112,7 @@ def test_python_sdk_wrong_key_is_401_with_our_code(local_stack: LocalStackHandle
 
 def npm_ready() -> None:
     """Install the JS SDK from package-lock.json (``npm ci``) unless it is already installed."""
-    if (JS_DIR / "node_modules" / "@clerk" / "backend" / "package.json").exists():
-        return
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed (needed for @clerk/backend)")
-    subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=JS_DIR,
-        check=True,
-        timeout=300,
-    )
+    npm_ci(JS_DIR, JS_DIR / "node_modules" / "@clerk" / "backend" / "package.json", why="@clerk/backend")
 
 
 def test_js_sdk_creates_revokes_and_parses_errors(local_stack: LocalStackHandle) -> None:
