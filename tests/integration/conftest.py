@@ -1,5 +1,5 @@
 """What several integration test modules share: the batch world (``batches``: the mint function on
-moto with its buckets and a queue capturing what it publishes), ``hooks`` (only the SnapStart hooks
+moto with its buckets and a log group capturing what it publishes), ``hooks`` (only the SnapStart hooks
 registered during the test run at a restore) and ``fresh_handler`` (a handler module loaded anew)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import importlib.util
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +20,10 @@ from signin_links import aws, snapstart
 from tests.conftest import REGION, ROOT, Stack, load_event, load_function, reset_caches
 
 RESULTS_BUCKET = "signin-links-results-test"
+# What the mint publishes reaches this log group through a rule on its bus, as any rule target would.
+# (A log group, not an SQS queue: moto's SQS reads every message's attributes for each one it sends
+# or receives, so a 1,000-user batch cost a minute to capture; a log group costs milliseconds.)
+CAPTURE_LOG_GROUP = "captured-events"
 MANIFEST_BUCKET = "signin-links-manifests-test"
 
 
@@ -40,9 +44,7 @@ class Batches:
     context: Any
     monkeypatch: pytest.MonkeyPatch
     s3: Any
-    sqs: Any
-    queue_url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
+    logs: Any
 
     def handler(self) -> Any:
         return load_function("mint_link").lambda_handler
@@ -61,15 +63,13 @@ class Batches:
         return result
 
     def events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
-        """Every event published so far (drains the capture queue)."""
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                self.received.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return [e for e in self.received if detail_type is None or e["detail-type"] == detail_type]
+        """Every event the bus delivered so far to the capture rule's log group."""
+        delivered = [
+            json.loads(event["message"])
+            for page in self.logs.get_paginator("filter_log_events").paginate(logGroupName=CAPTURE_LOG_GROUP)
+            for event in page["events"]
+        ]
+        return [e for e in delivered if detail_type is None or e["detail-type"] == detail_type]
 
     def minted(self) -> list[dict[str, Any]]:
         return [e["detail"] for e in self.events("SignInLinkMinted")]
@@ -150,18 +150,19 @@ _REAL_CLIENT = aws.client
 @pytest.fixture
 def batches(stack: Stack, context: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
     s3 = boto3.client("s3", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
+    logs = boto3.client("logs", region_name=REGION)
     for bucket in (RESULTS_BUCKET, MANIFEST_BUCKET):
         s3.create_bucket(Bucket=bucket)
-    queue_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    logs.create_log_group(logGroupName=CAPTURE_LOG_GROUP)
+    (group,) = logs.describe_log_groups(logGroupNamePrefix=CAPTURE_LOG_GROUP)["logGroups"]
     bus = stack.env["EVENT_BUS_NAME"]
     stack.events.put_rule(Name="capture", EventBusName=bus, EventPattern=json.dumps({"source": ["signin-links"]}))
-    stack.events.put_targets(Rule="capture", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    target = {"Id": "log-group", "Arn": group["arn"].removesuffix(":*")}
+    stack.events.put_targets(Rule="capture", EventBusName=bus, Targets=[target])
     monkeypatch.setenv("RESULTS_BUCKET", RESULTS_BUCKET)
     monkeypatch.setattr(aws, "client", _REAL_CLIENT)
     reset_caches()
-    yield Batches(stack=stack, context=context, monkeypatch=monkeypatch, s3=s3, sqs=sqs, queue_url=queue_url)
+    yield Batches(stack=stack, context=context, monkeypatch=monkeypatch, s3=s3, logs=logs)
 
 
 @pytest.fixture
