@@ -4,8 +4,8 @@
 ``/legacy`` hooks); the app reaches the Frontend API through Clerk's proxy setup (``/__clerk/*``
 forwarded to the stack), serves clerk-js and @clerk/ui itself and runs ``clerkMiddleware``. The test
 builds it (``next build``, offline), starts it, mints a token with Clerk's backend SDK
-(``@clerk/backend``, ``scripts/mint-token.mjs``), and in Chromium sees "Signing you in..." then
-"Signed in as user_..."; without a token "No token provided."; a used token signs nobody in; and a
+(``@clerk/backend``, ``scripts/mint-token.mjs``), and in Chromium sees the page reach "Signed in as
+user_..." through its sign-in states only; without a token "No token provided."; a used token signs nobody in; and a
 lost ``__session`` comes back through ``clerkMiddleware``'s handshake.
 
 Skipped, and said so, where Node.js or npm is absent (as the ``@clerk/backend`` check is).
@@ -176,8 +176,13 @@ def test_the_guides_page_signs_in_with_a_token_once(
         page.add_init_script(RECORD_TEXTS)
         page.goto(f"{app}/accept-token?token={minted['token']}")
         page.wait_for_selector("text=Signed in as user_nextjs_guide", timeout=60_000)
-        texts = page.evaluate("window.__texts || []")
-        assert "Signing you in..." in texts, texts
+        # The page shows "Signing you in..." only when it is signed in while still loading: setActive is
+        # not awaited and its `finally` clears `loading`, so whether that state shows at all is a race in
+        # the guide's own page (on a loaded machine it often does not). What the service must give: the
+        # page goes from nothing to its sign-in states, never to an error or "No token provided.".
+        shown = [text.strip() for text in page.evaluate("window.__texts || []") if text.strip()]
+        assert shown[-1] == "Signed in as user_nextjs_guide", shown
+        assert set(shown) <= {"Signing you in...", "Signed in as user_nextjs_guide"}, shown
         assert stack.status(minted["id"]) == "accepted"
         cookies = {cookie["name"]: cookie for cookie in context.cookies()}
         assert cookies[CLIENT_COOKIE_NAME]["domain"] == "localhost"  # through the proxy: the app's host
