@@ -85,8 +85,15 @@ $(LAMBDA_VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: test
+# Both passes run the suite's modules in TEST_WORKERS parallel processes (pytest-xdist; `auto` is one
+# per core): a module stays on one process (--dist loadfile), so its fixtures (a browser, its own local
+# stack) start once, and every e2e process starts its own session stack on a free port.
+# TEST_WORKERS=0 runs in this process, in order (for pdb, or to rule parallelism out).
+TEST_WORKERS ?= auto
+PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: install chromium ## Run the whole test suite (unit, integration, e2e, browser; then again on Python 3.13)
-	$(PY) -m pytest --durations=30
+	$(PY) -m pytest $(PARALLEL) --durations=30
 	$(MAKE) --no-print-directory test-lambda-python
 
 # The second pass checks that the code Lambda runs behaves the same on Lambda's Python: it leaves out
@@ -97,8 +104,8 @@ test: install chromium ## Run the whole test suite (unit, integration, e2e, brow
 test-lambda-python: ## Unit and integration tests on Lambda's Python 3.13 (skipped, said so, if none is found)
 	@if [ -n "$(LAMBDA_PYTHON)" ] && "$(LAMBDA_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
 		$(MAKE) --no-print-directory $(LAMBDA_VENV)/.installed && \
-		HYPOTHESIS_PROFILE=second-pass $(LAMBDA_VENV)/bin/python -m pytest -p no:cacheprovider -m "not tooling" \
-			tests/unit tests/integration; \
+		HYPOTHESIS_PROFILE=second-pass $(LAMBDA_VENV)/bin/python -m pytest -p no:cacheprovider $(PARALLEL) \
+			-m "not tooling" tests/unit tests/integration; \
 	else echo "note: no Python 3.13 found: the Lambda-runtime test pass was not run"; fi
 
 # What `make test` costs from a fresh clone, as CI runs it (REV=<commit> times another commit, e.g. an
