@@ -124,7 +124,7 @@ test-timing: ## Time `make test` in a fresh clone of REV (default HEAD) in a tem
 
 .PHONY: test-fast
 test-fast: install ## Unit and integration tests only
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest $(PARALLEL) tests/unit tests/integration
 
 .PHONY: lint
 lint: install ## ruff (lint and format check), mypy, and the import contracts (lint-imports, pyproject.toml)

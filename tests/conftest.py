@@ -65,14 +65,20 @@ os.environ.update(
 
 # Tests of the repository's tools rather than of the code Lambda runs: template.yaml as CloudFormation
 # and SAM CLI read it, the import contracts, `make invoke`, the local stack's EventBridge and Pipes
-# emulation, the benchmarks and `make capacity`, the translation catalogues. They give the same answer
-# on any Python, so make test's second pass, on Lambda's Python 3.13, leaves them out (-m "not tooling").
+# emulation, the benchmarks and `make capacity`, the translation catalogues, and the checks that read
+# the repository's own text (README's layout, use-case docstrings, comments, the tests' imports). They
+# give the same answer on any Python, so make test's second pass, on Lambda's Python 3.13, leaves them
+# out (-m "not tooling").
 TOOLING = {
     "tests/unit/test_bench.py",
     "tests/unit/test_capacity.py",
     "tests/unit/test_catalogues.py",
+    "tests/unit/test_comments_without_history.py",
+    "tests/unit/test_layout_docs.py",
     "tests/unit/test_pipe_emulation.py",
     "tests/unit/test_rules.py",
+    "tests/unit/test_suite_imports.py",
+    "tests/unit/test_use_case_docs.py",
     "tests/integration/test_deploy_template.py",
     "tests/integration/test_email_template.py",
     "tests/integration/test_import_contracts.py",
