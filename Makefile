@@ -92,9 +92,21 @@ $(LAMBDA_VENV)/.installed: pyproject.toml
 TEST_WORKERS ?= auto
 PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-test: install chromium ## Run the whole test suite (unit, integration, e2e, browser; then again on Python 3.13)
-	$(PY) -m pytest $(PARALLEL) --durations=30
-	$(MAKE) --no-print-directory test-lambda-python
+# The Python 3.13 pass (below) runs alongside the first, in one process (SECOND_PASS_WORKERS=0), its
+# output kept in SECOND_PASS_LOG and printed after the first pass's: it builds its venv and tests while
+# the first pass's processes wait on browsers, stacks and timers. `make test` fails if either fails.
+SECOND_PASS_WORKERS ?= 0
+SECOND_PASS_LOG := .test-lambda-python.log
+
+test: install chromium ## Run the whole test suite (unit, integration, e2e, browser; on Python 3.13 alongside)
+	@$(MAKE) --no-print-directory test-lambda-python TEST_WORKERS=$(SECOND_PASS_WORKERS) > $(SECOND_PASS_LOG) 2>&1 & \
+	second=$$!; \
+	$(PY) -m pytest $(PARALLEL) --durations=30; first=$$?; \
+	wait $$second; second_status=$$?; \
+	echo "--- the Python 3.13 pass, run alongside (make test-lambda-python; $(SECOND_PASS_LOG)):"; \
+	cat $(SECOND_PASS_LOG); \
+	echo "make test: first pass exit $$first, Python 3.13 pass exit $$second_status"; \
+	[ $$first -eq 0 ] && [ $$second_status -eq 0 ]
 
 # The second pass checks that the code Lambda runs behaves the same on Lambda's Python: it leaves out
 # the tests of the repository's tools (marker `tooling`: the template, SAM CLI, import contracts, the
