@@ -16,20 +16,23 @@ from pathlib import Path
 import pytest
 
 
-def npm_ci(directory: Path, installed: Path, *, why: str, timeout: float = 600) -> None:
+def npm_ci(directory: Path, installed: Path, *, why: str, timeout: float = 600) -> bool:
     """Install ``directory``'s packages from its lockfile unless ``installed`` (a file the install
-    writes) is already there; skip the test with ``why`` where npm is absent."""
+    writes) is already there; skip the test with ``why`` where npm is absent. Whether this call
+    installed them."""
     if installed.exists():
-        return
+        return False
     if shutil.which("npm") is None:
         pytest.skip(f"npm is not installed (needed for {why})")
     with (directory / ".npm-ci.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not installed.exists():
-            subprocess.run(
-                ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=directory,
-                check=True,
-                timeout=timeout,
-                stdout=subprocess.DEVNULL,
-            )
+        if installed.exists():
+            return False
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=directory,
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+        )
+        return True

@@ -32,6 +32,7 @@ import pytest
 from signin_links.frontend_wire import publishable_key
 from signin_links.http import CLIENT_COOKIE_NAME
 from tests.e2e.conftest import ROOT, LocalStackHandle, running_stack, stop
+from tests.e2e.npm import npm_ci
 
 # The first test also pays the fixture: npm ci (~95 s from nothing), a stack, next build (~60-90 s)
 # on a loaded 2-core machine; pytest's default of 300 s per test (pyproject.toml) leaves too little room.
@@ -88,9 +89,10 @@ def nextjs_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("Node.js and npm are not installed: the Next.js example needs Node.js 20.9 or newer")
     timings: dict[str, float] = {}
-    if not (APP_DIR / "node_modules" / "next" / "package.json").exists():
-        started = time.monotonic()
-        npm("ci")
+    started = time.monotonic()
+    if npm_ci(
+        APP_DIR, APP_DIR / "node_modules" / "next" / "package.json", why="the Next.js example", timeout=BUILD_TIMEOUT_S
+    ):
         timings["npm ci"] = time.monotonic() - started
     port = free_port()
     app = f"http://localhost:{port}"
